@@ -1,0 +1,240 @@
+//! The one error type of the crate.
+//!
+//! Every variant's message says what went wrong and what to do next. Errors
+//! from the database keep the server's code and message in a [`DbError`],
+//! classified by [`DbErrorKind`] so that callers (and the pool) can tell a
+//! lost connection from a duplicate key or a deadlock worth retrying.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::value::ConversionError;
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What kind of failure a database error is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DbErrorKind {
+    /// The connection is gone (I/O error, server gone away, killed, timed
+    /// out). The connection is invalidated; a transaction open on it is lost.
+    ConnectionLost,
+    /// A constraint was violated (duplicate key, foreign key).
+    Integrity,
+    /// A transient conflict (deadlock, lock wait timeout): the transaction
+    /// was or should be rolled back and may be retried.
+    Retryable,
+    /// Could not connect at all (refused, unreachable, bad credentials).
+    Connect,
+    /// Anything else the server or driver reported (syntax, unknown column, ...).
+    Other,
+}
+
+/// An error reported by the database or its driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbError {
+    /// The classification.
+    pub kind: DbErrorKind,
+    /// The server's (or client library's) numeric error code, when there is one.
+    pub code: Option<u16>,
+    /// The five-character SQLSTATE, when the server sent one.
+    pub sqlstate: Option<String>,
+    /// The message, as the server or driver said it (never contains a password).
+    pub message: String,
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.code, &self.sqlstate) {
+            (Some(code), Some(state)) => write!(f, "({code}, {state}) {}", self.message),
+            (Some(code), None) => write!(f, "({code}) {}", self.message),
+            _ => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for DbError {}
+
+/// Everything that can go wrong.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database reported an error; see [`DbError::kind`].
+    #[error("database error: {0}")]
+    Database(DbError),
+
+    /// The connection was lost while a transaction was open on it. The work
+    /// of that transaction is gone; roll back to continue.
+    #[error(
+        "the database connection was lost inside a transaction ({0}); the transaction's work is lost. \
+         Call rollback() and retry the transaction: the next use reconnects"
+    )]
+    ConnectionLostInTransaction(DbError),
+
+    /// A connection was invalidated inside a transaction and `rollback()`
+    /// has not been called yet.
+    #[error(
+        "can't reconnect until the invalid transaction is rolled back: the connection was lost \
+         inside a transaction. Call rollback() first; the next use reconnects"
+    )]
+    InvalidTransaction,
+
+    /// The pool had no connection to give within its timeout.
+    #[error(
+        "connection pool limit of size {size} overflow {overflow} reached, connection timed out \
+         after {timeout:?}; return connections sooner (drop sessions and connections when done) \
+         or raise pool_size / max_overflow / pool_timeout"
+    )]
+    PoolTimeout {
+        /// The pool's `pool_size`.
+        size: usize,
+        /// The pool's `max_overflow`.
+        overflow: usize,
+        /// The pool's `pool_timeout`.
+        timeout: Duration,
+    },
+
+    /// The engine's configuration (URL or builder) is wrong.
+    #[error("invalid database configuration: {0}")]
+    Config(String),
+
+    /// A value read from the database does not fit the model's field.
+    #[error("cannot read column `{table}`.`{column}`: {source}")]
+    Decode {
+        /// The table.
+        table: &'static str,
+        /// The column.
+        column: &'static str,
+        /// Why.
+        #[source]
+        source: ConversionError,
+    },
+
+    /// `one()` found no row.
+    #[error("no row was found for one() on table `{table}`; use one_or_none() or first() if none is acceptable")]
+    NoResultFound {
+        /// The table queried.
+        table: &'static str,
+    },
+
+    /// `one()` or `one_or_none()` found more than one row.
+    #[error("multiple rows were found for one() on table `{table}`; add a filter that selects one row, or use first()")]
+    MultipleResultsFound {
+        /// The table queried.
+        table: &'static str,
+    },
+
+    /// An optimistic-lock or row-count check failed: another transaction
+    /// changed or deleted the row since it was loaded.
+    #[error(
+        "{statement} statement on table `{table}` expected to match {expected} row(s); {matched} were matched \
+         (key {key}). The row was changed or deleted by another transaction: roll back, reload and retry"
+    )]
+    StaleData {
+        /// `UPDATE` or `DELETE`.
+        statement: &'static str,
+        /// The table.
+        table: &'static str,
+        /// The key of (one of) the rows that did not match, printed.
+        key: String,
+        /// Rows the statement should have matched.
+        expected: u64,
+        /// Rows it did match.
+        matched: u64,
+    },
+
+    /// A previous flush failed; the session's transaction was rolled back and
+    /// the session refuses work until `rollback()` is called.
+    #[error(
+        "this session's transaction has been rolled back due to a previous exception during flush. \
+         To begin a new transaction with this session, first call rollback(). Original error: {0}"
+    )]
+    PendingRollback(Arc<Error>),
+
+    /// An expired object's row no longer exists.
+    #[error("the row of this `{table}` object (key {key}) was deleted; the object is no longer usable")]
+    ObjectDeleted {
+        /// The table.
+        table: &'static str,
+        /// The key, printed.
+        key: String,
+    },
+
+    /// An operation needs the object's session, but it is detached.
+    #[error("this `{table}` object is detached from its session and expired, so it cannot be loaded; merge() or add() it into a session first")]
+    DetachedInstance {
+        /// The table.
+        table: &'static str,
+    },
+
+    /// The flush cannot order these models: their references form a cycle
+    /// among the rows being written.
+    #[error("cannot order the flush: the references between {models:?} form a cycle among the rows being written; flush the rows of one model first")]
+    FlushCycle {
+        /// The models involved.
+        models: Vec<&'static str>,
+    },
+
+    /// The operation is not valid in the object's or session's current state.
+    /// The message says why and what to do.
+    #[error("{0}")]
+    InvalidRequest(String),
+
+    /// The object is borrowed elsewhere (a `Ref`/`RefMut` from its handle is still alive).
+    #[error("this `{table}` object is already borrowed through its handle; drop the other borrow before {action}")]
+    AlreadyBorrowed {
+        /// The table.
+        table: &'static str,
+        /// What was being attempted.
+        action: &'static str,
+    },
+}
+
+impl Error {
+    /// The database error inside, if this is one.
+    pub fn db_error(&self) -> Option<&DbError> {
+        match self {
+            Error::Database(e) | Error::ConnectionLostInTransaction(e) => Some(e),
+            Error::PendingRollback(cause) => cause.db_error(),
+            _ => None,
+        }
+    }
+
+    /// The kind of the database error inside, if this is one.
+    pub fn db_kind(&self) -> Option<DbErrorKind> {
+        self.db_error().map(|e| e.kind)
+    }
+
+    /// Whether the connection was lost (directly or inside a transaction).
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(self, Error::ConnectionLostInTransaction(_) | Error::InvalidTransaction)
+            || self.db_kind() == Some(DbErrorKind::ConnectionLost)
+    }
+
+    /// Whether a constraint was violated (duplicate key, foreign key).
+    pub fn is_integrity(&self) -> bool {
+        self.db_kind() == Some(DbErrorKind::Integrity)
+    }
+
+    /// Whether the error is a transient conflict worth retrying (deadlock, lock wait timeout).
+    pub fn is_retryable(&self) -> bool {
+        self.db_kind() == Some(DbErrorKind::Retryable)
+    }
+
+    /// The server's error code, if any.
+    pub fn code(&self) -> Option<u16> {
+        self.db_error().and_then(|e| e.code)
+    }
+
+    /// Shorthand for [`Error::InvalidRequest`].
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Error::InvalidRequest(message.into())
+    }
+}
+
+impl From<DbError> for Error {
+    fn from(e: DbError) -> Self {
+        Error::Database(e)
+    }
+}

@@ -1,0 +1,25 @@
+//! The backend-agnostic core of the `orm` crate.
+//!
+//! Users depend on the `orm` facade crate; this crate holds the pieces:
+//! [`value`] (SQL values and conversions), [`model`] (table descriptions and
+//! the `Model` trait), [`backend`] (what a database backend implements),
+//! [`pool`] and [`engine`] (connections), [`schema`] (DDL from models),
+//! [`expr`] and [`query`] (typed filters and queries), and [`session`] (the
+//! unit of work).
+
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod engine;
+pub mod error;
+pub mod expr;
+pub mod model;
+pub mod pool;
+pub mod query;
+pub mod row;
+pub mod schema;
+pub mod session;
+pub mod types;
+pub mod value;
+
+pub use error::{DbError, DbErrorKind, Error, Result};

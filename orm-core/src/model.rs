@@ -1,0 +1,268 @@
+//! Models: the static description of a table and the trait `#[derive(Model)]` implements.
+//!
+//! A model is a plain struct (`Clone`, owned data) whose fields map to
+//! columns. Its [`TableDef`] is a `static` built by the derive; everything the
+//! session and the schema tools need to know about the table is there.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use crate::error::{Error, Result};
+use crate::row::Row;
+use crate::value::{ColumnType, FromValue, Value};
+
+/// One column of a table.
+#[derive(Debug)]
+pub struct ColumnDef {
+    /// The column name in the database.
+    pub name: &'static str,
+    /// The Rust field name.
+    pub field: &'static str,
+    /// The abstract type, mapped to DDL by the dialect.
+    pub column_type: ColumnType,
+    /// An explicit SQL type for DDL (`#[orm(sql_type = "VARCHAR(64)")]`),
+    /// used verbatim instead of `column_type`.
+    pub sql_type: Option<&'static str>,
+    /// Whether NULL is allowed (the field is an `Option`).
+    pub nullable: bool,
+    /// Whether the column has a UNIQUE index (`#[orm(unique)]`).
+    pub unique: bool,
+    /// Whether the column has a plain index (`#[orm(index)]`).
+    pub indexed: bool,
+}
+
+/// A foreign key: `column` refers to the primary key of `target`.
+#[derive(Debug)]
+pub struct ForeignKeyDef {
+    /// Index of the referencing column in [`TableDef::columns`].
+    pub column: usize,
+    /// The referenced model's table (a function so that models may refer to
+    /// each other, or to themselves).
+    pub target: fn() -> &'static TableDef,
+}
+
+/// The static description of a model's table.
+#[derive(Debug)]
+pub struct TableDef {
+    /// The table name.
+    pub name: &'static str,
+    /// The Rust type name, for messages.
+    pub model: &'static str,
+    /// The persisted columns, in field order.
+    pub columns: &'static [ColumnDef],
+    /// Indices (into `columns`) of the primary key, in key order.
+    pub primary_key: &'static [usize],
+    /// Index of the auto-increment column, if any (always part of the key).
+    pub auto_increment: Option<usize>,
+    /// Index of the optimistic-lock version column, if any.
+    pub version: Option<usize>,
+    /// Foreign keys declared with `references = Parent`.
+    pub foreign_keys: &'static [ForeignKeyDef],
+}
+
+impl TableDef {
+    /// The column at `index`.
+    pub fn column(&self, index: usize) -> &'static ColumnDef {
+        &self.columns[index]
+    }
+
+    /// The index of the column named `name`.
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    /// Whether `index` is part of the primary key.
+    pub fn is_key_column(&self, index: usize) -> bool {
+        self.primary_key.contains(&index)
+    }
+}
+
+impl PartialEq for TableDef {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+/// A primary-key value: one [`Value`] per key column, in key order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Key(pub Vec<Value>);
+
+impl Key {
+    /// A key of one column.
+    pub fn single(v: impl crate::value::ToValue) -> Self {
+        Key(vec![v.to_value()])
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_slice() {
+            [one] => write!(f, "{one}"),
+            many => {
+                f.write_str("(")?;
+                for (i, v) in many.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{v}")?;
+                }
+                f.write_str(")")
+            }
+        }
+    }
+}
+
+/// Something usable as a primary key for `session.get::<M>(key)`: a single
+/// value for one-column keys, a tuple for composite keys, or a [`Key`].
+pub trait IntoKey {
+    /// The key.
+    fn into_key(self) -> Key;
+}
+
+impl IntoKey for Key {
+    fn into_key(self) -> Key {
+        self
+    }
+}
+
+macro_rules! scalar_key {
+    ($($t:ty),*) => {$(
+        impl IntoKey for $t {
+            fn into_key(self) -> Key { Key(vec![crate::value::ToValue::to_value(&self)]) }
+        }
+    )*};
+}
+scalar_key!(i8, i16, i32, i64, u8, u16, u32, u64, isize, usize, String, &str, bool);
+
+macro_rules! tuple_key {
+    ($($name:ident),+) => {
+        impl<$($name: crate::value::ToValue),+> IntoKey for ($($name,)+) {
+            #[allow(non_snake_case)]
+            fn into_key(self) -> Key {
+                let ($($name,)+) = self;
+                Key(vec![$($name.to_value()),+])
+            }
+        }
+    };
+}
+tuple_key!(A, B);
+tuple_key!(A, B, C);
+tuple_key!(A, B, C, D);
+
+/// A mapped struct. Implement it with `#[derive(Model)]`; implementing it by
+/// hand is possible but the derive is the supported way.
+///
+/// Column indices used by the methods below are positions in
+/// [`TableDef::columns`].
+pub trait Model: Clone + 'static {
+    /// The table description.
+    fn table() -> &'static TableDef;
+
+    /// Builds the struct from a row whose values are in column order.
+    fn from_row(row: Row) -> Result<Self>;
+
+    /// All column values, in column order.
+    fn to_values(&self) -> Vec<Value>;
+
+    /// The value of one column.
+    fn column_value(&self, index: usize) -> Value;
+
+    /// Sets one column from a value (generated keys, version bumps, refresh, merge).
+    fn set_column_value(&mut self, index: usize, value: Value) -> Result<()>;
+
+    /// The primary key, or `None` while any key column is unset (an
+    /// auto-increment key before insert).
+    fn primary_key(&self) -> Option<Key> {
+        let table = Self::table();
+        let mut values = Vec::with_capacity(table.primary_key.len());
+        for &i in table.primary_key {
+            let v = self.column_value(i);
+            if v.is_null() {
+                return None;
+            }
+            values.push(v);
+        }
+        Some(Key(values))
+    }
+}
+
+/// Reads a [`Row`] into fields in column order, naming table and column in
+/// every error. Used by the code `#[derive(Model)]` generates.
+pub struct RowReader {
+    values: std::vec::IntoIter<Value>,
+    table: &'static TableDef,
+    index: usize,
+}
+
+impl RowReader {
+    /// Starts reading `row` for `table`.
+    pub fn new(row: Row, table: &'static TableDef) -> Self {
+        RowReader {
+            values: row.into_values().into_iter(),
+            table,
+            index: 0,
+        }
+    }
+
+    /// Decodes the next column.
+    pub fn next<T: FromValue>(&mut self) -> Result<T> {
+        let column = self.table.columns.get(self.index).map_or("?", |c| c.name);
+        self.index += 1;
+        let value = self.values.next().ok_or_else(|| {
+            Error::invalid(format!(
+                "row for table `{}` has too few columns: column `{column}` is missing; select every column of the model",
+                self.table.name
+            ))
+        })?;
+        T::from_value(value).map_err(|source| Error::Decode {
+            table: self.table.name,
+            column,
+            source,
+        })
+    }
+}
+
+/// Decodes a value for column `index` of `table`, naming both in the error.
+/// Used by generated `set_column_value`.
+pub fn decode_column<T: FromValue>(table: &'static TableDef, index: usize, value: Value) -> Result<T> {
+    T::from_value(value).map_err(|source| Error::Decode {
+        table: table.name,
+        column: table.columns.get(index).map_or("?", |c| c.name),
+        source,
+    })
+}
+
+/// A typed handle on one column of model `M` whose field type is `T`, as
+/// generated by the derive (`User::NAME`). Filters built from it are typed:
+/// `User::NAME.eq(3)` does not compile when `NAME` is a `String` column.
+pub struct Column<M, T> {
+    /// The column's index in the table.
+    pub index: usize,
+    /// The column's name.
+    pub name: &'static str,
+    _marker: PhantomData<fn() -> (M, T)>,
+}
+
+impl<M, T> Column<M, T> {
+    /// Used by generated code.
+    pub const fn new(index: usize, name: &'static str) -> Self {
+        Column {
+            index,
+            name,
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<M, T> Clone for Column<M, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<M, T> Copy for Column<M, T> {}
+
+impl<M, T> fmt::Debug for Column<M, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Column({})", self.name)
+    }
+}

@@ -1,0 +1,1 @@
+//! STUB: the derive helper replaces this module.

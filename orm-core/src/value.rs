@@ -1,0 +1,674 @@
+//! SQL values and the conversions between them and Rust types.
+//!
+//! [`Value`] is the closed set of values the core moves between models and
+//! backends. A Rust type takes part in a model by implementing three small
+//! traits:
+//!
+//! - [`ToValue`]: encode the field into a [`Value`] (for INSERT, UPDATE, filters);
+//! - [`FromValue`]: decode it back from a row, failing with a
+//!   [`ConversionError`] rather than panicking;
+//! - [`SqlType`]: the column type used by `create_all` for DDL.
+//!
+//! ```
+//! use orm_core::value::{ColumnType, ConversionError, FromValue, SqlType, ToValue, Value};
+//!
+//! /// A user type stored as an integer number of cents.
+//! #[derive(Debug, Clone, Copy, PartialEq)]
+//! struct Cents(i64);
+//!
+//! impl ToValue for Cents {
+//!     fn to_value(&self) -> Value { Value::Int(self.0) }
+//! }
+//! impl FromValue for Cents {
+//!     fn from_value(v: Value) -> Result<Self, ConversionError> { i64::from_value(v).map(Cents) }
+//! }
+//! impl SqlType for Cents {
+//!     const COLUMN_TYPE: ColumnType = ColumnType::BigInt { unsigned: false };
+//! }
+//! assert_eq!(Cents::from_value(Cents(250).to_value()).unwrap(), Cents(250));
+//! ```
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+/// A calendar date (`DATE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Date {
+    /// Year, 0..=9999.
+    pub year: u16,
+    /// Month, 1..=12.
+    pub month: u8,
+    /// Day of month, 1..=31.
+    pub day: u8,
+}
+
+/// A wall-clock date and time without zone (`DATETIME(6)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DateTime {
+    /// The date part.
+    pub date: Date,
+    /// Hour, 0..=23.
+    pub hour: u8,
+    /// Minute, 0..=59.
+    pub minute: u8,
+    /// Second, 0..=59.
+    pub second: u8,
+    /// Microsecond, 0..=999_999.
+    pub micros: u32,
+}
+
+/// A signed duration as stored in a `TIME(6)` column (which spans
+/// -838:59:59 to 838:59:59), in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Time {
+    /// The signed duration in microseconds.
+    pub micros: i64,
+}
+
+/// A SQL value, as bound to a statement or read from a row.
+///
+/// Floats compare and hash by their bit pattern, so `Value` can be part of
+/// an identity-map key.
+#[derive(Debug, Clone, Default)]
+pub enum Value {
+    /// SQL `NULL`.
+    #[default]
+    Null,
+    /// A boolean (`TINYINT(1)` on MySQL).
+    Bool(bool),
+    /// A signed integer of any width.
+    Int(i64),
+    /// An unsigned integer of any width.
+    UInt(u64),
+    /// A single-precision float.
+    Float(f32),
+    /// A double-precision float.
+    Double(f64),
+    /// Text (UTF-8).
+    Text(String),
+    /// Raw bytes (`BLOB`, `VARBINARY`).
+    Bytes(Vec<u8>),
+    /// A date.
+    Date(Date),
+    /// A time of day or a duration.
+    Time(Time),
+    /// A date and time.
+    DateTime(DateTime),
+    /// An exact decimal number in its canonical text form (`"-12.50"`).
+    Decimal(String),
+}
+
+impl Value {
+    /// Whether this is SQL `NULL`.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    /// A short name of the variant, for error messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Null => "NULL",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "signed integer",
+            Value::UInt(_) => "unsigned integer",
+            Value::Float(_) => "float",
+            Value::Double(_) => "double",
+            Value::Text(_) => "text",
+            Value::Bytes(_) => "bytes",
+            Value::Date(_) => "date",
+            Value::Time(_) => "time",
+            Value::DateTime(_) => "datetime",
+            Value::Decimal(_) => "decimal",
+        }
+    }
+
+    /// An estimate of the bytes this value takes on the wire, used to keep
+    /// batched statements under the server's packet limit.
+    pub fn wire_size(&self) -> usize {
+        match self {
+            Value::Null => 1,
+            Value::Bool(_) => 1,
+            Value::Int(_) | Value::UInt(_) | Value::Double(_) => 8,
+            Value::Float(_) => 4,
+            Value::Text(s) | Value::Decimal(s) => s.len() + 9,
+            Value::Bytes(b) => b.len() + 9,
+            Value::Date(_) => 5,
+            Value::Time(_) => 13,
+            Value::DateTime(_) => 12,
+        }
+    }
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        use Value::*;
+        match (self, other) {
+            (Null, Null) => true,
+            (Bool(a), Bool(b)) => a == b,
+            (Int(a), Int(b)) => a == b,
+            (UInt(a), UInt(b)) => a == b,
+            (Int(a), UInt(b)) | (UInt(b), Int(a)) => u64::try_from(*a).is_ok_and(|a| a == *b),
+            (Float(a), Float(b)) => a.to_bits() == b.to_bits(),
+            (Double(a), Double(b)) => a.to_bits() == b.to_bits(),
+            (Text(a), Text(b)) => a == b,
+            (Bytes(a), Bytes(b)) => a == b,
+            (Date(a), Date(b)) => a == b,
+            (Time(a), Time(b)) => a == b,
+            (DateTime(a), DateTime(b)) => a == b,
+            (Decimal(a), Decimal(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Value {}
+
+impl Hash for Value {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        use Value::*;
+        match self {
+            Null => 0u8.hash(state),
+            Bool(b) => b.hash(state),
+            // Int and UInt of the same number are equal, so they must hash alike.
+            Int(i) => match u64::try_from(*i) {
+                Ok(u) => u.hash(state),
+                Err(_) => i.hash(state),
+            },
+            UInt(u) => u.hash(state),
+            Float(f) => f.to_bits().hash(state),
+            Double(f) => f.to_bits().hash(state),
+            Text(s) | Decimal(s) => s.hash(state),
+            Bytes(b) => b.hash(state),
+            Date(d) => d.hash(state),
+            Time(t) => t.hash(state),
+            DateTime(d) => d.hash(state),
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => f.write_str("NULL"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::UInt(u) => write!(f, "{u}"),
+            Value::Float(x) => write!(f, "{x}"),
+            Value::Double(x) => write!(f, "{x}"),
+            Value::Text(s) => write!(f, "{s:?}"),
+            Value::Bytes(b) => write!(f, "<{} bytes>", b.len()),
+            Value::Date(d) => write!(f, "{:04}-{:02}-{:02}", d.year, d.month, d.day),
+            Value::Time(t) => write!(f, "{}us", t.micros),
+            Value::DateTime(d) => write!(
+                f,
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}",
+                d.date.year, d.date.month, d.date.day, d.hour, d.minute, d.second, d.micros
+            ),
+            Value::Decimal(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Why a [`Value`] could not become the requested Rust type.
+///
+/// The core wraps it into [`crate::Error::Decode`] with the table and column.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConversionError {
+    /// NULL was read into a type that cannot hold it.
+    #[error("NULL cannot be stored in a non-Option field of type {target}; make the field an Option<{target}>")]
+    UnexpectedNull {
+        /// The Rust type asked for.
+        target: &'static str,
+    },
+    /// The value has the wrong kind for the target type.
+    #[error("a {found} value cannot be read as {target}")]
+    WrongType {
+        /// The Rust type asked for.
+        target: &'static str,
+        /// The kind of value found.
+        found: &'static str,
+    },
+    /// The value is of the right kind but does not fit the target type.
+    #[error("value {value} is out of range for {target}")]
+    OutOfRange {
+        /// The Rust type asked for.
+        target: &'static str,
+        /// The value, printed.
+        value: String,
+    },
+    /// The value could not be parsed (bad UTF-8, a malformed decimal, ...).
+    #[error("invalid {target}: {reason}")]
+    Invalid {
+        /// The Rust type asked for.
+        target: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// Encodes a Rust value as a [`Value`].
+pub trait ToValue {
+    /// The value to bind.
+    fn to_value(&self) -> Value;
+}
+
+/// Decodes a [`Value`] into a Rust value.
+pub trait FromValue: Sized {
+    /// Convert, or say why not.
+    fn from_value(value: Value) -> Result<Self, ConversionError>;
+}
+
+/// The abstract column type of a field, mapped to DDL by the backend's
+/// dialect (see `Dialect::column_type_sql`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    /// 8-bit integer.
+    TinyInt {
+        /// Unsigned.
+        unsigned: bool,
+    },
+    /// 16-bit integer.
+    SmallInt {
+        /// Unsigned.
+        unsigned: bool,
+    },
+    /// 32-bit integer.
+    Int {
+        /// Unsigned.
+        unsigned: bool,
+    },
+    /// 64-bit integer.
+    BigInt {
+        /// Unsigned.
+        unsigned: bool,
+    },
+    /// Single-precision float.
+    Float,
+    /// Double-precision float.
+    Double,
+    /// Boolean.
+    Bool,
+    /// Variable-length text of at most this many characters.
+    VarChar(u32),
+    /// Long text.
+    Text,
+    /// Long binary data.
+    Blob,
+    /// Date.
+    Date,
+    /// Time or duration, microsecond precision.
+    Time,
+    /// Date and time, microsecond precision.
+    DateTime,
+    /// Exact decimal with precision and scale.
+    Decimal(u8, u8),
+    /// JSON document.
+    Json,
+    /// UUID (stored as its 36-character text form).
+    Uuid,
+}
+
+/// Associates a Rust type with its column type and nullability.
+pub trait SqlType {
+    /// The column type used for DDL.
+    const COLUMN_TYPE: ColumnType;
+    /// Whether the column accepts NULL (true only for `Option<T>`).
+    const NULLABLE: bool = false;
+}
+
+fn wrong(target: &'static str, v: &Value) -> ConversionError {
+    if v.is_null() {
+        ConversionError::UnexpectedNull { target }
+    } else {
+        ConversionError::WrongType {
+            target,
+            found: v.kind(),
+        }
+    }
+}
+
+fn out_of_range(target: &'static str, v: impl fmt::Display) -> ConversionError {
+    ConversionError::OutOfRange {
+        target,
+        value: v.to_string(),
+    }
+}
+
+/// Parses integer text (servers send some numbers as text).
+fn int_from_text<T: std::str::FromStr>(target: &'static str, s: &str) -> Result<T, ConversionError> {
+    s.trim().parse().map_err(|_| ConversionError::Invalid {
+        target,
+        reason: format!("{s:?} is not an integer in range"),
+    })
+}
+
+macro_rules! signed_int {
+    ($($t:ty => $ct:ident),*) => {$(
+        impl ToValue for $t {
+            fn to_value(&self) -> Value { Value::Int(i64::from(*self)) }
+        }
+        impl FromValue for $t {
+            fn from_value(v: Value) -> Result<Self, ConversionError> {
+                const T: &str = stringify!($t);
+                match v {
+                    Value::Int(i) => <$t>::try_from(i).map_err(|_| out_of_range(T, i)),
+                    Value::UInt(u) => <$t>::try_from(u).map_err(|_| out_of_range(T, u)),
+                    Value::Bool(b) => Ok(<$t>::from(b)),
+                    Value::Text(s) | Value::Decimal(s) => int_from_text(T, &s),
+                    other => Err(wrong(T, &other)),
+                }
+            }
+        }
+        impl SqlType for $t {
+            const COLUMN_TYPE: ColumnType = ColumnType::$ct { unsigned: false };
+        }
+    )*};
+}
+
+macro_rules! unsigned_int {
+    ($($t:ty => $ct:ident),*) => {$(
+        impl ToValue for $t {
+            fn to_value(&self) -> Value { Value::UInt(u64::from(*self)) }
+        }
+        impl FromValue for $t {
+            fn from_value(v: Value) -> Result<Self, ConversionError> {
+                const T: &str = stringify!($t);
+                match v {
+                    Value::Int(i) => <$t>::try_from(i).map_err(|_| out_of_range(T, i)),
+                    Value::UInt(u) => <$t>::try_from(u).map_err(|_| out_of_range(T, u)),
+                    Value::Bool(b) => Ok(<$t>::from(b)),
+                    Value::Text(s) | Value::Decimal(s) => int_from_text(T, &s),
+                    other => Err(wrong(T, &other)),
+                }
+            }
+        }
+        impl SqlType for $t {
+            const COLUMN_TYPE: ColumnType = ColumnType::$ct { unsigned: true };
+        }
+    )*};
+}
+
+signed_int!(i8 => TinyInt, i16 => SmallInt, i32 => Int, i64 => BigInt);
+unsigned_int!(u8 => TinyInt, u16 => SmallInt, u32 => Int, u64 => BigInt);
+
+impl ToValue for isize {
+    fn to_value(&self) -> Value {
+        Value::Int(*self as i64)
+    }
+}
+impl FromValue for isize {
+    fn from_value(v: Value) -> Result<Self, ConversionError> {
+        let i = i64::from_value(v)?;
+        isize::try_from(i).map_err(|_| out_of_range("isize", i))
+    }
+}
+impl SqlType for isize {
+    const COLUMN_TYPE: ColumnType = ColumnType::BigInt { unsigned: false };
+}
+impl ToValue for usize {
+    fn to_value(&self) -> Value {
+        Value::UInt(*self as u64)
+    }
+}
+impl FromValue for usize {
+    fn from_value(v: Value) -> Result<Self, ConversionError> {
+        let u = u64::from_value(v)?;
+        usize::try_from(u).map_err(|_| out_of_range("usize", u))
+    }
+}
+impl SqlType for usize {
+    const COLUMN_TYPE: ColumnType = ColumnType::BigInt { unsigned: true };
+}
+
+impl ToValue for bool {
+    fn to_value(&self) -> Value {
+        Value::Bool(*self)
+    }
+}
+impl FromValue for bool {
+    fn from_value(v: Value) -> Result<Self, ConversionError> {
+        match v {
+            Value::Bool(b) => Ok(b),
+            Value::Int(0) | Value::UInt(0) => Ok(false),
+            Value::Int(1) | Value::UInt(1) => Ok(true),
+            Value::Int(i) => Err(out_of_range("bool", i)),
+            Value::UInt(u) => Err(out_of_range("bool", u)),
+            Value::Text(ref s) if s == "0" => Ok(false),
+            Value::Text(ref s) if s == "1" => Ok(true),
+            other => Err(wrong("bool", &other)),
+        }
+    }
+}
+impl SqlType for bool {
+    const COLUMN_TYPE: ColumnType = ColumnType::Bool;
+}
+
+impl ToValue for f32 {
+    fn to_value(&self) -> Value {
+        Value::Float(*self)
+    }
+}
+impl FromValue for f32 {
+    fn from_value(v: Value) -> Result<Self, ConversionError> {
+        match v {
+            Value::Float(f) => Ok(f),
+            // DOUBLE into f32 loses precision; accept it only when exact.
+            Value::Double(d) if (d as f32) as f64 == d || d.is_nan() => Ok(d as f32),
+            Value::Double(d) => Err(out_of_range("f32", d)),
+            Value::Int(i) => Ok(i as f32),
+            Value::UInt(u) => Ok(u as f32),
+            Value::Text(s) | Value::Decimal(s) => s.trim().parse().map_err(|_| ConversionError::Invalid {
+                target: "f32",
+                reason: format!("{s:?} is not a number"),
+            }),
+            other => Err(wrong("f32", &other)),
+        }
+    }
+}
+impl SqlType for f32 {
+    const COLUMN_TYPE: ColumnType = ColumnType::Float;
+}
+
+impl ToValue for f64 {
+    fn to_value(&self) -> Value {
+        Value::Double(*self)
+    }
+}
+impl FromValue for f64 {
+    fn from_value(v: Value) -> Result<Self, ConversionError> {
+        match v {
+            Value::Double(d) => Ok(d),
+            Value::Float(f) => Ok(f64::from(f)),
+            Value::Int(i) => Ok(i as f64),
+            Value::UInt(u) => Ok(u as f64),
+            Value::Text(s) | Value::Decimal(s) => s.trim().parse().map_err(|_| ConversionError::Invalid {
+                target: "f64",
+                reason: format!("{s:?} is not a number"),
+            }),
+            other => Err(wrong("f64", &other)),
+        }
+    }
+}
+impl SqlType for f64 {
+    const COLUMN_TYPE: ColumnType = ColumnType::Double;
+}
+
+impl ToValue for String {
+    fn to_value(&self) -> Value {
+        Value::Text(self.clone())
+    }
+}
+impl ToValue for str {
+    fn to_value(&self) -> Value {
+        Value::Text(self.to_owned())
+    }
+}
+impl FromValue for String {
+    fn from_value(v: Value) -> Result<Self, ConversionError> {
+        match v {
+            Value::Text(s) | Value::Decimal(s) => Ok(s),
+            Value::Bytes(b) => String::from_utf8(b).map_err(|e| ConversionError::Invalid {
+                target: "String",
+                reason: format!("not valid UTF-8: {e}"),
+            }),
+            other => Err(wrong("String", &other)),
+        }
+    }
+}
+impl SqlType for String {
+    const COLUMN_TYPE: ColumnType = ColumnType::VarChar(255);
+}
+
+impl ToValue for Vec<u8> {
+    fn to_value(&self) -> Value {
+        Value::Bytes(self.clone())
+    }
+}
+impl ToValue for [u8] {
+    fn to_value(&self) -> Value {
+        Value::Bytes(self.to_vec())
+    }
+}
+impl FromValue for Vec<u8> {
+    fn from_value(v: Value) -> Result<Self, ConversionError> {
+        match v {
+            Value::Bytes(b) => Ok(b),
+            Value::Text(s) => Ok(s.into_bytes()),
+            other => Err(wrong("Vec<u8>", &other)),
+        }
+    }
+}
+impl SqlType for Vec<u8> {
+    const COLUMN_TYPE: ColumnType = ColumnType::Blob;
+}
+
+impl<T: ToValue> ToValue for Option<T> {
+    fn to_value(&self) -> Value {
+        match self {
+            Some(v) => v.to_value(),
+            None => Value::Null,
+        }
+    }
+}
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(v: Value) -> Result<Self, ConversionError> {
+        match v {
+            Value::Null => Ok(None),
+            v => T::from_value(v).map(Some),
+        }
+    }
+}
+impl<T: SqlType> SqlType for Option<T> {
+    const COLUMN_TYPE: ColumnType = T::COLUMN_TYPE;
+    const NULLABLE: bool = true;
+}
+
+impl<T: ToValue + ?Sized> ToValue for &T {
+    fn to_value(&self) -> Value {
+        (**self).to_value()
+    }
+}
+
+impl ToValue for Value {
+    fn to_value(&self) -> Value {
+        self.clone()
+    }
+}
+impl FromValue for Value {
+    fn from_value(v: Value) -> Result<Self, ConversionError> {
+        Ok(v)
+    }
+}
+
+impl ToValue for Date {
+    fn to_value(&self) -> Value {
+        Value::Date(*self)
+    }
+}
+impl FromValue for Date {
+    fn from_value(v: Value) -> Result<Self, ConversionError> {
+        match v {
+            Value::Date(d) => Ok(d),
+            Value::DateTime(dt) if dt.hour == 0 && dt.minute == 0 && dt.second == 0 && dt.micros == 0 => {
+                Ok(dt.date)
+            }
+            other => Err(wrong("Date", &other)),
+        }
+    }
+}
+impl SqlType for Date {
+    const COLUMN_TYPE: ColumnType = ColumnType::Date;
+}
+impl ToValue for DateTime {
+    fn to_value(&self) -> Value {
+        Value::DateTime(*self)
+    }
+}
+impl FromValue for DateTime {
+    fn from_value(v: Value) -> Result<Self, ConversionError> {
+        match v {
+            Value::DateTime(d) => Ok(d),
+            Value::Date(date) => Ok(DateTime {
+                date,
+                hour: 0,
+                minute: 0,
+                second: 0,
+                micros: 0,
+            }),
+            other => Err(wrong("DateTime", &other)),
+        }
+    }
+}
+impl SqlType for DateTime {
+    const COLUMN_TYPE: ColumnType = ColumnType::DateTime;
+}
+impl ToValue for Time {
+    fn to_value(&self) -> Value {
+        Value::Time(*self)
+    }
+}
+impl FromValue for Time {
+    fn from_value(v: Value) -> Result<Self, ConversionError> {
+        match v {
+            Value::Time(t) => Ok(t),
+            other => Err(wrong("Time", &other)),
+        }
+    }
+}
+impl SqlType for Time {
+    const COLUMN_TYPE: ColumnType = ColumnType::Time;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_check_their_range() {
+        assert_eq!(i8::from_value(Value::Int(-128)), Ok(-128));
+        assert!(matches!(i8::from_value(Value::Int(128)), Err(ConversionError::OutOfRange { .. })));
+        assert!(matches!(u32::from_value(Value::Int(-1)), Err(ConversionError::OutOfRange { .. })));
+        assert_eq!(u64::from_value(Value::UInt(u64::MAX)), Ok(u64::MAX));
+        assert!(matches!(i64::from_value(Value::UInt(u64::MAX)), Err(ConversionError::OutOfRange { .. })));
+    }
+
+    #[test]
+    fn null_into_non_option_is_an_error_that_says_what_to_do() {
+        let e = String::from_value(Value::Null).unwrap_err();
+        assert!(e.to_string().contains("Option<String>"), "{e}");
+        assert_eq!(Option::<String>::from_value(Value::Null), Ok(None));
+    }
+
+    #[test]
+    fn int_and_uint_of_same_number_are_one_key() {
+        use std::collections::hash_map::DefaultHasher;
+        let h = |v: &Value| {
+            let mut s = DefaultHasher::new();
+            v.hash(&mut s);
+            s.finish()
+        };
+        assert_eq!(Value::Int(7), Value::UInt(7));
+        assert_eq!(h(&Value::Int(7)), h(&Value::UInt(7)));
+        assert_ne!(Value::Int(-1), Value::UInt(u64::MAX));
+    }
+}

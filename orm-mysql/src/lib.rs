@@ -1,0 +1,1 @@
+//! STUB: the backend helper writes this crate.

@@ -1,0 +1,2 @@
+//! STUB facade.
+pub use orm_core::*;
