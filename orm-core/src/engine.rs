@@ -8,6 +8,7 @@ use crate::value::Value;
 
 /// Engine.
 #[derive(Clone)]
+#[allow(missing_debug_implementations)]
 pub struct Engine { connector: Arc<dyn Connector> }
 /// Counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -76,4 +77,8 @@ impl PooledConnection {
     pub fn server_info(&self) -> &ServerInfo { unimplemented!() }
     /// Invalidate.
     pub fn invalidate(&mut self) { unimplemented!() }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(&self.connector.describe()) }
 }

@@ -1,1 +1,425 @@
-//! STUB: expr (session work).
+//! Typed filters and orderings built from a model's column handles.
+//!
+//! ```ignore
+//! session.query::<User>()
+//!     .filter(User::NAME.like("a%").and(User::AGE.ge(18)))
+//!     .order_by(User::ID.desc())
+//!     .all()?;
+//! ```
+//!
+//! A [`Filter<M>`] only applies to queries of model `M`, and a comparison
+//! only accepts values of the column's type: `User::NAME.eq(3)` does not
+//! compile. Values are always bound as parameters.
+
+use std::marker::PhantomData;
+use std::ops::Not;
+
+use crate::backend::Dialect;
+use crate::model::Column;
+use crate::value::{ToValue, Value};
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    /// `=`
+    Eq,
+    /// `<>`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+}
+
+impl CmpOp {
+    fn sql(self) -> &'static str {
+        match self {
+            CmpOp::Eq => " = ",
+            CmpOp::Ne => " <> ",
+            CmpOp::Lt => " < ",
+            CmpOp::Le => " <= ",
+            CmpOp::Gt => " > ",
+            CmpOp::Ge => " >= ",
+        }
+    }
+}
+
+/// An untyped boolean SQL expression over one table's columns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// `column op value` (`= NULL` is rendered `IS NULL`, `<> NULL` `IS NOT NULL`).
+    Cmp {
+        /// The column name.
+        column: &'static str,
+        /// The operator.
+        op: CmpOp,
+        /// The bound value.
+        value: Value,
+    },
+    /// `column [NOT] IN (...)`; an empty list is false (true when negated).
+    In {
+        /// The column name.
+        column: &'static str,
+        /// The bound values.
+        values: Vec<Value>,
+        /// `NOT IN`.
+        negated: bool,
+    },
+    /// `column LIKE pattern`.
+    Like {
+        /// The column name.
+        column: &'static str,
+        /// The bound pattern.
+        pattern: Value,
+    },
+    /// `column IS [NOT] NULL`.
+    IsNull {
+        /// The column name.
+        column: &'static str,
+        /// `IS NOT NULL`.
+        negated: bool,
+    },
+    /// All of these (an empty list is true).
+    And(Vec<Expr>),
+    /// Any of these (an empty list is false).
+    Or(Vec<Expr>),
+    /// The negation.
+    Not(Box<Expr>),
+}
+
+impl Expr {
+    /// Appends the SQL for this expression to `sql` and its values to `params`.
+    pub fn render(&self, dialect: &dyn Dialect, sql: &mut String, params: &mut Vec<Value>) {
+        match self {
+            Expr::Cmp { column, op, value } => {
+                dialect.quote_ident(column, sql);
+                match (op, value.is_null()) {
+                    (CmpOp::Eq, true) => sql.push_str(" IS NULL"),
+                    (CmpOp::Ne, true) => sql.push_str(" IS NOT NULL"),
+                    _ => {
+                        sql.push_str(op.sql());
+                        sql.push('?');
+                        params.push(value.clone());
+                    }
+                }
+            }
+            Expr::In { column, values, negated } => {
+                if values.is_empty() {
+                    sql.push_str(if *negated { "1 = 1" } else { "1 = 0" });
+                    return;
+                }
+                dialect.quote_ident(column, sql);
+                sql.push_str(if *negated { " NOT IN (" } else { " IN (" });
+                push_placeholders(sql, values.len());
+                sql.push(')');
+                params.extend(values.iter().cloned());
+            }
+            Expr::Like { column, pattern } => {
+                dialect.quote_ident(column, sql);
+                sql.push_str(" LIKE ?");
+                params.push(pattern.clone());
+            }
+            Expr::IsNull { column, negated } => {
+                dialect.quote_ident(column, sql);
+                sql.push_str(if *negated { " IS NOT NULL" } else { " IS NULL" });
+            }
+            Expr::And(parts) => render_list(parts, " AND ", "1 = 1", dialect, sql, params),
+            Expr::Or(parts) => render_list(parts, " OR ", "1 = 0", dialect, sql, params),
+            Expr::Not(inner) => {
+                sql.push_str("NOT (");
+                inner.render(dialect, sql, params);
+                sql.push(')');
+            }
+        }
+    }
+}
+
+fn render_list(
+    parts: &[Expr],
+    joiner: &str,
+    empty: &str,
+    dialect: &dyn Dialect,
+    sql: &mut String,
+    params: &mut Vec<Value>,
+) {
+    if parts.is_empty() {
+        sql.push_str(empty);
+        return;
+    }
+    sql.push('(');
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(joiner);
+        }
+        part.render(dialect, sql, params);
+    }
+    sql.push(')');
+}
+
+/// Appends `?, ?, ...` (`n` placeholders).
+pub fn push_placeholders(sql: &mut String, n: usize) {
+    for i in 0..n {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('?');
+    }
+}
+
+/// A filter on model `M`'s table. Combine with [`Filter::and`],
+/// [`Filter::or`] and `!` (or [`Filter::not`]).
+pub struct Filter<M> {
+    expr: Expr,
+    _model: PhantomData<fn() -> M>,
+}
+
+impl<M> Clone for Filter<M> {
+    fn clone(&self) -> Self {
+        Filter::new(self.expr.clone())
+    }
+}
+
+impl<M> std::fmt::Debug for Filter<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.expr.fmt(f)
+    }
+}
+
+impl<M> Filter<M> {
+    fn new(expr: Expr) -> Self {
+        Filter {
+            expr,
+            _model: PhantomData,
+        }
+    }
+
+    /// Both this and `other`.
+    pub fn and(self, other: Filter<M>) -> Filter<M> {
+        match self.expr {
+            Expr::And(mut parts) => {
+                parts.push(other.expr);
+                Filter::new(Expr::And(parts))
+            }
+            e => Filter::new(Expr::And(vec![e, other.expr])),
+        }
+    }
+
+    /// This or `other`.
+    pub fn or(self, other: Filter<M>) -> Filter<M> {
+        match self.expr {
+            Expr::Or(mut parts) => {
+                parts.push(other.expr);
+                Filter::new(Expr::Or(parts))
+            }
+            e => Filter::new(Expr::Or(vec![e, other.expr])),
+        }
+    }
+
+    /// The untyped expression.
+    pub fn into_expr(self) -> Expr {
+        self.expr
+    }
+
+    /// The untyped expression, borrowed.
+    pub fn expr(&self) -> &Expr {
+        &self.expr
+    }
+}
+
+impl<M> Not for Filter<M> {
+    type Output = Filter<M>;
+    fn not(self) -> Filter<M> {
+        Filter::new(Expr::Not(Box::new(self.expr)))
+    }
+}
+
+/// All of `filters` (true when empty).
+pub fn and_all<M>(filters: impl IntoIterator<Item = Filter<M>>) -> Filter<M> {
+    Filter::new(Expr::And(filters.into_iter().map(|f| f.expr).collect()))
+}
+
+/// Any of `filters` (false when empty).
+pub fn or_any<M>(filters: impl IntoIterator<Item = Filter<M>>) -> Filter<M> {
+    Filter::new(Expr::Or(filters.into_iter().map(|f| f.expr).collect()))
+}
+
+/// A value that may be compared with a column whose field type is `T`:
+/// `T` itself, `&str` for text columns, and the inner type for `Option` columns.
+pub trait ExprValue<T> {
+    /// The value to bind.
+    fn into_value(self) -> Value;
+}
+
+impl<T: ToValue> ExprValue<T> for T {
+    fn into_value(self) -> Value {
+        self.to_value()
+    }
+}
+
+impl<T: ToValue> ExprValue<Option<T>> for T {
+    fn into_value(self) -> Value {
+        self.to_value()
+    }
+}
+
+impl ExprValue<String> for &str {
+    fn into_value(self) -> Value {
+        Value::Text(self.to_owned())
+    }
+}
+
+impl ExprValue<Option<String>> for &str {
+    fn into_value(self) -> Value {
+        Value::Text(self.to_owned())
+    }
+}
+
+impl ExprValue<String> for &String {
+    fn into_value(self) -> Value {
+        Value::Text(self.clone())
+    }
+}
+
+impl ExprValue<Option<String>> for &String {
+    fn into_value(self) -> Value {
+        Value::Text(self.clone())
+    }
+}
+
+/// Field types whose columns support `LIKE`.
+pub trait TextColumn {}
+impl TextColumn for String {}
+impl TextColumn for Option<String> {}
+
+/// Sort direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Ascending.
+    Asc,
+    /// Descending.
+    Desc,
+}
+
+/// An `ORDER BY` term for model `M`.
+pub struct Order<M> {
+    /// The column name.
+    pub column: &'static str,
+    /// The direction.
+    pub direction: Direction,
+    _model: PhantomData<fn() -> M>,
+}
+
+impl<M> Clone for Order<M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<M> Copy for Order<M> {}
+
+impl<M, T> Column<M, T> {
+    fn cmp(self, op: CmpOp, value: Value) -> Filter<M> {
+        Filter::new(Expr::Cmp {
+            column: self.name,
+            op,
+            value,
+        })
+    }
+
+    /// `column = value` (`IS NULL` when the value is `None`).
+    pub fn eq(self, value: impl ExprValue<T>) -> Filter<M> {
+        self.cmp(CmpOp::Eq, value.into_value())
+    }
+
+    /// `column <> value` (`IS NOT NULL` when the value is `None`).
+    pub fn ne(self, value: impl ExprValue<T>) -> Filter<M> {
+        self.cmp(CmpOp::Ne, value.into_value())
+    }
+
+    /// `column < value`.
+    pub fn lt(self, value: impl ExprValue<T>) -> Filter<M> {
+        self.cmp(CmpOp::Lt, value.into_value())
+    }
+
+    /// `column <= value`.
+    pub fn le(self, value: impl ExprValue<T>) -> Filter<M> {
+        self.cmp(CmpOp::Le, value.into_value())
+    }
+
+    /// `column > value`.
+    pub fn gt(self, value: impl ExprValue<T>) -> Filter<M> {
+        self.cmp(CmpOp::Gt, value.into_value())
+    }
+
+    /// `column >= value`.
+    pub fn ge(self, value: impl ExprValue<T>) -> Filter<M> {
+        self.cmp(CmpOp::Ge, value.into_value())
+    }
+
+    /// `column IN (values...)`; an empty list matches nothing.
+    pub fn in_<V: ExprValue<T>>(self, values: impl IntoIterator<Item = V>) -> Filter<M> {
+        Filter::new(Expr::In {
+            column: self.name,
+            values: values.into_iter().map(ExprValue::into_value).collect(),
+            negated: false,
+        })
+    }
+
+    /// `column NOT IN (values...)`; an empty list matches everything.
+    pub fn not_in<V: ExprValue<T>>(self, values: impl IntoIterator<Item = V>) -> Filter<M> {
+        Filter::new(Expr::In {
+            column: self.name,
+            values: values.into_iter().map(ExprValue::into_value).collect(),
+            negated: true,
+        })
+    }
+
+    /// `ORDER BY column ASC`.
+    pub fn asc(self) -> Order<M> {
+        Order {
+            column: self.name,
+            direction: Direction::Asc,
+            _model: PhantomData,
+        }
+    }
+
+    /// `ORDER BY column DESC`.
+    pub fn desc(self) -> Order<M> {
+        Order {
+            column: self.name,
+            direction: Direction::Desc,
+            _model: PhantomData,
+        }
+    }
+}
+
+impl<M, T: TextColumn> Column<M, T> {
+    /// `column LIKE pattern` (`%` and `_` are wildcards).
+    pub fn like(self, pattern: &str) -> Filter<M> {
+        Filter::new(Expr::Like {
+            column: self.name,
+            pattern: Value::Text(pattern.to_owned()),
+        })
+    }
+}
+
+impl<M, T> Column<M, Option<T>> {
+    /// `column IS NULL`.
+    pub fn is_null(self) -> Filter<M> {
+        Filter::new(Expr::IsNull {
+            column: self.name,
+            negated: false,
+        })
+    }
+
+    /// `column IS NOT NULL`.
+    pub fn is_not_null(self) -> Filter<M> {
+        Filter::new(Expr::IsNull {
+            column: self.name,
+            negated: true,
+        })
+    }
+}

@@ -1,1 +1,196 @@
-//! STUB: query (session work).
+//! Queries on one model's table, made by [`crate::session::Session::query`].
+//!
+//! ```ignore
+//! let adults = session.query::<User>()
+//!     .filter(User::AGE.ge(18))
+//!     .order_by(User::NAME.asc())
+//!     .limit(10)
+//!     .all()?;
+//! ```
+//!
+//! Every query autoflushes first (unless inside `no_autoflush`), and its
+//! rows go through the identity map: a row whose object is already in the
+//! session returns that object, with its unflushed changes kept.
+
+use crate::error::{Error, Result};
+use crate::expr::{Direction, Expr, Filter, Order};
+use crate::model::Model;
+use crate::session::{Obj, Session};
+use crate::value::Value;
+
+/// A query under construction. Nothing is sent until a terminal method
+/// (`all`, `first`, `one`, `one_or_none`, `count`, `exists`, `delete`).
+pub struct Query<'s, M: Model> {
+    session: &'s Session,
+    filters: Vec<Expr>,
+    order: Vec<Order<M>>,
+    limit: Option<u64>,
+    offset: Option<u64>,
+}
+
+impl<'s, M: Model> Query<'s, M> {
+    pub(crate) fn new(session: &'s Session) -> Self {
+        Query {
+            session,
+            filters: Vec::new(),
+            order: Vec::new(),
+            limit: None,
+            offset: None,
+        }
+    }
+
+    /// Adds a filter; several filters are ANDed.
+    pub fn filter(mut self, filter: Filter<M>) -> Self {
+        self.filters.push(filter.into_expr());
+        self
+    }
+
+    /// Adds an ordering term.
+    pub fn order_by(mut self, order: Order<M>) -> Self {
+        self.order.push(order);
+        self
+    }
+
+    /// At most `n` rows.
+    pub fn limit(mut self, n: u64) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
+    /// Skips the first `n` rows.
+    pub fn offset(mut self, n: u64) -> Self {
+        self.offset = Some(n);
+        self
+    }
+
+    fn where_clause(&self, sql: &mut String, params: &mut Vec<Value>) {
+        if self.filters.is_empty() {
+            return;
+        }
+        sql.push_str(" WHERE ");
+        let dialect = self.session.engine().dialect();
+        match self.filters.as_slice() {
+            [one] => one.render(dialect, sql, params),
+            many => Expr::And(many.to_vec()).render(dialect, sql, params),
+        }
+    }
+
+    fn select(&self, limit: Option<u64>) -> (String, Vec<Value>) {
+        let dialect = self.session.engine().dialect();
+        let mut sql = crate::session::select_sql(dialect, M::table());
+        let mut params = Vec::new();
+        self.where_clause(&mut sql, &mut params);
+        for (n, o) in self.order.iter().enumerate() {
+            sql.push_str(if n == 0 { " ORDER BY " } else { ", " });
+            dialect.quote_ident(o.column, &mut sql);
+            sql.push_str(match o.direction {
+                Direction::Asc => " ASC",
+                Direction::Desc => " DESC",
+            });
+        }
+        match (limit, self.offset) {
+            (Some(l), Some(o)) => {
+                sql.push_str(" LIMIT ? OFFSET ?");
+                params.push(Value::UInt(l));
+                params.push(Value::UInt(o));
+            }
+            (Some(l), None) => {
+                sql.push_str(" LIMIT ?");
+                params.push(Value::UInt(l));
+            }
+            (None, Some(o)) => {
+                // MySQL has no OFFSET without LIMIT: use the largest limit.
+                sql.push_str(" LIMIT 18446744073709551615 OFFSET ?");
+                params.push(Value::UInt(o));
+            }
+            (None, None) => {}
+        }
+        (sql, params)
+    }
+
+    /// Every matching object.
+    pub fn all(self) -> Result<Vec<Obj<M>>> {
+        let (sql, params) = self.select(self.limit);
+        self.session.query_sql(&sql, &params)
+    }
+
+    /// The first matching object, if any (sends `LIMIT 1`).
+    pub fn first(self) -> Result<Option<Obj<M>>> {
+        let (sql, params) = self.select(Some(1));
+        Ok(self.session.query_sql(&sql, &params)?.into_iter().next())
+    }
+
+    /// Exactly one object: [`Error::NoResultFound`] when none matches,
+    /// [`Error::MultipleResultsFound`] when several do.
+    pub fn one(self) -> Result<Obj<M>> {
+        self.one_or_none()?.ok_or(Error::NoResultFound { table: M::table().name })
+    }
+
+    /// One object or none: [`Error::MultipleResultsFound`] when several match.
+    pub fn one_or_none(self) -> Result<Option<Obj<M>>> {
+        let limit = Some(self.limit.map_or(2, |l| l.min(2)));
+        let (sql, params) = self.select(limit);
+        let mut rows = self.session.query_sql::<M>(&sql, &params)?;
+        match rows.len() {
+            0 => Ok(None),
+            1 => Ok(rows.pop()),
+            _ => Err(Error::MultipleResultsFound { table: M::table().name }),
+        }
+    }
+
+    /// How many rows match (`SELECT COUNT(*)`; limit and offset apply).
+    pub fn count(self) -> Result<u64> {
+        let dialect = self.session.engine().dialect();
+        let mut inner = String::from("SELECT 1 FROM ");
+        dialect.quote_ident(M::table().name, &mut inner);
+        let mut params = Vec::new();
+        self.where_clause(&mut inner, &mut params);
+        let sql = if self.limit.is_some() || self.offset.is_some() {
+            inner.push_str(" LIMIT ? OFFSET ?");
+            params.push(Value::UInt(self.limit.unwrap_or(u64::MAX)));
+            params.push(Value::UInt(self.offset.unwrap_or(0)));
+            format!("SELECT COUNT(*) FROM ({inner}) AS `__c`")
+        } else {
+            inner.replacen("SELECT 1", "SELECT COUNT(*)", 1)
+        };
+        let rows = self.session.query_rows(&sql, &params)?;
+        let value = rows.into_iter().next().and_then(|r| r.into_values().into_iter().next()).unwrap_or(Value::UInt(0));
+        crate::model::decode_column::<u64>(M::table(), 0, value).map_err(|_| {
+            Error::invalid(format!("COUNT(*) on `{}` did not return a number", M::table().name))
+        })
+    }
+
+    /// Whether any row matches (`SELECT EXISTS(...)`).
+    pub fn exists(self) -> Result<bool> {
+        let dialect = self.session.engine().dialect();
+        let mut inner = String::from("SELECT 1 FROM ");
+        dialect.quote_ident(M::table().name, &mut inner);
+        let mut params = Vec::new();
+        self.where_clause(&mut inner, &mut params);
+        let sql = format!("SELECT EXISTS({inner})");
+        let rows = self.session.query_rows(&sql, &params)?;
+        let value = rows.into_iter().next().and_then(|r| r.into_values().into_iter().next());
+        Ok(matches!(value, Some(Value::Int(1)) | Some(Value::UInt(1)) | Some(Value::Bool(true))))
+    }
+
+    /// Bulk `DELETE FROM t WHERE ...` in the session's transaction, without
+    /// loading objects (SQLAlchemy's `query.delete()`). Objects of this
+    /// model already in the session are expired, so one whose row was
+    /// deleted reports [`Error::ObjectDeleted`] at its next use. Returns the
+    /// number of rows deleted. Limit and offset are not allowed.
+    pub fn delete(self) -> Result<u64> {
+        if self.limit.is_some() || self.offset.is_some() || !self.order.is_empty() {
+            return Err(Error::invalid(
+                "query.delete() takes filters only; remove limit, offset and order_by",
+            ));
+        }
+        let dialect = self.session.engine().dialect();
+        let mut sql = String::from("DELETE FROM ");
+        dialect.quote_ident(M::table().name, &mut sql);
+        let mut params = Vec::new();
+        self.where_clause(&mut sql, &mut params);
+        let outcome = self.session.execute(&sql, &params)?;
+        self.session.expire_model::<M>()?;
+        Ok(outcome.affected_rows)
+    }
+}

@@ -1,0 +1,166 @@
+//! Loading rows into objects through the identity map.
+
+use std::any::TypeId;
+use std::rc::Rc;
+
+use crate::error::{Error, Result};
+use crate::model::{Key, Model};
+use crate::row::Row;
+use crate::value::Value;
+
+use super::identity_map::{Identity, IdentityMap};
+use super::object::{downcast, AnyObj, Meta, Obj, ObjCell, ObjState};
+use super::persistence;
+use super::transaction;
+use super::{Session, State};
+
+/// `session.get`: identity map first (no SQL, no autoflush), else one SELECT.
+pub(crate) fn get<M: Model>(session: &Session, key: Key) -> Result<Option<Obj<M>>> {
+    let table = M::table();
+    if key.0.len() != table.primary_key.len() {
+        return Err(Error::invalid(format!(
+            "`{}` has a primary key of {} column(s), but get() was given {} value(s)",
+            table.model,
+            table.primary_key.len(),
+            key.0.len()
+        )));
+    }
+    let identity = Identity {
+        model: TypeId::of::<M>(),
+        key,
+    };
+    let hit = session.state()?.map.get(&identity).cloned();
+    if let Some(obj) = hit {
+        if obj.meta().borrow().expired {
+            return match load_expired(session, &obj) {
+                Ok(()) => Ok(downcast(obj)),
+                Err(Error::ObjectDeleted { .. }) => Ok(None),
+                Err(e) => Err(e),
+            };
+        }
+        return Ok(downcast(obj));
+    }
+    session.autoflush()?;
+    let sql = persistence::select_by_key_sql(session.engine().dialect(), table);
+    let mut found = load_rows::<M>(session, &sql, &identity.key.0)?;
+    Ok(found.pop())
+}
+
+/// Runs a SELECT of `M`'s columns and maps each row through the identity map.
+pub(crate) fn load_rows<M: Model>(session: &Session, sql: &str, params: &[Value]) -> Result<Vec<Obj<M>>> {
+    let mut st = session.state()?;
+    let weak = Rc::downgrade(&session.inner);
+    let session_id = session.inner.id;
+    let table = M::table();
+    session.connection(&mut st)?;
+    // Split the borrow: the connection lives in the transaction, the map beside it.
+    let State { map, tx, .. } = &mut *st;
+    let conn = tx.conn.as_mut().ok_or_else(|| Error::invalid("the session lost its connection"))?;
+    let mut out = Vec::new();
+    let mut each = |row: Row| -> Result<()> {
+        let key = row_key(table.primary_key, &row)?;
+        let identity = Identity {
+            model: TypeId::of::<M>(),
+            key,
+        };
+        if let Some(existing) = map.get(&identity) {
+            refresh_if_expired(existing, row)?;
+            if let Some(obj) = downcast::<M>(existing.clone()) {
+                out.push(obj);
+            }
+            return Ok(());
+        }
+        let value = M::from_row(row)?;
+        let cell = Rc::new(ObjCell {
+            value: std::cell::RefCell::new(value),
+            meta: std::cell::RefCell::new(Meta {
+                state: ObjState::Persistent,
+                session: Some(weak.clone()),
+                session_id,
+                key: Some(identity.key.clone()),
+                snapshot: None,
+                expired: false,
+                marked_deleted: false,
+                seq: 0,
+                generated_key: false,
+            }),
+        });
+        map.insert(identity, cell.clone());
+        out.push(Obj::from_cell(cell));
+        Ok(())
+    };
+    let result = conn.query(sql, params, &mut each);
+    drop(each);
+    match result {
+        Ok(()) => Ok(out),
+        Err(e) => Err(session.note_error(&mut st, e)),
+    }
+}
+
+fn row_key(pk: &[usize], row: &Row) -> Result<Key> {
+    let mut values = Vec::with_capacity(pk.len());
+    for &i in pk {
+        let v = row.get(i).cloned().ok_or_else(|| {
+            Error::invalid("the query did not return the model's key columns; select every column of the model, in field order")
+        })?;
+        values.push(v);
+    }
+    Ok(Key(values))
+}
+
+fn refresh_if_expired(obj: &Rc<dyn AnyObj>, row: Row) -> Result<()> {
+    if !obj.meta().borrow().expired {
+        // SQLAlchemy keeps the in-memory object, pending changes included.
+        return Ok(());
+    }
+    obj.load_row(row)?;
+    let mut meta = obj.meta().borrow_mut();
+    meta.expired = false;
+    meta.snapshot = None;
+    Ok(())
+}
+
+/// Reloads an expired object (autoflush first). A missing row removes the
+/// object from the session and is `ObjectDeleted`.
+pub(crate) fn load_expired(session: &Session, obj: &Rc<dyn AnyObj>) -> Result<()> {
+    session.autoflush()?;
+    if !obj.meta().borrow().expired {
+        return Ok(()); // the autoflush may have loaded it
+    }
+    let table = obj.table();
+    let key = obj.meta().borrow().key.clone().ok_or(Error::DetachedInstance { table: table.name })?;
+    let sql = persistence::select_by_key_sql(session.engine().dialect(), table);
+    let mut st = session.state()?;
+    let conn = session.connection(&mut st)?;
+    let mut found: Option<Row> = None;
+    let result = conn.query(&sql, &key.0, &mut |row| {
+        found = Some(row);
+        Ok(())
+    });
+    if let Err(e) = result {
+        return Err(session.note_error(&mut st, e));
+    }
+    match found {
+        Some(row) => {
+            obj.load_row(row)?;
+            let mut meta = obj.meta().borrow_mut();
+            meta.expired = false;
+            meta.snapshot = None;
+            Ok(())
+        }
+        None => {
+            remove_deleted(&mut st.map, obj);
+            Err(Error::ObjectDeleted {
+                table: table.name,
+                key: key.to_string(),
+            })
+        }
+    }
+}
+
+fn remove_deleted(map: &mut IdentityMap, obj: &Rc<dyn AnyObj>) {
+    if let Some(identity) = transaction::identity_of(obj) {
+        map.remove(&identity);
+    }
+    obj.meta().borrow_mut().release(ObjState::Detached);
+}

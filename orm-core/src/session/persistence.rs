@@ -1,0 +1,518 @@
+//! Turning the unit of work's plan into SQL: batched INSERTs (with
+//! `RETURNING` where the server has it), batched UPDATEs of the changed
+//! columns only, batched DELETEs, and the row-count checks of optimistic
+//! locking. Called only by the unit of work.
+
+use std::rc::Rc;
+
+use crate::backend::{Dialect, ServerInfo, ServerKind};
+use crate::engine::PooledConnection;
+use crate::error::{Error, Result};
+use crate::expr::push_placeholders;
+use crate::model::{Key, TableDef};
+use crate::value::Value;
+
+use super::object::AnyObj;
+
+/// Everything the statements need to know about the connection.
+pub(crate) struct Ctx<'a> {
+    pub conn: &'a mut PooledConnection,
+    pub dialect: &'a dyn Dialect,
+    pub server: ServerInfo,
+}
+
+impl Ctx<'_> {
+    fn ident(&self, name: &str, sql: &mut String) {
+        self.dialect.quote_ident(name, sql);
+    }
+
+    /// Rows of `per_row` placeholders and about `row_bytes` bytes that fit one statement.
+    fn rows_per_statement(&self, per_row: usize, row_bytes: usize) -> usize {
+        let by_placeholders = self.server.max_placeholders / per_row.max(1);
+        // Leave room for the statement text and packet headers.
+        let budget = self.server.max_allowed_packet.saturating_sub(64 * 1024).max(1024);
+        let by_bytes = budget / (row_bytes + 4 * per_row).max(1);
+        by_placeholders.min(by_bytes).max(1)
+    }
+}
+
+/// An UPDATE to send for one object.
+pub(crate) struct UpdateRow {
+    pub obj: Rc<dyn AnyObj>,
+    /// Key values before the change (the WHERE clause).
+    pub old_key: Key,
+    /// The version before the bump, if the table is versioned.
+    pub old_version: Option<Value>,
+    /// (column index, new value) for each changed column.
+    pub changes: Vec<(usize, Value)>,
+}
+
+/// Splits `items` into statements by estimated size: consecutive chunks
+/// whose placeholder count and byte size fit one statement.
+fn chunks<T>(ctx: &Ctx<'_>, items: &[T], per_row: usize, bytes: impl Fn(&T) -> usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < items.len() {
+        // Size the chunk from its first row; large rows shrink the chunk.
+        let mut end = start;
+        let mut total = 0usize;
+        let max_rows = ctx.rows_per_statement(per_row, 1);
+        let budget = ctx.server.max_allowed_packet.saturating_sub(64 * 1024).max(1024);
+        while end < items.len() && end - start < max_rows {
+            let b = bytes(&items[end]) + 4 * per_row;
+            if end > start && total + b > budget {
+                break;
+            }
+            total += b;
+            end += 1;
+        }
+        out.push(start..end);
+        start = end;
+    }
+    out
+}
+
+/// INSERTs `objs` (all of one table, in add order). Writes generated keys
+/// (and version 1) back onto the objects.
+pub(crate) fn insert(ctx: &mut Ctx<'_>, table: &'static TableDef, objs: &[Rc<dyn AnyObj>]) -> Result<()> {
+    // Rows whose auto-increment value is unset omit that column; group
+    // consecutive rows with the same column set.
+    let mut rows: Vec<(Rc<dyn AnyObj>, Vec<Value>)> = Vec::with_capacity(objs.len());
+    for obj in objs {
+        if let Some(v) = table.version {
+            obj.set_column(v, Value::Int(1))?;
+        }
+        rows.push((obj.clone(), obj.values()?));
+    }
+    let mut start = 0;
+    while start < rows.len() {
+        let omit = omitted_column(table, &rows[start].1);
+        let mut end = start + 1;
+        while end < rows.len() && omitted_column(table, &rows[end].1) == omit {
+            end += 1;
+        }
+        insert_group(ctx, table, &rows[start..end], omit)?;
+        start = end;
+    }
+    Ok(())
+}
+
+fn omitted_column(table: &TableDef, values: &[Value]) -> Option<usize> {
+    table.auto_increment.filter(|&i| values[i].is_null())
+}
+
+fn insert_group(
+    ctx: &mut Ctx<'_>,
+    table: &'static TableDef,
+    rows: &[(Rc<dyn AnyObj>, Vec<Value>)],
+    omit: Option<usize>,
+) -> Result<()> {
+    let columns: Vec<usize> = (0..table.columns.len()).filter(|&i| Some(i) != omit).collect();
+    let per_row = columns.len();
+    let row_bytes = |r: &(Rc<dyn AnyObj>, Vec<Value>)| columns.iter().map(|&i| r.1[i].wire_size()).sum::<usize>();
+    let generated = omit;
+    let one_at_a_time = generated.is_some() && !ctx.server.supports_returning && !ctx.server.consecutive_auto_increment;
+    let ranges: Vec<std::ops::Range<usize>> = if one_at_a_time {
+        (0..rows.len()).map(|i| i..i + 1).collect()
+    } else {
+        chunks(ctx, rows, per_row, row_bytes)
+    };
+    let returning = generated.is_some() && ctx.server.supports_returning;
+    for range in ranges {
+        let batch = &rows[range];
+        let mut sql = String::with_capacity(64 + batch.len() * (per_row * 3 + 4));
+        sql.push_str("INSERT INTO ");
+        ctx.ident(table.name, &mut sql);
+        sql.push_str(" (");
+        for (n, &i) in columns.iter().enumerate() {
+            if n > 0 {
+                sql.push_str(", ");
+            }
+            ctx.ident(table.columns[i].name, &mut sql);
+        }
+        sql.push_str(") VALUES ");
+        let mut params = Vec::with_capacity(batch.len() * per_row);
+        for (n, (_, values)) in batch.iter().enumerate() {
+            if n > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            push_placeholders(&mut sql, per_row);
+            sql.push(')');
+            params.extend(columns.iter().map(|&i| values[i].clone()));
+        }
+        match generated {
+            Some(ai) if returning => {
+                sql.push_str(" RETURNING ");
+                ctx.ident(table.columns[ai].name, &mut sql);
+                let mut keys = Vec::with_capacity(batch.len());
+                ctx.conn.query(&sql, &params, &mut |row| {
+                    keys.push(row.into_values().into_iter().next().unwrap_or(Value::Null));
+                    Ok(())
+                })?;
+                if keys.len() != batch.len() {
+                    return Err(Error::invalid(format!(
+                        "INSERT ... RETURNING into `{}` returned {} keys for {} rows",
+                        table.name,
+                        keys.len(),
+                        batch.len()
+                    )));
+                }
+                for ((obj, _), key) in batch.iter().zip(keys) {
+                    set_generated(obj, ai, key)?;
+                }
+            }
+            Some(ai) => {
+                let outcome = ctx.conn.execute(&sql, &params)?;
+                let first = outcome.last_insert_id.ok_or_else(|| {
+                    Error::invalid(format!(
+                        "the server reported no generated key for the INSERT into `{}`",
+                        table.name
+                    ))
+                })?;
+                // One row, or several with provably consecutive keys.
+                for (n, (obj, _)) in batch.iter().enumerate() {
+                    set_generated(obj, ai, Value::UInt(first + n as u64))?;
+                }
+            }
+            None => {
+                ctx.conn.execute(&sql, &params)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn set_generated(obj: &Rc<dyn AnyObj>, column: usize, key: Value) -> Result<()> {
+    obj.set_column(column, key)?;
+    obj.meta().borrow_mut().generated_key = true;
+    Ok(())
+}
+
+/// UPDATEs the changed columns of `rows` (one table). Rows with the same
+/// set of changed columns share statements. Every row must match, else
+/// [`Error::StaleData`].
+pub(crate) fn update(ctx: &mut Ctx<'_>, table: &'static TableDef, rows: &[UpdateRow]) -> Result<()> {
+    // Group by changed-column set, keeping first-seen order.
+    let mut groups: Vec<(Vec<usize>, Vec<&UpdateRow>)> = Vec::new();
+    for row in rows {
+        let cols: Vec<usize> = row.changes.iter().map(|(i, _)| *i).collect();
+        match groups.iter_mut().find(|(c, _)| *c == cols) {
+            Some((_, members)) => members.push(row),
+            None => groups.push((cols, vec![row])),
+        }
+    }
+    for (cols, members) in groups {
+        let per_row = table.primary_key.len() + cols.len() + usize::from(table.version.is_some());
+        let bytes = |r: &&UpdateRow| r.changes.iter().map(|(_, v)| v.wire_size()).sum::<usize>() + 16;
+        for range in chunks(ctx, &members, per_row, bytes) {
+            let batch = &members[range];
+            if batch.len() == 1 {
+                update_one(ctx, table, &cols, batch[0])?;
+            } else {
+                update_many(ctx, table, &cols, batch)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn update_one(ctx: &mut Ctx<'_>, table: &'static TableDef, cols: &[usize], row: &UpdateRow) -> Result<()> {
+    let mut sql = String::with_capacity(128);
+    let mut params = Vec::with_capacity(cols.len() + table.primary_key.len() + 1);
+    sql.push_str("UPDATE ");
+    ctx.ident(table.name, &mut sql);
+    sql.push_str(" SET ");
+    for (n, (i, v)) in row.changes.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(", ");
+        }
+        ctx.ident(table.columns[*i].name, &mut sql);
+        sql.push_str(" = ?");
+        params.push(v.clone());
+    }
+    if let Some(v) = table.version {
+        sql.push_str(", ");
+        ctx.ident(table.columns[v].name, &mut sql);
+        sql.push_str(" = ");
+        ctx.ident(table.columns[v].name, &mut sql);
+        sql.push_str(" + 1");
+    }
+    sql.push_str(" WHERE ");
+    key_condition(ctx, table, &mut sql);
+    params.extend(row.old_key.0.iter().cloned());
+    if let (Some(v), Some(old)) = (table.version, &row.old_version) {
+        sql.push_str(" AND ");
+        ctx.ident(table.columns[v].name, &mut sql);
+        sql.push_str(" = ?");
+        params.push(old.clone());
+    }
+    let outcome = ctx.conn.execute(&sql, &params)?;
+    if outcome.affected_rows != 1 {
+        return Err(Error::StaleData {
+            statement: "UPDATE",
+            table: table.name,
+            key: row.old_key.to_string(),
+            expected: 1,
+            matched: outcome.affected_rows,
+        });
+    }
+    Ok(())
+}
+
+/// `pk1 = ? AND pk2 = ?`
+fn key_condition(ctx: &Ctx<'_>, table: &TableDef, sql: &mut String) {
+    for (n, &k) in table.primary_key.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(" AND ");
+        }
+        ctx.ident(table.columns[k].name, sql);
+        sql.push_str(" = ?");
+    }
+}
+
+/// One statement for many rows: the new values travel as a derived table
+/// joined on the key, so the server does one key lookup per row:
+///
+/// ```sql
+/// UPDATE `t` JOIN (SELECT ? AS `k0`, ? AS `c0` UNION ALL VALUES (?, ?), ...) AS `b`
+///   ON `t`.`id` = `b`.`k0` SET `t`.`score` = `b`.`c0`
+/// ```
+fn update_many(ctx: &mut Ctx<'_>, table: &'static TableDef, cols: &[usize], batch: &[&UpdateRow]) -> Result<()> {
+    let nkey = table.primary_key.len();
+    let versioned = table.version.is_some();
+    let per_row = nkey + cols.len() + usize::from(versioned);
+    let mut sql = String::with_capacity(128 + batch.len() * (per_row * 3 + 8));
+    let mut params = Vec::with_capacity(batch.len() * per_row);
+    sql.push_str("UPDATE ");
+    ctx.ident(table.name, &mut sql);
+    sql.push_str(" JOIN (SELECT ");
+    let mut aliases = Vec::with_capacity(per_row);
+    aliases.extend((0..nkey).map(|n| format!("k{n}")));
+    aliases.extend((0..cols.len()).map(|n| format!("c{n}")));
+    if versioned {
+        aliases.push("v0".to_string());
+    }
+    for (n, alias) in aliases.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str("? AS ");
+        ctx.ident(alias, &mut sql);
+    }
+    let values_rows = ctx.server.kind == ServerKind::MariaDb;
+    for n in 1..batch.len() {
+        if values_rows {
+            sql.push_str(if n == 1 { " UNION ALL VALUES (" } else { ", (" });
+            push_placeholders(&mut sql, per_row);
+            sql.push(')');
+        } else {
+            sql.push_str(" UNION ALL SELECT ");
+            push_placeholders(&mut sql, per_row);
+        }
+    }
+    for row in batch {
+        params.extend(row.old_key.0.iter().cloned());
+        params.extend(row.changes.iter().map(|(_, v)| v.clone()));
+        if versioned {
+            params.push(row.old_version.clone().unwrap_or(Value::Null));
+        }
+    }
+    sql.push_str(") AS `__b` ON ");
+    for (n, &k) in table.primary_key.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(" AND ");
+        }
+        qualified(ctx, table.name, table.columns[k].name, &mut sql);
+        sql.push_str(" = `__b`.");
+        ctx.ident(&aliases[n], &mut sql);
+    }
+    if let Some(v) = table.version {
+        sql.push_str(" AND ");
+        qualified(ctx, table.name, table.columns[v].name, &mut sql);
+        sql.push_str(" = `__b`.`v0`");
+    }
+    sql.push_str(" SET ");
+    for (n, &c) in cols.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(", ");
+        }
+        qualified(ctx, table.name, table.columns[c].name, &mut sql);
+        sql.push_str(" = `__b`.");
+        ctx.ident(&aliases[nkey + n], &mut sql);
+    }
+    if let Some(v) = table.version {
+        sql.push_str(", ");
+        qualified(ctx, table.name, table.columns[v].name, &mut sql);
+        sql.push_str(" = ");
+        qualified(ctx, table.name, table.columns[v].name, &mut sql);
+        sql.push_str(" + 1");
+    }
+    let outcome = ctx.conn.execute(&sql, &params)?;
+    if outcome.affected_rows != batch.len() as u64 {
+        let keys: Vec<&Key> = batch.iter().map(|r| &r.old_key).collect();
+        let versions: Vec<Option<&Value>> = batch.iter().map(|r| r.old_version.as_ref()).collect();
+        let stale = find_stale(ctx, table, &keys, &versions)?;
+        return Err(Error::StaleData {
+            statement: "UPDATE",
+            table: table.name,
+            key: stale,
+            expected: batch.len() as u64,
+            matched: outcome.affected_rows,
+        });
+    }
+    Ok(())
+}
+
+fn qualified(ctx: &Ctx<'_>, table: &str, column: &str, sql: &mut String) {
+    ctx.ident(table, sql);
+    sql.push('.');
+    ctx.ident(column, sql);
+}
+
+/// After a batch matched too few rows: which key was it? (Error path only.)
+fn find_stale(ctx: &mut Ctx<'_>, table: &'static TableDef, keys: &[&Key], versions: &[Option<&Value>]) -> Result<String> {
+    let mut sql = String::from("SELECT ");
+    let mut cols: Vec<usize> = table.primary_key.to_vec();
+    cols.extend(table.version);
+    for (n, &c) in cols.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(", ");
+        }
+        ctx.ident(table.columns[c].name, &mut sql);
+    }
+    sql.push_str(" FROM ");
+    ctx.ident(table.name, &mut sql);
+    sql.push_str(" WHERE ");
+    let mut params = Vec::new();
+    key_in(ctx, table, keys, &mut sql, &mut params);
+    let mut found = std::collections::HashMap::new();
+    ctx.conn.query(&sql, &params, &mut |row| {
+        let mut values = row.into_values();
+        let version = if table.version.is_some() { values.pop() } else { None };
+        found.insert(Key(values), version);
+        Ok(())
+    })?;
+    for (key, version) in keys.iter().zip(versions) {
+        match found.get(*key) {
+            None => return Ok(key.to_string()),
+            Some(v) if version.is_some() && v.as_ref() != *version => return Ok(key.to_string()),
+            _ => {}
+        }
+    }
+    Ok(keys.first().map(|k| k.to_string()).unwrap_or_default())
+}
+
+/// `pk IN (?, ...)` or `(k1, k2) IN ((?, ?), ...)`
+fn key_in(ctx: &Ctx<'_>, table: &TableDef, keys: &[&Key], sql: &mut String, params: &mut Vec<Value>) {
+    if let [k] = table.primary_key {
+        ctx.ident(table.columns[*k].name, sql);
+        sql.push_str(" IN (");
+        push_placeholders(sql, keys.len());
+        sql.push(')');
+    } else {
+        sql.push('(');
+        for (n, &k) in table.primary_key.iter().enumerate() {
+            if n > 0 {
+                sql.push_str(", ");
+            }
+            ctx.ident(table.columns[k].name, sql);
+        }
+        sql.push_str(") IN (");
+        for n in 0..keys.len() {
+            if n > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            push_placeholders(sql, table.primary_key.len());
+            sql.push(')');
+        }
+        sql.push(')');
+    }
+    for key in keys {
+        params.extend(key.0.iter().cloned());
+    }
+}
+
+/// DELETEs rows by key. A versioned table checks the version of every row
+/// and raises [`Error::StaleData`] when one did not match; an unversioned
+/// DELETE of a row that is already gone is not an error.
+pub(crate) fn delete(ctx: &mut Ctx<'_>, table: &'static TableDef, rows: &[(Key, Option<Value>)]) -> Result<()> {
+    let per_row = table.primary_key.len() + usize::from(table.version.is_some());
+    for range in chunks(ctx, rows, per_row, |_| 16) {
+        let batch = &rows[range];
+        let mut sql = String::from("DELETE FROM ");
+        ctx.ident(table.name, &mut sql);
+        sql.push_str(" WHERE ");
+        let mut params = Vec::with_capacity(batch.len() * per_row);
+        match table.version {
+            None => {
+                let keys: Vec<&Key> = batch.iter().map(|(k, _)| k).collect();
+                key_in(ctx, table, &keys, &mut sql, &mut params);
+            }
+            Some(v) => {
+                sql.push('(');
+                for &k in table.primary_key {
+                    ctx.ident(table.columns[k].name, &mut sql);
+                    sql.push_str(", ");
+                }
+                ctx.ident(table.columns[v].name, &mut sql);
+                sql.push_str(") IN (");
+                for (n, (key, version)) in batch.iter().enumerate() {
+                    if n > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push('(');
+                    push_placeholders(&mut sql, per_row);
+                    sql.push(')');
+                    params.extend(key.0.iter().cloned());
+                    params.push(version.clone().unwrap_or(Value::Null));
+                }
+                sql.push(')');
+            }
+        }
+        let outcome = ctx.conn.execute(&sql, &params)?;
+        if table.version.is_some() && outcome.affected_rows != batch.len() as u64 {
+            let keys: Vec<&Key> = batch.iter().map(|(k, _)| k).collect();
+            let versions: Vec<Option<&Value>> = batch.iter().map(|(_, v)| v.as_ref()).collect();
+            let stale = find_stale(ctx, table, &keys, &versions)?;
+            return Err(Error::StaleData {
+                statement: "DELETE",
+                table: table.name,
+                key: stale,
+                expected: batch.len() as u64,
+                matched: outcome.affected_rows,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `SELECT cols FROM t` (no trailing clause).
+pub(crate) fn select_sql(dialect: &dyn Dialect, table: &TableDef) -> String {
+    let mut sql = String::with_capacity(32 + table.columns.len() * 12);
+    sql.push_str("SELECT ");
+    for (n, c) in table.columns.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(", ");
+        }
+        dialect.quote_ident(c.name, &mut sql);
+    }
+    sql.push_str(" FROM ");
+    dialect.quote_ident(table.name, &mut sql);
+    sql
+}
+
+/// `SELECT cols FROM t WHERE pk = ?`
+pub(crate) fn select_by_key_sql(dialect: &dyn Dialect, table: &TableDef) -> String {
+    let mut sql = select_sql(dialect, table);
+    sql.push_str(" WHERE ");
+    for (n, &k) in table.primary_key.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(" AND ");
+        }
+        dialect.quote_ident(table.columns[k].name, &mut sql);
+        sql.push_str(" = ?");
+    }
+    sql
+}
