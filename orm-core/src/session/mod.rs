@@ -23,8 +23,10 @@
 
 mod identity_map;
 mod loading;
+mod merge;
 mod object;
 mod persistence;
+mod scoped;
 mod transaction;
 mod unit_of_work;
 
@@ -44,6 +46,7 @@ use crate::value::Value;
 use identity_map::{Identity, IdentityMap};
 pub(crate) use persistence::select_sql;
 pub use object::{Obj, ObjState};
+pub use scoped::ScopedSession;
 use object::{downcast, AnyObj};
 use transaction::{Phase, Savepoint, Transaction};
 
@@ -123,6 +126,11 @@ impl SessionFactory {
 }
 
 /// The unit of work. See the [module documentation](self).
+///
+/// Cloning a `Session` gives another handle on the same session (as
+/// [`ScopedSession::current`] does); the session is closed when the last
+/// handle is dropped.
+#[derive(Clone)]
 pub struct Session {
     inner: Rc<SessionInner>,
 }

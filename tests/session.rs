@@ -1,0 +1,611 @@
+//! The Session against a real MariaDB: identity map, states, autoflush, the
+//! unit of work's SQL, transactions, savepoints, optimistic locking.
+//! SQLAlchemy's test_session.py / test_transaction.py / test_unitofworkv2.py /
+//! test_versioning.py / test_expire.py behaviours, re-expressed.
+
+mod common;
+
+use common::TestDb;
+use orm::prelude::*;
+use orm::session::{ObjState, Session, SessionFactory};
+
+#[derive(Debug, Clone, PartialEq, Model)]
+#[orm(table = "users")]
+struct User {
+    #[orm(primary_key, auto_increment)]
+    id: Option<i64>,
+    #[orm(unique, sql_type = "VARCHAR(64)")]
+    name: String,
+    email: Option<String>,
+    age: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Model)]
+#[orm(table = "authors")]
+struct Author {
+    #[orm(primary_key)]
+    id: i64,
+    name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Model)]
+#[orm(table = "books")]
+struct Book {
+    #[orm(primary_key)]
+    id: i64,
+    #[orm(references = Author)]
+    author_id: i64,
+    title: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Model)]
+#[orm(table = "reviews")]
+struct Review {
+    #[orm(primary_key)]
+    id: i64,
+    #[orm(references = Book)]
+    book_id: i64,
+    stars: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Model)]
+#[orm(table = "nodes")]
+struct Node {
+    #[orm(primary_key)]
+    id: i64,
+    #[orm(references = Node)]
+    parent_id: Option<i64>,
+    label: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Model)]
+#[orm(table = "accounts")]
+struct Account {
+    #[orm(primary_key)]
+    id: i64,
+    balance: i64,
+    #[orm(version)]
+    version: i64,
+}
+
+fn user(name: &str, age: i32) -> User {
+    User {
+        id: None,
+        name: name.to_string(),
+        email: None,
+        age,
+    }
+}
+
+struct Fixture {
+    db: TestDb,
+    engine: Engine,
+    factory: SessionFactory,
+}
+
+fn setup(tag: &str) -> Fixture {
+    setup_with(tag, "")
+}
+
+fn setup_with(tag: &str, options: &str) -> Fixture {
+    let db = TestDb::new(tag);
+    let engine = orm::create_engine(&db.url_with(options)).expect("engine");
+    orm::schema::create_all(
+        &engine,
+        &[User::table(), Author::table(), Book::table(), Review::table(), Node::table(), Account::table()],
+    )
+    .expect("create tables");
+    let factory = SessionFactory::new(engine.clone());
+    Fixture { db, engine, factory }
+}
+
+impl Fixture {
+    fn checked_out(&self) -> usize {
+        self.engine.status().checked_out
+    }
+    fn count(&self, table: &str) -> usize {
+        self.db.rows(&format!("SELECT COUNT(*) FROM `{table}`"))[0][0].parse().unwrap()
+    }
+}
+
+fn dml(statements: &[String]) -> Vec<&String> {
+    statements.iter().filter(|s| !s.starts_with("BEGIN") && !s.starts_with("COMMIT") && !s.starts_with("ROLLBACK")).collect()
+}
+
+#[test]
+fn identity_map_returns_the_same_handle_and_the_second_get_sends_nothing() {
+    let fx = setup("s_ident");
+    fx.db.exec("INSERT INTO users (name, age) VALUES ('ann', 30)");
+    let s = fx.factory.session();
+    let capture = fx.engine.capture_statements();
+    let a = s.get::<User>(1).unwrap().expect("row 1");
+    let after_first = capture.take();
+    assert!(after_first.iter().any(|q| q.starts_with("SELECT")), "{after_first:?}");
+    let b = s.get::<User>(1).unwrap().expect("row 1");
+    assert!(a.ptr_eq(&b), "two gets must return the same object");
+    assert!(capture.take().is_empty(), "the second get must send no SQL");
+    // A query returning the same row also returns the same handle, with unflushed changes kept.
+    a.write().unwrap().age = 99;
+    let c = s.no_autoflush(|s| s.query::<User>().filter(User::NAME.eq("ann")).one()).unwrap();
+    assert!(c.ptr_eq(&a));
+    assert_eq!(c.read().unwrap().age, 99);
+    assert!(s.get::<User>(42).unwrap().is_none());
+    drop(s);
+    assert_eq!(fx.checked_out(), 0);
+}
+
+#[test]
+fn states_follow_sqlalchemy() {
+    let fx = setup("s_states");
+    let s = fx.factory.session();
+    let obj = orm::session::Obj::new(user("bob", 20));
+    assert_eq!(obj.state(), ObjState::Transient);
+    // Deleting a transient object is an error that says so.
+    let err = s.delete(&obj).unwrap_err();
+    assert!(err.to_string().contains("not persisted"), "{err}");
+
+    let obj = s.add(&obj).unwrap();
+    assert_eq!(obj.state(), ObjState::Pending);
+    assert!(s.is_new(&obj));
+    assert!(s.in_transaction(), "add autobegins a (logical) transaction");
+    assert_eq!(fx.checked_out(), 0, "no connection before the first SQL");
+
+    s.flush().unwrap();
+    assert_eq!(obj.state(), ObjState::Persistent);
+    let id = obj.read().unwrap().id.expect("generated key written back");
+
+    // Another live session cannot take it.
+    let other = fx.factory.session();
+    let err = other.add(&obj).unwrap_err();
+    assert!(err.to_string().contains("another session"), "{err}");
+
+    // A second object with the same key cannot join.
+    let twin = User { id: Some(id), ..user("bob2", 1) };
+    let err = s.add(twin).unwrap_err();
+    assert!(err.to_string().contains("already present"), "{err}");
+
+    s.delete(&obj).unwrap();
+    assert!(s.is_deleted(&obj));
+    s.flush().unwrap();
+    assert_eq!(obj.state(), ObjState::Deleted);
+    let err = s.add(&obj).unwrap_err();
+    assert!(err.to_string().contains("deleted"), "{err}");
+    s.rollback().unwrap();
+    assert_eq!(obj.state(), ObjState::Transient, "inserted in the rolled-back transaction");
+
+    // Persistent -> deleted -> detached at commit.
+    let carl = s.add(user("carl", 40)).unwrap();
+    s.commit().unwrap();
+    assert_eq!(carl.state(), ObjState::Persistent);
+    s.delete(&carl).unwrap();
+    s.commit().unwrap();
+    assert_eq!(carl.state(), ObjState::Detached);
+    assert_eq!(fx.count("users"), 0);
+
+    // Deleted then rolled back: persistent again, row still there.
+    let dan = s.add(user("dan", 50)).unwrap();
+    s.commit().unwrap();
+    s.delete(&dan).unwrap();
+    s.flush().unwrap();
+    assert_eq!(dan.state(), ObjState::Deleted);
+    s.rollback().unwrap();
+    assert_eq!(dan.state(), ObjState::Persistent);
+    assert_eq!(dan.read().unwrap().name, "dan");
+    assert_eq!(fx.count("users"), 1);
+
+    // expunge and close detach.
+    s.expunge(&dan).unwrap();
+    assert_eq!(dan.state(), ObjState::Detached);
+    let dan = s.add(&dan).unwrap();
+    assert_eq!(dan.state(), ObjState::Persistent);
+    s.close();
+    assert_eq!(dan.state(), ObjState::Detached);
+    drop(other);
+    drop(s);
+    assert_eq!(fx.checked_out(), 0);
+}
+
+#[test]
+fn autoflush_runs_before_a_query_and_not_inside_no_autoflush() {
+    let fx = setup("s_autoflush");
+    let s = fx.factory.session();
+    s.add(user("eve", 22)).unwrap();
+    let hidden = s.no_autoflush(|s| s.query::<User>().count()).unwrap();
+    assert_eq!(hidden, 0, "no_autoflush: the pending row is not sent");
+    let capture = fx.engine.capture_statements();
+    let n = s.query::<User>().filter(User::NAME.eq("eve")).count().unwrap();
+    assert_eq!(n, 1);
+    let sent = capture.take();
+    let insert = sent.iter().position(|q| q.starts_with("INSERT")).expect("INSERT sent");
+    let select = sent.iter().position(|q| q.starts_with("SELECT")).expect("SELECT sent");
+    assert!(insert < select, "autoflush must INSERT before the query: {sent:?}");
+    s.rollback().unwrap();
+    assert_eq!(fx.count("users"), 0);
+}
+
+#[test]
+fn update_sets_only_changed_columns_and_unchanged_objects_send_nothing() {
+    let fx = setup("s_update");
+    fx.db.exec("INSERT INTO users (name, email, age) VALUES ('fay', 'f@x', 30), ('gus', NULL, 31)");
+    let s = fx.factory.session();
+    let fay = s.get::<User>(1).unwrap().unwrap();
+    let gus = s.get::<User>(2).unwrap().unwrap();
+    let capture = fx.engine.capture_statements();
+    // Written but not changed: nothing to send.
+    gus.write().unwrap().age = 31;
+    s.flush().unwrap();
+    assert!(capture.take().is_empty(), "an unchanged object must send nothing");
+    // Changed: only `age`.
+    fay.write().unwrap().age = 33;
+    s.flush().unwrap();
+    let sent = capture.take();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].starts_with("UPDATE `users` SET `age` = ? WHERE `id` = ?"), "{sent:?}");
+    // An empty flush sends nothing and begins nothing.
+    s.commit().unwrap();
+    let s2 = fx.factory.session();
+    s2.flush().unwrap();
+    s2.commit().unwrap();
+    assert!(capture.take().iter().all(|q| !q.starts_with("BEGIN")), "empty commit must not BEGIN");
+    assert_eq!(fx.db.rows("SELECT age FROM users ORDER BY id"), vec![vec!["33"], vec!["31"]]);
+}
+
+#[test]
+fn parents_are_inserted_before_children_and_deleted_after_them() {
+    let fx = setup("s_order");
+    let s = fx.factory.session();
+    let capture = fx.engine.capture_statements();
+    // Added child-first on purpose.
+    s.add(Review { id: 1, book_id: 10, stars: 5 }).unwrap();
+    s.add(Book { id: 10, author_id: 100, title: "Dune".into() }).unwrap();
+    s.add(Author { id: 100, name: "Herbert".into() }).unwrap();
+    s.commit().unwrap();
+    let tables: Vec<String> = dml(&capture.take()).iter().map(|q| q.split('`').nth(1).unwrap_or("").to_string()).collect();
+    assert_eq!(tables, ["authors", "books", "reviews"]);
+
+    let author = s.get::<Author>(100).unwrap().unwrap();
+    let book = s.get::<Book>(10).unwrap().unwrap();
+    let review = s.get::<Review>(1).unwrap().unwrap();
+    capture.take();
+    s.delete(&author).unwrap();
+    s.delete(&book).unwrap();
+    s.delete(&review).unwrap();
+    s.commit().unwrap();
+    let sent = capture.take();
+    let tables: Vec<String> = dml(&sent).iter().filter(|q| q.starts_with("DELETE")).map(|q| q.split('`').nth(1).unwrap_or("").to_string()).collect();
+    assert_eq!(tables, ["reviews", "books", "authors"], "{sent:?}");
+    assert_eq!(fx.count("authors") + fx.count("books") + fx.count("reviews"), 0);
+}
+
+#[test]
+fn self_referencing_rows_are_ordered_row_by_row_and_cycles_are_errors() {
+    let fx = setup("s_selfref");
+    let s = fx.factory.session();
+    s.add(Node { id: 3, parent_id: Some(2), label: "leaf".into() }).unwrap();
+    s.add(Node { id: 2, parent_id: Some(1), label: "mid".into() }).unwrap();
+    s.add(Node { id: 1, parent_id: None, label: "root".into() }).unwrap();
+    s.commit().unwrap();
+    assert_eq!(fx.count("nodes"), 3);
+    for id in [1, 2, 3] {
+        let n = s.get::<Node>(id).unwrap().unwrap();
+        s.delete(&n).unwrap();
+    }
+    s.commit().unwrap();
+    assert_eq!(fx.count("nodes"), 0);
+
+    s.add(Node { id: 7, parent_id: Some(8), label: "a".into() }).unwrap();
+    s.add(Node { id: 8, parent_id: Some(7), label: "b".into() }).unwrap();
+    let err = s.flush().unwrap_err();
+    assert!(matches!(err, Error::FlushCycle { .. }), "{err}");
+    assert!(err.to_string().contains("Node"), "{err}");
+    s.rollback().unwrap();
+    drop(s);
+    assert_eq!(fx.checked_out(), 0);
+}
+
+#[test]
+fn ten_thousand_new_objects_flush_in_few_statements_with_every_key_right() {
+    let fx = setup("s_bulk");
+    let s = fx.factory.session();
+    let capture = fx.engine.capture_statements();
+    let before = fx.engine.stats().statements;
+    let objs: Vec<_> = (0..10_000).map(|i| s.add(user(&format!("u{i}"), i % 90)).unwrap()).collect();
+    s.commit().unwrap();
+    let sent = fx.engine.stats().statements - before;
+    assert!(sent <= 12, "10,000 inserts took {sent} statements: {:?}", capture.take().iter().map(|q| q.chars().take(60).collect::<String>()).collect::<Vec<_>>());
+    let rows = fx.db.rows("SELECT id, name FROM users");
+    assert_eq!(rows.len(), 10_000);
+    let by_name: std::collections::HashMap<String, i64> = rows.into_iter().map(|r| (r[1].clone(), r[0].parse().unwrap())).collect();
+    for (i, obj) in objs.iter().enumerate() {
+        let got = obj.read().unwrap();
+        assert_eq!(Some(by_name[&format!("u{i}")]), got.id, "object {i} has the wrong key");
+    }
+    assert_eq!(s.identity_count(), 10_000);
+}
+
+#[test]
+fn without_returning_consecutive_keys_still_come_back_right() {
+    let fx = setup_with("s_noret", "insert_returning=off");
+    let s = fx.factory.session();
+    let capture = fx.engine.capture_statements();
+    let objs: Vec<_> = (0..500).map(|i| s.add(user(&format!("n{i}"), 1)).unwrap()).collect();
+    s.commit().unwrap();
+    let sent = capture.take();
+    assert!(sent.iter().all(|q| !q.contains("RETURNING")), "RETURNING was switched off");
+    assert!(dml(&sent).len() <= 2, "consecutive keys allow one multi-row INSERT: {}", sent.len());
+    let rows = fx.db.rows("SELECT id, name FROM users");
+    let by_name: std::collections::HashMap<String, i64> = rows.into_iter().map(|r| (r[1].clone(), r[0].parse().unwrap())).collect();
+    for (i, obj) in objs.iter().enumerate() {
+        assert_eq!(obj.read().unwrap().id, Some(by_name[&format!("n{i}")]));
+    }
+}
+
+#[test]
+fn updates_and_deletes_are_batched() {
+    let fx = setup("s_batch");
+    fx.db.exec("INSERT INTO users (name, age) SELECT CONCAT('b', seq), 1 FROM seq_1_to_3000");
+    let s = fx.factory.session();
+    let all = s.query::<User>().all().unwrap();
+    for u in &all {
+        u.write().unwrap().age = 2;
+    }
+    let capture = fx.engine.capture_statements();
+    s.flush().unwrap();
+    let sent = capture.take();
+    assert_eq!(sent.len(), 1, "3,000 same-column updates in one statement: {}", sent.len());
+    assert_eq!(fx.db.rows("SELECT COUNT(*) FROM users WHERE age = 2")[0][0], "0", "not committed yet");
+    for u in &all {
+        s.delete(u).unwrap();
+    }
+    s.commit().unwrap();
+    let sent = capture.take();
+    assert_eq!(dml(&sent).len(), 1, "3,000 deletes in one statement");
+    assert_eq!(fx.count("users"), 0);
+}
+
+#[test]
+fn a_failed_flush_requires_rollback_then_recovers() {
+    let fx = setup("s_failed");
+    let s = fx.factory.session();
+    s.add(user("dup", 1)).unwrap();
+    s.commit().unwrap();
+    let ok = s.add(user("fine", 1)).unwrap();
+    let bad = s.add(user("dup", 2)).unwrap();
+    let err = s.flush().unwrap_err();
+    assert!(err.is_integrity(), "duplicate key is an integrity error: {err}");
+    assert_eq!(err.code(), Some(1062));
+    // State restored at once: the pending objects are transient again.
+    assert_eq!(ok.state(), ObjState::Transient);
+    assert_eq!(bad.state(), ObjState::Transient);
+    assert_eq!(ok.read().unwrap().id, None, "a generated key of a rolled-back insert is cleared");
+    // Every operation now says rollback is required, naming the cause.
+    let err = s.query::<User>().count().unwrap_err();
+    assert!(matches!(err, Error::PendingRollback(_)), "{err}");
+    assert!(err.to_string().contains("rollback()") && err.to_string().contains("Duplicate"), "{err}");
+    assert!(matches!(s.commit().unwrap_err(), Error::PendingRollback(_)));
+    assert_eq!(fx.checked_out(), 0, "the failed transaction's connection went back to the pool");
+    s.rollback().unwrap();
+    s.add(&ok).unwrap();
+    s.commit().unwrap();
+    assert_eq!(fx.count("users"), 2);
+    assert_eq!(fx.checked_out(), 0);
+}
+
+#[test]
+fn savepoint_rollback_accounting() {
+    let fx = setup("s_savepoint");
+    let s = fx.factory.session();
+    let kept = s.add(user("kept", 1)).unwrap();
+    s.flush().unwrap();
+    let changed = s.add(user("changed", 1)).unwrap();
+    s.flush().unwrap();
+
+    let nested = s.begin_nested().unwrap();
+    let inner = s.add(user("inner", 1)).unwrap();
+    changed.write().unwrap().age = 50;
+    s.flush().unwrap();
+    nested.rollback().unwrap();
+
+    assert_eq!(inner.state(), ObjState::Transient, "added inside a rolled-back savepoint");
+    assert!(changed.is_expired(), "changed inside: expired");
+    assert!(!kept.is_expired(), "untouched inside: not expired");
+    assert_eq!(changed.read().unwrap().age, 1, "reloaded from the outer transaction");
+    assert!(s.in_transaction(), "the outer transaction stays usable");
+    s.nested(|s| {
+        s.add(user("released", 1))?;
+        Ok(())
+    })
+    .unwrap();
+    s.commit().unwrap();
+    let names: Vec<String> = fx.db.rows("SELECT name FROM users ORDER BY id").into_iter().map(|r| r[0].clone()).collect();
+    assert_eq!(names, ["kept", "changed", "released"]);
+    assert_eq!(fx.checked_out(), 0);
+}
+
+#[test]
+fn a_flush_failing_inside_a_savepoint_only_loses_the_savepoint() {
+    let fx = setup("s_sp_fail");
+    let s = fx.factory.session();
+    s.add(user("a", 1)).unwrap();
+    s.flush().unwrap();
+    let nested = s.begin_nested().unwrap();
+    s.add(user("a", 2)).unwrap();
+    assert!(s.flush().unwrap_err().is_integrity());
+    nested.rollback().unwrap();
+    s.add(user("b", 1)).unwrap();
+    s.commit().unwrap();
+    let names: Vec<String> = fx.db.rows("SELECT name FROM users ORDER BY id").into_iter().map(|r| r[0].clone()).collect();
+    assert_eq!(names, ["a", "b"]);
+}
+
+#[test]
+fn optimistic_locking_detects_a_lost_race() {
+    let fx = setup("s_version");
+    let s1 = fx.factory.session();
+    s1.add(Account { id: 1, balance: 100, version: 0 }).unwrap();
+    s1.commit().unwrap();
+    assert_eq!(fx.db.rows("SELECT version FROM accounts"), vec![vec!["1"]], "INSERT sets version 1");
+
+    let s2 = fx.factory.session();
+    let a1 = s1.get::<Account>(1).unwrap().unwrap();
+    let a2 = s2.get::<Account>(1).unwrap().unwrap();
+    a1.write().unwrap().balance += 10;
+    a2.write().unwrap().balance += 20;
+    s1.commit().unwrap();
+    assert_eq!(fx.db.rows("SELECT balance, version FROM accounts"), vec![vec!["110", "2"]]);
+    let err = s2.commit().unwrap_err();
+    match &err {
+        Error::StaleData { table, key, .. } => {
+            assert_eq!(*table, "accounts");
+            assert_eq!(key, "1");
+        }
+        other => panic!("expected StaleData, got {other}"),
+    }
+    assert!(matches!(s2.flush().unwrap_err(), Error::PendingRollback(_)));
+    s2.rollback().unwrap();
+    assert_eq!(a2.read().unwrap().balance, 110, "reloaded after rollback");
+    a2.write().unwrap().balance += 20;
+    s2.commit().unwrap();
+    assert_eq!(fx.db.rows("SELECT balance, version FROM accounts"), vec![vec!["130", "3"]]);
+
+    // A versioned DELETE checks the version too.
+    let stale = s1.get::<Account>(1).unwrap().unwrap();
+    let _ = stale.read().unwrap();
+    fx.db.exec("UPDATE accounts SET version = version + 1");
+    s1.delete(&stale).unwrap();
+    let err = s1.commit().unwrap_err();
+    assert!(matches!(err, Error::StaleData { statement: "DELETE", .. }), "{err}");
+    s1.rollback().unwrap();
+    assert_eq!(fx.count("accounts"), 1);
+    drop((s1, s2));
+    assert_eq!(fx.checked_out(), 0);
+}
+
+#[test]
+fn the_transaction_helper_commits_on_ok_and_rolls_back_on_err_and_panic() {
+    let fx = setup("s_txhelper");
+    fx.factory
+        .begin(|s| {
+            s.add(user("ok", 1))?;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(fx.count("users"), 1);
+
+    let err = fx
+        .factory
+        .begin(|s| -> orm::Result<()> {
+            s.add(user("err", 1))?;
+            s.flush()?;
+            Err(Error::invalid("the caller changed its mind"))
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("changed its mind"));
+    assert_eq!(fx.count("users"), 1);
+
+    let factory = fx.factory.clone();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = factory.begin(|s| -> orm::Result<()> {
+            s.add(user("panic", 1))?;
+            s.flush()?;
+            panic!("boom");
+        });
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(fx.count("users"), 1);
+    assert_eq!(fx.checked_out(), 0, "no connection left checked out after Ok, Err and panic");
+}
+
+#[test]
+fn expire_on_commit_reloads_and_a_deleted_row_is_object_deleted() {
+    let fx = setup("s_expire");
+    let s = fx.factory.session();
+    let u = s.add(user("hal", 1)).unwrap();
+    s.commit().unwrap();
+    assert!(u.is_expired());
+    fx.db.exec("UPDATE users SET age = 7");
+    let capture = fx.engine.capture_statements();
+    assert_eq!(u.read().unwrap().age, 7, "an expired object reloads on access");
+    assert_eq!(dml(&capture.take()).len(), 1);
+    s.commit().unwrap();
+    fx.db.exec("DELETE FROM users");
+    let err = u.read().unwrap_err();
+    assert!(matches!(err, Error::ObjectDeleted { .. }), "{err}");
+    s.close();
+
+    // refresh() sends a SELECT now; expire() sends nothing.
+    let v = s.add(user("ivy", 1)).unwrap();
+    s.flush().unwrap();
+    capture.take();
+    s.expire(&v).unwrap();
+    assert!(capture.take().is_empty());
+    s.refresh(&v).unwrap();
+    assert!(!v.is_expired());
+    assert_eq!(capture.take().len(), 1);
+    s.commit().unwrap();
+    // A detached expired object cannot be loaded.
+    s.close();
+    assert!(matches!(v.read().unwrap_err(), Error::DetachedInstance { .. }));
+}
+
+#[test]
+fn queries_filter_order_limit_and_report_cardinality_errors() {
+    let fx = setup("s_query");
+    let s = fx.factory.session();
+    for (n, a) in [("ann", 30), ("bob", 17), ("cat", 45), ("dee", 17)] {
+        s.add(user(n, a)).unwrap();
+    }
+    s.add(User { email: Some("x@y".into()), ..user("eli", 60) }).unwrap();
+    s.commit().unwrap();
+
+    let names = |v: Vec<orm::session::Obj<User>>| v.iter().map(|u| u.read().unwrap().name.clone()).collect::<Vec<_>>();
+    let q = s.query::<User>().filter(User::AGE.ge(18)).order_by(User::AGE.desc()).all().unwrap();
+    assert_eq!(names(q), ["eli", "cat", "ann"]);
+    let q = s.query::<User>().filter(User::AGE.eq(17).or(User::NAME.like("c%"))).order_by(User::NAME.asc()).all().unwrap();
+    assert_eq!(names(q), ["bob", "cat", "dee"]);
+    let q = s.query::<User>().filter(!User::NAME.in_(["ann", "bob"])).filter(User::AGE.lt(50)).order_by(User::ID.asc()).all().unwrap();
+    assert_eq!(names(q), ["cat", "dee"]);
+    let q = s.query::<User>().order_by(User::ID.asc()).limit(2).offset(1).all().unwrap();
+    assert_eq!(names(q), ["bob", "cat"]);
+    assert_eq!(s.query::<User>().filter(User::EMAIL.is_not_null()).one().unwrap().read().unwrap().name, "eli");
+    assert_eq!(s.query::<User>().filter(User::EMAIL.is_null()).count().unwrap(), 4);
+    assert_eq!(s.query::<User>().filter(User::EMAIL.eq(None::<String>)).count().unwrap(), 4);
+    assert!(s.query::<User>().filter(User::NAME.eq("ann")).exists().unwrap());
+    assert!(!s.query::<User>().filter(User::NAME.eq("zed")).exists().unwrap());
+    assert!(s.query::<User>().filter(User::NAME.in_(Vec::<&str>::new())).first().unwrap().is_none());
+    assert!(matches!(s.query::<User>().filter(User::AGE.eq(17)).one().unwrap_err(), Error::MultipleResultsFound { .. }));
+    assert!(matches!(s.query::<User>().filter(User::AGE.eq(1)).one().unwrap_err(), Error::NoResultFound { .. }));
+    assert!(s.query::<User>().filter(User::AGE.eq(1)).one_or_none().unwrap().is_none());
+    // Values are bound, never spliced: this is just a name that matches nothing.
+    assert_eq!(s.query::<User>().filter(User::NAME.eq("'; DROP TABLE users; --")).count().unwrap(), 0);
+    // Raw SQL mapped to the model, through the identity map.
+    let raw = s.query_sql::<User>("SELECT * FROM users WHERE age = ? ORDER BY id", &[Value::Int(17)]).unwrap();
+    assert_eq!(names(raw.clone()), ["bob", "dee"]);
+    let bob = s.query::<User>().filter(User::NAME.eq("bob")).one().unwrap();
+    assert!(bob.ptr_eq(&raw[0]));
+    // Bulk delete expires what it may have deleted.
+    assert_eq!(s.query::<User>().filter(User::AGE.eq(17)).delete().unwrap(), 2);
+    assert!(matches!(bob.read().unwrap_err(), Error::ObjectDeleted { .. }));
+    s.commit().unwrap();
+    assert_eq!(fx.count("users"), 3);
+}
+
+#[test]
+fn a_session_holds_no_connection_outside_a_transaction() {
+    let fx = setup("s_conn");
+    let s = Session::new(fx.engine.clone());
+    assert_eq!(fx.checked_out(), 0);
+    s.add(user("joe", 1)).unwrap();
+    assert_eq!(fx.checked_out(), 0, "add sends no SQL");
+    s.flush().unwrap();
+    assert_eq!(fx.checked_out(), 1);
+    s.commit().unwrap();
+    assert_eq!(fx.checked_out(), 0);
+    let _ = s.query::<User>().all().unwrap();
+    assert_eq!(fx.checked_out(), 1);
+    s.rollback().unwrap();
+    assert_eq!(fx.checked_out(), 0);
+    let _ = s.query::<User>().all().unwrap();
+    drop(s);
+    assert_eq!(fx.checked_out(), 0, "dropping a session returns its connection");
+}
