@@ -247,12 +247,22 @@ pub enum ConversionError {
 }
 
 /// Encodes a Rust value as a [`Value`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be stored in a column: it does not implement `ToValue`",
+    label = "not a column type",
+    note = "a model field must be an integer, a float, bool, String, Vec<u8>, an orm date type, an Option of one of those, or a type that implements ToValue, FromValue and SqlType; the chrono, rust_decimal, serde_json and uuid types need the crate features of those names"
+)]
 pub trait ToValue {
     /// The value to bind.
     fn to_value(&self) -> Value;
 }
 
 /// Decodes a [`Value`] into a Rust value.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be stored in a column: it does not implement `FromValue`",
+    label = "not a column type",
+    note = "a model field must be an integer, a float, bool, String, Vec<u8>, an orm date type, an Option of one of those, or a type that implements ToValue, FromValue and SqlType; the chrono, rust_decimal, serde_json and uuid types need the crate features of those names"
+)]
 pub trait FromValue: Sized {
     /// Convert, or say why not.
     fn from_value(value: Value) -> Result<Self, ConversionError>;
@@ -309,6 +319,11 @@ pub enum ColumnType {
 }
 
 /// Associates a Rust type with its column type and nullability.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be stored in a column: it does not implement `SqlType`",
+    label = "not a column type",
+    note = "a model field must be an integer, a float, bool, String, Vec<u8>, an orm date type, an Option of one of those, or a type that implements ToValue, FromValue and SqlType; the chrono, rust_decimal, serde_json and uuid types need the crate features of those names"
+)]
 pub trait SqlType {
     /// The column type used for DDL.
     const COLUMN_TYPE: ColumnType;

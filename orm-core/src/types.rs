@@ -1,1 +1,0 @@
-//! STUB: the derive helper replaces this module (chrono, decimal, json, uuid conversions).

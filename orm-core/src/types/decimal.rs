@@ -1,0 +1,104 @@
+//! `rust_decimal::Decimal`, exchanged as canonical decimal text so that no
+//! digit is lost on the way.
+
+use ::rust_decimal::Decimal;
+
+use crate::value::{ColumnType, ConversionError, FromValue, SqlType, ToValue, Value};
+
+const T: &str = "Decimal";
+
+impl ToValue for Decimal {
+    fn to_value(&self) -> Value {
+        Value::Decimal(self.to_string())
+    }
+}
+
+impl FromValue for Decimal {
+    fn from_value(v: Value) -> Result<Self, ConversionError> {
+        match v {
+            Value::Decimal(s) | Value::Text(s) => {
+                let s = s.trim();
+                // from_str_exact refuses to round away digits; scientific
+                // notation is accepted as a fallback.
+                Decimal::from_str_exact(s)
+                    .or_else(|_| Decimal::from_scientific(s))
+                    .map_err(|e| ConversionError::Invalid {
+                        target: T,
+                        reason: format!("{s:?}: {e}"),
+                    })
+            }
+            Value::Int(i) => Ok(Decimal::from(i)),
+            Value::UInt(u) => Ok(Decimal::from(u)),
+            Value::Double(d) => Decimal::try_from(d).map_err(|_| ConversionError::OutOfRange {
+                target: T,
+                value: d.to_string(),
+            }),
+            Value::Float(f) => Decimal::try_from(f).map_err(|_| ConversionError::OutOfRange {
+                target: T,
+                value: f.to_string(),
+            }),
+            Value::Null => Err(ConversionError::UnexpectedNull { target: T }),
+            other => Err(ConversionError::WrongType {
+                target: T,
+                found: other.kind(),
+            }),
+        }
+    }
+}
+
+impl SqlType for Decimal {
+    /// 28 digits, 10 after the point: within what `Decimal` holds. Use
+    /// `#[orm(sql_type = "DECIMAL(10, 2)")]` for another precision.
+    const COLUMN_TYPE: ColumnType = ColumnType::Decimal(28, 10);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_round_trip_as_text() {
+        let d = Decimal::new(-1250, 2);
+        assert_eq!(d.to_value(), Value::Decimal("-12.50".into()));
+        assert_eq!(Decimal::from_value(d.to_value()), Ok(d));
+        assert_eq!(
+            Decimal::from_value(Value::Text(" 3.000 ".into())),
+            Ok(Decimal::new(3000, 3))
+        );
+        assert_eq!(Decimal::from_value(Value::Int(-7)), Ok(Decimal::from(-7)));
+        assert_eq!(
+            Decimal::from_value(Value::UInt(u64::MAX)),
+            Ok(Decimal::from(u64::MAX))
+        );
+        assert_eq!(
+            Decimal::from_value(Value::Double(0.5)),
+            Ok(Decimal::new(5, 1))
+        );
+        assert_eq!(Decimal::COLUMN_TYPE, ColumnType::Decimal(28, 10));
+    }
+
+    #[test]
+    fn bad_decimals_are_errors() {
+        assert!(matches!(
+            Decimal::from_value(Value::Decimal("12.x".into())),
+            Err(ConversionError::Invalid { .. })
+        ));
+        let too_long = "1".repeat(40);
+        assert!(matches!(
+            Decimal::from_value(Value::Decimal(too_long)),
+            Err(ConversionError::Invalid { .. })
+        ));
+        assert!(matches!(
+            Decimal::from_value(Value::Double(f64::NAN)),
+            Err(ConversionError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            Decimal::from_value(Value::Null),
+            Err(ConversionError::UnexpectedNull { .. })
+        ));
+        assert!(matches!(
+            Decimal::from_value(Value::Bool(true)),
+            Err(ConversionError::WrongType { .. })
+        ));
+    }
+}

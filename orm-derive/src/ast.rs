@@ -1,0 +1,170 @@
+//! The struct as the macro understands it: its fields, their attributes and
+//! the derived names, borrowing from syn and keeping spans for messages.
+
+use proc_macro2::Span;
+use syn::ext::IdentExt;
+use syn::{Data, DeriveInput, Fields, Ident, Type, Visibility};
+
+use crate::attr::{self, FieldAttrs};
+use crate::case::{screaming_snake_case, snake_case};
+use crate::ctxt::Ctxt;
+
+/// A model struct.
+pub struct Model<'a> {
+    /// The struct's name.
+    pub ident: &'a Ident,
+    /// The struct's visibility, given to the column handles.
+    pub vis: &'a Visibility,
+    /// The table name.
+    pub table: String,
+    /// Every field, skipped ones included, in declaration order.
+    pub fields: Vec<Field<'a>>,
+}
+
+/// One field of a model.
+pub struct Field<'a> {
+    /// The field's identifier (possibly raw: `r#type`).
+    pub ident: &'a Ident,
+    /// The field's name without `r#`.
+    pub name: String,
+    /// The field's type.
+    pub ty: &'a Type,
+    /// Its attributes.
+    pub attrs: FieldAttrs,
+    /// The column name (the field name unless `column = "..."`).
+    pub column: String,
+    /// Where the column name comes from, for messages.
+    pub column_span: Span,
+    /// The name of the column handle constant (`USER_ID`).
+    pub handle: String,
+}
+
+impl Field<'_> {
+    /// Whether the field is stored in a column.
+    pub fn persisted(&self) -> bool {
+        self.attrs.skip.is_none()
+    }
+}
+
+impl<'a> Model<'a> {
+    /// Reads the derive input. Returns `None` (with the reason in `cx`) when
+    /// the item cannot be a model at all; attribute mistakes are recorded in
+    /// `cx` but still give a `Model`, so that later checks run too.
+    pub fn from_ast(cx: &mut Ctxt, input: &'a DeriveInput) -> Option<Model<'a>> {
+        let container = attr::container(cx, &input.attrs);
+        let data = match &input.data {
+            Data::Struct(data) => data,
+            Data::Enum(e) => {
+                cx.error(
+                    e.enum_token.span,
+                    "#[derive(Model)] works on structs with named fields; an enum cannot be a model",
+                );
+                return None;
+            }
+            Data::Union(u) => {
+                cx.error(
+                    u.union_token.span,
+                    "#[derive(Model)] works on structs with named fields; a union cannot be a model",
+                );
+                return None;
+            }
+        };
+        let named = match &data.fields {
+            Fields::Named(named) => named,
+            Fields::Unnamed(unnamed) => {
+                cx.error_at(
+                    unnamed,
+                    "#[derive(Model)] needs named fields, whose names become column names; a tuple struct cannot be a model",
+                );
+                return None;
+            }
+            Fields::Unit => {
+                cx.error(
+                    input.ident.span(),
+                    "#[derive(Model)] needs named fields, whose names become column names; a unit struct has none",
+                );
+                return None;
+            }
+        };
+        if !input.generics.params.is_empty() {
+            cx.error_at(
+                &input.generics,
+                "a model cannot have generic parameters or lifetimes: its table description is one static item",
+            );
+        }
+        let table = match &container.table {
+            Some(lit) => lit.value(),
+            None => snake_case(&input.ident.unraw().to_string()),
+        };
+        let fields = named
+            .named
+            .iter()
+            .map(|f| {
+                let ident = f.ident.as_ref().expect("named field");
+                let attrs = attr::field(cx, &f.attrs);
+                let name = ident.unraw().to_string();
+                let (column, column_span) = match &attrs.column {
+                    Some(lit) => (lit.value(), lit.span()),
+                    None => (name.clone(), ident.span()),
+                };
+                Field {
+                    ident,
+                    handle: screaming_snake_case(&name),
+                    name,
+                    ty: &f.ty,
+                    attrs,
+                    column,
+                    column_span,
+                }
+            })
+            .collect();
+        Some(Model {
+            ident: &input.ident,
+            vis: &input.vis,
+            table,
+            fields,
+        })
+    }
+
+    /// The persisted fields, in column order.
+    pub fn columns(&self) -> impl Iterator<Item = &Field<'a>> {
+        self.fields.iter().filter(|f| f.persisted())
+    }
+}
+
+const INTEGERS: &[&str] = &[
+    "i8", "i16", "i32", "i64", "isize", "u8", "u16", "u32", "u64", "usize",
+];
+
+/// Whether `ty` is spelled as a primitive integer type.
+pub fn is_integer(ty: &Type) -> bool {
+    match ty {
+        Type::Path(p) if p.qself.is_none() => p
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.arguments.is_empty() && INTEGERS.iter().any(|i| s.ident == i)),
+        Type::Group(g) => is_integer(&g.elem),
+        Type::Paren(p) => is_integer(&p.elem),
+        _ => false,
+    }
+}
+
+/// Whether `ty` is spelled as `Option<integer>`.
+pub fn is_option_of_integer(ty: &Type) -> bool {
+    let Type::Path(p) = ty else {
+        return matches!(ty, Type::Group(g) if is_option_of_integer(&g.elem));
+    };
+    let Some(last) = p.path.segments.last() else {
+        return false;
+    };
+    if p.qself.is_some() || last.ident != "Option" {
+        return false;
+    }
+    match &last.arguments {
+        syn::PathArguments::AngleBracketed(args) if args.args.len() == 1 => {
+            matches!(&args.args[0], syn::GenericArgument::Type(t) if is_integer(t))
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,9 @@
+use orm::Model;
+
+#[derive(Clone, Model)]
+enum User {
+    Admin,
+    Guest,
+}
+
+fn main() {}

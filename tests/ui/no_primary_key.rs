@@ -1,0 +1,9 @@
+use orm::Model;
+
+#[derive(Clone, Model)]
+struct User {
+    id: i64,
+    name: String,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use orm::Model;
+
+#[derive(Clone, Model)]
+struct User;
+
+fn main() {}
