@@ -26,21 +26,34 @@ fn bad_urls_and_unknown_options_are_config_errors() {
             other => panic!("{url}: expected a Config error, got {other:?}"),
         }
     }
-    let err = orm_mysql::create_engine("mysql://root@127.0.0.1/test?bogus=1").unwrap_err().to_string();
-    assert!(err.contains("known options") && err.contains("max_overflow"), "{err}");
-    let err = orm_mysql::builder("mysql://root@127.0.0.1/test").unwrap().option("nope", "1").unwrap_err();
+    let err = orm_mysql::create_engine("mysql://root@127.0.0.1/test?bogus=1")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("known options") && err.contains("max_overflow"),
+        "{err}"
+    );
+    let err = orm_mysql::builder("mysql://root@127.0.0.1/test")
+        .unwrap()
+        .option("nope", "1")
+        .unwrap_err();
     assert!(err.to_string().contains("nope"));
 }
 
 #[test]
 fn unreachable_host_fails_fast_with_a_connect_error() {
-    let engine = orm_mysql::create_engine("mysql://root:hunter2@127.0.0.1:1/test?connect_timeout=2").unwrap();
+    let engine =
+        orm_mysql::create_engine("mysql://root:hunter2@127.0.0.1:1/test?connect_timeout=2")
+            .unwrap();
     let started = Instant::now();
     let err = engine.connect().unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(err.db_kind(), Some(DbErrorKind::Connect), "{err:?}");
     let message = err.to_string();
-    assert!(message.contains("127.0.0.1:1") && !message.contains("hunter2"), "{message}");
+    assert!(
+        message.contains("127.0.0.1:1") && !message.contains("hunter2"),
+        "{message}"
+    );
     assert_eq!(engine.status().checked_out, 0);
 }
 
@@ -52,9 +65,17 @@ impl TempUser {
     fn new(password: &str) -> TempUser {
         let name = format!("orm_pw_{}", std::process::id());
         let mut admin = admin_conn();
-        admin.query_drop(format!("DROP USER IF EXISTS '{name}'@'%'")).unwrap();
-        admin.query_drop(format!("CREATE USER IF NOT EXISTS '{name}'@'%' IDENTIFIED BY '{password}'")).unwrap();
-        admin.query_drop(format!("GRANT ALL ON *.* TO '{name}'@'%'")).unwrap();
+        admin
+            .query_drop(format!("DROP USER IF EXISTS '{name}'@'%'"))
+            .unwrap();
+        admin
+            .query_drop(format!(
+                "CREATE USER IF NOT EXISTS '{name}'@'%' IDENTIFIED BY '{password}'"
+            ))
+            .unwrap();
+        admin
+            .query_drop(format!("GRANT ALL ON *.* TO '{name}'@'%'"))
+            .unwrap();
         TempUser { name }
     }
 }
@@ -73,20 +94,34 @@ fn passwords_are_masked_and_wrong_ones_are_clear_errors() {
     let encoded = "s3cret%2Fp%40ss";
     let url = format!("mysql://{}:{encoded}@127.0.0.1:3306/{}", user.name, db.name);
     let engine = orm_mysql::create_engine(&url).unwrap();
-    for shown in [format!("{engine:?}"), format!("{engine}"), engine.describe()] {
-        assert!(!shown.contains("s3cret") && shown.contains(":***@"), "{shown}");
+    for shown in [
+        format!("{engine:?}"),
+        format!("{engine}"),
+        engine.describe(),
+    ] {
+        assert!(
+            !shown.contains("s3cret") && shown.contains(":***@"),
+            "{shown}"
+        );
     }
     let mut conn = engine.connect().expect("percent-decoded password works");
     conn.query_rows("SELECT 1", &[]).unwrap();
     assert!(!format!("{conn:?}").contains("s3cret"));
     drop(conn);
 
-    let wrong = orm_mysql::create_engine(&format!("mysql://{}:wrongpw@127.0.0.1:3306/{}", user.name, db.name)).unwrap();
+    let wrong = orm_mysql::create_engine(&format!(
+        "mysql://{}:wrongpw@127.0.0.1:3306/{}",
+        user.name, db.name
+    ))
+    .unwrap();
     let err = wrong.connect().unwrap_err();
     assert_eq!(err.db_kind(), Some(DbErrorKind::Connect));
     assert_eq!(err.code(), Some(1045));
     let message = err.to_string();
-    assert!(message.contains("password") && !message.contains("wrongpw"), "{message}");
+    assert!(
+        message.contains("password") && !message.contains("wrongpw"),
+        "{message}"
+    );
     assert!(!format!("{err:?}").contains("wrongpw"));
 }
 
@@ -121,8 +156,20 @@ fn values_round_trip_with_column_metadata() {
     );
     let engine = orm_mysql::create_engine(&db.url).unwrap();
     let mut conn = engine.connect().unwrap();
-    let datetime = DateTime { date: Date { year: 2024, month: 2, day: 29 }, hour: 13, minute: 5, second: 7, micros: 123456 };
-    let time = Time { micros: -((26 * 3600 + 2 * 60 + 3) * 1_000_000 + 5) };
+    let datetime = DateTime {
+        date: Date {
+            year: 2024,
+            month: 2,
+            day: 29,
+        },
+        hour: 13,
+        minute: 5,
+        second: 7,
+        micros: 123456,
+    };
+    let time = Time {
+        micros: -((26 * 3600 + 2 * 60 + 3) * 1_000_000 + 5),
+    };
     let params = [
         Value::Int(-7),
         Value::Text("héllo ✓".into()),
@@ -132,7 +179,11 @@ fn values_round_trip_with_column_metadata() {
         Value::Decimal("-12.50".into()),
         Value::Float(1.5),
         Value::Double(2.25),
-        Value::Date(Date { year: 1999, month: 12, day: 31 }),
+        Value::Date(Date {
+            year: 1999,
+            month: 12,
+            day: 31,
+        }),
         Value::DateTime(datetime),
         Value::Time(time),
         Value::Bool(true),
@@ -145,7 +196,12 @@ fn values_round_trip_with_column_metadata() {
         )
         .unwrap();
     assert_eq!((out.affected_rows, out.last_insert_id), (1, Some(1)));
-    let rows = conn.query_rows("SELECT id, i, t, b, blob_, txt, d, f, g, dt, ts, tm, flag, n FROM v", &[]).unwrap();
+    let rows = conn
+        .query_rows(
+            "SELECT id, i, t, b, blob_, txt, d, f, g, dt, ts, tm, flag, n FROM v",
+            &[],
+        )
+        .unwrap();
     let values = rows[0].values();
     assert!(matches!(values[0], Value::UInt(1)), "{:?}", values[0]);
     assert!(matches!(values[1], Value::Int(-7)));
@@ -156,10 +212,21 @@ fn values_round_trip_with_column_metadata() {
     assert_eq!(values[6], Value::Decimal("-12.50".into()));
     assert_eq!(values[7], Value::Float(1.5));
     assert_eq!(values[8], Value::Double(2.25));
-    assert_eq!(values[9], Value::Date(Date { year: 1999, month: 12, day: 31 }));
+    assert_eq!(
+        values[9],
+        Value::Date(Date {
+            year: 1999,
+            month: 12,
+            day: 31
+        })
+    );
     assert_eq!(values[10], Value::DateTime(datetime));
     assert_eq!(values[11], Value::Time(time));
-    assert!(matches!(values[12], Value::Int(1)), "TINYINT(1) stays an integer: {:?}", values[12]);
+    assert!(
+        matches!(values[12], Value::Int(1)),
+        "TINYINT(1) stays an integer: {:?}",
+        values[12]
+    );
     assert_eq!(values[13], Value::Null);
 
     // Streaming stops at the callback's error, and the connection stays usable.
@@ -185,14 +252,36 @@ fn update_reports_matched_rows_and_errors_are_classified() {
     db.exec("CREATE TABLE c (id INT PRIMARY KEY, p INT, FOREIGN KEY (p) REFERENCES p(id))");
     let engine = orm_mysql::create_engine(&db.url).unwrap();
     let mut conn = engine.connect().unwrap();
-    conn.execute("INSERT INTO p VALUES (?, ?)", &[Value::Int(1), Value::Int(5)]).unwrap();
-    let out = conn.execute("UPDATE p SET x = ? WHERE id = ?", &[Value::Int(5), Value::Int(1)]).unwrap();
-    assert_eq!(out.affected_rows, 1, "CLIENT_FOUND_ROWS: matched, not changed");
+    conn.execute(
+        "INSERT INTO p VALUES (?, ?)",
+        &[Value::Int(1), Value::Int(5)],
+    )
+    .unwrap();
+    let out = conn
+        .execute(
+            "UPDATE p SET x = ? WHERE id = ?",
+            &[Value::Int(5), Value::Int(1)],
+        )
+        .unwrap();
+    assert_eq!(
+        out.affected_rows, 1,
+        "CLIENT_FOUND_ROWS: matched, not changed"
+    );
 
-    let dup = conn.execute("INSERT INTO p VALUES (?, ?)", &[Value::Int(1), Value::Int(0)]).unwrap_err();
+    let dup = conn
+        .execute(
+            "INSERT INTO p VALUES (?, ?)",
+            &[Value::Int(1), Value::Int(0)],
+        )
+        .unwrap_err();
     assert!(dup.is_integrity() && dup.code() == Some(1062), "{dup:?}");
     assert_eq!(dup.db_error().unwrap().sqlstate.as_deref(), Some("23000"));
-    let fk = conn.execute("INSERT INTO c VALUES (?, ?)", &[Value::Int(1), Value::Int(99)]).unwrap_err();
+    let fk = conn
+        .execute(
+            "INSERT INTO c VALUES (?, ?)",
+            &[Value::Int(1), Value::Int(99)],
+        )
+        .unwrap_err();
     assert!(fk.is_integrity() && fk.code() == Some(1452), "{fk:?}");
     let syntax = conn.execute_text("SELEC 1").unwrap_err();
     assert_eq!(syntax.db_kind(), Some(DbErrorKind::Other));

@@ -20,7 +20,9 @@ fn engine(db: &TestDb, options: &str) -> Engine {
 }
 
 fn server_id(conn: &mut PooledConnection) -> u64 {
-    let rows = conn.query_rows("SELECT CONNECTION_ID()", &[]).expect("CONNECTION_ID()");
+    let rows = conn
+        .query_rows("SELECT CONNECTION_ID()", &[])
+        .expect("CONNECTION_ID()");
     match rows[0].get(0) {
         Some(Value::UInt(u)) => *u,
         Some(Value::Int(i)) => *i as u64,
@@ -29,7 +31,12 @@ fn server_id(conn: &mut PooledConnection) -> u64 {
 }
 
 fn status(size: usize, idle: usize, overflow: usize, checked_out: usize) -> PoolStatus {
-    PoolStatus { size, idle, overflow, checked_out }
+    PoolStatus {
+        size,
+        idle,
+        overflow,
+        checked_out,
+    }
 }
 
 /// Polls until the server sees `n` connections of this database (disconnects are asynchronous).
@@ -58,10 +65,26 @@ fn overflow_is_closed_on_return_and_timeout_is_raised() {
     let started = Instant::now();
     let err = engine.connect().unwrap_err();
     let waited = started.elapsed();
-    assert!(matches!(err, Error::PoolTimeout { size: 2, overflow: 1, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::PoolTimeout {
+                size: 2,
+                overflow: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let message = err.to_string();
-    assert!(message.contains("size 2 overflow 1") && message.contains("timed out"), "{message}");
-    assert!(waited >= Duration::from_millis(200) && waited < Duration::from_secs(2), "{waited:?}");
+    assert!(
+        message.contains("size 2 overflow 1") && message.contains("timed out"),
+        "{message}"
+    );
+    assert!(
+        waited >= Duration::from_millis(200) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
     assert_eq!(engine.stats().checkout_waits, 1);
 
     drop(c);
@@ -187,7 +210,11 @@ fn static_pool_shares_one_connection() {
     });
     thread::sleep(Duration::from_millis(100));
     drop(a);
-    assert_eq!(waiter.join().unwrap(), id, "the second checkout waited for the same connection");
+    assert_eq!(
+        waiter.join().unwrap(),
+        id,
+        "the second checkout waited for the same connection"
+    );
     assert!(engine.stats().checkout_waits >= 1);
     assert_eq!(db.server_connections(), 1);
     let mut c = engine.connect().unwrap();
@@ -205,7 +232,10 @@ fn many_threads_never_exceed_the_limit() {
         let db_name = db.name.clone();
         thread::spawn(move || {
             let mut max = 0;
-            let probe = TestDb { name: db_name, url: String::new() };
+            let probe = TestDb {
+                name: db_name,
+                url: String::new(),
+            };
             while !done.load(Ordering::SeqCst) {
                 max = max.max(probe.server_connections());
                 thread::sleep(Duration::from_millis(10));
@@ -249,11 +279,15 @@ fn no_reset_round_trip_after_commit() {
     let mut conn = engine.connect().unwrap();
     conn.begin().unwrap();
     assert!(conn.in_transaction());
-    conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(1)]).unwrap();
+    conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(1)])
+        .unwrap();
     conn.commit().unwrap();
     assert!(!conn.in_transaction());
     drop(conn);
-    assert_eq!(capture.take(), ["BEGIN", "INSERT INTO t VALUES (?)", "COMMIT"]);
+    assert_eq!(
+        capture.take(),
+        ["BEGIN", "INSERT INTO t VALUES (?)", "COMMIT"]
+    );
 
     // A read-only checkout is returned without a reset either.
     let mut conn = engine.connect().unwrap();
@@ -264,10 +298,18 @@ fn no_reset_round_trip_after_commit() {
     // Arbitrary SQL outside a known transaction: the state is unknown, so reset.
     let mut conn = engine.connect().unwrap();
     conn.execute_text("START TRANSACTION").unwrap();
-    conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(2)]).unwrap();
+    conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(2)])
+        .unwrap();
     drop(conn);
-    assert_eq!(capture.take(), ["START TRANSACTION", "INSERT INTO t VALUES (?)", "ROLLBACK"]);
-    assert_eq!(db.rows("SELECT COUNT(*) FROM t"), [["1"]], "the reset rolled back");
+    assert_eq!(
+        capture.take(),
+        ["START TRANSACTION", "INSERT INTO t VALUES (?)", "ROLLBACK"]
+    );
+    assert_eq!(
+        db.rows("SELECT COUNT(*) FROM t"),
+        [["1"]],
+        "the reset rolled back"
+    );
 
     // An open transaction is rolled back on return.
     let before = engine.stats().statements;
@@ -279,7 +321,13 @@ fn no_reset_round_trip_after_commit() {
     drop(conn);
     assert_eq!(
         capture.take(),
-        ["BEGIN", "SAVEPOINT `sp1`", "ROLLBACK TO SAVEPOINT `sp1`", "RELEASE SAVEPOINT `sp1`", "ROLLBACK"]
+        [
+            "BEGIN",
+            "SAVEPOINT `sp1`",
+            "ROLLBACK TO SAVEPOINT `sp1`",
+            "RELEASE SAVEPOINT `sp1`",
+            "ROLLBACK"
+        ]
     );
     assert_eq!(engine.stats().statements - before, 5);
 

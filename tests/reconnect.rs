@@ -40,11 +40,16 @@ fn killed_idle_connection_with_pre_ping_is_replaced_silently() {
     let db = TestDb::new("rc_preping");
     let engine = engine(&db, "pool_size=1&pool_pre_ping=true&pool_pre_ping_idle=0");
     let old = kill_idle(&db, &engine);
-    let mut conn = engine.connect().expect("pre-ping replaces the dead connection");
+    let mut conn = engine
+        .connect()
+        .expect("pre-ping replaces the dead connection");
     let new = server_id(&mut conn).expect("no error reaches the caller");
     assert_ne!(new, old);
     let stats = engine.stats();
-    assert!(stats.pings >= 1 && stats.connections_invalidated >= 1, "{stats:?}");
+    assert!(
+        stats.pings >= 1 && stats.connections_invalidated >= 1,
+        "{stats:?}"
+    );
 }
 
 #[test]
@@ -71,8 +76,10 @@ fn begin_on_a_dead_connection_is_retried_once() {
     let engine = engine(&db, "pool_size=1");
     kill_idle(&db, &engine);
     let mut conn = engine.connect().unwrap();
-    conn.begin().expect("BEGIN is retried on a fresh connection");
-    conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(1)]).unwrap();
+    conn.begin()
+        .expect("BEGIN is retried on a fresh connection");
+    conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(1)])
+        .unwrap();
     conn.commit().unwrap();
     assert_eq!(db.rows("SELECT COUNT(*) FROM t"), [["1"]]);
 }
@@ -84,31 +91,46 @@ fn connection_lost_inside_a_transaction_requires_rollback() {
     let engine = engine(&db, "pool_size=2");
     let mut conn = engine.connect().unwrap();
     conn.begin().unwrap();
-    conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(1)]).unwrap();
+    conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(1)])
+        .unwrap();
     let id = server_id(&mut conn).unwrap();
     db.kill(id);
 
-    let err = conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(2)]).unwrap_err();
-    assert!(matches!(err, Error::ConnectionLostInTransaction(_)), "{err:?}");
+    let err = conn
+        .execute("INSERT INTO t VALUES (?)", &[Value::Int(2)])
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::ConnectionLostInTransaction(_)),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("rollback()"), "{err}");
     assert!(conn.in_transaction() && conn.needs_rollback());
     for result in [
-        conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(3)]).map(|_| ()),
+        conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(3)])
+            .map(|_| ()),
         conn.commit(),
         conn.begin(),
         conn.query_rows("SELECT 1", &[]).map(|_| ()),
     ] {
-        assert!(matches!(result, Err(Error::InvalidTransaction)), "{result:?}");
+        assert!(
+            matches!(result, Err(Error::InvalidTransaction)),
+            "{result:?}"
+        );
     }
     conn.rollback().expect("rollback succeeds quietly");
     assert!(!conn.in_transaction());
     let new = server_id(&mut conn).expect("the next call reconnects");
     assert_ne!(new, id);
     conn.begin().unwrap();
-    conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(4)]).unwrap();
+    conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(4)])
+        .unwrap();
     conn.commit().unwrap();
     drop(conn);
-    assert_eq!(db.rows("SELECT id FROM t ORDER BY id"), [["4"]], "the lost transaction's row is gone");
+    assert_eq!(
+        db.rows("SELECT id FROM t ORDER BY id"),
+        [["4"]],
+        "the lost transaction's row is gone"
+    );
 }
 
 #[test]
@@ -127,7 +149,10 @@ fn explicit_invalidate_inside_a_transaction() {
     let id = server_id(&mut conn).unwrap();
     conn.begin().unwrap();
     conn.invalidate();
-    assert!(matches!(conn.execute_text("DO 1"), Err(Error::InvalidTransaction)));
+    assert!(matches!(
+        conn.execute_text("DO 1"),
+        Err(Error::InvalidTransaction)
+    ));
     conn.rollback().unwrap();
     assert_ne!(server_id(&mut conn).unwrap(), id);
     assert_eq!(invalidated.load(Ordering::SeqCst), 1);
@@ -155,7 +180,10 @@ fn server_idle_timeout_is_survived_with_recycle_or_pre_ping() {
     thread::sleep(Duration::from_millis(2100));
     let mut conn = plain.connect().unwrap();
     let err = server_id(&mut conn).unwrap_err();
-    assert!(err.is_connection_lost(), "without recycle or pre-ping the caller sees it: {err:?}");
+    assert!(
+        err.is_connection_lost(),
+        "without recycle or pre-ping the caller sees it: {err:?}"
+    );
     for engine in [&recycle, &pre_ping] {
         let mut conn = engine.connect().unwrap();
         server_id(&mut conn).expect("recycle / pre-ping avoid the error");
@@ -176,7 +204,13 @@ fn a_detected_disconnect_invalidates_the_older_connections() {
     drop(conn);
     // The other two were opened before the disconnect: replaced at checkout.
     let mut conns: Vec<PooledConnection> = (0..3).map(|_| engine.connect().unwrap()).collect();
-    let new: Vec<u64> = conns.iter_mut().map(|c| server_id(c).expect("no second error")).collect();
-    assert!(new.iter().all(|id| !old.contains(id)), "old {old:?} new {new:?}");
+    let new: Vec<u64> = conns
+        .iter_mut()
+        .map(|c| server_id(c).expect("no second error"))
+        .collect();
+    assert!(
+        new.iter().all(|id| !old.contains(id)),
+        "old {old:?} new {new:?}"
+    );
     assert!(engine.stats().connections_invalidated >= 3);
 }

@@ -40,7 +40,9 @@ impl Engine {
     /// An engine over `connector` with a pool configured by `options`.
     /// Nothing is connected until the first checkout.
     pub fn new(connector: Arc<dyn Connector>, options: PoolOptions) -> Engine {
-        Engine { pool: Arc::new(Pool::new(connector, options)) }
+        Engine {
+            pool: Arc::new(Pool::new(connector, options)),
+        }
     }
 
     /// Checks a connection out of the pool (opening one if needed, waiting

@@ -123,25 +123,37 @@ impl MySqlEngineBuilder {
     }
 
     /// Runs on every new connection before its first use.
-    pub fn on_connect(mut self, f: impl Fn(&mut dyn Connection) -> Result<()> + Send + Sync + 'static) -> Self {
+    pub fn on_connect(
+        mut self,
+        f: impl Fn(&mut dyn Connection) -> Result<()> + Send + Sync + 'static,
+    ) -> Self {
         self.pool.hooks.on_connect = Some(Arc::new(f));
         self
     }
 
     /// Runs at every checkout.
-    pub fn on_checkout(mut self, f: impl Fn(&mut dyn Connection) -> Result<()> + Send + Sync + 'static) -> Self {
+    pub fn on_checkout(
+        mut self,
+        f: impl Fn(&mut dyn Connection) -> Result<()> + Send + Sync + 'static,
+    ) -> Self {
         self.pool.hooks.on_checkout = Some(Arc::new(f));
         self
     }
 
     /// Runs when a connection is returned.
-    pub fn on_checkin(mut self, f: impl Fn(&mut dyn Connection) -> Result<()> + Send + Sync + 'static) -> Self {
+    pub fn on_checkin(
+        mut self,
+        f: impl Fn(&mut dyn Connection) -> Result<()> + Send + Sync + 'static,
+    ) -> Self {
         self.pool.hooks.on_checkin = Some(Arc::new(f));
         self
     }
 
     /// Runs when a connection is invalidated, with its server id and the cause.
-    pub fn on_invalidate(mut self, f: impl Fn(u64, Option<&Error>) + Send + Sync + 'static) -> Self {
+    pub fn on_invalidate(
+        mut self,
+        f: impl Fn(u64, Option<&Error>) + Send + Sync + 'static,
+    ) -> Self {
         self.pool.hooks.on_invalidate = Some(Arc::new(f));
         self
     }

@@ -67,8 +67,14 @@ impl Default for MySqlConfig {
 }
 
 /// The options this backend adds to the pool's.
-pub const BACKEND_OPTIONS: &[&str] =
-    &["connect_timeout", "read_timeout", "write_timeout", "insert_returning", "ssl_mode", "tls"];
+pub const BACKEND_OPTIONS: &[&str] = &[
+    "connect_timeout",
+    "read_timeout",
+    "write_timeout",
+    "insert_returning",
+    "ssl_mode",
+    "tls",
+];
 
 impl MySqlConfig {
     /// `mysql://user:***@host:port/db`: the password masked.
@@ -167,7 +173,9 @@ fn percent_decode(part: &str, what: &str) -> Result<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
             match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 Some(b) => out.push(b),
                 None => {
@@ -182,7 +190,8 @@ fn percent_decode(part: &str, what: &str) -> Result<String> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| config_error(format!("the {what} in the database URL is not valid UTF-8")))
+    String::from_utf8(out)
+        .map_err(|_| config_error(format!("the {what} in the database URL is not valid UTF-8")))
 }
 
 /// Parses a URL into connection settings and pool options.
@@ -223,9 +232,9 @@ pub(crate) fn parse_url(url: &str) -> Result<(MySqlConfig, PoolOptions)> {
         None => authority,
     };
     let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-        let (h, after) = v6
-            .split_once(']')
-            .ok_or_else(|| config_error("the database URL has an unclosed `[` in its IPv6 host".into()))?;
+        let (h, after) = v6.split_once(']').ok_or_else(|| {
+            config_error("the database URL has an unclosed `[` in its IPv6 host".into())
+        })?;
         (h, after.strip_prefix(':'))
     } else {
         match hostport.rsplit_once(':') {
@@ -241,7 +250,9 @@ pub(crate) fn parse_url(url: &str) -> Result<(MySqlConfig, PoolOptions)> {
     config.host = percent_decode(host, "host")?;
     if let Some(port) = port {
         config.port = port.parse().map_err(|_| {
-            config_error(format!("the port `{port}` in the database URL is not a number between 0 and 65535"))
+            config_error(format!(
+                "the port `{port}` in the database URL is not a number between 0 and 65535"
+            ))
         })?;
     }
     let db = percent_decode(path.trim_end_matches('/'), "database name")?;
@@ -259,13 +270,25 @@ pub(crate) fn parse_url(url: &str) -> Result<(MySqlConfig, PoolOptions)> {
 }
 
 /// Applies one option to the backend config or the pool options.
-pub(crate) fn apply_option(config: &mut MySqlConfig, pool: &mut PoolOptions, name: &str, value: &str) -> Result<()> {
+pub(crate) fn apply_option(
+    config: &mut MySqlConfig,
+    pool: &mut PoolOptions,
+    name: &str,
+    value: &str,
+) -> Result<()> {
     if pool.set_option(name, value)? || config.set_option(name, value)? {
         return Ok(());
     }
-    let mut known: Vec<&str> = PoolOptions::KNOWN_OPTIONS.iter().chain(BACKEND_OPTIONS).copied().collect();
+    let mut known: Vec<&str> = PoolOptions::KNOWN_OPTIONS
+        .iter()
+        .chain(BACKEND_OPTIONS)
+        .copied()
+        .collect();
     known.sort_unstable();
-    Err(config_error(format!("unknown option `{name}` in the database URL; known options: {}", known.join(", "))))
+    Err(config_error(format!(
+        "unknown option `{name}` in the database URL; known options: {}",
+        known.join(", ")
+    )))
 }
 
 #[cfg(test)]
@@ -290,7 +313,10 @@ mod tests {
     #[test]
     fn defaults_and_ipv6() {
         let (c, _) = parse_url("mysql://[::1]/").unwrap();
-        assert_eq!((c.host.as_str(), c.port, c.database.clone()), ("::1", 3306, None));
+        assert_eq!(
+            (c.host.as_str(), c.port, c.database.clone()),
+            ("::1", 3306, None)
+        );
         assert_eq!(c.describe(), "mysql://[::1]:3306");
     }
 
@@ -300,7 +326,10 @@ mod tests {
             ("postgres://x/y", "scheme `postgres`"),
             ("mysql://root@host:port/db", "port `port`"),
             ("mysql:///db", "no host"),
-            ("mysql://root@h/db?pool_sise=3", "unknown option `pool_sise`"),
+            (
+                "mysql://root@h/db?pool_sise=3",
+                "unknown option `pool_sise`",
+            ),
             ("mysql://root@h/db?pool_size=-2", "pool_size"),
             ("mysql://root:%zz@h/db", "percent-escape"),
         ] {
@@ -308,6 +337,11 @@ mod tests {
             assert!(e.contains(needle), "{url}: {e}");
         }
         let e = parse_url("mysql://h/db?bogus=1").unwrap_err().to_string();
-        assert!(e.contains("known options") && e.contains("pool_recycle") && e.contains("connect_timeout"), "{e}");
+        assert!(
+            e.contains("known options")
+                && e.contains("pool_recycle")
+                && e.contains("connect_timeout"),
+            "{e}"
+        );
     }
 }

@@ -24,13 +24,18 @@ impl MySqlConnection {
 
     fn outcome(&self) -> ExecOutcome {
         let id = self.conn.last_insert_id();
-        ExecOutcome { affected_rows: self.conn.affected_rows(), last_insert_id: (id != 0).then_some(id) }
+        ExecOutcome {
+            affected_rows: self.conn.affected_rows(),
+            last_insert_id: (id != 0).then_some(id),
+        }
     }
 }
 
 impl Connection for MySqlConnection {
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<ExecOutcome> {
-        self.conn.exec_drop(sql, to_params(params)).map_err(from_driver)?;
+        self.conn
+            .exec_drop(sql, to_params(params))
+            .map_err(from_driver)?;
         Ok(self.outcome())
     }
 
@@ -39,8 +44,16 @@ impl Connection for MySqlConnection {
         Ok(self.outcome())
     }
 
-    fn query(&mut self, sql: &str, params: &[Value], each: &mut dyn FnMut(Row) -> Result<()>) -> Result<()> {
-        let mut result = self.conn.exec_iter(sql, to_params(params)).map_err(from_driver)?;
+    fn query(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut dyn FnMut(Row) -> Result<()>,
+    ) -> Result<()> {
+        let mut result = self
+            .conn
+            .exec_iter(sql, to_params(params))
+            .map_err(from_driver)?;
         // The first result set only; dropping `result` drains anything left.
         for row in result.by_ref() {
             let row = row.map_err(from_driver)?;

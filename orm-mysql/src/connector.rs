@@ -54,7 +54,12 @@ impl MySqlConnector {
             .additional_capabilities(CapabilityFlags::CLIENT_FOUND_ROWS);
         builder = apply_tls(builder, config.tls)?;
         let description = config.describe();
-        Ok(MySqlConnector { config, base_opts: builder.into(), learned: OnceLock::new(), description })
+        Ok(MySqlConnector {
+            config,
+            base_opts: builder.into(),
+            learned: OnceLock::new(),
+            description,
+        })
     }
 
     /// The settings.
@@ -84,11 +89,15 @@ impl MySqlConnector {
             let (a, b, c) = conn.server_version();
             (ServerKind::Other, (a, b, c))
         });
-        let max_allowed_packet = max_packet.and_then(|p| usize::try_from(p).ok()).unwrap_or(4 * 1024 * 1024);
+        let max_allowed_packet = max_packet
+            .and_then(|p| usize::try_from(p).ok())
+            .unwrap_or(4 * 1024 * 1024);
         let info = ServerInfo {
             kind,
             version,
-            supports_returning: self.config.insert_returning && kind == ServerKind::MariaDb && version >= (10, 5, 0),
+            supports_returning: self.config.insert_returning
+                && kind == ServerKind::MariaDb
+                && version >= (10, 5, 0),
             consecutive_auto_increment: lock_mode.is_some_and(|m| m < 2) && increment == Some(1),
             max_allowed_packet,
             max_placeholders: MAX_PLACEHOLDERS,
@@ -127,13 +136,23 @@ fn apply_tls(builder: mysql::OptsBuilder, mode: TlsMode) -> Result<mysql::OptsBu
 /// `5.5.5-10.11.19-MariaDB` (MariaDB's old-protocol prefix), `8.0.36`.
 pub(crate) fn parse_server_version(s: &str) -> Option<(ServerKind, (u16, u16, u16))> {
     let mariadb = s.to_ascii_lowercase().contains("mariadb");
-    let s = if mariadb { s.strip_prefix("5.5.5-").unwrap_or(s) } else { s };
-    let numeric: &str = s.split(|c: char| !(c.is_ascii_digit() || c == '.')).next()?;
+    let s = if mariadb {
+        s.strip_prefix("5.5.5-").unwrap_or(s)
+    } else {
+        s
+    };
+    let numeric: &str = s
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .next()?;
     let mut parts = numeric.split('.').map(|p| p.parse::<u16>().ok());
     let major = parts.next()??;
     let minor = parts.next().flatten().unwrap_or(0);
     let patch = parts.next().flatten().unwrap_or(0);
-    let kind = if mariadb { ServerKind::MariaDb } else { ServerKind::MySql };
+    let kind = if mariadb {
+        ServerKind::MariaDb
+    } else {
+        ServerKind::MySql
+    };
     Some((kind, (major, minor, patch)))
 }
 
@@ -171,10 +190,22 @@ mod tests {
 
     #[test]
     fn versions() {
-        assert_eq!(parse_server_version("10.11.19-MariaDB-0+deb12u1"), Some((ServerKind::MariaDb, (10, 11, 19))));
-        assert_eq!(parse_server_version("5.5.5-10.11.19-MariaDB"), Some((ServerKind::MariaDb, (10, 11, 19))));
-        assert_eq!(parse_server_version("8.0.36"), Some((ServerKind::MySql, (8, 0, 36))));
-        assert_eq!(parse_server_version("8.4.0-commercial"), Some((ServerKind::MySql, (8, 4, 0))));
+        assert_eq!(
+            parse_server_version("10.11.19-MariaDB-0+deb12u1"),
+            Some((ServerKind::MariaDb, (10, 11, 19)))
+        );
+        assert_eq!(
+            parse_server_version("5.5.5-10.11.19-MariaDB"),
+            Some((ServerKind::MariaDb, (10, 11, 19)))
+        );
+        assert_eq!(
+            parse_server_version("8.0.36"),
+            Some((ServerKind::MySql, (8, 0, 36)))
+        );
+        assert_eq!(
+            parse_server_version("8.4.0-commercial"),
+            Some((ServerKind::MySql, (8, 4, 0)))
+        );
         assert_eq!(parse_server_version("garbage"), None);
     }
 }

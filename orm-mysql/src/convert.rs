@@ -30,9 +30,15 @@ pub(crate) fn to_mysql(v: &Value) -> MyValue {
         Value::Text(s) | Value::Decimal(s) => MyValue::Bytes(s.as_bytes().to_vec()),
         Value::Bytes(b) => MyValue::Bytes(b.clone()),
         Value::Date(d) => MyValue::Date(d.year, d.month, d.day, 0, 0, 0, 0),
-        Value::DateTime(d) => {
-            MyValue::Date(d.date.year, d.date.month, d.date.day, d.hour, d.minute, d.second, d.micros)
-        }
+        Value::DateTime(d) => MyValue::Date(
+            d.date.year,
+            d.date.month,
+            d.date.day,
+            d.hour,
+            d.minute,
+            d.second,
+            d.micros,
+        ),
         Value::Time(t) => {
             let neg = t.micros < 0;
             let abs = t.micros.unsigned_abs();
@@ -94,13 +100,24 @@ pub(crate) fn from_mysql(v: MyValue, column: &mysql::Column) -> Result<Value> {
             if ty == MyType::MYSQL_TYPE_DATE || ty == MyType::MYSQL_TYPE_NEWDATE {
                 Value::Date(date)
             } else {
-                Value::DateTime(DateTime { date, hour, minute, second, micros })
+                Value::DateTime(DateTime {
+                    date,
+                    hour,
+                    minute,
+                    second,
+                    micros,
+                })
             }
         }
         MyValue::Time(neg, days, hours, minutes, seconds, micros) => {
-            let secs = i64::from(days) * 86_400 + i64::from(hours) * 3600 + i64::from(minutes) * 60 + i64::from(seconds);
+            let secs = i64::from(days) * 86_400
+                + i64::from(hours) * 3600
+                + i64::from(minutes) * 60
+                + i64::from(seconds);
             let total = secs * MICROS_PER_SEC + i64::from(micros);
-            Value::Time(Time { micros: if neg { -total } else { total } })
+            Value::Time(Time {
+                micros: if neg { -total } else { total },
+            })
         }
         MyValue::Bytes(bytes) => from_bytes(bytes, column, ty, unsigned)?,
     })
@@ -112,22 +129,30 @@ fn from_bytes(bytes: Vec<u8>, column: &mysql::Column, ty: MyType, unsigned: bool
         String::from_utf8(bytes).map_err(|_| decode_error(column, "text that is not valid UTF-8"))
     };
     match ty {
-        MyType::MYSQL_TYPE_DECIMAL | MyType::MYSQL_TYPE_NEWDECIMAL => Ok(Value::Decimal(text(bytes)?)),
+        MyType::MYSQL_TYPE_DECIMAL | MyType::MYSQL_TYPE_NEWDECIMAL => {
+            Ok(Value::Decimal(text(bytes)?))
+        }
         MyType::MYSQL_TYPE_JSON => Ok(Value::Text(text(bytes)?)),
         t if is_integer(t) => {
             let s = text(bytes)?;
             if unsigned {
-                s.parse().map(Value::UInt).map_err(|_| decode_error(column, "a malformed unsigned integer"))
+                s.parse()
+                    .map(Value::UInt)
+                    .map_err(|_| decode_error(column, "a malformed unsigned integer"))
             } else {
-                s.parse().map(Value::Int).map_err(|_| decode_error(column, "a malformed integer"))
+                s.parse()
+                    .map(Value::Int)
+                    .map_err(|_| decode_error(column, "a malformed integer"))
             }
         }
-        MyType::MYSQL_TYPE_FLOAT => {
-            text(bytes)?.parse().map(Value::Float).map_err(|_| decode_error(column, "a malformed float"))
-        }
-        MyType::MYSQL_TYPE_DOUBLE => {
-            text(bytes)?.parse().map(Value::Double).map_err(|_| decode_error(column, "a malformed double"))
-        }
+        MyType::MYSQL_TYPE_FLOAT => text(bytes)?
+            .parse()
+            .map(Value::Float)
+            .map_err(|_| decode_error(column, "a malformed float")),
+        MyType::MYSQL_TYPE_DOUBLE => text(bytes)?
+            .parse()
+            .map(Value::Double)
+            .map_err(|_| decode_error(column, "a malformed double")),
         MyType::MYSQL_TYPE_BIT | MyType::MYSQL_TYPE_GEOMETRY => Ok(Value::Bytes(bytes)),
         _ if column.character_set() == BINARY_CHARSET => Ok(Value::Bytes(bytes)),
         _ => Ok(Value::Text(text(bytes)?)),
@@ -140,9 +165,13 @@ mod tests {
 
     #[test]
     fn time_roundtrip_sign_and_days() {
-        let t = Value::Time(Time { micros: -(26 * 3600 + 61) * MICROS_PER_SEC - 5 });
+        let t = Value::Time(Time {
+            micros: -(26 * 3600 + 61) * MICROS_PER_SEC - 5,
+        });
         match to_mysql(&t) {
-            MyValue::Time(neg, days, h, m, s, us) => assert_eq!((neg, days, h, m, s, us), (true, 1, 2, 1, 1, 5)),
+            MyValue::Time(neg, days, h, m, s, us) => {
+                assert_eq!((neg, days, h, m, s, us), (true, 1, 2, 1, 1, 5))
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -67,9 +67,21 @@ mod tests {
         let mut s = String::new();
         MySqlDialect.quote_ident("we`ird", &mut s);
         assert_eq!(s, "`we``ird`");
-        assert_eq!(MySqlDialect.column_type_sql(ColumnType::Int { unsigned: true }), "INT UNSIGNED");
-        assert_eq!(MySqlDialect.column_type_sql(ColumnType::Decimal(10, 2)), "DECIMAL(10,2)");
-        assert_eq!(MySqlDialect.column_type_sql(ColumnType::VarChar(40)), "VARCHAR(40)");
-        assert_eq!(MySqlDialect.column_type_sql(ColumnType::DateTime), "DATETIME(6)");
+        assert_eq!(
+            MySqlDialect.column_type_sql(ColumnType::Int { unsigned: true }),
+            "INT UNSIGNED"
+        );
+        assert_eq!(
+            MySqlDialect.column_type_sql(ColumnType::Decimal(10, 2)),
+            "DECIMAL(10,2)"
+        );
+        assert_eq!(
+            MySqlDialect.column_type_sql(ColumnType::VarChar(40)),
+            "VARCHAR(40)"
+        );
+        assert_eq!(
+            MySqlDialect.column_type_sql(ColumnType::DateTime),
+            "DATETIME(6)"
+        );
     }
 }

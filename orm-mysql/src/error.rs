@@ -20,7 +20,12 @@ pub fn classify_code(code: u16) -> DbErrorKind {
 }
 
 fn db(kind: DbErrorKind, code: Option<u16>, sqlstate: Option<String>, message: String) -> Error {
-    Error::Database(DbError { kind, code, sqlstate, message })
+    Error::Database(DbError {
+        kind,
+        code,
+        sqlstate,
+        message,
+    })
 }
 
 /// An error from a statement on an open connection.
@@ -58,7 +63,11 @@ pub(crate) fn from_driver(e: mysql::Error) -> Error {
                     | D::SetupError
                     | D::Protocol41NotSet
             );
-            let kind = if lost { DbErrorKind::ConnectionLost } else { DbErrorKind::Other };
+            let kind = if lost {
+                DbErrorKind::ConnectionLost
+            } else {
+                DbErrorKind::Other
+            };
             db(kind, None, None, format!("mysql driver error: {d}"))
         }
         other => db(DbErrorKind::Other, None, None, other.to_string()),
@@ -74,7 +83,9 @@ pub(crate) fn from_connect(e: mysql::Error, target: &str) -> Error {
     let hint = match code {
         Some(1045) | Some(1044) => "check the user name and password in the URL",
         Some(1049) => "check the database name in the URL, or create the database",
-        Some(1040) => "the server has too many connections; lower pool sizes or raise max_connections",
+        Some(1040) => {
+            "the server has too many connections; lower pool sizes or raise max_connections"
+        }
         _ => "check that the server is running and that the host and port are right",
     };
     db(

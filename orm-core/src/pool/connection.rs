@@ -49,9 +49,18 @@ impl PooledConnection {
     pub(crate) fn new(slot: Slot) -> Result<PooledConnection> {
         let (info, connection_id) = match &slot.rec {
             Some(rec) => (rec.conn.server_info().clone(), rec.conn.connection_id()),
-            None => return Err(Error::invalid("internal error: a checkout produced no connection")),
+            None => {
+                return Err(Error::invalid(
+                    "internal error: a checkout produced no connection",
+                ))
+            }
         };
-        Ok(PooledConnection { slot, tx: TxState::Idle, info, connection_id })
+        Ok(PooledConnection {
+            slot,
+            tx: TxState::Idle,
+            info,
+            connection_id,
+        })
     }
 
     /// The live raw connection, reconnecting if the previous one was lost.
@@ -68,7 +77,9 @@ impl PooledConnection {
         }
         match self.slot.rec.as_mut() {
             Some(rec) => Ok(rec),
-            None => Err(Error::invalid("internal error: no connection after reconnecting")),
+            None => Err(Error::invalid(
+                "internal error: no connection after reconnecting",
+            )),
         }
     }
 
@@ -138,7 +149,12 @@ impl PooledConnection {
 
     /// Runs a query, calling `each` per row as rows arrive (not buffered).
     /// A query does not change the known transaction state.
-    pub fn query(&mut self, sql: &str, params: &[Value], each: &mut dyn FnMut(Row) -> Result<()>) -> Result<()> {
+    pub fn query(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut dyn FnMut(Row) -> Result<()>,
+    ) -> Result<()> {
         self.run(sql, |c| c.query(sql, params, each))
     }
 
@@ -225,7 +241,11 @@ impl PooledConnection {
         let mut sql = String::with_capacity(verb.len() + name.len() + 3);
         sql.push_str(verb);
         sql.push(' ');
-        self.slot.pool.connector.dialect().quote_ident(name, &mut sql);
+        self.slot
+            .pool
+            .connector
+            .dialect()
+            .quote_ident(name, &mut sql);
         sql
     }
 

@@ -47,7 +47,10 @@ pub(crate) fn bump(counter: &AtomicU64) {
 
 impl Instruments {
     pub fn new(echo: bool) -> Self {
-        Instruments { echo, ..Default::default() }
+        Instruments {
+            echo,
+            ..Default::default()
+        }
     }
 
     /// Records one statement about to be sent.
@@ -60,7 +63,9 @@ impl Instruments {
             let mut captures = self.captures.lock().unwrap_or_else(PoisonError::into_inner);
             captures.retain(|weak| match weak.upgrade() {
                 Some(buf) => {
-                    buf.lock().unwrap_or_else(PoisonError::into_inner).push(sql.to_string());
+                    buf.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(sql.to_string());
                     true
                 }
                 None => false,
@@ -83,9 +88,15 @@ impl Instruments {
 
     pub fn capture(self: &Arc<Self>) -> StatementCapture {
         let buf = Arc::new(Mutex::new(Vec::new()));
-        self.captures.lock().unwrap_or_else(PoisonError::into_inner).push(Arc::downgrade(&buf));
+        self.captures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::downgrade(&buf));
         self.live_captures.fetch_add(1, Ordering::Relaxed);
-        StatementCapture { buf, owner: Arc::clone(self) }
+        StatementCapture {
+            buf,
+            owner: Arc::clone(self),
+        }
     }
 }
 

@@ -128,12 +128,18 @@ impl PoolOptions {
         match name {
             "pool_size" => self.pool_size = parse_usize(name, value)?,
             "max_overflow" => {
-                self.max_overflow = if value == "-1" { usize::MAX } else { parse_usize(name, value)? }
+                self.max_overflow = if value == "-1" {
+                    usize::MAX
+                } else {
+                    parse_usize(name, value)?
+                }
             }
             "pool_timeout" => self.timeout = parse_seconds(name, value)?,
             "pool_recycle" => {
                 self.recycle = if value.starts_with('-') {
-                    let n: f64 = value.parse().map_err(|_| bad_value(name, value, "a number of seconds, or -1 for off"))?;
+                    let n: f64 = value.parse().map_err(|_| {
+                        bad_value(name, value, "a number of seconds, or -1 for off")
+                    })?;
                     if n < 0.0 {
                         None
                     } else {
@@ -180,19 +186,29 @@ impl PoolOptions {
 }
 
 fn bad_value(name: &str, value: &str, expected: &str) -> Error {
-    Error::Config(format!("option `{name}` has the invalid value `{value}`; expected {expected}"))
+    Error::Config(format!(
+        "option `{name}` has the invalid value `{value}`; expected {expected}"
+    ))
 }
 
 /// Parses a non-negative integer option.
 pub fn parse_usize(name: &str, value: &str) -> Result<usize> {
-    value.parse().map_err(|_| bad_value(name, value, "a non-negative integer"))
+    value
+        .parse()
+        .map_err(|_| bad_value(name, value, "a non-negative integer"))
 }
 
 /// Parses a number of seconds (integer or decimal, `0.2`) into a duration.
 pub fn parse_seconds(name: &str, value: &str) -> Result<Duration> {
-    let secs: f64 = value.parse().map_err(|_| bad_value(name, value, "a number of seconds such as 30 or 0.5"))?;
-    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
-        return Err(bad_value(name, value, "a non-negative number of seconds such as 30 or 0.5"));
+    let secs: f64 = value
+        .parse()
+        .map_err(|_| bad_value(name, value, "a number of seconds such as 30 or 0.5"))?;
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
+        return Err(bad_value(
+            name,
+            value,
+            "a non-negative number of seconds such as 30 or 0.5",
+        ));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -213,7 +229,10 @@ mod tests {
     #[test]
     fn defaults_are_sqlalchemys() {
         let o = PoolOptions::default();
-        assert_eq!((o.pool_size, o.max_overflow, o.timeout), (5, 10, Duration::from_secs(30)));
+        assert_eq!(
+            (o.pool_size, o.max_overflow, o.timeout),
+            (5, 10, Duration::from_secs(30))
+        );
         assert_eq!(o.recycle, None);
         assert!(!o.pre_ping && !o.use_lifo);
         assert_eq!(o.reset_on_return, ResetOnReturn::Rollback);

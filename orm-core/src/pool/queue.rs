@@ -62,7 +62,11 @@ impl Pool {
             connector,
             options,
             instruments,
-            state: Mutex::new(State { idle: VecDeque::new(), open: 0, checked_out: 0 }),
+            state: Mutex::new(State {
+                idle: VecDeque::new(),
+                open: 0,
+                checked_out: 0,
+            }),
             available: Condvar::new(),
             next_serial: AtomicU64::new(0),
             invalid_before: AtomicU64::new(0),
@@ -116,7 +120,11 @@ impl Pool {
         let mut deadline: Option<Instant> = None;
         let mut state = self.lock();
         loop {
-            let popped = if self.options.use_lifo { state.idle.pop_back() } else { state.idle.pop_front() };
+            let popped = if self.options.use_lifo {
+                state.idle.pop_back()
+            } else {
+                state.idle.pop_front()
+            };
             if let Some(rec) = popped {
                 state.checked_out += 1;
                 return Ok((Slot::new(self), Some(rec)));
@@ -136,7 +144,11 @@ impl Pool {
                     PoolClass::Static => (1, 0),
                     _ => (self.options.pool_size, self.options.max_overflow),
                 };
-                return Err(Error::PoolTimeout { size, overflow, timeout: self.options.timeout });
+                return Err(Error::PoolTimeout {
+                    size,
+                    overflow,
+                    timeout: self.options.timeout,
+                });
             }
             state = self
                 .available
@@ -152,11 +164,18 @@ impl Pool {
             self.invalidate_record(rec, None);
             return Ok(None);
         }
-        if self.options.recycle.is_some_and(|age| rec.opened_at.elapsed() >= age) {
+        if self
+            .options
+            .recycle
+            .is_some_and(|age| rec.opened_at.elapsed() >= age)
+        {
             self.close(rec);
             return Ok(None);
         }
-        if self.options.pre_ping && rec.used && rec.returned_at.elapsed() >= self.options.pre_ping_idle {
+        if self.options.pre_ping
+            && rec.used
+            && rec.returned_at.elapsed() >= self.options.pre_ping_idle
+        {
             let mut rec = rec;
             bump(&self.instruments.pings);
             if let Err(e) = rec.conn.ping() {
@@ -241,7 +260,11 @@ impl Pool {
         PoolStatus {
             size,
             idle: state.idle.len(),
-            overflow: if size == 0 { 0 } else { state.open.saturating_sub(size) },
+            overflow: if size == 0 {
+                0
+            } else {
+                state.open.saturating_sub(size)
+            },
             checked_out: state.checked_out,
         }
     }
@@ -254,7 +277,9 @@ impl Pool {
             let keep = match &rec {
                 Some(rec) => {
                     rec.serial >= self.invalid_before.load(Ordering::Acquire)
-                        && self.idle_capacity().map_or(true, |cap| state.idle.len() < cap)
+                        && self
+                            .idle_capacity()
+                            .map_or(true, |cap| state.idle.len() < cap)
                 }
                 None => false,
             };
@@ -291,7 +316,10 @@ pub(crate) struct Slot {
 
 impl Slot {
     fn new(pool: &Arc<Pool>) -> Slot {
-        Slot { pool: Arc::clone(pool), rec: None }
+        Slot {
+            pool: Arc::clone(pool),
+            rec: None,
+        }
     }
 }
 
