@@ -1,84 +1,116 @@
-//! STUB: the engine helper replaces this file.
+//! [`Engine`]: a backend's [`Connector`] plus a connection pool, counters
+//! and options. Cheap to clone (one `Arc`), `Send + Sync`: share it between
+//! threads and check connections out of it.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use orm_core::engine::Engine;
+//! use orm_core::pool::PoolOptions;
+//! # fn demo(connector: Arc<dyn orm_core::backend::Connector>) -> orm_core::Result<()> {
+//! let engine = Engine::new(connector, PoolOptions { pool_size: 2, ..PoolOptions::default() });
+//! let capture = engine.capture_statements();
+//! let mut conn = engine.connect()?;
+//! conn.begin()?;
+//! conn.commit()?;
+//! drop(conn);
+//! assert_eq!(capture.take(), ["BEGIN", "COMMIT"]);
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
 use std::sync::Arc;
-use crate::backend::{Connector, Dialect, ExecOutcome, ServerInfo};
+
+use crate::backend::{Connector, Dialect};
 use crate::error::Result;
+use crate::pool::queue::Pool;
 use crate::pool::{PoolOptions, PoolStatus};
-use crate::row::Row;
-use crate::value::Value;
 
-/// Engine.
+pub use crate::pool::{EngineStats, PooledConnection, StatementCapture};
+
+/// A connector and its pool. Cheap to clone; all clones share the pool.
+///
+/// `Debug` and `Display` show the connector's description, with any
+/// password masked.
 #[derive(Clone)]
-#[allow(missing_debug_implementations)]
-pub struct Engine { connector: Arc<dyn Connector> }
-/// Counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct EngineStats {
-    /// Statements sent.
-    pub statements: u64,
-    /// Connections opened.
-    pub connections_opened: u64,
-    /// Connections closed.
-    pub connections_closed: u64,
-    /// Connections invalidated.
-    pub connections_invalidated: u64,
-    /// Checkouts.
-    pub checkouts: u64,
-    /// Checkouts that had to wait.
-    pub checkout_waits: u64,
-    /// Pings sent.
-    pub pings: u64,
-}
-impl Engine {
-    /// New.
-    pub fn new(connector: Arc<dyn Connector>, _options: PoolOptions) -> Engine { Engine { connector } }
-    /// Checkout.
-    pub fn connect(&self) -> Result<PooledConnection> { unimplemented!() }
-    /// Dialect.
-    pub fn dialect(&self) -> &dyn Dialect { self.connector.dialect() }
-    /// Stats.
-    pub fn stats(&self) -> EngineStats { unimplemented!() }
-    /// Status.
-    pub fn status(&self) -> PoolStatus { unimplemented!() }
-    /// Capture.
-    pub fn capture_statements(&self) -> StatementCapture { unimplemented!() }
-}
-/// Capture.
-pub struct StatementCapture {}
-impl StatementCapture {
-    /// Take.
-    pub fn take(&self) -> Vec<String> { unimplemented!() }
-}
-/// Guard.
-pub struct PooledConnection {}
-impl PooledConnection {
-    /// Execute.
-    pub fn execute(&mut self, _sql: &str, _params: &[Value]) -> Result<ExecOutcome> { unimplemented!() }
-    /// Text.
-    pub fn execute_text(&mut self, _sql: &str) -> Result<ExecOutcome> { unimplemented!() }
-    /// Query.
-    pub fn query(&mut self, _sql: &str, _params: &[Value], _each: &mut dyn FnMut(Row) -> Result<()>) -> Result<()> { unimplemented!() }
-    /// Query rows.
-    pub fn query_rows(&mut self, _sql: &str, _params: &[Value]) -> Result<Vec<Row>> { unimplemented!() }
-    /// Begin.
-    pub fn begin(&mut self) -> Result<()> { unimplemented!() }
-    /// Commit.
-    pub fn commit(&mut self) -> Result<()> { unimplemented!() }
-    /// Rollback.
-    pub fn rollback(&mut self) -> Result<()> { unimplemented!() }
-    /// Savepoint.
-    pub fn savepoint(&mut self, _name: &str) -> Result<()> { unimplemented!() }
-    /// Release.
-    pub fn release_savepoint(&mut self, _name: &str) -> Result<()> { unimplemented!() }
-    /// Rollback to.
-    pub fn rollback_to_savepoint(&mut self, _name: &str) -> Result<()> { unimplemented!() }
-    /// In txn.
-    pub fn in_transaction(&self) -> bool { unimplemented!() }
-    /// Server.
-    pub fn server_info(&self) -> &ServerInfo { unimplemented!() }
-    /// Invalidate.
-    pub fn invalidate(&mut self) { unimplemented!() }
+pub struct Engine {
+    pool: Arc<Pool>,
 }
 
-impl std::fmt::Debug for Engine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(&self.connector.describe()) }
+impl Engine {
+    /// An engine over `connector` with a pool configured by `options`.
+    /// Nothing is connected until the first checkout.
+    pub fn new(connector: Arc<dyn Connector>, options: PoolOptions) -> Engine {
+        Engine {
+            pool: Arc::new(Pool::new(connector, options)),
+        }
+    }
+
+    /// Checks a connection out of the pool (opening one if needed, waiting
+    /// up to the pool timeout when the pool is at its limit).
+    pub fn connect(&self) -> Result<PooledConnection> {
+        let slot = self.pool.checkout()?;
+        PooledConnection::new(slot)
+    }
+
+    /// The SQL dialect of the backend.
+    pub fn dialect(&self) -> &dyn Dialect {
+        self.pool.connector.dialect()
+    }
+
+    /// The backend's connector.
+    pub fn connector(&self) -> &Arc<dyn Connector> {
+        &self.pool.connector
+    }
+
+    /// The pool options this engine was built with.
+    pub fn options(&self) -> &PoolOptions {
+        &self.pool.options
+    }
+
+    /// Counters since the engine was created.
+    pub fn stats(&self) -> EngineStats {
+        self.pool.instruments.snapshot()
+    }
+
+    /// The pool's occupancy now.
+    pub fn status(&self) -> PoolStatus {
+        self.pool.status()
+    }
+
+    /// Starts recording the SQL text of every statement sent through this
+    /// engine (including BEGIN, COMMIT, ROLLBACK, SAVEPOINT and pool resets),
+    /// in order, until the returned capture is dropped. Costs one atomic
+    /// load per statement while no capture exists.
+    pub fn capture_statements(&self) -> StatementCapture {
+        self.pool.instruments.capture()
+    }
+
+    /// Closes the pool's idle connections. Checked-out connections are
+    /// unaffected and are pooled again when returned.
+    pub fn dispose(&self) {
+        self.pool.dispose()
+    }
+
+    /// Marks every connection opened so far as invalid: idle ones are
+    /// replaced at their next checkout, checked-out ones closed when returned.
+    pub fn invalidate_pool(&self) {
+        self.pool.invalidate_all()
+    }
+
+    /// A description of the database, password masked.
+    pub fn describe(&self) -> String {
+        self.pool.connector.describe()
+    }
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Engine({})", self.pool.connector.describe())
+    }
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Engine({})", self.pool.connector.describe())
+    }
 }

@@ -1,1 +1,46 @@
-//! STUB: the backend helper writes this crate.
+//! The MySQL/MariaDB backend of the `orm` crate, on the `mysql` crate.
+//!
+//! ```no_run
+//! let engine = orm_mysql::create_engine("mysql://root@127.0.0.1:3306/test?pool_size=2&pool_pre_ping=true")?;
+//! let mut conn = engine.connect()?;
+//! conn.execute_text("SELECT 1")?;
+//! # Ok::<(), orm_core::Error>(())
+//! ```
+//!
+//! Or with the builder, to add hooks:
+//!
+//! ```no_run
+//! let engine = orm_mysql::builder("mysql://root@127.0.0.1:3306/test")?
+//!     .pool_size(2)
+//!     .on_connect(|c| c.execute_text("SET time_zone = '+00:00'").map(|_| ()))
+//!     .build()?;
+//! # Ok::<(), orm_core::Error>(())
+//! ```
+//!
+//! URL options (`?name=value&...`): the pool's (`pool_size`, `max_overflow`
+//! (-1 unlimited), `pool_timeout`, `pool_recycle` (-1 off), `pool_pre_ping`,
+//! `pool_pre_ping_idle`, `pool_reset_on_return` (rollback|commit|none),
+//! `pool_use_lifo`, `poolclass` (queue|null|static), `echo`) and the
+//! connection's: `connect_timeout` (default 10 s), `read_timeout` and
+//! `write_timeout` (default 60 s; 0 disables), `insert_returning`
+//! (auto|off), `ssl_mode` / `tls` (needs the `tls` feature).
+//!
+//! Connections always use TCP (never the Unix socket), TCP keepalive,
+//! `CLIENT_FOUND_ROWS` (UPDATE reports matched rows), and prepared
+//! statements from the driver's statement cache for every statement with
+//! parameters.
+
+mod builder;
+mod config;
+mod connection;
+mod connector;
+mod convert;
+mod dialect;
+mod error;
+
+pub use builder::{builder, create_engine, MySqlEngineBuilder};
+pub use config::{MySqlConfig, TlsMode};
+pub use connection::MySqlConnection;
+pub use connector::MySqlConnector;
+pub use dialect::MySqlDialect;
+pub use error::classify_code;

@@ -1,0 +1,348 @@
+//! [`PooledConnection`]: a checked-out connection, an RAII guard that
+//! resets and returns it on drop, tracks the transaction state, invalidates
+//! lost connections and reconnects transparently when that is safe.
+
+use std::fmt;
+
+use crate::backend::{ExecOutcome, ServerInfo};
+use crate::error::{DbError, Error, Result};
+use crate::pool::options::ResetOnReturn;
+use crate::pool::queue::{ConnRecord, Slot};
+use crate::row::Row;
+use crate::value::Value;
+
+/// What the guard knows about the transaction on its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TxState {
+    /// No transaction is open (fresh checkout, or after COMMIT/ROLLBACK).
+    Idle,
+    /// `begin()` was called.
+    Active,
+    /// Arbitrary SQL ran outside a known transaction: it may have opened one.
+    Unknown,
+    /// The connection was lost inside a transaction; only `rollback()` is accepted.
+    Lost,
+}
+
+/// A connection checked out of an engine's pool.
+///
+/// Dropping it resets the connection (`ROLLBACK`, skipped when no
+/// transaction is known to be open: a connection just committed goes back
+/// with no extra round trip) and returns it to the pool, or closes it when
+/// it is overflow or invalidated.
+///
+/// A lost connection (see [`crate::DbErrorKind::ConnectionLost`]) is
+/// invalidated together with every pooled connection opened before it.
+/// Outside a transaction the error is returned and the next call
+/// reconnects. Inside one (after [`begin`](Self::begin)) the call returns
+/// [`Error::ConnectionLostInTransaction`], later calls return
+/// [`Error::InvalidTransaction`] until [`rollback`](Self::rollback) is called,
+/// which succeeds quietly; the call after that reconnects.
+pub struct PooledConnection {
+    slot: Slot,
+    tx: TxState,
+    info: ServerInfo,
+    connection_id: u64,
+}
+
+impl PooledConnection {
+    pub(crate) fn new(slot: Slot) -> Result<PooledConnection> {
+        let (info, connection_id) = match &slot.rec {
+            Some(rec) => (rec.conn.server_info().clone(), rec.conn.connection_id()),
+            None => {
+                return Err(Error::invalid(
+                    "internal error: a checkout produced no connection",
+                ))
+            }
+        };
+        Ok(PooledConnection {
+            slot,
+            tx: TxState::Idle,
+            info,
+            connection_id,
+        })
+    }
+
+    /// The live raw connection, reconnecting if the previous one was lost.
+    fn record(&mut self) -> Result<&mut ConnRecord> {
+        if self.tx == TxState::Lost {
+            return Err(Error::InvalidTransaction);
+        }
+        if self.slot.rec.is_none() {
+            let rec = self.slot.pool.open_connection()?;
+            self.info = rec.conn.server_info().clone();
+            self.connection_id = rec.conn.connection_id();
+            self.tx = TxState::Idle;
+            self.slot.rec = Some(rec);
+        }
+        match self.slot.rec.as_mut() {
+            Some(rec) => Ok(rec),
+            None => Err(Error::invalid(
+                "internal error: no connection after reconnecting",
+            )),
+        }
+    }
+
+    /// Sends one statement through `f`, handling a lost connection.
+    fn run<T>(
+        &mut self,
+        sql: &str,
+        f: impl FnOnce(&mut dyn crate::backend::Connection) -> Result<T>,
+    ) -> Result<T> {
+        let instruments = std::sync::Arc::clone(&self.slot.pool.instruments);
+        let rec = self.record()?;
+        instruments.statement(sql);
+        match f(&mut *rec.conn) {
+            Ok(v) => Ok(v),
+            Err(e) if e.is_connection_lost() => Err(self.connection_lost(e)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Invalidates this connection and the pool's older ones; returns the error to raise.
+    fn connection_lost(&mut self, error: Error) -> Error {
+        let pool = std::sync::Arc::clone(&self.slot.pool);
+        pool.invalidate_all();
+        if let Some(rec) = self.slot.rec.take() {
+            pool.invalidate_record(rec, Some(&error));
+        }
+        if self.tx == TxState::Active {
+            self.tx = TxState::Lost;
+            let db = error.db_error().cloned().unwrap_or_else(|| DbError {
+                kind: crate::DbErrorKind::ConnectionLost,
+                code: None,
+                sqlstate: None,
+                message: error.to_string(),
+            });
+            Error::ConnectionLostInTransaction(db)
+        } else {
+            self.tx = TxState::Idle;
+            error
+        }
+    }
+
+    fn mark_user_sql(&mut self) {
+        if self.tx == TxState::Idle {
+            self.tx = TxState::Unknown;
+        }
+    }
+
+    /// Runs a statement with bound parameters and no result rows.
+    ///
+    /// Outside a transaction begun with [`begin`](Self::begin), arbitrary SQL
+    /// makes the transaction state unknown, so the connection is rolled back
+    /// when returned.
+    pub fn execute(&mut self, sql: &str, params: &[Value]) -> Result<ExecOutcome> {
+        let out = self.run(sql, |c| c.execute(sql, params))?;
+        self.mark_user_sql();
+        Ok(out)
+    }
+
+    /// Runs a parameterless statement over the text protocol (DDL, SET, ...).
+    /// Like [`execute`](Self::execute), it makes the transaction state unknown
+    /// outside a known transaction.
+    pub fn execute_text(&mut self, sql: &str) -> Result<ExecOutcome> {
+        let out = self.run(sql, |c| c.execute_text(sql))?;
+        self.mark_user_sql();
+        Ok(out)
+    }
+
+    /// Runs a query, calling `each` per row as rows arrive (not buffered).
+    /// A query does not change the known transaction state.
+    pub fn query(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut dyn FnMut(Row) -> Result<()>,
+    ) -> Result<()> {
+        self.run(sql, |c| c.query(sql, params, each))
+    }
+
+    /// Runs a query and collects its rows.
+    pub fn query_rows(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
+        let mut rows = Vec::new();
+        self.query(sql, params, &mut |row| {
+            rows.push(row);
+            Ok(())
+        })?;
+        Ok(rows)
+    }
+
+    /// Begins a transaction. If the connection turns out to be lost before
+    /// anything of the transaction was sent, it is retried once on a new
+    /// connection.
+    pub fn begin(&mut self) -> Result<()> {
+        match self.tx {
+            TxState::Lost => return Err(Error::InvalidTransaction),
+            TxState::Active => {
+                return Err(Error::invalid(
+                    "a transaction is already in progress on this connection; commit() or rollback() it first",
+                ))
+            }
+            TxState::Idle | TxState::Unknown => {}
+        }
+        let sql = self.slot.pool.connector.dialect().begin_sql();
+        match self.run(sql, |c| c.execute_text(sql)) {
+            Ok(_) => {}
+            Err(e) if e.is_connection_lost() => {
+                self.run(sql, |c| c.execute_text(sql))?;
+            }
+            Err(e) => return Err(e),
+        }
+        self.tx = TxState::Active;
+        Ok(())
+    }
+
+    /// Commits the transaction. A lost connection makes the transaction
+    /// invalid ([`Error::ConnectionLostInTransaction`]; roll back to continue).
+    pub fn commit(&mut self) -> Result<()> {
+        if self.tx == TxState::Lost {
+            return Err(Error::InvalidTransaction);
+        }
+        self.run("COMMIT", |c| c.execute_text("COMMIT"))?;
+        self.tx = TxState::Idle;
+        Ok(())
+    }
+
+    /// Rolls the transaction back. After a connection was lost inside a
+    /// transaction this succeeds quietly (the server already discarded the
+    /// work) and the next call reconnects. Skipped (no round trip) when no
+    /// transaction is known to be open.
+    pub fn rollback(&mut self) -> Result<()> {
+        match self.tx {
+            TxState::Lost => {
+                self.tx = TxState::Idle;
+                Ok(())
+            }
+            TxState::Idle => Ok(()),
+            TxState::Active | TxState::Unknown => {
+                if self.slot.rec.is_none() {
+                    self.tx = TxState::Idle;
+                    return Ok(());
+                }
+                self.tx = TxState::Active;
+                match self.run("ROLLBACK", |c| c.execute_text("ROLLBACK")) {
+                    Ok(_) => {
+                        self.tx = TxState::Idle;
+                        Ok(())
+                    }
+                    Err(Error::ConnectionLostInTransaction(_)) => {
+                        // The connection is gone and so is the transaction: that is a rollback.
+                        self.tx = TxState::Idle;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+
+    fn savepoint_sql(&self, verb: &str, name: &str) -> String {
+        let mut sql = String::with_capacity(verb.len() + name.len() + 3);
+        sql.push_str(verb);
+        sql.push(' ');
+        self.slot
+            .pool
+            .connector
+            .dialect()
+            .quote_ident(name, &mut sql);
+        sql
+    }
+
+    /// `SAVEPOINT name` (the name is quoted as an identifier).
+    pub fn savepoint(&mut self, name: &str) -> Result<()> {
+        let sql = self.savepoint_sql("SAVEPOINT", name);
+        self.run(&sql, |c| c.execute_text(&sql)).map(|_| ())
+    }
+
+    /// `RELEASE SAVEPOINT name`.
+    pub fn release_savepoint(&mut self, name: &str) -> Result<()> {
+        let sql = self.savepoint_sql("RELEASE SAVEPOINT", name);
+        self.run(&sql, |c| c.execute_text(&sql)).map(|_| ())
+    }
+
+    /// `ROLLBACK TO SAVEPOINT name`.
+    pub fn rollback_to_savepoint(&mut self, name: &str) -> Result<()> {
+        let sql = self.savepoint_sql("ROLLBACK TO SAVEPOINT", name);
+        self.run(&sql, |c| c.execute_text(&sql)).map(|_| ())
+    }
+
+    /// Whether a transaction begun with [`begin`](Self::begin) is open
+    /// (including one invalidated by a lost connection and not yet rolled back).
+    pub fn in_transaction(&self) -> bool {
+        matches!(self.tx, TxState::Active | TxState::Lost)
+    }
+
+    /// Whether the connection was lost inside a transaction and
+    /// [`rollback`](Self::rollback) is required.
+    pub fn needs_rollback(&self) -> bool {
+        self.tx == TxState::Lost
+    }
+
+    /// What the server is and can do.
+    pub fn server_info(&self) -> &ServerInfo {
+        &self.info
+    }
+
+    /// The server's id of the current (or last) raw connection (`CONNECTION_ID()`).
+    pub fn connection_id(&self) -> u64 {
+        self.connection_id
+    }
+
+    /// Closes the raw connection now; it is not returned to the pool. Inside
+    /// a transaction, [`rollback`](Self::rollback) is then required; the next
+    /// call reconnects.
+    pub fn invalidate(&mut self) {
+        if let Some(rec) = self.slot.rec.take() {
+            self.slot.pool.invalidate_record(rec, None);
+        }
+        self.tx = match self.tx {
+            TxState::Active | TxState::Lost => TxState::Lost,
+            TxState::Idle | TxState::Unknown => TxState::Idle,
+        };
+    }
+}
+
+impl Drop for PooledConnection {
+    fn drop(&mut self) {
+        if self.slot.rec.is_none() {
+            return; // The slot's own drop frees it.
+        }
+        let needs_reset = matches!(self.tx, TxState::Active | TxState::Unknown);
+        let reset = match self.slot.pool.options.reset_on_return {
+            ResetOnReturn::Rollback if needs_reset => Some("ROLLBACK"),
+            ResetOnReturn::Commit if needs_reset => Some("COMMIT"),
+            _ => None,
+        };
+        if let Some(sql) = reset {
+            self.tx = TxState::Idle; // a lost connection here is not "in a transaction"
+            if self.run(sql, |c| c.execute_text(sql)).is_err() {
+                if let Some(rec) = self.slot.rec.take() {
+                    self.slot.pool.invalidate_record(rec, None);
+                }
+                return;
+            }
+        }
+        if let Some(hook) = self.slot.pool.options.hooks.on_checkin.clone() {
+            if let Some(rec) = self.slot.rec.as_mut() {
+                if hook(&mut *rec.conn).is_err() {
+                    if let Some(rec) = self.slot.rec.take() {
+                        self.slot.pool.close(rec);
+                    }
+                }
+            }
+        }
+        // Dropping the slot (right after this) returns the connection.
+    }
+}
+
+impl fmt::Debug for PooledConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PooledConnection")
+            .field("engine", &self.slot.pool.connector.describe())
+            .field("connection_id", &self.connection_id)
+            .field("connected", &self.slot.rec.is_some())
+            .field("transaction", &self.tx)
+            .finish()
+    }
+}

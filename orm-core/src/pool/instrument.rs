@@ -1,0 +1,128 @@
+//! Counters and statement capture shared by an engine's pool and its
+//! checked-out connections.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+/// Counters of an engine since it was created. All are monotonic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Statements sent (every execute, execute_text and query, including
+    /// BEGIN, COMMIT, ROLLBACK, SAVEPOINT and the pool's resets; not pings).
+    pub statements: u64,
+    /// Connections opened.
+    pub connections_opened: u64,
+    /// Connections closed (returned overflow, recycled, invalidated, disposed).
+    pub connections_closed: u64,
+    /// Connections invalidated (explicitly, lost, failed ping, pool-wide).
+    pub connections_invalidated: u64,
+    /// Checkouts from the pool.
+    pub checkouts: u64,
+    /// Checkouts that had to wait for a connection to be returned.
+    pub checkout_waits: u64,
+    /// Pings sent (pre-ping).
+    pub pings: u64,
+}
+
+type CaptureBuf = Mutex<Vec<String>>;
+
+#[derive(Default)]
+pub(crate) struct Instruments {
+    pub statements: AtomicU64,
+    pub connections_opened: AtomicU64,
+    pub connections_closed: AtomicU64,
+    pub connections_invalidated: AtomicU64,
+    pub checkouts: AtomicU64,
+    pub checkout_waits: AtomicU64,
+    pub pings: AtomicU64,
+    /// Live captures: the fast path only reads this counter.
+    live_captures: AtomicUsize,
+    captures: Mutex<Vec<Weak<CaptureBuf>>>,
+    pub echo: bool,
+}
+
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Instruments {
+    pub fn new(echo: bool) -> Self {
+        Instruments {
+            echo,
+            ..Default::default()
+        }
+    }
+
+    /// Records one statement about to be sent.
+    pub fn statement(&self, sql: &str) {
+        bump(&self.statements);
+        if self.echo {
+            eprintln!("[orm] {sql}");
+        }
+        if self.live_captures.load(Ordering::Relaxed) > 0 {
+            let mut captures = self.captures.lock().unwrap_or_else(PoisonError::into_inner);
+            captures.retain(|weak| match weak.upgrade() {
+                Some(buf) => {
+                    buf.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(sql.to_string());
+                    true
+                }
+                None => false,
+            });
+        }
+    }
+
+    pub fn snapshot(&self) -> EngineStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        EngineStats {
+            statements: get(&self.statements),
+            connections_opened: get(&self.connections_opened),
+            connections_closed: get(&self.connections_closed),
+            connections_invalidated: get(&self.connections_invalidated),
+            checkouts: get(&self.checkouts),
+            checkout_waits: get(&self.checkout_waits),
+            pings: get(&self.pings),
+        }
+    }
+
+    pub fn capture(self: &Arc<Self>) -> StatementCapture {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        self.captures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::downgrade(&buf));
+        self.live_captures.fetch_add(1, Ordering::Relaxed);
+        StatementCapture {
+            buf,
+            owner: Arc::clone(self),
+        }
+    }
+}
+
+/// Records the SQL text of every statement sent through an engine from its
+/// creation until it is dropped (see `Engine::capture_statements`). Several
+/// may exist at once; each sees every statement.
+pub struct StatementCapture {
+    buf: Arc<CaptureBuf>,
+    owner: Arc<Instruments>,
+}
+
+impl StatementCapture {
+    /// Takes the statements captured since the capture was created or last taken, in order.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.buf.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl Drop for StatementCapture {
+    fn drop(&mut self) {
+        self.owner.live_captures.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl std::fmt::Debug for StatementCapture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatementCapture").finish_non_exhaustive()
+    }
+}

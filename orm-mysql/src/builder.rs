@@ -1,0 +1,181 @@
+//! [`create_engine`] and [`MySqlEngineBuilder`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use orm_core::backend::Connection;
+use orm_core::engine::Engine;
+use orm_core::pool::{PoolClass, PoolOptions, ResetOnReturn};
+use orm_core::{Error, Result};
+
+use crate::config::{apply_option, parse_url, MySqlConfig};
+use crate::connector::MySqlConnector;
+
+/// An engine for a `mysql://user:password@host:port/db?options` URL (see
+/// the crate docs for the options). Nothing is connected until the first
+/// checkout. A malformed URL or an unknown option is an [`Error::Config`].
+pub fn create_engine(url: &str) -> Result<Engine> {
+    builder(url)?.build()
+}
+
+/// A builder starting from a URL, for options and hooks in code.
+pub fn builder(url: &str) -> Result<MySqlEngineBuilder> {
+    let (config, pool) = parse_url(url)?;
+    Ok(MySqlEngineBuilder { config, pool })
+}
+
+/// Configures a MySQL/MariaDB [`Engine`]. Start with [`builder`].
+#[derive(Debug, Clone)]
+pub struct MySqlEngineBuilder {
+    config: MySqlConfig,
+    pool: PoolOptions,
+}
+
+impl MySqlEngineBuilder {
+    /// Sets an option by its URL name (`"pool_size"`, `"2"`).
+    pub fn option(mut self, name: &str, value: &str) -> Result<Self> {
+        apply_option(&mut self.config, &mut self.pool, name, value)?;
+        Ok(self)
+    }
+
+    /// Idle connections kept (0: no limit).
+    pub fn pool_size(mut self, n: usize) -> Self {
+        self.pool.pool_size = n;
+        self
+    }
+
+    /// Extra connections under load (`None`: unlimited).
+    pub fn max_overflow(mut self, n: Option<usize>) -> Self {
+        self.pool.max_overflow = n.unwrap_or(usize::MAX);
+        self
+    }
+
+    /// How long a checkout waits.
+    pub fn pool_timeout(mut self, timeout: Duration) -> Self {
+        self.pool.timeout = timeout;
+        self
+    }
+
+    /// Reopen connections older than this at checkout (`None`: never).
+    pub fn pool_recycle(mut self, age: Option<Duration>) -> Self {
+        self.pool.recycle = age;
+        self
+    }
+
+    /// Ping connections idle for at least `pool_pre_ping_idle` at checkout.
+    pub fn pool_pre_ping(mut self, on: bool) -> Self {
+        self.pool.pre_ping = on;
+        self
+    }
+
+    /// The idle time after which a pre-ping is done.
+    pub fn pool_pre_ping_idle(mut self, idle: Duration) -> Self {
+        self.pool.pre_ping_idle = idle;
+        self
+    }
+
+    /// What is done to a returned connection.
+    pub fn pool_reset_on_return(mut self, reset: ResetOnReturn) -> Self {
+        self.pool.reset_on_return = reset;
+        self
+    }
+
+    /// LIFO instead of FIFO reuse.
+    pub fn pool_use_lifo(mut self, on: bool) -> Self {
+        self.pool.use_lifo = on;
+        self
+    }
+
+    /// The pool implementation.
+    pub fn poolclass(mut self, class: PoolClass) -> Self {
+        self.pool.class = class;
+        self
+    }
+
+    /// Log statements to stderr.
+    pub fn echo(mut self, on: bool) -> Self {
+        self.pool.echo = on;
+        self
+    }
+
+    /// TCP connect timeout.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = timeout;
+        self
+    }
+
+    /// Socket read timeout (`None`: wait forever).
+    pub fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.read_timeout = timeout;
+        self
+    }
+
+    /// Socket write timeout (`None`: wait forever).
+    pub fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.write_timeout = timeout;
+        self
+    }
+
+    /// Use `INSERT ... RETURNING` where available (`false` forces the fallback).
+    pub fn insert_returning(mut self, on: bool) -> Self {
+        self.config.insert_returning = on;
+        self
+    }
+
+    /// Runs on every new connection before its first use.
+    pub fn on_connect(
+        mut self,
+        f: impl Fn(&mut dyn Connection) -> Result<()> + Send + Sync + 'static,
+    ) -> Self {
+        self.pool.hooks.on_connect = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs at every checkout.
+    pub fn on_checkout(
+        mut self,
+        f: impl Fn(&mut dyn Connection) -> Result<()> + Send + Sync + 'static,
+    ) -> Self {
+        self.pool.hooks.on_checkout = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs when a connection is returned.
+    pub fn on_checkin(
+        mut self,
+        f: impl Fn(&mut dyn Connection) -> Result<()> + Send + Sync + 'static,
+    ) -> Self {
+        self.pool.hooks.on_checkin = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs when a connection is invalidated, with its server id and the cause.
+    pub fn on_invalidate(
+        mut self,
+        f: impl Fn(u64, Option<&Error>) + Send + Sync + 'static,
+    ) -> Self {
+        self.pool.hooks.on_invalidate = Some(Arc::new(f));
+        self
+    }
+
+    /// The connection settings so far.
+    pub fn config(&self) -> &MySqlConfig {
+        &self.config
+    }
+
+    /// The pool options so far.
+    pub fn pool_options(&self) -> &PoolOptions {
+        &self.pool
+    }
+
+    /// The connector alone (no pool).
+    pub fn build_connector(&self) -> Result<MySqlConnector> {
+        MySqlConnector::new(self.config.clone())
+    }
+
+    /// The engine. Nothing is connected until the first checkout.
+    pub fn build(self) -> Result<Engine> {
+        let connector = MySqlConnector::new(self.config)?;
+        Ok(Engine::new(Arc::new(connector), self.pool))
+    }
+}

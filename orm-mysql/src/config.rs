@@ -1,0 +1,347 @@
+//! Parsing `mysql://user:password@host:port/db?options` into a
+//! [`MySqlConfig`] and the engine's [`PoolOptions`].
+
+use std::fmt;
+use std::time::Duration;
+
+use orm_core::pool::options::{parse_bool, parse_seconds};
+use orm_core::pool::PoolOptions;
+use orm_core::{Error, Result};
+
+/// Whether and how to use TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsMode {
+    /// Plain TCP (the default).
+    #[default]
+    Disabled,
+    /// TLS, without verifying the server's certificate.
+    Required,
+    /// TLS, verifying the certificate chain but not the host name.
+    VerifyCa,
+    /// TLS, verifying the certificate and the host name.
+    VerifyIdentity,
+}
+
+/// The connection settings of a MySQL/MariaDB engine. `Debug` masks the password.
+#[derive(Clone)]
+pub struct MySqlConfig {
+    /// Host name or IP address.
+    pub host: String,
+    /// TCP port (default 3306).
+    pub port: u16,
+    /// User name.
+    pub user: Option<String>,
+    /// Password (never printed).
+    pub password: Option<String>,
+    /// Database to select.
+    pub database: Option<String>,
+    /// TCP connect timeout (default 10 s).
+    pub connect_timeout: Duration,
+    /// Socket read timeout (default 60 s; `None` waits forever). Bounds how
+    /// long a statement or ping on a half-open connection can hang.
+    pub read_timeout: Option<Duration>,
+    /// Socket write timeout (default 60 s; `None` waits forever).
+    pub write_timeout: Option<Duration>,
+    /// Use `INSERT ... RETURNING` where the server has it (MariaDB 10.5+).
+    /// `insert_returning=off` forces the fallback path.
+    pub insert_returning: bool,
+    /// TLS mode (needs the `tls` feature for anything but `Disabled`).
+    pub tls: TlsMode,
+}
+
+impl Default for MySqlConfig {
+    fn default() -> Self {
+        MySqlConfig {
+            host: "127.0.0.1".into(),
+            port: 3306,
+            user: None,
+            password: None,
+            database: None,
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Some(Duration::from_secs(60)),
+            write_timeout: Some(Duration::from_secs(60)),
+            insert_returning: true,
+            tls: TlsMode::Disabled,
+        }
+    }
+}
+
+/// The options this backend adds to the pool's.
+pub const BACKEND_OPTIONS: &[&str] = &[
+    "connect_timeout",
+    "read_timeout",
+    "write_timeout",
+    "insert_returning",
+    "ssl_mode",
+    "tls",
+];
+
+impl MySqlConfig {
+    /// `mysql://user:***@host:port/db`: the password masked.
+    pub fn describe(&self) -> String {
+        let mut s = String::from("mysql://");
+        if let Some(user) = &self.user {
+            s.push_str(user);
+            if self.password.is_some() {
+                s.push_str(":***");
+            }
+            s.push('@');
+        }
+        if self.host.contains(':') {
+            s.push_str(&format!("[{}]", self.host));
+        } else {
+            s.push_str(&self.host);
+        }
+        s.push_str(&format!(":{}", self.port));
+        if let Some(db) = &self.database {
+            s.push('/');
+            s.push_str(db);
+        }
+        s
+    }
+
+    /// Sets a backend option; `Ok(false)` if `name` is not one.
+    pub fn set_option(&mut self, name: &str, value: &str) -> Result<bool> {
+        let timeout = |v: &str| -> Result<Option<Duration>> {
+            let d = parse_seconds(name, v)?;
+            Ok(if d.is_zero() { None } else { Some(d) })
+        };
+        match name {
+            "connect_timeout" => self.connect_timeout = parse_seconds(name, value)?,
+            "read_timeout" => self.read_timeout = timeout(value)?,
+            "write_timeout" => self.write_timeout = timeout(value)?,
+            "insert_returning" => {
+                self.insert_returning = match value.to_ascii_lowercase().as_str() {
+                    "auto" | "on" | "true" | "1" => true,
+                    "off" | "false" | "0" => false,
+                    _ => {
+                        return Err(Error::Config(format!(
+                            "option `insert_returning` has the invalid value `{value}`; expected auto or off"
+                        )))
+                    }
+                }
+            }
+            "ssl_mode" => {
+                self.tls = match value.to_ascii_lowercase().replace('-', "_").as_str() {
+                    "disabled" | "disable" => TlsMode::Disabled,
+                    "required" | "require" | "preferred" => TlsMode::Required,
+                    "verify_ca" => TlsMode::VerifyCa,
+                    "verify_identity" | "verify_full" => TlsMode::VerifyIdentity,
+                    _ => {
+                        return Err(Error::Config(format!(
+                            "option `ssl_mode` has the invalid value `{value}`; expected disabled, required, \
+                             verify_ca or verify_identity"
+                        )))
+                    }
+                }
+            }
+            "tls" => {
+                self.tls = if parse_bool(name, value)? { TlsMode::VerifyIdentity } else { TlsMode::Disabled }
+            }
+            _ => return Ok(false),
+        }
+        if self.tls != TlsMode::Disabled && !cfg!(feature = "tls") {
+            return Err(Error::Config(format!(
+                "option `{name}={value}` asks for TLS, but orm-mysql was built without its `tls` feature; \
+                 enable the feature (orm = {{ features = [\"tls\"] }})"
+            )));
+        }
+        Ok(true)
+    }
+}
+
+impl fmt::Debug for MySqlConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MySqlConfig")
+            .field("url", &self.describe())
+            .field("connect_timeout", &self.connect_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .field("write_timeout", &self.write_timeout)
+            .field("insert_returning", &self.insert_returning)
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+fn config_error(message: String) -> Error {
+    Error::Config(message)
+}
+
+fn percent_decode(part: &str, what: &str) -> Result<String> {
+    let bytes = part.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
+            match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                Some(b) => out.push(b),
+                None => {
+                    return Err(config_error(format!(
+                        "the {what} in the database URL has a malformed percent-escape; write `%` as `%25`"
+                    )))
+                }
+            }
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out)
+        .map_err(|_| config_error(format!("the {what} in the database URL is not valid UTF-8")))
+}
+
+/// Parses a URL into connection settings and pool options.
+pub(crate) fn parse_url(url: &str) -> Result<(MySqlConfig, PoolOptions)> {
+    let rest = url
+        .strip_prefix("mysql://")
+        .or_else(|| url.strip_prefix("mariadb://"))
+        .ok_or_else(|| {
+            let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
+            config_error(format!(
+                "the database URL must look like mysql://user:password@host:3306/database?options \
+                 (got scheme `{scheme}`)"
+            ))
+        })?;
+    let (main, query) = match rest.split_once('?') {
+        Some((m, q)) => (m, Some(q)),
+        None => (rest, None),
+    };
+    let (authority, path) = match main.split_once('/') {
+        Some((a, p)) => (a, p),
+        None => (main, ""),
+    };
+    let mut config = MySqlConfig::default();
+    let hostport = match authority.rsplit_once('@') {
+        Some((userinfo, hostport)) => {
+            let (user, pass) = match userinfo.split_once(':') {
+                Some((u, p)) => (u, Some(p)),
+                None => (userinfo, None),
+            };
+            if !user.is_empty() {
+                config.user = Some(percent_decode(user, "user name")?);
+            }
+            if let Some(p) = pass {
+                config.password = Some(percent_decode(p, "password")?);
+            }
+            hostport
+        }
+        None => authority,
+    };
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or_else(|| {
+            config_error("the database URL has an unclosed `[` in its IPv6 host".into())
+        })?;
+        (h, after.strip_prefix(':'))
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(config_error(
+            "the database URL has no host; write mysql://user:password@host:3306/database".into(),
+        ));
+    }
+    config.host = percent_decode(host, "host")?;
+    if let Some(port) = port {
+        config.port = port.parse().map_err(|_| {
+            config_error(format!(
+                "the port `{port}` in the database URL is not a number between 0 and 65535"
+            ))
+        })?;
+    }
+    let db = percent_decode(path.trim_end_matches('/'), "database name")?;
+    if !db.is_empty() {
+        config.database = Some(db);
+    }
+    let mut pool = PoolOptions::default();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, "true"));
+        let name = percent_decode(name, "option name")?;
+        let value = percent_decode(value, "option value")?;
+        apply_option(&mut config, &mut pool, &name, &value)?;
+    }
+    Ok((config, pool))
+}
+
+/// Applies one option to the backend config or the pool options.
+pub(crate) fn apply_option(
+    config: &mut MySqlConfig,
+    pool: &mut PoolOptions,
+    name: &str,
+    value: &str,
+) -> Result<()> {
+    if pool.set_option(name, value)? || config.set_option(name, value)? {
+        return Ok(());
+    }
+    let mut known: Vec<&str> = PoolOptions::KNOWN_OPTIONS
+        .iter()
+        .chain(BACKEND_OPTIONS)
+        .copied()
+        .collect();
+    known.sort_unstable();
+    Err(config_error(format!(
+        "unknown option `{name}` in the database URL; known options: {}",
+        known.join(", ")
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_url() {
+        let (c, p) = parse_url("mysql://us%40r:p%3Ass@db.example:3307/app?pool_size=3&read_timeout=0&insert_returning=off")
+            .unwrap();
+        assert_eq!(c.user.as_deref(), Some("us@r"));
+        assert_eq!(c.password.as_deref(), Some("p:ss"));
+        assert_eq!((c.host.as_str(), c.port), ("db.example", 3307));
+        assert_eq!(c.database.as_deref(), Some("app"));
+        assert_eq!(c.read_timeout, None);
+        assert!(!c.insert_returning);
+        assert_eq!(p.pool_size, 3);
+        assert_eq!(c.describe(), "mysql://us@r:***@db.example:3307/app");
+        assert!(!format!("{c:?}").contains("p:ss"));
+    }
+
+    #[test]
+    fn defaults_and_ipv6() {
+        let (c, _) = parse_url("mysql://[::1]/").unwrap();
+        assert_eq!(
+            (c.host.as_str(), c.port, c.database.clone()),
+            ("::1", 3306, None)
+        );
+        assert_eq!(c.describe(), "mysql://[::1]:3306");
+    }
+
+    #[test]
+    fn rejects_bad_urls() {
+        for (url, needle) in [
+            ("postgres://x/y", "scheme `postgres`"),
+            ("mysql://root@host:port/db", "port `port`"),
+            ("mysql:///db", "no host"),
+            (
+                "mysql://root@h/db?pool_sise=3",
+                "unknown option `pool_sise`",
+            ),
+            ("mysql://root@h/db?pool_size=-2", "pool_size"),
+            ("mysql://root:%zz@h/db", "percent-escape"),
+        ] {
+            let e = parse_url(url).unwrap_err().to_string();
+            assert!(e.contains(needle), "{url}: {e}");
+        }
+        let e = parse_url("mysql://h/db?bogus=1").unwrap_err().to_string();
+        assert!(
+            e.contains("known options")
+                && e.contains("pool_recycle")
+                && e.contains("connect_timeout"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,211 @@
+//! [`MySqlConnector`]: opens connections and learns what the server is.
+
+use std::sync::OnceLock;
+
+use mysql::consts::CapabilityFlags;
+use mysql::prelude::Queryable;
+use orm_core::backend::{Connection, Connector, Dialect, ServerInfo, ServerKind};
+use orm_core::Result;
+
+use crate::config::{MySqlConfig, TlsMode};
+use crate::connection::MySqlConnection;
+use crate::dialect::MySqlDialect;
+use crate::error::{from_connect, from_driver};
+
+/// TCP keepalive: first probe after 30 s idle, then every 10 s, 3 probes.
+const KEEPALIVE_TIME_MS: u32 = 30_000;
+const KEEPALIVE_INTERVAL_S: u32 = 10;
+const KEEPALIVE_PROBES: u32 = 3;
+/// The most placeholders a prepared statement may have (a 16-bit count).
+const MAX_PLACEHOLDERS: usize = 65_535;
+
+/// What the first connection learned, reused by every later one.
+struct Learned {
+    opts: mysql::Opts,
+    info: ServerInfo,
+}
+
+/// Opens MySQL/MariaDB connections over TCP.
+pub struct MySqlConnector {
+    config: MySqlConfig,
+    base_opts: mysql::Opts,
+    learned: OnceLock<Learned>,
+    description: String,
+}
+
+impl MySqlConnector {
+    /// A connector for these settings. Nothing is connected yet.
+    pub fn new(config: MySqlConfig) -> Result<MySqlConnector> {
+        let mut builder = mysql::OptsBuilder::new()
+            .ip_or_hostname(Some(config.host.clone()))
+            .tcp_port(config.port)
+            .user(config.user.clone())
+            .pass(config.password.clone())
+            .db_name(config.database.clone())
+            .prefer_socket(false)
+            .tcp_nodelay(true)
+            .tcp_connect_timeout(Some(config.connect_timeout))
+            .read_timeout(config.read_timeout)
+            .write_timeout(config.write_timeout)
+            .tcp_keepalive_time_ms(Some(KEEPALIVE_TIME_MS))
+            .tcp_keepalive_probe_interval_secs(Some(KEEPALIVE_INTERVAL_S))
+            .tcp_keepalive_probe_count(Some(KEEPALIVE_PROBES))
+            .stmt_cache_size(Some(128))
+            .additional_capabilities(CapabilityFlags::CLIENT_FOUND_ROWS);
+        builder = apply_tls(builder, config.tls)?;
+        let description = config.describe();
+        Ok(MySqlConnector {
+            config,
+            base_opts: builder.into(),
+            learned: OnceLock::new(),
+            description,
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &MySqlConfig {
+        &self.config
+    }
+
+    fn open(&self, opts: mysql::Opts) -> Result<mysql::Conn> {
+        mysql::Conn::new(opts).map_err(|e| from_connect(e, &self.description))
+    }
+
+    /// Reads version and auto-increment settings in one query.
+    fn learn(&self, conn: &mut mysql::Conn) -> Result<Learned> {
+        type Vars = Option<(String, Option<i64>, Option<i64>, Option<u64>)>;
+        let row: Vars = match conn.query_first(
+            "SELECT VERSION(), @@innodb_autoinc_lock_mode, @@auto_increment_increment, @@max_allowed_packet",
+        ) {
+            Ok(row) => row,
+            // A server without InnoDB has no @@innodb_autoinc_lock_mode.
+            Err(mysql::Error::MySqlError(_)) => conn
+                .query_first("SELECT VERSION(), NULL, @@auto_increment_increment, @@max_allowed_packet")
+                .map_err(from_driver)?,
+            Err(e) => return Err(from_driver(e)),
+        };
+        let (version, lock_mode, increment, max_packet) = row.unwrap_or_default();
+        let (kind, version) = parse_server_version(&version).unwrap_or_else(|| {
+            let (a, b, c) = conn.server_version();
+            (ServerKind::Other, (a, b, c))
+        });
+        let max_allowed_packet = max_packet
+            .and_then(|p| usize::try_from(p).ok())
+            .unwrap_or(4 * 1024 * 1024);
+        let info = ServerInfo {
+            kind,
+            version,
+            supports_returning: self.config.insert_returning
+                && kind == ServerKind::MariaDb
+                && version >= (10, 5, 0),
+            consecutive_auto_increment: lock_mode.is_some_and(|m| m < 2) && increment == Some(1),
+            max_allowed_packet,
+            max_placeholders: MAX_PLACEHOLDERS,
+        };
+        let opts = mysql::OptsBuilder::from_opts(self.base_opts.clone())
+            .max_allowed_packet(Some(max_allowed_packet))
+            .into();
+        Ok(Learned { opts, info })
+    }
+}
+
+#[cfg(feature = "tls")]
+fn apply_tls(builder: mysql::OptsBuilder, mode: TlsMode) -> Result<mysql::OptsBuilder> {
+    let ssl = match mode {
+        TlsMode::Disabled => return Ok(builder),
+        TlsMode::Required => mysql::SslOpts::default()
+            .with_danger_accept_invalid_certs(true)
+            .with_danger_skip_domain_validation(true),
+        TlsMode::VerifyCa => mysql::SslOpts::default().with_danger_skip_domain_validation(true),
+        TlsMode::VerifyIdentity => mysql::SslOpts::default(),
+    };
+    Ok(builder.ssl_opts(Some(ssl)))
+}
+
+#[cfg(not(feature = "tls"))]
+fn apply_tls(builder: mysql::OptsBuilder, mode: TlsMode) -> Result<mysql::OptsBuilder> {
+    match mode {
+        TlsMode::Disabled => Ok(builder),
+        _ => Err(orm_core::Error::Config(
+            "TLS was requested, but orm-mysql was built without its `tls` feature; enable the feature".into(),
+        )),
+    }
+}
+
+/// Parses `VERSION()` or a handshake version string: `10.11.19-MariaDB-0+deb12u1`,
+/// `5.5.5-10.11.19-MariaDB` (MariaDB's old-protocol prefix), `8.0.36`.
+pub(crate) fn parse_server_version(s: &str) -> Option<(ServerKind, (u16, u16, u16))> {
+    let mariadb = s.to_ascii_lowercase().contains("mariadb");
+    let s = if mariadb {
+        s.strip_prefix("5.5.5-").unwrap_or(s)
+    } else {
+        s
+    };
+    let numeric: &str = s
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .next()?;
+    let mut parts = numeric.split('.').map(|p| p.parse::<u16>().ok());
+    let major = parts.next()??;
+    let minor = parts.next().flatten().unwrap_or(0);
+    let patch = parts.next().flatten().unwrap_or(0);
+    let kind = if mariadb {
+        ServerKind::MariaDb
+    } else {
+        ServerKind::MySql
+    };
+    Some((kind, (major, minor, patch)))
+}
+
+impl Connector for MySqlConnector {
+    fn connect(&self) -> Result<Box<dyn Connection>> {
+        if let Some(learned) = self.learned.get() {
+            let conn = self.open(learned.opts.clone())?;
+            return Ok(Box::new(MySqlConnection::new(conn, learned.info.clone())));
+        }
+        let mut conn = self.open(self.base_opts.clone())?;
+        let learned = self.learn(&mut conn)?;
+        let info = learned.info.clone();
+        let _ = self.learned.set(learned);
+        Ok(Box::new(MySqlConnection::new(conn, info)))
+    }
+
+    fn dialect(&self) -> &dyn Dialect {
+        &MySqlDialect
+    }
+
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+}
+
+impl std::fmt::Debug for MySqlConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MySqlConnector({})", self.description)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(
+            parse_server_version("10.11.19-MariaDB-0+deb12u1"),
+            Some((ServerKind::MariaDb, (10, 11, 19)))
+        );
+        assert_eq!(
+            parse_server_version("5.5.5-10.11.19-MariaDB"),
+            Some((ServerKind::MariaDb, (10, 11, 19)))
+        );
+        assert_eq!(
+            parse_server_version("8.0.36"),
+            Some((ServerKind::MySql, (8, 0, 36)))
+        );
+        assert_eq!(
+            parse_server_version("8.4.0-commercial"),
+            Some((ServerKind::MySql, (8, 4, 0)))
+        );
+        assert_eq!(parse_server_version("garbage"), None);
+    }
+}

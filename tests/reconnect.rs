@@ -1,0 +1,324 @@
+//! Lost connections against a real MariaDB: KILL, server-side idle
+//! timeouts, pre-ping, pool-wide invalidation, and the transaction rules.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use common::TestDb;
+use orm_core::engine::{Engine, PooledConnection};
+use orm_core::value::Value;
+use orm_core::{DbErrorKind, Error};
+
+fn engine(db: &TestDb, options: &str) -> Engine {
+    orm_mysql::create_engine(&db.url_with(options)).expect("create engine")
+}
+
+fn server_id(conn: &mut PooledConnection) -> orm_core::Result<u64> {
+    let rows = conn.query_rows("SELECT CONNECTION_ID()", &[])?;
+    Ok(match rows[0].get(0) {
+        Some(Value::UInt(u)) => *u,
+        Some(Value::Int(i)) => *i as u64,
+        other => panic!("unexpected {other:?}"),
+    })
+}
+
+/// Checks out, learns the server id, returns the connection idle, kills it.
+fn kill_idle(db: &TestDb, engine: &Engine) -> u64 {
+    let mut conn = engine.connect().unwrap();
+    let id = server_id(&mut conn).unwrap();
+    drop(conn);
+    db.kill(id);
+    id
+}
+
+#[test]
+fn killed_idle_connection_with_pre_ping_is_replaced_silently() {
+    let db = TestDb::new("rc_preping");
+    let engine = engine(&db, "pool_size=1&pool_pre_ping=true&pool_pre_ping_idle=0");
+    let old = kill_idle(&db, &engine);
+    let mut conn = engine
+        .connect()
+        .expect("pre-ping replaces the dead connection");
+    let new = server_id(&mut conn).expect("no error reaches the caller");
+    assert_ne!(new, old);
+    let stats = engine.stats();
+    assert!(
+        stats.pings >= 1 && stats.connections_invalidated >= 1,
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn killed_idle_connection_without_pre_ping_costs_one_error() {
+    let db = TestDb::new("rc_noping");
+    let engine = engine(&db, "pool_size=1");
+    let old = kill_idle(&db, &engine);
+    let mut conn = engine.connect().unwrap();
+    let err = server_id(&mut conn).unwrap_err();
+    assert_eq!(err.db_kind(), Some(DbErrorKind::ConnectionLost), "{err:?}");
+    assert!(err.is_connection_lost());
+    // The same guard reconnects on its next call...
+    assert_ne!(server_id(&mut conn).unwrap(), old);
+    drop(conn);
+    // ...and so does the following checkout.
+    let mut conn = engine.connect().unwrap();
+    server_id(&mut conn).unwrap();
+}
+
+#[test]
+fn begin_on_a_dead_connection_is_retried_once() {
+    let db = TestDb::new("rc_begin");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY)");
+    let engine = engine(&db, "pool_size=1");
+    kill_idle(&db, &engine);
+    let mut conn = engine.connect().unwrap();
+    conn.begin()
+        .expect("BEGIN is retried on a fresh connection");
+    conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(1)])
+        .unwrap();
+    conn.commit().unwrap();
+    assert_eq!(db.rows("SELECT COUNT(*) FROM t"), [["1"]]);
+}
+
+#[test]
+fn connection_lost_inside_a_transaction_requires_rollback() {
+    let db = TestDb::new("rc_txn");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY)");
+    let engine = engine(&db, "pool_size=2");
+    let mut conn = engine.connect().unwrap();
+    conn.begin().unwrap();
+    conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(1)])
+        .unwrap();
+    let id = server_id(&mut conn).unwrap();
+    db.kill(id);
+
+    let err = conn
+        .execute("INSERT INTO t VALUES (?)", &[Value::Int(2)])
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::ConnectionLostInTransaction(_)),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("rollback()"), "{err}");
+    assert!(conn.in_transaction() && conn.needs_rollback());
+    for result in [
+        conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(3)])
+            .map(|_| ()),
+        conn.commit(),
+        conn.begin(),
+        conn.query_rows("SELECT 1", &[]).map(|_| ()),
+    ] {
+        assert!(
+            matches!(result, Err(Error::InvalidTransaction)),
+            "{result:?}"
+        );
+    }
+    conn.rollback().expect("rollback succeeds quietly");
+    assert!(!conn.in_transaction());
+    let new = server_id(&mut conn).expect("the next call reconnects");
+    assert_ne!(new, id);
+    conn.begin().unwrap();
+    conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(4)])
+        .unwrap();
+    conn.commit().unwrap();
+    drop(conn);
+    assert_eq!(
+        db.rows("SELECT id FROM t ORDER BY id"),
+        [["4"]],
+        "the lost transaction's row is gone"
+    );
+}
+
+#[test]
+fn explicit_invalidate_inside_a_transaction() {
+    let db = TestDb::new("rc_invalidate");
+    let invalidated = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&invalidated);
+    let engine = orm_mysql::builder(&db.url_with("pool_size=1"))
+        .unwrap()
+        .on_invalidate(move |_, _| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        })
+        .build()
+        .unwrap();
+    let mut conn = engine.connect().unwrap();
+    let id = server_id(&mut conn).unwrap();
+    conn.begin().unwrap();
+    conn.invalidate();
+    assert!(matches!(
+        conn.execute_text("DO 1"),
+        Err(Error::InvalidTransaction)
+    ));
+    conn.rollback().unwrap();
+    assert_ne!(server_id(&mut conn).unwrap(), id);
+    assert_eq!(invalidated.load(Ordering::SeqCst), 1);
+    assert_eq!(engine.stats().connections_invalidated, 1);
+}
+
+fn short_wait_timeout(db: &TestDb, options: &str) -> Engine {
+    orm_mysql::builder(&db.url_with(options))
+        .unwrap()
+        .on_connect(|c| c.execute_text("SET SESSION wait_timeout = 1").map(|_| ()))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn server_idle_timeout_is_survived_with_recycle_or_pre_ping() {
+    let db = TestDb::new("rc_waittimeout");
+    let plain = short_wait_timeout(&db, "pool_size=1");
+    let recycle = short_wait_timeout(&db, "pool_size=1&pool_recycle=1");
+    let pre_ping = short_wait_timeout(&db, "pool_size=1&pool_pre_ping=true");
+    for engine in [&plain, &recycle, &pre_ping] {
+        let mut conn = engine.connect().unwrap();
+        server_id(&mut conn).unwrap();
+    }
+    thread::sleep(Duration::from_millis(2100));
+    let mut conn = plain.connect().unwrap();
+    let err = server_id(&mut conn).unwrap_err();
+    assert!(
+        err.is_connection_lost(),
+        "without recycle or pre-ping the caller sees it: {err:?}"
+    );
+    for engine in [&recycle, &pre_ping] {
+        let mut conn = engine.connect().unwrap();
+        server_id(&mut conn).expect("recycle / pre-ping avoid the error");
+    }
+}
+
+#[test]
+fn a_detected_disconnect_invalidates_the_older_connections() {
+    let db = TestDb::new("rc_poolwide");
+    let engine = engine(&db, "pool_size=3");
+    let mut conns: Vec<PooledConnection> = (0..3).map(|_| engine.connect().unwrap()).collect();
+    let old: Vec<u64> = conns.iter_mut().map(|c| server_id(c).unwrap()).collect();
+    drop(conns);
+    // FIFO: the first returned is the next checked out. Kill it.
+    db.kill(old[0]);
+    let mut conn = engine.connect().unwrap();
+    assert!(server_id(&mut conn).unwrap_err().is_connection_lost());
+    drop(conn);
+    // The other two were opened before the disconnect: replaced at checkout.
+    let mut conns: Vec<PooledConnection> = (0..3).map(|_| engine.connect().unwrap()).collect();
+    let new: Vec<u64> = conns
+        .iter_mut()
+        .map(|c| server_id(c).expect("no second error"))
+        .collect();
+    assert!(
+        new.iter().all(|id| !old.contains(id)),
+        "old {old:?} new {new:?}"
+    );
+    assert!(engine.stats().connections_invalidated >= 3);
+}
+
+/// A TCP proxy on 127.0.0.1 that can stop forwarding (a half-open peer).
+struct Proxy {
+    port: u16,
+    blackhole: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Proxy {
+    fn start(target: &str) -> Proxy {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let blackhole = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let target = target.to_string();
+        let hole = Arc::clone(&blackhole);
+        thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    let hole = Arc::clone(&hole);
+                    thread::spawn(move || {
+                        let mut buf = [0u8; 16384];
+                        loop {
+                            match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) if !hole.load(Ordering::SeqCst) => {
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        break;
+                                    }
+                                }
+                                Ok(_) => {} // swallowed
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy { port, blackhole }
+    }
+}
+
+#[test]
+fn a_half_open_connection_cannot_hang_a_ping() {
+    let db = TestDb::new("rc_halfopen");
+    // The server's host:port, from the test database URL (mysql://user@host:port/db).
+    let authority = db
+        .url
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap();
+    let server = authority.rsplit('@').next().unwrap();
+    let server = if server.contains(':') {
+        server.to_string()
+    } else {
+        format!("{server}:3306")
+    };
+    let proxy = Proxy::start(&server);
+    let url = db.url.replacen(
+        authority,
+        &authority.replace(&server, &format!("127.0.0.1:{}", proxy.port)),
+        1,
+    );
+    assert_ne!(url, db.url);
+    let engine = orm_mysql::create_engine(&format!(
+        "{url}?pool_size=1&pool_pre_ping=true&pool_pre_ping_idle=0&read_timeout=0.5&connect_timeout=1"
+    ))
+    .unwrap();
+    let mut conn = engine.connect().unwrap();
+    server_id(&mut conn).unwrap();
+    drop(conn);
+
+    proxy.blackhole.store(true, Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    let err = engine.connect().unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(
+            err.db_kind(),
+            Some(DbErrorKind::Connect | DbErrorKind::ConnectionLost)
+        ),
+        "{err:?}"
+    );
+    assert!(engine.stats().connections_invalidated >= 1);
+
+    proxy.blackhole.store(false, Ordering::SeqCst);
+    let mut conn = engine.connect().expect("recovers once traffic flows again");
+    server_id(&mut conn).unwrap();
+}
+
+#[test]
+fn engine_is_send_sync_and_cheap_to_clone() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<Engine>();
+    fn assert_send<T: Send>() {}
+    assert_send::<PooledConnection>();
+}
