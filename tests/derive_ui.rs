@@ -15,7 +15,10 @@ fn ui() {
         .collect();
     cases.sort();
     for case in cases {
-        if case.file_name().is_some_and(|n| n.to_string_lossy().starts_with("pass_")) {
+        if case
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("pass_"))
+        {
             t.pass(&case);
         } else {
             t.compile_fail(&case);

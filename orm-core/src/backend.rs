@@ -115,4 +115,11 @@ pub trait Dialect: Send + Sync {
     fn begin_sql(&self) -> &'static str {
         "BEGIN"
     }
+
+    /// The statement that drops the foreign-key constraint `name` of
+    /// `table` (both already quoted), used by `schema::drop_all` for
+    /// references that form a cycle. The default is MySQL's spelling.
+    fn drop_foreign_key_sql(&self, table: &str, name: &str) -> String {
+        format!("ALTER TABLE {table} DROP FOREIGN KEY {name}")
+    }
 }

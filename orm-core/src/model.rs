@@ -205,6 +205,7 @@ impl RowReader {
     }
 
     /// Decodes the next column.
+    #[allow(clippy::should_implement_trait)] // generic over the item type: not an Iterator
     pub fn next<T: FromValue>(&mut self) -> Result<T> {
         let column = self.table.columns.get(self.index).map_or("?", |c| c.name);
         self.index += 1;

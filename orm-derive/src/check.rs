@@ -43,7 +43,7 @@ fn check_fields(cx: &mut Ctxt, model: &Model) {
                  it is `None` until the row is inserted",
             );
         }
-        if a.version.is_some() {
+        if let Some(version) = a.version {
             if !is_integer(field.ty) {
                 cx.error_at(
                     field.ty,
@@ -53,7 +53,7 @@ fn check_fields(cx: &mut Ctxt, model: &Model) {
             }
             if a.is_key() {
                 cx.error(
-                    a.version.unwrap(),
+                    version,
                     "a `version` field cannot be part of the primary key: it changes on every update",
                 );
             }
