@@ -565,14 +565,16 @@ impl Session {
     /// The object side of a rollback.
     fn rollback_state(&self, st: &mut State) {
         let State { map, new, deleted, tx, .. } = st;
+        // Restore deletions first: an object inserted and deleted in this
+        // transaction must end transient, not persistent.
+        for obj in tx.deleted.drain(..) {
+            transaction::restore_deleted(&obj, map);
+        }
         for obj in tx.inserted.drain(..) {
             transaction::make_transient(&obj, map);
         }
         for obj in new.drain(..) {
             transaction::make_transient(&obj, map);
-        }
-        for obj in tx.deleted.drain(..) {
-            transaction::restore_deleted(&obj, map);
         }
         for obj in deleted.drain(..) {
             obj.meta().borrow_mut().marked_deleted = false;
@@ -720,15 +722,15 @@ impl Session {
     /// inside are expired.
     fn rollback_savepoint_state(&self, st: &mut State, sp: &Savepoint) {
         let State { map, new, deleted, tx, .. } = st;
+        for obj in tx.deleted.drain(sp.deleted_mark..) {
+            transaction::restore_deleted(&obj, map);
+        }
         for obj in tx.inserted.drain(sp.inserted_mark..) {
             transaction::make_transient(&obj, map);
         }
         // begin_nested flushed, so everything still pending was added inside.
         for obj in new.drain(..) {
             transaction::make_transient(&obj, map);
-        }
-        for obj in tx.deleted.drain(sp.deleted_mark..) {
-            transaction::restore_deleted(&obj, map);
         }
         for obj in deleted.drain(..) {
             obj.meta().borrow_mut().marked_deleted = false;
