@@ -315,3 +315,74 @@ fn column_handles_are_typed() {
     let slug: Column<BlogPost, String> = BlogPost::SLUG;
     assert_eq!(slug.index, 1);
 }
+
+/// The types of other crates (`cargo test --all-features`).
+#[cfg(all(
+    feature = "chrono",
+    feature = "decimal",
+    feature = "json",
+    feature = "uuid"
+))]
+mod feature_types {
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq, orm::Model)]
+    struct Event {
+        #[orm(primary_key)]
+        id: uuid::Uuid,
+        day: chrono::NaiveDate,
+        at: chrono::NaiveDateTime,
+        time: Option<chrono::NaiveTime>,
+        utc: chrono::DateTime<chrono::Utc>,
+        #[orm(sql_type = "DECIMAL(10, 2)")]
+        price: rust_decimal::Decimal,
+        payload: serde_json::Value,
+    }
+
+    #[test]
+    fn feature_types_map_and_round_trip() {
+        let t = Event::table();
+        let types: Vec<_> = t.columns.iter().map(|c| c.column_type).collect();
+        assert_eq!(
+            types,
+            [
+                ColumnType::Uuid,
+                ColumnType::Date,
+                ColumnType::DateTime,
+                ColumnType::Time,
+                ColumnType::DateTime,
+                ColumnType::Decimal(28, 10),
+                ColumnType::Json,
+            ]
+        );
+        assert_eq!(t.columns[5].sql_type, Some("DECIMAL(10, 2)"));
+        let at = chrono::NaiveDate::from_ymd_opt(2024, 1, 2)
+            .unwrap()
+            .and_hms_micro_opt(3, 4, 5, 6)
+            .unwrap();
+        let e = Event {
+            id: uuid::Uuid::from_u128(42),
+            day: at.date(),
+            at,
+            time: Some(at.time()),
+            utc: at.and_utc(),
+            price: rust_decimal::Decimal::new(1999, 2),
+            payload: serde_json::json!({"k": [1, 2]}),
+        };
+        assert_eq!(Event::from_row(Row::new(e.to_values())).unwrap(), e);
+        let mut values = e.to_values();
+        values[1] = Value::Text("not a date".into());
+        let err = Event::from_row(Row::new(values)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Decode {
+                    table: "event",
+                    column: "day",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+}

@@ -6,6 +6,15 @@
 //! `TRYBUILD=overwrite cargo test --test derive_ui` and review the diff.
 
 #[test]
+#[cfg_attr(
+    any(
+        feature = "chrono",
+        feature = "decimal",
+        feature = "json",
+        feature = "uuid"
+    ),
+    ignore = "the expected output lists the ToValue implementors without optional features; run without them"
+)]
 fn ui() {
     let t = trybuild::TestCases::new();
     let mut cases: Vec<_> = std::fs::read_dir("tests/ui")

@@ -3,11 +3,11 @@
 //! Use it through the facade (`use orm::Model;`), never directly: the
 //! generated code refers to the runtime as `::orm::__private`.
 //!
-//! The macro works in three steps: [`ast`] reads the struct and its
-//! `#[orm(...)]` attributes ([`attr`]) into a small description, [`check`]
-//! applies the rules across fields, and [`expand`] generates the code. Every
+//! The macro works in three steps: `ast.rs` reads the struct and its
+//! `#[orm(...)]` attributes (`attr.rs`) into a small description, `check.rs`
+//! applies the rules across fields, and `expand.rs` generates the code. Every
 //! mistake found on the way is collected (all of them are reported at once);
-//! when there are any, the macro emits them plus stub impls ([`fallback`]) so
+//! when there are any, the macro emits them plus stub impls (`fallback.rs`) so
 //! that the user sees only the real diagnostics.
 
 mod ast;
