@@ -30,6 +30,8 @@
 //! statements from the driver's statement cache for every statement with
 //! parameters.
 
+#![warn(missing_docs)]
+
 mod builder;
 mod config;
 mod connection;

