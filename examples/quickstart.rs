@@ -46,17 +46,46 @@ pub fn run(url: &str) -> orm::Result<()> {
     let session = sessions.session();
 
     // Add objects: pending until the flush INSERTs them.
-    let le_guin = session.add(Author { id: None, name: "Ursula K. Le Guin".into(), email: None })?;
-    let herbert = session.add(Author { id: None, name: "Frank Herbert".into(), email: None })?;
+    let le_guin = session.add(Author {
+        id: None,
+        name: "Ursula K. Le Guin".into(),
+        email: None,
+    })?;
+    let herbert = session.add(Author {
+        id: None,
+        name: "Frank Herbert".into(),
+        email: None,
+    })?;
     session.flush()?; // INSERT ... RETURNING id, in the open transaction
-    let le_guin_id = le_guin.read()?.id.expect("a flushed author has its generated id");
-    let herbert_id = herbert.read()?.id.expect("a flushed author has its generated id");
+    let le_guin_id = le_guin
+        .read()?
+        .id
+        .expect("a flushed author has its generated id");
+    let herbert_id = herbert
+        .read()?
+        .id
+        .expect("a flushed author has its generated id");
     println!("inserted authors {le_guin_id} and {herbert_id}");
 
-    for (title, year) in [("A Wizard of Earthsea", 1968), ("The Left Hand of Darkness", 1969)] {
-        session.add(Book { id: None, author_id: le_guin_id, title: title.into(), year, version: 0 })?;
+    for (title, year) in [
+        ("A Wizard of Earthsea", 1968),
+        ("The Left Hand of Darkness", 1969),
+    ] {
+        session.add(Book {
+            id: None,
+            author_id: le_guin_id,
+            title: title.into(),
+            year,
+            version: 0,
+        })?;
     }
-    session.add(Book { id: None, author_id: herbert_id, title: "Dune".into(), year: 1965, version: 0 })?;
+    session.add(Book {
+        id: None,
+        author_id: herbert_id,
+        title: "Dune".into(),
+        year: 1965,
+        version: 0,
+    })?;
     session.commit()?; // flush + COMMIT; the connection goes back to the pool
 
     // Query: typed filters, ordering; rows go through the identity map.
@@ -72,13 +101,20 @@ pub fn run(url: &str) -> orm::Result<()> {
 
     // Update: change the object; the flush sends only the changed column.
     herbert.write()?.email = Some("frank@arrakis.example".into());
-    let dune = session.query::<Book>().filter(Book::TITLE.eq("Dune")).one()?;
+    let dune = session
+        .query::<Book>()
+        .filter(Book::TITLE.eq("Dune"))
+        .one()?;
     dune.write()?.year = 1966;
     session.commit()?;
     println!("Dune is now at version {}", dune.read()?.version);
 
     // Delete: children before parents, in one flush.
-    for book in session.query::<Book>().filter(Book::AUTHOR_ID.eq(herbert_id)).all()? {
+    for book in session
+        .query::<Book>()
+        .filter(Book::AUTHOR_ID.eq(herbert_id))
+        .all()?
+    {
         session.delete(&book)?;
     }
     session.delete(&herbert)?;
@@ -93,7 +129,8 @@ pub fn run(url: &str) -> orm::Result<()> {
 
 #[allow(dead_code)]
 fn main() {
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
+    let url =
+        std::env::var("DATABASE_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
     if let Err(e) = run(&url) {
         eprintln!("quickstart failed: {e}");
         std::process::exit(1);

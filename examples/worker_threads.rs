@@ -33,7 +33,13 @@ pub fn run(url: &str, workers: usize, jobs: usize) -> orm::Result<()> {
     orm::schema::create_all(&engine, &[Job::table()])?;
     let sessions = SessionFactory::new(engine.clone());
     sessions.begin(|s| {
-        s.add_all((0..jobs).map(|i| Job { id: None, name: format!("job-{i}"), done: false, worker: None, version: 0 }))?;
+        s.add_all((0..jobs).map(|i| Job {
+            id: None,
+            name: format!("job-{i}"),
+            done: false,
+            worker: None,
+            version: 0,
+        }))?;
         Ok(())
     })?;
 
@@ -62,7 +68,10 @@ pub fn run(url: &str, workers: usize, jobs: usize) -> orm::Result<()> {
             std::thread::spawn(move || -> orm::Result<usize> {
                 let mut handled = 0;
                 loop {
-                    let next = rx.lock().map_err(|_| Error::invalid("a worker panicked"))?.recv();
+                    let next = rx
+                        .lock()
+                        .map_err(|_| Error::invalid("a worker panicked"))?
+                        .recv();
                     let Ok(mut job) = next else { break };
                     job.done = true;
                     job.worker = Some(format!("worker-{w}"));
@@ -74,15 +83,23 @@ pub fn run(url: &str, workers: usize, jobs: usize) -> orm::Result<()> {
         })
         .collect();
 
-    loader.join().map_err(|_| Error::invalid("the loader panicked"))??;
+    loader
+        .join()
+        .map_err(|_| Error::invalid("the loader panicked"))??;
     let mut handled = 0;
     for h in handles {
-        handled += h.join().map_err(|_| Error::invalid("a worker panicked"))??;
+        handled += h
+            .join()
+            .map_err(|_| Error::invalid("a worker panicked"))??;
     }
 
     // Verify: every row done, each updated exactly once, nothing checked out.
     let check = sessions.session();
-    let done = check.query::<Job>().filter(Job::DONE.eq(true)).filter(Job::VERSION.eq(2)).count()?;
+    let done = check
+        .query::<Job>()
+        .filter(Job::DONE.eq(true))
+        .filter(Job::VERSION.eq(2))
+        .count()?;
     check.close();
     let status = engine.status();
     println!("{handled} jobs handled by {workers} workers; {done} rows done; pool {status:?}");
@@ -97,7 +114,8 @@ pub fn run(url: &str, workers: usize, jobs: usize) -> orm::Result<()> {
 
 #[allow(dead_code)]
 fn main() {
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
+    let url =
+        std::env::var("DATABASE_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
     if let Err(e) = run(&url, 4, 200) {
         eprintln!("worker_threads failed: {e}");
         std::process::exit(1);

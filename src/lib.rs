@@ -79,9 +79,11 @@ pub use orm_core::value::{ColumnType, ConversionError, FromValue, SqlType, ToVal
 /// Derives [`Model`](trait@Model); see the attributes below.
 pub use orm_derive::Model;
 
+pub use orm_core::session::{
+    NestedTransaction, Obj, ObjState, ScopedSession, Session, SessionConfig, SessionFactory,
+};
 /// The MySQL/MariaDB backend: `create_engine(url)` and the engine builder.
 pub use orm_mysql::{builder, create_engine, MySqlEngineBuilder};
-pub use orm_core::session::{NestedTransaction, Obj, ObjState, ScopedSession, Session, SessionConfig, SessionFactory};
 
 /// The names most programs need: `use orm::prelude::*;`.
 pub mod prelude {

@@ -14,7 +14,10 @@ mod worker_threads;
 fn quickstart_runs() {
     let db = common::TestDb::new("ex_quick");
     quickstart::run(&db.url).expect("the quickstart example");
-    assert!(db.rows("SHOW TABLES").is_empty(), "the example cleans up its tables");
+    assert!(
+        db.rows("SHOW TABLES").is_empty(),
+        "the example cleans up its tables"
+    );
 }
 
 #[test]

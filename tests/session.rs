@@ -92,11 +92,22 @@ fn setup_with(tag: &str, options: &str) -> Fixture {
     let engine = orm::create_engine(&db.url_with(options)).expect("engine");
     orm::schema::create_all(
         &engine,
-        &[User::table(), Author::table(), Book::table(), Review::table(), Node::table(), Account::table()],
+        &[
+            User::table(),
+            Author::table(),
+            Book::table(),
+            Review::table(),
+            Node::table(),
+            Account::table(),
+        ],
     )
     .expect("create tables");
     let factory = SessionFactory::new(engine.clone());
-    Fixture { db, engine, factory }
+    Fixture {
+        db,
+        engine,
+        factory,
+    }
 }
 
 impl Fixture {
@@ -104,29 +115,42 @@ impl Fixture {
         self.engine.status().checked_out
     }
     fn count(&self, table: &str) -> usize {
-        self.db.rows(&format!("SELECT COUNT(*) FROM `{table}`"))[0][0].parse().unwrap()
+        self.db.rows(&format!("SELECT COUNT(*) FROM `{table}`"))[0][0]
+            .parse()
+            .unwrap()
     }
 }
 
 fn dml(statements: &[String]) -> Vec<&String> {
-    statements.iter().filter(|s| !s.starts_with("BEGIN") && !s.starts_with("COMMIT") && !s.starts_with("ROLLBACK")).collect()
+    statements
+        .iter()
+        .filter(|s| {
+            !s.starts_with("BEGIN") && !s.starts_with("COMMIT") && !s.starts_with("ROLLBACK")
+        })
+        .collect()
 }
 
 #[test]
 fn identity_map_returns_the_same_handle_and_the_second_get_sends_nothing() {
     let fx = setup("s_ident");
-    fx.db.exec("INSERT INTO users (name, age) VALUES ('ann', 30)");
+    fx.db
+        .exec("INSERT INTO users (name, age) VALUES ('ann', 30)");
     let s = fx.factory.session();
     let capture = fx.engine.capture_statements();
     let a = s.get::<User>(1).unwrap().expect("row 1");
     let after_first = capture.take();
-    assert!(after_first.iter().any(|q| q.starts_with("SELECT")), "{after_first:?}");
+    assert!(
+        after_first.iter().any(|q| q.starts_with("SELECT")),
+        "{after_first:?}"
+    );
     let b = s.get::<User>(1).unwrap().expect("row 1");
     assert!(a.ptr_eq(&b), "two gets must return the same object");
     assert!(capture.take().is_empty(), "the second get must send no SQL");
     // A query returning the same row also returns the same handle, with unflushed changes kept.
     a.write().unwrap().age = 99;
-    let c = s.no_autoflush(|s| s.query::<User>().filter(User::NAME.eq("ann")).one()).unwrap();
+    let c = s
+        .no_autoflush(|s| s.query::<User>().filter(User::NAME.eq("ann")).one())
+        .unwrap();
     assert!(c.ptr_eq(&a));
     assert_eq!(c.read().unwrap().age, 99);
     assert!(s.get::<User>(42).unwrap().is_none());
@@ -160,7 +184,10 @@ fn states_follow_sqlalchemy() {
     assert!(err.to_string().contains("another session"), "{err}");
 
     // A second object with the same key cannot join.
-    let twin = User { id: Some(id), ..user("bob2", 1) };
+    let twin = User {
+        id: Some(id),
+        ..user("bob2", 1)
+    };
     let err = s.add(twin).unwrap_err();
     assert!(err.to_string().contains("already present"), "{err}");
 
@@ -171,7 +198,11 @@ fn states_follow_sqlalchemy() {
     let err = s.add(&obj).unwrap_err();
     assert!(err.to_string().contains("deleted"), "{err}");
     s.rollback().unwrap();
-    assert_eq!(obj.state(), ObjState::Transient, "inserted in the rolled-back transaction");
+    assert_eq!(
+        obj.state(),
+        ObjState::Transient,
+        "inserted in the rolled-back transaction"
+    );
 
     // Persistent -> deleted -> detached at commit.
     let carl = s.add(user("carl", 40)).unwrap();
@@ -213,12 +244,25 @@ fn autoflush_runs_before_a_query_and_not_inside_no_autoflush() {
     let hidden = s.no_autoflush(|s| s.query::<User>().count()).unwrap();
     assert_eq!(hidden, 0, "no_autoflush: the pending row is not sent");
     let capture = fx.engine.capture_statements();
-    let n = s.query::<User>().filter(User::NAME.eq("eve")).count().unwrap();
+    let n = s
+        .query::<User>()
+        .filter(User::NAME.eq("eve"))
+        .count()
+        .unwrap();
     assert_eq!(n, 1);
     let sent = capture.take();
-    let insert = sent.iter().position(|q| q.starts_with("INSERT")).expect("INSERT sent");
-    let select = sent.iter().position(|q| q.starts_with("SELECT")).expect("SELECT sent");
-    assert!(insert < select, "autoflush must INSERT before the query: {sent:?}");
+    let insert = sent
+        .iter()
+        .position(|q| q.starts_with("INSERT"))
+        .expect("INSERT sent");
+    let select = sent
+        .iter()
+        .position(|q| q.starts_with("SELECT"))
+        .expect("SELECT sent");
+    assert!(
+        insert < select,
+        "autoflush must INSERT before the query: {sent:?}"
+    );
     s.rollback().unwrap();
     assert_eq!(fx.count("users"), 0);
 }
@@ -226,7 +270,8 @@ fn autoflush_runs_before_a_query_and_not_inside_no_autoflush() {
 #[test]
 fn update_sets_only_changed_columns_and_unchanged_objects_send_nothing() {
     let fx = setup("s_update");
-    fx.db.exec("INSERT INTO users (name, email, age) VALUES ('fay', 'f@x', 30), ('gus', NULL, 31)");
+    fx.db
+        .exec("INSERT INTO users (name, email, age) VALUES ('fay', 'f@x', 30), ('gus', NULL, 31)");
     let s = fx.factory.session();
     let fay = s.get::<User>(1).unwrap().unwrap();
     let gus = s.get::<User>(2).unwrap().unwrap();
@@ -234,20 +279,32 @@ fn update_sets_only_changed_columns_and_unchanged_objects_send_nothing() {
     // Written but not changed: nothing to send.
     gus.write().unwrap().age = 31;
     s.flush().unwrap();
-    assert!(capture.take().is_empty(), "an unchanged object must send nothing");
+    assert!(
+        capture.take().is_empty(),
+        "an unchanged object must send nothing"
+    );
     // Changed: only `age`.
     fay.write().unwrap().age = 33;
     s.flush().unwrap();
     let sent = capture.take();
     assert_eq!(sent.len(), 1, "{sent:?}");
-    assert!(sent[0].starts_with("UPDATE `users` SET `age` = ? WHERE `id` = ?"), "{sent:?}");
+    assert!(
+        sent[0].starts_with("UPDATE `users` SET `age` = ? WHERE `id` = ?"),
+        "{sent:?}"
+    );
     // An empty flush sends nothing and begins nothing.
     s.commit().unwrap();
     let s2 = fx.factory.session();
     s2.flush().unwrap();
     s2.commit().unwrap();
-    assert!(capture.take().iter().all(|q| !q.starts_with("BEGIN")), "empty commit must not BEGIN");
-    assert_eq!(fx.db.rows("SELECT age FROM users ORDER BY id"), vec![vec!["33"], vec!["31"]]);
+    assert!(
+        capture.take().iter().all(|q| !q.starts_with("BEGIN")),
+        "empty commit must not BEGIN"
+    );
+    assert_eq!(
+        fx.db.rows("SELECT age FROM users ORDER BY id"),
+        vec![vec!["33"], vec!["31"]]
+    );
 }
 
 #[test]
@@ -256,11 +313,28 @@ fn parents_are_inserted_before_children_and_deleted_after_them() {
     let s = fx.factory.session();
     let capture = fx.engine.capture_statements();
     // Added child-first on purpose.
-    s.add(Review { id: 1, book_id: 10, stars: 5 }).unwrap();
-    s.add(Book { id: 10, author_id: 100, title: "Dune".into() }).unwrap();
-    s.add(Author { id: 100, name: "Herbert".into() }).unwrap();
+    s.add(Review {
+        id: 1,
+        book_id: 10,
+        stars: 5,
+    })
+    .unwrap();
+    s.add(Book {
+        id: 10,
+        author_id: 100,
+        title: "Dune".into(),
+    })
+    .unwrap();
+    s.add(Author {
+        id: 100,
+        name: "Herbert".into(),
+    })
+    .unwrap();
     s.commit().unwrap();
-    let tables: Vec<String> = dml(&capture.take()).iter().map(|q| q.split('`').nth(1).unwrap_or("").to_string()).collect();
+    let tables: Vec<String> = dml(&capture.take())
+        .iter()
+        .map(|q| q.split('`').nth(1).unwrap_or("").to_string())
+        .collect();
     assert_eq!(tables, ["authors", "books", "reviews"]);
 
     let author = s.get::<Author>(100).unwrap().unwrap();
@@ -272,31 +346,66 @@ fn parents_are_inserted_before_children_and_deleted_after_them() {
     s.delete(&review).unwrap();
     s.commit().unwrap();
     let sent = capture.take();
-    let tables: Vec<String> = dml(&sent).iter().filter(|q| q.starts_with("DELETE")).map(|q| q.split('`').nth(1).unwrap_or("").to_string()).collect();
+    let tables: Vec<String> = dml(&sent)
+        .iter()
+        .filter(|q| q.starts_with("DELETE"))
+        .map(|q| q.split('`').nth(1).unwrap_or("").to_string())
+        .collect();
     assert_eq!(tables, ["reviews", "books", "authors"], "{sent:?}");
-    assert_eq!(fx.count("authors") + fx.count("books") + fx.count("reviews"), 0);
+    assert_eq!(
+        fx.count("authors") + fx.count("books") + fx.count("reviews"),
+        0
+    );
 }
 
 #[test]
 fn self_referencing_rows_are_ordered_row_by_row_and_cycles_are_errors() {
     let fx = setup("s_selfref");
     let s = fx.factory.session();
-    s.add(Node { id: 3, parent_id: Some(2), label: "leaf".into() }).unwrap();
-    s.add(Node { id: 2, parent_id: Some(1), label: "mid".into() }).unwrap();
-    s.add(Node { id: 1, parent_id: None, label: "root".into() }).unwrap();
+    s.add(Node {
+        id: 3,
+        parent_id: Some(2),
+        label: "leaf".into(),
+    })
+    .unwrap();
+    s.add(Node {
+        id: 2,
+        parent_id: Some(1),
+        label: "mid".into(),
+    })
+    .unwrap();
+    s.add(Node {
+        id: 1,
+        parent_id: None,
+        label: "root".into(),
+    })
+    .unwrap();
     s.commit().unwrap();
     assert_eq!(fx.count("nodes"), 3);
     // Load first: reloading an expired object autoflushes, which would send
     // a lone DELETE of the root before its children are marked.
-    let nodes: Vec<_> = [1, 2, 3].iter().map(|&id| s.get::<Node>(id).unwrap().unwrap()).collect();
+    let nodes: Vec<_> = [1, 2, 3]
+        .iter()
+        .map(|&id| s.get::<Node>(id).unwrap().unwrap())
+        .collect();
     for n in &nodes {
         s.delete(n).unwrap();
     }
     s.commit().unwrap();
     assert_eq!(fx.count("nodes"), 0);
 
-    s.add(Node { id: 7, parent_id: Some(8), label: "a".into() }).unwrap();
-    s.add(Node { id: 8, parent_id: Some(7), label: "b".into() }).unwrap();
+    s.add(Node {
+        id: 7,
+        parent_id: Some(8),
+        label: "a".into(),
+    })
+    .unwrap();
+    s.add(Node {
+        id: 8,
+        parent_id: Some(7),
+        label: "b".into(),
+    })
+    .unwrap();
     let err = s.flush().unwrap_err();
     assert!(matches!(err, Error::FlushCycle { .. }), "{err}");
     assert!(err.to_string().contains("Node"), "{err}");
@@ -311,16 +420,33 @@ fn ten_thousand_new_objects_flush_in_few_statements_with_every_key_right() {
     let s = fx.factory.session();
     let capture = fx.engine.capture_statements();
     let before = fx.engine.stats().statements;
-    let objs: Vec<_> = (0..10_000).map(|i| s.add(user(&format!("u{i}"), i % 90)).unwrap()).collect();
+    let objs: Vec<_> = (0..10_000)
+        .map(|i| s.add(user(&format!("u{i}"), i % 90)).unwrap())
+        .collect();
     s.commit().unwrap();
     let sent = fx.engine.stats().statements - before;
-    assert!(sent <= 12, "10,000 inserts took {sent} statements: {:?}", capture.take().iter().map(|q| q.chars().take(60).collect::<String>()).collect::<Vec<_>>());
+    assert!(
+        sent <= 12,
+        "10,000 inserts took {sent} statements: {:?}",
+        capture
+            .take()
+            .iter()
+            .map(|q| q.chars().take(60).collect::<String>())
+            .collect::<Vec<_>>()
+    );
     let rows = fx.db.rows("SELECT id, name FROM users");
     assert_eq!(rows.len(), 10_000);
-    let by_name: std::collections::HashMap<String, i64> = rows.into_iter().map(|r| (r[1].clone(), r[0].parse().unwrap())).collect();
+    let by_name: std::collections::HashMap<String, i64> = rows
+        .into_iter()
+        .map(|r| (r[1].clone(), r[0].parse().unwrap()))
+        .collect();
     for (i, obj) in objs.iter().enumerate() {
         let got = obj.read().unwrap();
-        assert_eq!(Some(by_name[&format!("u{i}")]), got.id, "object {i} has the wrong key");
+        assert_eq!(
+            Some(by_name[&format!("u{i}")]),
+            got.id,
+            "object {i} has the wrong key"
+        );
     }
     assert_eq!(s.identity_count(), 10_000);
 }
@@ -330,13 +456,25 @@ fn without_returning_consecutive_keys_still_come_back_right() {
     let fx = setup_with("s_noret", "insert_returning=off");
     let s = fx.factory.session();
     let capture = fx.engine.capture_statements();
-    let objs: Vec<_> = (0..500).map(|i| s.add(user(&format!("n{i}"), 1)).unwrap()).collect();
+    let objs: Vec<_> = (0..500)
+        .map(|i| s.add(user(&format!("n{i}"), 1)).unwrap())
+        .collect();
     s.commit().unwrap();
     let sent = capture.take();
-    assert!(sent.iter().all(|q| !q.contains("RETURNING")), "RETURNING was switched off");
-    assert!(dml(&sent).len() <= 2, "consecutive keys allow one multi-row INSERT: {}", sent.len());
+    assert!(
+        sent.iter().all(|q| !q.contains("RETURNING")),
+        "RETURNING was switched off"
+    );
+    assert!(
+        dml(&sent).len() <= 2,
+        "consecutive keys allow one multi-row INSERT: {}",
+        sent.len()
+    );
     let rows = fx.db.rows("SELECT id, name FROM users");
-    let by_name: std::collections::HashMap<String, i64> = rows.into_iter().map(|r| (r[1].clone(), r[0].parse().unwrap())).collect();
+    let by_name: std::collections::HashMap<String, i64> = rows
+        .into_iter()
+        .map(|r| (r[1].clone(), r[0].parse().unwrap()))
+        .collect();
     for (i, obj) in objs.iter().enumerate() {
         assert_eq!(obj.read().unwrap().id, Some(by_name[&format!("n{i}")]));
     }
@@ -345,7 +483,8 @@ fn without_returning_consecutive_keys_still_come_back_right() {
 #[test]
 fn updates_and_deletes_are_batched() {
     let fx = setup("s_batch");
-    fx.db.exec("INSERT INTO users (name, age) SELECT CONCAT('b', seq), 1 FROM seq_1_to_3000");
+    fx.db
+        .exec("INSERT INTO users (name, age) SELECT CONCAT('b', seq), 1 FROM seq_1_to_3000");
     let s = fx.factory.session();
     let all = s.query::<User>().all().unwrap();
     for u in &all {
@@ -354,8 +493,17 @@ fn updates_and_deletes_are_batched() {
     let capture = fx.engine.capture_statements();
     s.flush().unwrap();
     let sent = capture.take();
-    assert_eq!(sent.len(), 1, "3,000 same-column updates in one statement: {}", sent.len());
-    assert_eq!(fx.db.rows("SELECT COUNT(*) FROM users WHERE age = 2")[0][0], "0", "not committed yet");
+    assert_eq!(
+        sent.len(),
+        1,
+        "3,000 same-column updates in one statement: {}",
+        sent.len()
+    );
+    assert_eq!(
+        fx.db.rows("SELECT COUNT(*) FROM users WHERE age = 2")[0][0],
+        "0",
+        "not committed yet"
+    );
     for u in &all {
         s.delete(u).unwrap();
     }
@@ -374,18 +522,32 @@ fn a_failed_flush_requires_rollback_then_recovers() {
     let ok = s.add(user("fine", 1)).unwrap();
     let bad = s.add(user("dup", 2)).unwrap();
     let err = s.flush().unwrap_err();
-    assert!(err.is_integrity(), "duplicate key is an integrity error: {err}");
+    assert!(
+        err.is_integrity(),
+        "duplicate key is an integrity error: {err}"
+    );
     assert_eq!(err.code(), Some(1062));
     // State restored at once: the pending objects are transient again.
     assert_eq!(ok.state(), ObjState::Transient);
     assert_eq!(bad.state(), ObjState::Transient);
-    assert_eq!(ok.read().unwrap().id, None, "a generated key of a rolled-back insert is cleared");
+    assert_eq!(
+        ok.read().unwrap().id,
+        None,
+        "a generated key of a rolled-back insert is cleared"
+    );
     // Every operation now says rollback is required, naming the cause.
     let err = s.query::<User>().count().unwrap_err();
     assert!(matches!(err, Error::PendingRollback(_)), "{err}");
-    assert!(err.to_string().contains("rollback()") && err.to_string().contains("Duplicate"), "{err}");
+    assert!(
+        err.to_string().contains("rollback()") && err.to_string().contains("Duplicate"),
+        "{err}"
+    );
     assert!(matches!(s.commit().unwrap_err(), Error::PendingRollback(_)));
-    assert_eq!(fx.checked_out(), 0, "the failed transaction's connection went back to the pool");
+    assert_eq!(
+        fx.checked_out(),
+        0,
+        "the failed transaction's connection went back to the pool"
+    );
     s.rollback().unwrap();
     s.add(&ok).unwrap();
     s.commit().unwrap();
@@ -408,10 +570,18 @@ fn savepoint_rollback_accounting() {
     s.flush().unwrap();
     nested.rollback().unwrap();
 
-    assert_eq!(inner.state(), ObjState::Transient, "added inside a rolled-back savepoint");
+    assert_eq!(
+        inner.state(),
+        ObjState::Transient,
+        "added inside a rolled-back savepoint"
+    );
     assert!(changed.is_expired(), "changed inside: expired");
     assert!(!kept.is_expired(), "untouched inside: not expired");
-    assert_eq!(changed.read().unwrap().age, 1, "reloaded from the outer transaction");
+    assert_eq!(
+        changed.read().unwrap().age,
+        1,
+        "reloaded from the outer transaction"
+    );
     assert!(s.in_transaction(), "the outer transaction stays usable");
     s.nested(|s| {
         s.add(user("released", 1))?;
@@ -419,7 +589,12 @@ fn savepoint_rollback_accounting() {
     })
     .unwrap();
     s.commit().unwrap();
-    let names: Vec<String> = fx.db.rows("SELECT name FROM users ORDER BY id").into_iter().map(|r| r[0].clone()).collect();
+    let names: Vec<String> = fx
+        .db
+        .rows("SELECT name FROM users ORDER BY id")
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
     assert_eq!(names, ["kept", "changed", "released"]);
     assert_eq!(fx.checked_out(), 0);
 }
@@ -436,7 +611,12 @@ fn a_flush_failing_inside_a_savepoint_only_loses_the_savepoint() {
     nested.rollback().unwrap();
     s.add(user("b", 1)).unwrap();
     s.commit().unwrap();
-    let names: Vec<String> = fx.db.rows("SELECT name FROM users ORDER BY id").into_iter().map(|r| r[0].clone()).collect();
+    let names: Vec<String> = fx
+        .db
+        .rows("SELECT name FROM users ORDER BY id")
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
     assert_eq!(names, ["a", "b"]);
 }
 
@@ -444,9 +624,18 @@ fn a_flush_failing_inside_a_savepoint_only_loses_the_savepoint() {
 fn optimistic_locking_detects_a_lost_race() {
     let fx = setup("s_version");
     let s1 = fx.factory.session();
-    s1.add(Account { id: 1, balance: 100, version: 0 }).unwrap();
+    s1.add(Account {
+        id: 1,
+        balance: 100,
+        version: 0,
+    })
+    .unwrap();
     s1.commit().unwrap();
-    assert_eq!(fx.db.rows("SELECT version FROM accounts"), vec![vec!["1"]], "INSERT sets version 1");
+    assert_eq!(
+        fx.db.rows("SELECT version FROM accounts"),
+        vec![vec!["1"]],
+        "INSERT sets version 1"
+    );
 
     let s2 = fx.factory.session();
     let a1 = s1.get::<Account>(1).unwrap().unwrap();
@@ -454,7 +643,10 @@ fn optimistic_locking_detects_a_lost_race() {
     a1.write().unwrap().balance += 10;
     a2.write().unwrap().balance += 20;
     s1.commit().unwrap();
-    assert_eq!(fx.db.rows("SELECT balance, version FROM accounts"), vec![vec!["110", "2"]]);
+    assert_eq!(
+        fx.db.rows("SELECT balance, version FROM accounts"),
+        vec![vec!["110", "2"]]
+    );
     let err = s2.commit().unwrap_err();
     match &err {
         Error::StaleData { table, key, .. } => {
@@ -468,7 +660,10 @@ fn optimistic_locking_detects_a_lost_race() {
     assert_eq!(a2.read().unwrap().balance, 110, "reloaded after rollback");
     a2.write().unwrap().balance += 20;
     s2.commit().unwrap();
-    assert_eq!(fx.db.rows("SELECT balance, version FROM accounts"), vec![vec!["130", "3"]]);
+    assert_eq!(
+        fx.db.rows("SELECT balance, version FROM accounts"),
+        vec![vec!["130", "3"]]
+    );
 
     // A versioned DELETE checks the version too.
     let stale = s1.get::<Account>(1).unwrap().unwrap();
@@ -476,7 +671,16 @@ fn optimistic_locking_detects_a_lost_race() {
     fx.db.exec("UPDATE accounts SET version = version + 1");
     s1.delete(&stale).unwrap();
     let err = s1.commit().unwrap_err();
-    assert!(matches!(err, Error::StaleData { statement: "DELETE", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::StaleData {
+                statement: "DELETE",
+                ..
+            }
+        ),
+        "{err}"
+    );
     s1.rollback().unwrap();
     assert_eq!(fx.count("accounts"), 1);
     drop((s1, s2));
@@ -515,7 +719,11 @@ fn the_transaction_helper_commits_on_ok_and_rolls_back_on_err_and_panic() {
     }));
     assert!(panicked.is_err());
     assert_eq!(fx.count("users"), 1);
-    assert_eq!(fx.checked_out(), 0, "no connection left checked out after Ok, Err and panic");
+    assert_eq!(
+        fx.checked_out(),
+        0,
+        "no connection left checked out after Ok, Err and panic"
+    );
 }
 
 #[test]
@@ -527,7 +735,11 @@ fn expire_on_commit_reloads_and_a_deleted_row_is_object_deleted() {
     assert!(u.is_expired());
     fx.db.exec("UPDATE users SET age = 7");
     let capture = fx.engine.capture_statements();
-    assert_eq!(u.read().unwrap().age, 7, "an expired object reloads on access");
+    assert_eq!(
+        u.read().unwrap().age,
+        7,
+        "an expired object reloads on access"
+    );
     assert_eq!(dml(&capture.take()).len(), 1);
     s.commit().unwrap();
     fx.db.exec("DELETE FROM users");
@@ -547,7 +759,10 @@ fn expire_on_commit_reloads_and_a_deleted_row_is_object_deleted() {
     s.commit().unwrap();
     // A detached expired object cannot be loaded.
     s.close();
-    assert!(matches!(v.read().unwrap_err(), Error::DetachedInstance { .. }));
+    assert!(matches!(
+        v.read().unwrap_err(),
+        Error::DetachedInstance { .. }
+    ));
 }
 
 #[test]
@@ -557,37 +772,136 @@ fn queries_filter_order_limit_and_report_cardinality_errors() {
     for (n, a) in [("ann", 30), ("bob", 17), ("cat", 45), ("dee", 17)] {
         s.add(user(n, a)).unwrap();
     }
-    s.add(User { email: Some("x@y".into()), ..user("eli", 60) }).unwrap();
+    s.add(User {
+        email: Some("x@y".into()),
+        ..user("eli", 60)
+    })
+    .unwrap();
     s.commit().unwrap();
 
-    let names = |v: Vec<orm::session::Obj<User>>| v.iter().map(|u| u.read().unwrap().name.clone()).collect::<Vec<_>>();
-    let q = s.query::<User>().filter(User::AGE.ge(18)).order_by(User::AGE.desc()).all().unwrap();
+    let names = |v: Vec<orm::session::Obj<User>>| {
+        v.iter()
+            .map(|u| u.read().unwrap().name.clone())
+            .collect::<Vec<_>>()
+    };
+    let q = s
+        .query::<User>()
+        .filter(User::AGE.ge(18))
+        .order_by(User::AGE.desc())
+        .all()
+        .unwrap();
     assert_eq!(names(q), ["eli", "cat", "ann"]);
-    let q = s.query::<User>().filter(User::AGE.eq(17).or(User::NAME.like("c%"))).order_by(User::NAME.asc()).all().unwrap();
+    let q = s
+        .query::<User>()
+        .filter(User::AGE.eq(17).or(User::NAME.like("c%")))
+        .order_by(User::NAME.asc())
+        .all()
+        .unwrap();
     assert_eq!(names(q), ["bob", "cat", "dee"]);
-    let q = s.query::<User>().filter(!User::NAME.in_(["ann", "bob"])).filter(User::AGE.lt(50)).order_by(User::ID.asc()).all().unwrap();
+    let q = s
+        .query::<User>()
+        .filter(!User::NAME.in_(["ann", "bob"]))
+        .filter(User::AGE.lt(50))
+        .order_by(User::ID.asc())
+        .all()
+        .unwrap();
     assert_eq!(names(q), ["cat", "dee"]);
-    let q = s.query::<User>().order_by(User::ID.asc()).limit(2).offset(1).all().unwrap();
+    let q = s
+        .query::<User>()
+        .order_by(User::ID.asc())
+        .limit(2)
+        .offset(1)
+        .all()
+        .unwrap();
     assert_eq!(names(q), ["bob", "cat"]);
-    assert_eq!(s.query::<User>().filter(User::EMAIL.is_not_null()).one().unwrap().read().unwrap().name, "eli");
-    assert_eq!(s.query::<User>().filter(User::EMAIL.is_null()).count().unwrap(), 4);
-    assert_eq!(s.query::<User>().filter(User::EMAIL.eq(None::<String>)).count().unwrap(), 4);
-    assert!(s.query::<User>().filter(User::NAME.eq("ann")).exists().unwrap());
-    assert!(!s.query::<User>().filter(User::NAME.eq("zed")).exists().unwrap());
-    assert!(s.query::<User>().filter(User::NAME.in_(Vec::<&str>::new())).first().unwrap().is_none());
-    assert!(matches!(s.query::<User>().filter(User::AGE.eq(17)).one().unwrap_err(), Error::MultipleResultsFound { .. }));
-    assert!(matches!(s.query::<User>().filter(User::AGE.eq(1)).one().unwrap_err(), Error::NoResultFound { .. }));
-    assert!(s.query::<User>().filter(User::AGE.eq(1)).one_or_none().unwrap().is_none());
+    assert_eq!(
+        s.query::<User>()
+            .filter(User::EMAIL.is_not_null())
+            .one()
+            .unwrap()
+            .read()
+            .unwrap()
+            .name,
+        "eli"
+    );
+    assert_eq!(
+        s.query::<User>()
+            .filter(User::EMAIL.is_null())
+            .count()
+            .unwrap(),
+        4
+    );
+    assert_eq!(
+        s.query::<User>()
+            .filter(User::EMAIL.eq(None::<String>))
+            .count()
+            .unwrap(),
+        4
+    );
+    assert!(s
+        .query::<User>()
+        .filter(User::NAME.eq("ann"))
+        .exists()
+        .unwrap());
+    assert!(!s
+        .query::<User>()
+        .filter(User::NAME.eq("zed"))
+        .exists()
+        .unwrap());
+    assert!(s
+        .query::<User>()
+        .filter(User::NAME.in_(Vec::<&str>::new()))
+        .first()
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        s.query::<User>()
+            .filter(User::AGE.eq(17))
+            .one()
+            .unwrap_err(),
+        Error::MultipleResultsFound { .. }
+    ));
+    assert!(matches!(
+        s.query::<User>().filter(User::AGE.eq(1)).one().unwrap_err(),
+        Error::NoResultFound { .. }
+    ));
+    assert!(s
+        .query::<User>()
+        .filter(User::AGE.eq(1))
+        .one_or_none()
+        .unwrap()
+        .is_none());
     // Values are bound, never spliced: this is just a name that matches nothing.
-    assert_eq!(s.query::<User>().filter(User::NAME.eq("'; DROP TABLE users; --")).count().unwrap(), 0);
+    assert_eq!(
+        s.query::<User>()
+            .filter(User::NAME.eq("'; DROP TABLE users; --"))
+            .count()
+            .unwrap(),
+        0
+    );
     // Raw SQL mapped to the model, through the identity map.
-    let raw = s.query_sql::<User>("SELECT * FROM users WHERE age = ? ORDER BY id", &[Value::Int(17)]).unwrap();
+    let raw = s
+        .query_sql::<User>(
+            "SELECT * FROM users WHERE age = ? ORDER BY id",
+            &[Value::Int(17)],
+        )
+        .unwrap();
     assert_eq!(names(raw.clone()), ["bob", "dee"]);
-    let bob = s.query::<User>().filter(User::NAME.eq("bob")).one().unwrap();
+    let bob = s
+        .query::<User>()
+        .filter(User::NAME.eq("bob"))
+        .one()
+        .unwrap();
     assert!(bob.ptr_eq(&raw[0]));
     // Bulk delete expires what it may have deleted.
-    assert_eq!(s.query::<User>().filter(User::AGE.eq(17)).delete().unwrap(), 2);
-    assert!(matches!(bob.read().unwrap_err(), Error::ObjectDeleted { .. }));
+    assert_eq!(
+        s.query::<User>().filter(User::AGE.eq(17)).delete().unwrap(),
+        2
+    );
+    assert!(matches!(
+        bob.read().unwrap_err(),
+        Error::ObjectDeleted { .. }
+    ));
     s.commit().unwrap();
     assert_eq!(fx.count("users"), 3);
 }
@@ -609,5 +923,9 @@ fn a_session_holds_no_connection_outside_a_transaction() {
     assert_eq!(fx.checked_out(), 0);
     let _ = s.query::<User>().all().unwrap();
     drop(s);
-    assert_eq!(fx.checked_out(), 0, "dropping a session returns its connection");
+    assert_eq!(
+        fx.checked_out(),
+        0,
+        "dropping a session returns its connection"
+    );
 }

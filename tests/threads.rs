@@ -38,7 +38,11 @@ fn setup(tag: &str, options: &str) -> (TestDb, Engine, SessionFactory) {
 }
 
 fn item(id: Option<i64>, name: &str, qty: i32) -> Item {
-    Item { id, name: name.into(), qty }
+    Item {
+        id,
+        name: name.into(),
+        qty,
+    }
 }
 
 #[test]
@@ -53,7 +57,10 @@ fn merge_transient_without_key_becomes_pending_with_no_sql() {
     assert!(s.is_new(&merged));
     s.commit().unwrap();
     assert_eq!(value.id, None, "the source value is untouched");
-    assert_eq!(db.rows("SELECT name, qty FROM items"), vec![vec!["new", "1"]]);
+    assert_eq!(
+        db.rows("SELECT name, qty FROM items"),
+        vec![vec!["new", "1"]]
+    );
 }
 
 #[test]
@@ -63,10 +70,17 @@ fn merge_transient_with_unknown_key_is_pending_after_one_select() {
     let capture = engine.capture_statements();
     let merged = s.merge(&item(Some(42), "keyed", 2)).unwrap();
     let sent = capture.take();
-    assert_eq!(sent.iter().filter(|q| q.starts_with("SELECT")).count(), 1, "{sent:?}");
+    assert_eq!(
+        sent.iter().filter(|q| q.starts_with("SELECT")).count(),
+        1,
+        "{sent:?}"
+    );
     assert_eq!(merged.state(), ObjState::Pending);
     s.commit().unwrap();
-    assert_eq!(db.rows("SELECT id, name FROM items"), vec![vec!["42", "keyed"]]);
+    assert_eq!(
+        db.rows("SELECT id, name FROM items"),
+        vec![vec!["42", "keyed"]]
+    );
 }
 
 #[test]
@@ -81,13 +95,26 @@ fn merge_onto_a_persistent_row_updates_only_changed_columns() {
     assert_eq!(merged.read().unwrap().qty, 11);
     assert!(s.is_dirty(&merged));
     s.commit().unwrap();
-    let updates: Vec<String> = capture.take().into_iter().filter(|q| q.starts_with("UPDATE")).collect();
+    let updates: Vec<String> = capture
+        .take()
+        .into_iter()
+        .filter(|q| q.starts_with("UPDATE"))
+        .collect();
     assert_eq!(updates.len(), 1);
-    assert!(updates[0].contains("SET `qty` = ?") && !updates[0].contains("`name` ="), "{updates:?}");
-    assert_eq!(db.rows("SELECT name, qty FROM items"), vec![vec!["bolt", "11"]]);
+    assert!(
+        updates[0].contains("SET `qty` = ?") && !updates[0].contains("`name` ="),
+        "{updates:?}"
+    );
+    assert_eq!(
+        db.rows("SELECT name, qty FROM items"),
+        vec![vec!["bolt", "11"]]
+    );
     // Merging identical values onto a loaded object sends no UPDATE.
     let again = s.merge(&item(Some(1), "bolt", 11)).unwrap();
-    assert!(again.ptr_eq(&merged), "the identity map's object is the target (no second object)");
+    assert!(
+        again.ptr_eq(&merged),
+        "the identity map's object is the target (no second object)"
+    );
     s.commit().unwrap();
     assert!(capture.take().iter().all(|q| !q.starts_with("UPDATE")));
 }
@@ -122,7 +149,10 @@ fn merge_no_load_sends_nothing_and_stamps_the_object_clean() {
     assert_eq!(merged.state(), ObjState::Persistent);
     assert!(!s.is_dirty(&merged));
     s.flush().unwrap();
-    assert!(capture.take().is_empty(), "load=False: no SQL at merge or flush");
+    assert!(
+        capture.take().is_empty(),
+        "load=False: no SQL at merge or flush"
+    );
     // Later changes are tracked against the stamped values.
     merged.write().unwrap().qty = 4;
     s.commit().unwrap();
@@ -136,11 +166,35 @@ fn merge_with_a_stale_version_is_stale_data() {
     let (db, _engine, factory) = setup("m_version", "");
     db.exec("INSERT INTO counters (id, hits, version) VALUES (1, 0, 3)");
     let s = factory.session();
-    let err = s.merge(&Counter { id: 1, hits: 5, version: 2 }).unwrap_err();
-    assert!(matches!(err, Error::StaleData { table: "counters", .. }), "{err}");
-    let ok = s.merge(&Counter { id: 1, hits: 5, version: 3 }).unwrap();
+    let err = s
+        .merge(&Counter {
+            id: 1,
+            hits: 5,
+            version: 2,
+        })
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::StaleData {
+                table: "counters",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let ok = s
+        .merge(&Counter {
+            id: 1,
+            hits: 5,
+            version: 3,
+        })
+        .unwrap();
     s.commit().unwrap();
-    assert_eq!(db.rows("SELECT hits, version FROM counters"), vec![vec!["5", "4"]]);
+    assert_eq!(
+        db.rows("SELECT hits, version FROM counters"),
+        vec![vec!["5", "4"]]
+    );
     assert_eq!(ok.read().unwrap().version, 4);
 }
 
@@ -151,18 +205,32 @@ fn scoped_session_is_one_per_thread_and_remove_gives_a_fresh_one() {
     let a = scoped.current();
     let b = scoped.current();
     a.add(item(None, "x", 1)).unwrap();
-    assert_eq!(b.new_objects::<Item>().len(), 1, "same session within a thread");
+    assert_eq!(
+        b.new_objects::<Item>().len(),
+        1,
+        "same session within a thread"
+    );
 
     let other = Arc::clone(&scoped);
-    let seen_in_other = std::thread::spawn(move || other.current().new_objects::<Item>().len()).join().unwrap();
+    let seen_in_other = std::thread::spawn(move || other.current().new_objects::<Item>().len())
+        .join()
+        .unwrap();
     assert_eq!(seen_in_other, 0, "another thread has its own session");
 
     scoped.flush().unwrap();
     assert_eq!(engine.status().checked_out, 1);
     scoped.remove();
-    assert_eq!(engine.status().checked_out, 0, "remove() closes and returns the connection");
+    assert_eq!(
+        engine.status().checked_out,
+        0,
+        "remove() closes and returns the connection"
+    );
     assert!(!scoped.has_current());
-    assert_eq!(scoped.current().new_objects::<Item>().len(), 0, "a fresh session after remove()");
+    assert_eq!(
+        scoped.current().new_objects::<Item>().len(),
+        0,
+        "a fresh session after remove()"
+    );
     drop((a, b));
 
     // A thread that ends releases its session's connection.
@@ -178,7 +246,9 @@ fn scoped_session_is_one_per_thread_and_remove_gives_a_fresh_one() {
     // Caller-defined scopes within a thread.
     let request = Arc::new(std::sync::Mutex::new(String::from("r1")));
     let r = Arc::clone(&request);
-    let by_request = ScopedSession::with_scope(SessionFactory::new(engine.clone()), move || r.lock().unwrap().clone());
+    let by_request = ScopedSession::with_scope(SessionFactory::new(engine.clone()), move || {
+        r.lock().unwrap().clone()
+    });
     by_request.add(item(None, "r1", 1)).unwrap();
     *request.lock().unwrap() = "r2".into();
     assert_eq!(by_request.current().new_objects::<Item>().len(), 0);
@@ -203,7 +273,9 @@ fn stress_merge_and_commit_loses_no_update() {
             std::thread::spawn(move || {
                 let mut seed = t * 7919 + 1;
                 for _ in 0..1000 {
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     let id = (seed >> 33) % 100 + 1;
                     // Read a plain value in one session...
                     let value = {
@@ -215,7 +287,12 @@ fn stress_merge_and_commit_loses_no_update() {
                     };
                     // ...and merge a modified copy in another.
                     let s = factory.session();
-                    let result = s.merge(&Counter { hits: value.hits + 1, ..value }).and_then(|_| s.commit());
+                    let result = s
+                        .merge(&Counter {
+                            hits: value.hits + 1,
+                            ..value
+                        })
+                        .and_then(|_| s.commit());
                     match result {
                         Ok(()) => {
                             successes.fetch_add(1, Ordering::Relaxed);
@@ -236,9 +313,16 @@ fn stress_merge_and_commit_loses_no_update() {
     let ok = successes.load(Ordering::Relaxed);
     let lost = stale.load(Ordering::Relaxed);
     assert_eq!(ok + lost, 8000);
-    let total: u64 = db.rows("SELECT SUM(hits) FROM counters")[0][0].parse().unwrap();
-    assert_eq!(total, ok, "every successful commit is counted, none lost silently");
-    let versions: u64 = db.rows("SELECT SUM(version) - COUNT(*) FROM counters")[0][0].parse().unwrap();
+    let total: u64 = db.rows("SELECT SUM(hits) FROM counters")[0][0]
+        .parse()
+        .unwrap();
+    assert_eq!(
+        total, ok,
+        "every successful commit is counted, none lost silently"
+    );
+    let versions: u64 = db.rows("SELECT SUM(version) - COUNT(*) FROM counters")[0][0]
+        .parse()
+        .unwrap();
     assert_eq!(versions, ok, "each success bumped a version exactly once");
     assert_eq!(engine.status().checked_out, 0);
 }

@@ -66,7 +66,12 @@ pub trait Connection: Send {
     /// Runs a query with bound parameters, calling `each` for every row
     /// (rows are streamed, not buffered). An error from `each` stops the
     /// query and is returned.
-    fn query(&mut self, sql: &str, params: &[Value], each: &mut dyn FnMut(Row) -> Result<()>) -> Result<()>;
+    fn query(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut dyn FnMut(Row) -> Result<()>,
+    ) -> Result<()>;
 
     /// Checks that the connection is alive with the cheapest round trip.
     fn ping(&mut self) -> Result<()>;

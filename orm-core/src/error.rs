@@ -153,7 +153,9 @@ pub enum Error {
     PendingRollback(Arc<Error>),
 
     /// An expired object's row no longer exists.
-    #[error("the row of this `{table}` object (key {key}) was deleted; the object is no longer usable")]
+    #[error(
+        "the row of this `{table}` object (key {key}) was deleted; the object is no longer usable"
+    )]
     ObjectDeleted {
         /// The table.
         table: &'static str,
@@ -208,8 +210,10 @@ impl Error {
 
     /// Whether the connection was lost (directly or inside a transaction).
     pub fn is_connection_lost(&self) -> bool {
-        matches!(self, Error::ConnectionLostInTransaction(_) | Error::InvalidTransaction)
-            || self.db_kind() == Some(DbErrorKind::ConnectionLost)
+        matches!(
+            self,
+            Error::ConnectionLostInTransaction(_) | Error::InvalidTransaction
+        ) || self.db_kind() == Some(DbErrorKind::ConnectionLost)
     }
 
     /// Whether a constraint was violated (duplicate key, foreign key).

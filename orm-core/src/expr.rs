@@ -107,7 +107,11 @@ impl Expr {
                     }
                 }
             }
-            Expr::In { column, values, negated } => {
+            Expr::In {
+                column,
+                values,
+                negated,
+            } => {
                 if values.is_empty() {
                     sql.push_str(if *negated { "1 = 1" } else { "1 = 0" });
                     return;

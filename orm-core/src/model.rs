@@ -225,7 +225,11 @@ impl RowReader {
 
 /// Decodes a value for column `index` of `table`, naming both in the error.
 /// Used by generated `set_column_value`.
-pub fn decode_column<T: FromValue>(table: &'static TableDef, index: usize, value: Value) -> Result<T> {
+pub fn decode_column<T: FromValue>(
+    table: &'static TableDef,
+    index: usize,
+    value: Value,
+) -> Result<T> {
     T::from_value(value).map_err(|source| Error::Decode {
         table: table.name,
         column: table.columns.get(index).map_or("?", |c| c.name),

@@ -123,7 +123,9 @@ impl<'s, M: Model> Query<'s, M> {
     /// Exactly one object: [`Error::NoResultFound`] when none matches,
     /// [`Error::MultipleResultsFound`] when several do.
     pub fn one(self) -> Result<Obj<M>> {
-        self.one_or_none()?.ok_or(Error::NoResultFound { table: M::table().name })
+        self.one_or_none()?.ok_or(Error::NoResultFound {
+            table: M::table().name,
+        })
     }
 
     /// One object or none: [`Error::MultipleResultsFound`] when several match.
@@ -134,7 +136,9 @@ impl<'s, M: Model> Query<'s, M> {
         match rows.len() {
             0 => Ok(None),
             1 => Ok(rows.pop()),
-            _ => Err(Error::MultipleResultsFound { table: M::table().name }),
+            _ => Err(Error::MultipleResultsFound {
+                table: M::table().name,
+            }),
         }
     }
 
@@ -154,9 +158,16 @@ impl<'s, M: Model> Query<'s, M> {
             inner.replacen("SELECT 1", "SELECT COUNT(*)", 1)
         };
         let rows = self.session.query_rows(&sql, &params)?;
-        let value = rows.into_iter().next().and_then(|r| r.into_values().into_iter().next()).unwrap_or(Value::UInt(0));
+        let value = rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_values().into_iter().next())
+            .unwrap_or(Value::UInt(0));
         crate::model::decode_column::<u64>(M::table(), 0, value).map_err(|_| {
-            Error::invalid(format!("COUNT(*) on `{}` did not return a number", M::table().name))
+            Error::invalid(format!(
+                "COUNT(*) on `{}` did not return a number",
+                M::table().name
+            ))
         })
     }
 
@@ -169,8 +180,14 @@ impl<'s, M: Model> Query<'s, M> {
         self.where_clause(&mut inner, &mut params);
         let sql = format!("SELECT EXISTS({inner})");
         let rows = self.session.query_rows(&sql, &params)?;
-        let value = rows.into_iter().next().and_then(|r| r.into_values().into_iter().next());
-        Ok(matches!(value, Some(Value::Int(1)) | Some(Value::UInt(1)) | Some(Value::Bool(true))))
+        let value = rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_values().into_iter().next());
+        Ok(matches!(
+            value,
+            Some(Value::Int(1)) | Some(Value::UInt(1)) | Some(Value::Bool(true))
+        ))
     }
 
     /// Bulk `DELETE FROM t WHERE ...` in the session's transaction, without

@@ -350,7 +350,10 @@ fn out_of_range(target: &'static str, v: impl fmt::Display) -> ConversionError {
 }
 
 /// Parses integer text (servers send some numbers as text).
-fn int_from_text<T: std::str::FromStr>(target: &'static str, s: &str) -> Result<T, ConversionError> {
+fn int_from_text<T: std::str::FromStr>(
+    target: &'static str,
+    s: &str,
+) -> Result<T, ConversionError> {
     s.trim().parse().map_err(|_| ConversionError::Invalid {
         target,
         reason: format!("{s:?} is not an integer in range"),
@@ -472,10 +475,12 @@ impl FromValue for f32 {
             Value::Double(d) => Err(out_of_range("f32", d)),
             Value::Int(i) => Ok(i as f32),
             Value::UInt(u) => Ok(u as f32),
-            Value::Text(s) | Value::Decimal(s) => s.trim().parse().map_err(|_| ConversionError::Invalid {
-                target: "f32",
-                reason: format!("{s:?} is not a number"),
-            }),
+            Value::Text(s) | Value::Decimal(s) => {
+                s.trim().parse().map_err(|_| ConversionError::Invalid {
+                    target: "f32",
+                    reason: format!("{s:?} is not a number"),
+                })
+            }
             other => Err(wrong("f32", &other)),
         }
     }
@@ -496,10 +501,12 @@ impl FromValue for f64 {
             Value::Float(f) => Ok(f64::from(f)),
             Value::Int(i) => Ok(i as f64),
             Value::UInt(u) => Ok(u as f64),
-            Value::Text(s) | Value::Decimal(s) => s.trim().parse().map_err(|_| ConversionError::Invalid {
-                target: "f64",
-                reason: format!("{s:?} is not a number"),
-            }),
+            Value::Text(s) | Value::Decimal(s) => {
+                s.trim().parse().map_err(|_| ConversionError::Invalid {
+                    target: "f64",
+                    reason: format!("{s:?} is not a number"),
+                })
+            }
             other => Err(wrong("f64", &other)),
         }
     }
@@ -604,7 +611,9 @@ impl FromValue for Date {
     fn from_value(v: Value) -> Result<Self, ConversionError> {
         match v {
             Value::Date(d) => Ok(d),
-            Value::DateTime(dt) if dt.hour == 0 && dt.minute == 0 && dt.second == 0 && dt.micros == 0 => {
+            Value::DateTime(dt)
+                if dt.hour == 0 && dt.minute == 0 && dt.second == 0 && dt.micros == 0 =>
+            {
                 Ok(dt.date)
             }
             other => Err(wrong("Date", &other)),
@@ -661,10 +670,19 @@ mod tests {
     #[test]
     fn integers_check_their_range() {
         assert_eq!(i8::from_value(Value::Int(-128)), Ok(-128));
-        assert!(matches!(i8::from_value(Value::Int(128)), Err(ConversionError::OutOfRange { .. })));
-        assert!(matches!(u32::from_value(Value::Int(-1)), Err(ConversionError::OutOfRange { .. })));
+        assert!(matches!(
+            i8::from_value(Value::Int(128)),
+            Err(ConversionError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            u32::from_value(Value::Int(-1)),
+            Err(ConversionError::OutOfRange { .. })
+        ));
         assert_eq!(u64::from_value(Value::UInt(u64::MAX)), Ok(u64::MAX));
-        assert!(matches!(i64::from_value(Value::UInt(u64::MAX)), Err(ConversionError::OutOfRange { .. })));
+        assert!(matches!(
+            i64::from_value(Value::UInt(u64::MAX)),
+            Err(ConversionError::OutOfRange { .. })
+        ));
     }
 
     #[test]

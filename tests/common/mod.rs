@@ -14,14 +14,16 @@ pub fn base_url() -> String {
     std::env::var("DATABASE_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_string())
 }
 
-const HOW_TO_START: &str = "MariaDB must be running at DATABASE_URL (default mysql://root@127.0.0.1:3306/test). \
+const HOW_TO_START: &str =
+    "MariaDB must be running at DATABASE_URL (default mysql://root@127.0.0.1:3306/test). \
 Start it with: mkdir -p /run/mysqld && chown mysql /run/mysqld && \
 start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql";
 
 /// A raw `mysql` crate connection to the server (admin work: create/drop
 /// databases, KILL, reading status). Over TCP, never the Unix socket.
 pub fn admin_conn() -> mysql::Conn {
-    let opts = mysql::Opts::from_url(&base_url()).expect("DATABASE_URL is not a valid mysql:// URL");
+    let opts =
+        mysql::Opts::from_url(&base_url()).expect("DATABASE_URL is not a valid mysql:// URL");
     let opts = mysql::OptsBuilder::from_opts(opts).prefer_socket(false);
     match mysql::Conn::new(opts) {
         Ok(c) => c,
@@ -45,7 +47,8 @@ impl TestDb {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!("orm_{}_{}_{}", tag, std::process::id(), n);
         let mut conn = admin_conn();
-        conn.query_drop(format!("DROP DATABASE IF EXISTS `{name}`")).expect("drop test database");
+        conn.query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
+            .expect("drop test database");
         conn.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
             .expect("create test database");
         let base = base_url();
@@ -55,7 +58,10 @@ impl TestDb {
             None => (base.clone(), None),
         };
         let after_scheme = head.find("://").map(|i| i + 3).unwrap_or(0);
-        let host_end = head[after_scheme..].find('/').map(|i| i + after_scheme).unwrap_or(head.len());
+        let host_end = head[after_scheme..]
+            .find('/')
+            .map(|i| i + after_scheme)
+            .unwrap_or(head.len());
         let mut url = format!("{}/{}", &head[..host_end], name);
         if let Some(q) = query {
             url.push('?');
@@ -91,14 +97,17 @@ impl TestDb {
     /// Runs one admin statement in this database.
     pub fn exec(&self, sql: &str) {
         let mut conn = admin_conn();
-        conn.query_drop(format!("USE `{}`", self.name)).expect("use test database");
-        conn.query_drop(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        conn.query_drop(format!("USE `{}`", self.name))
+            .expect("use test database");
+        conn.query_drop(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     /// Runs one admin query in this database and returns its rows as strings (NULL as "NULL").
     pub fn rows(&self, sql: &str) -> Vec<Vec<String>> {
         let mut conn = admin_conn();
-        conn.query_drop(format!("USE `{}`", self.name)).expect("use test database");
+        conn.query_drop(format!("USE `{}`", self.name))
+            .expect("use test database");
         let rows: Vec<mysql::Row> = conn.query(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
         rows.into_iter()
             .map(|r| {
@@ -117,14 +126,17 @@ impl TestDb {
     /// Kills a server connection by id, from a separate admin connection.
     pub fn kill(&self, connection_id: u64) {
         let mut conn = admin_conn();
-        conn.query_drop(format!("KILL {connection_id}")).expect("KILL");
+        conn.query_drop(format!("KILL {connection_id}"))
+            .expect("KILL");
     }
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Ok(opts) = mysql::Opts::from_url(&base_url()) {
-            if let Ok(mut conn) = mysql::Conn::new(mysql::OptsBuilder::from_opts(opts).prefer_socket(false)) {
+            if let Ok(mut conn) =
+                mysql::Conn::new(mysql::OptsBuilder::from_opts(opts).prefer_socket(false))
+            {
                 let _ = conn.query_drop(format!("DROP DATABASE IF EXISTS `{}`", self.name));
             }
         }

@@ -47,7 +47,11 @@ pub(crate) fn get<M: Model>(session: &Session, key: Key) -> Result<Option<Obj<M>
 }
 
 /// Runs a SELECT of `M`'s columns and maps each row through the identity map.
-pub(crate) fn load_rows<M: Model>(session: &Session, sql: &str, params: &[Value]) -> Result<Vec<Obj<M>>> {
+pub(crate) fn load_rows<M: Model>(
+    session: &Session,
+    sql: &str,
+    params: &[Value],
+) -> Result<Vec<Obj<M>>> {
     let mut st = session.state()?;
     let weak = Rc::downgrade(&session.inner);
     let session_id = session.inner.id;
@@ -55,7 +59,10 @@ pub(crate) fn load_rows<M: Model>(session: &Session, sql: &str, params: &[Value]
     session.connection(&mut st)?;
     // Split the borrow: the connection lives in the transaction, the map beside it.
     let State { map, tx, .. } = &mut *st;
-    let conn = tx.conn.as_mut().ok_or_else(|| Error::invalid("the session lost its connection"))?;
+    let conn = tx
+        .conn
+        .as_mut()
+        .ok_or_else(|| Error::invalid("the session lost its connection"))?;
     let mut out = Vec::new();
     let mut each = |row: Row| -> Result<()> {
         let key = row_key(table.primary_key, &row)?;
@@ -90,7 +97,6 @@ pub(crate) fn load_rows<M: Model>(session: &Session, sql: &str, params: &[Value]
         Ok(())
     };
     let result = conn.query(sql, params, &mut each);
-    drop(each);
     match result {
         Ok(()) => Ok(out),
         Err(e) => Err(session.note_error(&mut st, e)),
@@ -128,7 +134,12 @@ pub(crate) fn load_expired(session: &Session, obj: &Rc<dyn AnyObj>) -> Result<()
         return Ok(()); // the autoflush may have loaded it
     }
     let table = obj.table();
-    let key = obj.meta().borrow().key.clone().ok_or(Error::DetachedInstance { table: table.name })?;
+    let key = obj
+        .meta()
+        .borrow()
+        .key
+        .clone()
+        .ok_or(Error::DetachedInstance { table: table.name })?;
     let sql = persistence::select_by_key_sql(session.engine().dialect(), table);
     let mut st = session.state()?;
     let conn = session.connection(&mut st)?;

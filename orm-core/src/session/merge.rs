@@ -89,10 +89,14 @@ impl Session {
                 )));
             }
             {
-                let mut target = obj.cell.value.try_borrow_mut().map_err(|_| Error::AlreadyBorrowed {
-                    table: table.name,
-                    action: "merging into it",
-                })?;
+                let mut target =
+                    obj.cell
+                        .value
+                        .try_borrow_mut()
+                        .map_err(|_| Error::AlreadyBorrowed {
+                            table: table.name,
+                            action: "merging into it",
+                        })?;
                 for i in 0..table.columns.len() {
                     target.set_column_value(i, value.column_value(i))?;
                 }

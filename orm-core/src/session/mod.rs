@@ -44,10 +44,10 @@ use crate::query::Query;
 use crate::value::Value;
 
 use identity_map::{Identity, IdentityMap};
-pub(crate) use persistence::select_sql;
-pub use object::{Obj, ObjState};
-pub use scoped::ScopedSession;
 use object::{downcast, AnyObj};
+pub use object::{Obj, ObjState};
+pub(crate) use persistence::select_sql;
+pub use scoped::ScopedSession;
 use transaction::{Phase, Savepoint, Transaction};
 
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
@@ -298,8 +298,15 @@ impl Session {
                 model: TypeId::of::<M>(),
                 key: key.clone(),
             };
-            if st.map.get(&identity).is_some_and(|o| !Rc::ptr_eq(o, &erased))
-                || st.new.iter().any(|o| !Rc::ptr_eq(o, &erased) && o.model_type() == TypeId::of::<M>() && o.current_key().ok().flatten().as_ref() == Some(key))
+            if st
+                .map
+                .get(&identity)
+                .is_some_and(|o| !Rc::ptr_eq(o, &erased))
+                || st.new.iter().any(|o| {
+                    !Rc::ptr_eq(o, &erased)
+                        && o.model_type() == TypeId::of::<M>()
+                        && o.current_key().ok().flatten().as_ref() == Some(key)
+                })
             {
                 return Err(Error::invalid(format!(
                     "another `{}` object with key {key} is already present in this session; \
@@ -317,13 +324,22 @@ impl Session {
         meta.seq = seq;
         if state == ObjState::Detached {
             let key = meta.key.clone().or(key).ok_or_else(|| {
-                Error::invalid(format!("this detached `{}` object has no key", M::table().model))
+                Error::invalid(format!(
+                    "this detached `{}` object has no key",
+                    M::table().model
+                ))
             })?;
             meta.state = ObjState::Persistent;
             meta.key = Some(key.clone());
             let modified = meta.snapshot.is_some();
             drop(meta);
-            st.map.insert(Identity { model: TypeId::of::<M>(), key }, erased.clone());
+            st.map.insert(
+                Identity {
+                    model: TypeId::of::<M>(),
+                    key,
+                },
+                erased.clone(),
+            );
             if modified {
                 self.inner.note_modified(erased);
             }
@@ -419,13 +435,21 @@ impl Session {
     /// The pending objects of model `M`, in `add` order (`session.new`).
     pub fn new_objects<M: Model>(&self) -> Vec<Obj<M>> {
         let st = self.inner.state.borrow();
-        st.new.iter().filter(|o| o.model_type() == TypeId::of::<M>()).filter_map(|o| downcast(o.clone())).collect()
+        st.new
+            .iter()
+            .filter(|o| o.model_type() == TypeId::of::<M>())
+            .filter_map(|o| downcast(o.clone()))
+            .collect()
     }
 
     /// The objects of model `M` marked for deletion (`session.deleted`).
     pub fn deleted_objects<M: Model>(&self) -> Vec<Obj<M>> {
         let st = self.inner.state.borrow();
-        st.deleted.iter().filter(|o| o.model_type() == TypeId::of::<M>()).filter_map(|o| downcast(o.clone())).collect()
+        st.deleted
+            .iter()
+            .filter(|o| o.model_type() == TypeId::of::<M>())
+            .filter_map(|o| downcast(o.clone()))
+            .collect()
     }
 
     /// The persistent objects of model `M` with changed columns (`session.dirty`).
@@ -492,7 +516,10 @@ impl Session {
             st.tx.conn = Some(conn);
         }
         let tx = &mut st.tx;
-        let conn = tx.conn.as_mut().ok_or_else(|| Error::invalid("no connection"))?;
+        let conn = tx
+            .conn
+            .as_mut()
+            .ok_or_else(|| Error::invalid("no connection"))?;
         for sp in tx.savepoints.iter_mut().filter(|sp| !sp.sent) {
             conn.savepoint(&sp.name)?;
             sp.sent = true;
@@ -564,7 +591,13 @@ impl Session {
 
     /// The object side of a rollback.
     fn rollback_state(&self, st: &mut State) {
-        let State { map, new, deleted, tx, .. } = st;
+        let State {
+            map,
+            new,
+            deleted,
+            tx,
+            ..
+        } = st;
         // Restore deletions first: an object inserted and deleted in this
         // transaction must end transient, not persistent.
         for obj in tx.deleted.drain(..) {
@@ -721,7 +754,13 @@ impl Session {
     /// transient, objects deleted inside are restored, objects changed
     /// inside are expired.
     fn rollback_savepoint_state(&self, st: &mut State, sp: &Savepoint) {
-        let State { map, new, deleted, tx, .. } = st;
+        let State {
+            map,
+            new,
+            deleted,
+            tx,
+            ..
+        } = st;
         for obj in tx.deleted.drain(sp.deleted_mark..) {
             transaction::restore_deleted(&obj, map);
         }
@@ -754,7 +793,9 @@ impl Session {
     pub fn flush(&self) -> Result<()> {
         let mut st = self.state()?;
         if st.flushing {
-            return Err(Error::invalid("flush() is already in progress on this session"));
+            return Err(Error::invalid(
+                "flush() is already in progress on this session",
+            ));
         }
         self.check_usable(&st)?;
         let modified: Vec<Rc<dyn AnyObj>> = std::mem::take(&mut *self.inner.modified.borrow_mut());
@@ -795,20 +836,33 @@ impl Session {
     }
 
     fn restore_snapshots(&self, modified: &[Rc<dyn AnyObj>]) {
-        self.inner.modified.borrow_mut().extend(modified.iter().cloned());
+        self.inner
+            .modified
+            .borrow_mut()
+            .extend(modified.iter().cloned());
     }
 
     fn run_plan(&self, st: &mut State, plan: &unit_of_work::Plan) -> Result<()> {
         let dialect = self.inner.engine.dialect();
         let conn = self.connection(st)?;
         let server = conn.server_info().clone();
-        let mut ctx = persistence::Ctx { conn, dialect, server };
+        let mut ctx = persistence::Ctx {
+            conn,
+            dialect,
+            server,
+        };
         plan.execute(&mut ctx)
     }
 
     /// Marks everything the plan wrote as done.
     fn apply(&self, st: &mut State, plan: unit_of_work::Plan) {
-        let State { map, new, deleted, tx, .. } = st;
+        let State {
+            map,
+            new,
+            deleted,
+            tx,
+            ..
+        } = st;
         for (table, work) in plan.tables {
             for obj in work.inserts {
                 let key = obj.current_key().ok().flatten();
@@ -819,7 +873,13 @@ impl Session {
                     meta.snapshot = None;
                 }
                 if let Some(key) = key {
-                    map.insert(Identity { model: obj.model_type(), key }, obj.clone());
+                    map.insert(
+                        Identity {
+                            model: obj.model_type(),
+                            key,
+                        },
+                        obj.clone(),
+                    );
                 }
                 tx.inserted.push(obj);
             }
@@ -838,9 +898,18 @@ impl Session {
                 }
                 let new_key = obj.current_key().ok().flatten();
                 if new_key.is_some() && new_key.as_ref() != Some(&row.old_key) {
-                    map.remove(&Identity { model: obj.model_type(), key: row.old_key.clone() });
+                    map.remove(&Identity {
+                        model: obj.model_type(),
+                        key: row.old_key.clone(),
+                    });
                     if let Some(key) = new_key.clone() {
-                        map.insert(Identity { model: obj.model_type(), key }, obj.clone());
+                        map.insert(
+                            Identity {
+                                model: obj.model_type(),
+                                key,
+                            },
+                            obj.clone(),
+                        );
                     }
                     obj.meta().borrow_mut().key = new_key;
                 }
@@ -870,7 +939,11 @@ impl Session {
             let name = st.tx.savepoints[sp_index].name.clone();
             let sent = st.tx.savepoints[sp_index].sent;
             let ok = sent
-                && st.tx.conn.as_mut().is_some_and(|c| c.rollback_to_savepoint(&name).is_ok());
+                && st
+                    .tx
+                    .conn
+                    .as_mut()
+                    .is_some_and(|c| c.rollback_to_savepoint(&name).is_ok());
             if ok {
                 // Only the savepoint is lost: restore its objects now, and
                 // keep the savepoint open so that its rollback() clears the state.
@@ -981,7 +1054,11 @@ impl Session {
     /// Expires every object of model `M` (after a bulk statement on its table).
     pub(crate) fn expire_model<M: Model>(&self) -> Result<()> {
         let st = self.state()?;
-        for obj in st.map.values().filter(|o| o.model_type() == TypeId::of::<M>()) {
+        for obj in st
+            .map
+            .values()
+            .filter(|o| o.model_type() == TypeId::of::<M>())
+        {
             transaction::expire(obj);
         }
         Ok(())

@@ -159,10 +159,13 @@ impl<M: Model> Obj<M> {
     /// [`Error::DetachedInstance`].
     pub fn read(&self) -> Result<Ref<'_, M>> {
         self.load_if_expired()?;
-        self.cell.value.try_borrow().map_err(|_| Error::AlreadyBorrowed {
-            table: M::table().name,
-            action: "reading it",
-        })
+        self.cell
+            .value
+            .try_borrow()
+            .map_err(|_| Error::AlreadyBorrowed {
+                table: M::table().name,
+                action: "reading it",
+            })
     }
 
     /// Changes the object. Like [`Obj::read`], reloads an expired object
@@ -170,12 +173,18 @@ impl<M: Model> Obj<M> {
     /// only the columns whose values differ from the database's.
     pub fn write(&self) -> Result<RefMut<'_, M>> {
         self.load_if_expired()?;
-        let guard = self.cell.value.try_borrow_mut().map_err(|_| Error::AlreadyBorrowed {
-            table: M::table().name,
-            action: "changing it",
-        })?;
+        let guard = self
+            .cell
+            .value
+            .try_borrow_mut()
+            .map_err(|_| Error::AlreadyBorrowed {
+                table: M::table().name,
+                action: "changing it",
+            })?;
         let mut meta = self.cell.meta.borrow_mut();
-        if meta.snapshot.is_none() && matches!(meta.state, ObjState::Persistent | ObjState::Detached) {
+        if meta.snapshot.is_none()
+            && matches!(meta.state, ObjState::Persistent | ObjState::Detached)
+        {
             meta.snapshot = Some(guard.to_values());
             if let Some(session) = meta.session.as_ref().and_then(Weak::upgrade) {
                 session.note_modified(self.erased());
@@ -236,7 +245,9 @@ impl<M: Model> Obj<M> {
         };
         match session {
             Some(inner) => super::Session::from_inner(inner).load_expired(&self.erased()),
-            None => Err(Error::DetachedInstance { table: M::table().name }),
+            None => Err(Error::DetachedInstance {
+                table: M::table().name,
+            }),
         }
     }
 }
@@ -314,15 +325,19 @@ impl<M: Model> ObjCell<M> {
     }
 
     fn borrow_mut(&self) -> Result<RefMut<'_, M>> {
-        self.value.try_borrow_mut().map_err(|_| Error::AlreadyBorrowed {
-            table: M::table().name,
-            action: "flushing or refreshing it",
-        })
+        self.value
+            .try_borrow_mut()
+            .map_err(|_| Error::AlreadyBorrowed {
+                table: M::table().name,
+                action: "flushing or refreshing it",
+            })
     }
 }
 
 /// Turns an erased object back into a typed handle.
 pub(crate) fn downcast<M: Model>(obj: Rc<dyn AnyObj>) -> Option<Obj<M>> {
-    obj.into_any().downcast::<ObjCell<M>>().ok().map(Obj::from_cell)
+    obj.into_any()
+        .downcast::<ObjCell<M>>()
+        .ok()
+        .map(Obj::from_cell)
 }
-

@@ -30,7 +30,11 @@ impl Ctx<'_> {
     fn rows_per_statement(&self, per_row: usize, row_bytes: usize) -> usize {
         let by_placeholders = self.server.max_placeholders / per_row.max(1);
         // Leave room for the statement text and packet headers.
-        let budget = self.server.max_allowed_packet.saturating_sub(64 * 1024).max(1024);
+        let budget = self
+            .server
+            .max_allowed_packet
+            .saturating_sub(64 * 1024)
+            .max(1024);
         let by_bytes = budget / (row_bytes + 4 * per_row).max(1);
         by_placeholders.min(by_bytes).max(1)
     }
@@ -49,7 +53,12 @@ pub(crate) struct UpdateRow {
 
 /// Splits `items` into statements by estimated size: consecutive chunks
 /// whose placeholder count and byte size fit one statement.
-fn chunks<T>(ctx: &Ctx<'_>, items: &[T], per_row: usize, bytes: impl Fn(&T) -> usize) -> Vec<std::ops::Range<usize>> {
+fn chunks<T>(
+    ctx: &Ctx<'_>,
+    items: &[T],
+    per_row: usize,
+    bytes: impl Fn(&T) -> usize,
+) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
     while start < items.len() {
@@ -57,7 +66,11 @@ fn chunks<T>(ctx: &Ctx<'_>, items: &[T], per_row: usize, bytes: impl Fn(&T) -> u
         let mut end = start;
         let mut total = 0usize;
         let max_rows = ctx.rows_per_statement(per_row, 1);
-        let budget = ctx.server.max_allowed_packet.saturating_sub(64 * 1024).max(1024);
+        let budget = ctx
+            .server
+            .max_allowed_packet
+            .saturating_sub(64 * 1024)
+            .max(1024);
         while end < items.len() && end - start < max_rows {
             let b = bytes(&items[end]) + 4 * per_row;
             if end > start && total + b > budget {
@@ -74,7 +87,11 @@ fn chunks<T>(ctx: &Ctx<'_>, items: &[T], per_row: usize, bytes: impl Fn(&T) -> u
 
 /// INSERTs `objs` (all of one table, in add order). Writes generated keys
 /// (and version 1) back onto the objects.
-pub(crate) fn insert(ctx: &mut Ctx<'_>, table: &'static TableDef, objs: &[Rc<dyn AnyObj>]) -> Result<()> {
+pub(crate) fn insert(
+    ctx: &mut Ctx<'_>,
+    table: &'static TableDef,
+    objs: &[Rc<dyn AnyObj>],
+) -> Result<()> {
     // Rows whose auto-increment value is unset omit that column; group
     // consecutive rows with the same column set.
     let mut rows: Vec<(Rc<dyn AnyObj>, Vec<Value>)> = Vec::with_capacity(objs.len());
@@ -107,11 +124,17 @@ fn insert_group(
     rows: &[(Rc<dyn AnyObj>, Vec<Value>)],
     omit: Option<usize>,
 ) -> Result<()> {
-    let columns: Vec<usize> = (0..table.columns.len()).filter(|&i| Some(i) != omit).collect();
+    let columns: Vec<usize> = (0..table.columns.len())
+        .filter(|&i| Some(i) != omit)
+        .collect();
     let per_row = columns.len();
-    let row_bytes = |r: &(Rc<dyn AnyObj>, Vec<Value>)| columns.iter().map(|&i| r.1[i].wire_size()).sum::<usize>();
+    let row_bytes = |r: &(Rc<dyn AnyObj>, Vec<Value>)| {
+        columns.iter().map(|&i| r.1[i].wire_size()).sum::<usize>()
+    };
     let generated = omit;
-    let one_at_a_time = generated.is_some() && !ctx.server.supports_returning && !ctx.server.consecutive_auto_increment;
+    let one_at_a_time = generated.is_some()
+        && !ctx.server.supports_returning
+        && !ctx.server.consecutive_auto_increment;
     let ranges: Vec<std::ops::Range<usize>> = if one_at_a_time {
         (0..rows.len()).map(|i| i..i + 1).collect()
     } else {
@@ -192,7 +215,11 @@ fn set_generated(obj: &Rc<dyn AnyObj>, column: usize, key: Value) -> Result<()> 
 /// UPDATEs the changed columns of `rows` (one table). Rows with the same
 /// set of changed columns share statements. Every row must match, else
 /// [`Error::StaleData`].
-pub(crate) fn update(ctx: &mut Ctx<'_>, table: &'static TableDef, rows: &[UpdateRow]) -> Result<()> {
+pub(crate) fn update(
+    ctx: &mut Ctx<'_>,
+    table: &'static TableDef,
+    rows: &[UpdateRow],
+) -> Result<()> {
     // Group by changed-column set, keeping first-seen order.
     let mut groups: Vec<(Vec<usize>, Vec<&UpdateRow>)> = Vec::new();
     for row in rows {
@@ -204,7 +231,8 @@ pub(crate) fn update(ctx: &mut Ctx<'_>, table: &'static TableDef, rows: &[Update
     }
     for (cols, members) in groups {
         let per_row = table.primary_key.len() + cols.len() + usize::from(table.version.is_some());
-        let bytes = |r: &&UpdateRow| r.changes.iter().map(|(_, v)| v.wire_size()).sum::<usize>() + 16;
+        let bytes =
+            |r: &&UpdateRow| r.changes.iter().map(|(_, v)| v.wire_size()).sum::<usize>() + 16;
         for range in chunks(ctx, &members, per_row, bytes) {
             let batch = &members[range];
             if batch.len() == 1 {
@@ -217,7 +245,12 @@ pub(crate) fn update(ctx: &mut Ctx<'_>, table: &'static TableDef, rows: &[Update
     Ok(())
 }
 
-fn update_one(ctx: &mut Ctx<'_>, table: &'static TableDef, cols: &[usize], row: &UpdateRow) -> Result<()> {
+fn update_one(
+    ctx: &mut Ctx<'_>,
+    table: &'static TableDef,
+    cols: &[usize],
+    row: &UpdateRow,
+) -> Result<()> {
     let mut sql = String::with_capacity(128);
     let mut params = Vec::with_capacity(cols.len() + table.primary_key.len() + 1);
     sql.push_str("UPDATE ");
@@ -278,7 +311,12 @@ fn key_condition(ctx: &Ctx<'_>, table: &TableDef, sql: &mut String) {
 /// UPDATE `t` JOIN (SELECT ? AS `k0`, ? AS `c0` UNION ALL VALUES (?, ?), ...) AS `b`
 ///   ON `t`.`id` = `b`.`k0` SET `t`.`score` = `b`.`c0`
 /// ```
-fn update_many(ctx: &mut Ctx<'_>, table: &'static TableDef, cols: &[usize], batch: &[&UpdateRow]) -> Result<()> {
+fn update_many(
+    ctx: &mut Ctx<'_>,
+    table: &'static TableDef,
+    cols: &[usize],
+    batch: &[&UpdateRow],
+) -> Result<()> {
     let nkey = table.primary_key.len();
     let versioned = table.version.is_some();
     let per_row = nkey + cols.len() + usize::from(versioned);
@@ -371,7 +409,12 @@ fn qualified(ctx: &Ctx<'_>, table: &str, column: &str, sql: &mut String) {
 }
 
 /// After a batch matched too few rows: which key was it? (Error path only.)
-fn find_stale(ctx: &mut Ctx<'_>, table: &'static TableDef, keys: &[&Key], versions: &[Option<&Value>]) -> Result<String> {
+fn find_stale(
+    ctx: &mut Ctx<'_>,
+    table: &'static TableDef,
+    keys: &[&Key],
+    versions: &[Option<&Value>],
+) -> Result<String> {
     let mut sql = String::from("SELECT ");
     let mut cols: Vec<usize> = table.primary_key.to_vec();
     cols.extend(table.version);
@@ -389,7 +432,11 @@ fn find_stale(ctx: &mut Ctx<'_>, table: &'static TableDef, keys: &[&Key], versio
     let mut found = std::collections::HashMap::new();
     ctx.conn.query(&sql, &params, &mut |row| {
         let mut values = row.into_values();
-        let version = if table.version.is_some() { values.pop() } else { None };
+        let version = if table.version.is_some() {
+            values.pop()
+        } else {
+            None
+        };
         found.insert(Key(values), version);
         Ok(())
     })?;
@@ -404,7 +451,13 @@ fn find_stale(ctx: &mut Ctx<'_>, table: &'static TableDef, keys: &[&Key], versio
 }
 
 /// `pk IN (?, ...)` or `(k1, k2) IN ((?, ?), ...)`
-fn key_in(ctx: &Ctx<'_>, table: &TableDef, keys: &[&Key], sql: &mut String, params: &mut Vec<Value>) {
+fn key_in(
+    ctx: &Ctx<'_>,
+    table: &TableDef,
+    keys: &[&Key],
+    sql: &mut String,
+    params: &mut Vec<Value>,
+) {
     if let [k] = table.primary_key {
         ctx.ident(table.columns[*k].name, sql);
         sql.push_str(" IN (");
@@ -437,7 +490,11 @@ fn key_in(ctx: &Ctx<'_>, table: &TableDef, keys: &[&Key], sql: &mut String, para
 /// DELETEs rows by key. A versioned table checks the version of every row
 /// and raises [`Error::StaleData`] when one did not match; an unversioned
 /// DELETE of a row that is already gone is not an error.
-pub(crate) fn delete(ctx: &mut Ctx<'_>, table: &'static TableDef, rows: &[(Key, Option<Value>)]) -> Result<()> {
+pub(crate) fn delete(
+    ctx: &mut Ctx<'_>,
+    table: &'static TableDef,
+    rows: &[(Key, Option<Value>)],
+) -> Result<()> {
     let per_row = table.primary_key.len() + usize::from(table.version.is_some());
     for range in chunks(ctx, rows, per_row, |_| 16) {
         let batch = &rows[range];

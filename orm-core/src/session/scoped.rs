@@ -43,7 +43,10 @@ pub struct ScopedSession {
 
 impl fmt::Debug for ScopedSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ScopedSession").field("id", &self.id).field("factory", &self.factory).finish()
+        f.debug_struct("ScopedSession")
+            .field("id", &self.id)
+            .field("factory", &self.factory)
+            .finish()
     }
 }
 
@@ -59,7 +62,10 @@ impl ScopedSession {
 
     /// One session per value of `scope()` (a request id, say) within each
     /// thread (SQLAlchemy's `scopefunc`). Sessions never cross threads.
-    pub fn with_scope(factory: SessionFactory, scope: impl Fn() -> String + Send + Sync + 'static) -> Self {
+    pub fn with_scope(
+        factory: SessionFactory,
+        scope: impl Fn() -> String + Send + Sync + 'static,
+    ) -> Self {
         ScopedSession {
             id: NEXT_REGISTRY.fetch_add(1, Ordering::Relaxed),
             factory,
@@ -68,14 +74,20 @@ impl ScopedSession {
     }
 
     fn key(&self) -> (u64, String) {
-        (self.id, self.scope.as_ref().map(|f| f()).unwrap_or_default())
+        (
+            self.id,
+            self.scope.as_ref().map(|f| f()).unwrap_or_default(),
+        )
     }
 
     /// The current scope's session, made on first use.
     pub fn current(&self) -> Session {
         let key = self.key();
         SESSIONS.with(|m| {
-            m.borrow_mut().entry(key).or_insert_with(|| self.factory.session()).clone()
+            m.borrow_mut()
+                .entry(key)
+                .or_insert_with(|| self.factory.session())
+                .clone()
         })
     }
 

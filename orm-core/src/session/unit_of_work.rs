@@ -57,7 +57,10 @@ impl Plan {
             if !work.contains_key(&t) {
                 order.push(t);
             }
-            &mut work.entry(t).or_insert_with(|| (obj.table(), TableWork::default())).1
+            &mut work
+                .entry(t)
+                .or_insert_with(|| (obj.table(), TableWork::default()))
+                .1
         }
         for obj in new {
             slot(&mut order, &mut work, obj).inserts.push(obj.clone());
@@ -96,7 +99,10 @@ impl Plan {
                     .map(|obj| {
                         let meta = obj.meta().borrow();
                         let key = meta.key.clone().ok_or_else(|| {
-                            Error::invalid(format!("a deleted `{}` object has no identity key", table.model))
+                            Error::invalid(format!(
+                                "a deleted `{}` object has no identity key",
+                                table.model
+                            ))
                         })?;
                         let version = match table.version {
                             Some(v) => Some(obj.column_value(v)?),
@@ -133,26 +139,37 @@ fn sort_tables(
     let mut placed = vec![false; defs.len()];
     let mut sequence = Vec::with_capacity(defs.len());
     while sequence.len() < defs.len() {
-        let next = (0..defs.len()).find(|&i| !placed[i] && parents_of(defs[i]).iter().all(|&p| placed[p]));
+        let next =
+            (0..defs.len()).find(|&i| !placed[i] && parents_of(defs[i]).iter().all(|&p| placed[p]));
         match next {
             Some(i) => {
                 placed[i] = true;
                 sequence.push(i);
             }
             None => {
-                let models = (0..defs.len()).filter(|&i| !placed[i]).map(|i| defs[i].model).collect();
+                let models = (0..defs.len())
+                    .filter(|&i| !placed[i])
+                    .map(|i| defs[i].model)
+                    .collect();
                 return Err(Error::FlushCycle { models });
             }
         }
     }
-    let mut slots: Vec<Option<(&'static TableDef, TableWork)>> = tables.drain(..).map(Some).collect();
-    Ok(sequence.into_iter().filter_map(|i| slots[i].take()).collect())
+    let mut slots: Vec<Option<(&'static TableDef, TableWork)>> =
+        tables.drain(..).map(Some).collect();
+    Ok(sequence
+        .into_iter()
+        .filter_map(|i| slots[i].take())
+        .collect())
 }
 
 /// Splits the rows of one table into levels so that a row referencing
 /// another row of the same table (in this batch) comes in a later level.
 /// Tables without self-references give a single level.
-fn row_levels(table: &'static TableDef, objs: &[Rc<dyn AnyObj>]) -> Result<Vec<Vec<Rc<dyn AnyObj>>>> {
+fn row_levels(
+    table: &'static TableDef,
+    objs: &[Rc<dyn AnyObj>],
+) -> Result<Vec<Vec<Rc<dyn AnyObj>>>> {
     let self_fks: Vec<usize> = table
         .foreign_keys
         .iter()
@@ -190,7 +207,9 @@ fn row_levels(table: &'static TableDef, objs: &[Rc<dyn AnyObj>]) -> Result<Vec<V
     let mut current = 0;
     while done < objs.len() {
         let ready: Vec<usize> = (0..objs.len())
-            .filter(|&i| level[i] == usize::MAX && parents[i].iter().all(|&p| p != i && level[p] < current))
+            .filter(|&i| {
+                level[i] == usize::MAX && parents[i].iter().all(|&p| p != i && level[p] < current)
+            })
             .collect();
         if ready.is_empty() {
             return Err(Error::FlushCycle {
@@ -218,7 +237,9 @@ pub(crate) fn diff(obj: &Rc<dyn AnyObj>) -> Result<Option<UpdateRow>> {
     let (snapshot, key) = {
         let meta = obj.meta().borrow();
         match (&meta.snapshot, &meta.key, meta.state) {
-            (Some(s), Some(k), ObjState::Persistent) if !meta.marked_deleted && !meta.expired => (s.clone(), k.clone()),
+            (Some(s), Some(k), ObjState::Persistent) if !meta.marked_deleted && !meta.expired => {
+                (s.clone(), k.clone())
+            }
             _ => return Ok(None),
         }
     };
