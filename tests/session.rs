@@ -929,3 +929,46 @@ fn a_session_holds_no_connection_outside_a_transaction() {
         "dropping a session returns its connection"
     );
 }
+
+/// The failure this project exists to prevent: the server drops the
+/// connection of a session inside its transaction. The session says the
+/// transaction was lost and must be rolled back; after rollback() it works
+/// again on a fresh connection, and nothing is stranded in the pool.
+#[test]
+fn a_connection_killed_inside_a_transaction_requires_rollback_then_recovers() {
+    let fx = setup("s_killed");
+    let s = fx.factory.session();
+    s.add(user("before", 1)).unwrap();
+    s.flush().unwrap();
+    let rows = s.query_rows("SELECT CONNECTION_ID()", &[]).unwrap();
+    let id: u64 = match rows[0].values()[0] {
+        Value::UInt(n) => n,
+        Value::Int(n) => n as u64,
+        ref other => panic!("unexpected connection id {other:?}"),
+    };
+    fx.db.kill(id);
+    let err = s.query::<User>().count().unwrap_err();
+    assert!(err.is_connection_lost(), "{err}");
+    assert!(
+        err.to_string().contains("rollback"),
+        "the message says what to do: {err}"
+    );
+    let err = s.add(user("during", 1)).unwrap_err();
+    assert!(matches!(err, Error::PendingRollback(_)), "{err}");
+    s.rollback().unwrap();
+    s.add(user("after", 1)).unwrap();
+    s.commit().unwrap();
+    let names: Vec<String> = fx
+        .db
+        .rows("SELECT name FROM users")
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    assert_eq!(
+        names,
+        ["after"],
+        "the lost transaction's insert is gone, the new one committed"
+    );
+    drop(s);
+    assert_eq!(fx.checked_out(), 0);
+}
