@@ -142,27 +142,39 @@ impl<'s, M: Model> Query<'s, M> {
         }
     }
 
-    /// How many rows match (`SELECT COUNT(*)`; limit and offset apply).
-    pub fn count(self) -> Result<u64> {
-        let dialect = self.session.engine().dialect();
-        let mut inner = String::from("SELECT 1 FROM ");
-        dialect.quote_ident(M::table().name, &mut inner);
+    /// ` FROM t WHERE ...` and its parameters.
+    fn table_and_filter(&self) -> (String, Vec<Value>) {
+        let mut sql = String::from(" FROM ");
+        self.session
+            .engine()
+            .dialect()
+            .quote_ident(M::table().name, &mut sql);
         let mut params = Vec::new();
-        self.where_clause(&mut inner, &mut params);
-        let sql = if self.limit.is_some() || self.offset.is_some() {
-            inner.push_str(" LIMIT ? OFFSET ?");
-            params.push(Value::UInt(self.limit.unwrap_or(u64::MAX)));
-            params.push(Value::UInt(self.offset.unwrap_or(0)));
-            format!("SELECT COUNT(*) FROM ({inner}) AS `__c`")
-        } else {
-            inner.replacen("SELECT 1", "SELECT COUNT(*)", 1)
-        };
-        let rows = self.session.query_rows(&sql, &params)?;
-        let value = rows
+        self.where_clause(&mut sql, &mut params);
+        (sql, params)
+    }
+
+    /// Runs a query of one value and returns it.
+    fn scalar(&self, sql: &str, params: &[Value]) -> Result<Value> {
+        let rows = self.session.query_rows(sql, params)?;
+        Ok(rows
             .into_iter()
             .next()
             .and_then(|r| r.into_values().into_iter().next())
-            .unwrap_or(Value::UInt(0));
+            .unwrap_or(Value::Null))
+    }
+
+    /// How many rows match (`SELECT COUNT(*)`; limit and offset apply).
+    pub fn count(self) -> Result<u64> {
+        let (from_where, mut params) = self.table_and_filter();
+        let sql = if self.limit.is_some() || self.offset.is_some() {
+            params.push(Value::UInt(self.limit.unwrap_or(u64::MAX)));
+            params.push(Value::UInt(self.offset.unwrap_or(0)));
+            format!("SELECT COUNT(*) FROM (SELECT 1{from_where} LIMIT ? OFFSET ?) AS `__c`")
+        } else {
+            format!("SELECT COUNT(*){from_where}")
+        };
+        let value = self.scalar(&sql, &params)?;
         crate::model::decode_column::<u64>(M::table(), 0, value).map_err(|_| {
             Error::invalid(format!(
                 "COUNT(*) on `{}` did not return a number",
@@ -173,20 +185,11 @@ impl<'s, M: Model> Query<'s, M> {
 
     /// Whether any row matches (`SELECT EXISTS(...)`).
     pub fn exists(self) -> Result<bool> {
-        let dialect = self.session.engine().dialect();
-        let mut inner = String::from("SELECT 1 FROM ");
-        dialect.quote_ident(M::table().name, &mut inner);
-        let mut params = Vec::new();
-        self.where_clause(&mut inner, &mut params);
-        let sql = format!("SELECT EXISTS({inner})");
-        let rows = self.session.query_rows(&sql, &params)?;
-        let value = rows
-            .into_iter()
-            .next()
-            .and_then(|r| r.into_values().into_iter().next());
+        let (from_where, params) = self.table_and_filter();
+        let value = self.scalar(&format!("SELECT EXISTS(SELECT 1{from_where})"), &params)?;
         Ok(matches!(
             value,
-            Some(Value::Int(1)) | Some(Value::UInt(1)) | Some(Value::Bool(true))
+            Value::Int(1) | Value::UInt(1) | Value::Bool(true)
         ))
     }
 
@@ -201,11 +204,8 @@ impl<'s, M: Model> Query<'s, M> {
                 "query.delete() takes filters only; remove limit, offset and order_by",
             ));
         }
-        let dialect = self.session.engine().dialect();
-        let mut sql = String::from("DELETE FROM ");
-        dialect.quote_ident(M::table().name, &mut sql);
-        let mut params = Vec::new();
-        self.where_clause(&mut sql, &mut params);
+        let (from_where, params) = self.table_and_filter();
+        let sql = format!("DELETE{from_where}");
         let outcome = self.session.execute(&sql, &params)?;
         self.session.expire_model::<M>()?;
         Ok(outcome.affected_rows)

@@ -21,11 +21,13 @@
 //! to send and in which order), [`persistence`] (the SQL), [`transaction`]
 //! (the transaction state machine) each hold one concept.
 
+mod flush;
 mod identity_map;
 mod loading;
 mod merge;
 mod object;
 mod persistence;
+mod savepoint;
 mod scoped;
 mod transaction;
 mod unit_of_work;
@@ -34,10 +36,9 @@ use std::any::TypeId;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use crate::backend::ExecOutcome;
-use crate::engine::{Engine, PooledConnection};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::model::{IntoKey, Model};
 use crate::query::Query;
@@ -47,8 +48,9 @@ use identity_map::{Identity, IdentityMap};
 use object::{downcast, AnyObj};
 pub use object::{Obj, ObjState};
 pub(crate) use persistence::select_sql;
+pub use savepoint::NestedTransaction;
 pub use scoped::ScopedSession;
-use transaction::{Phase, Savepoint, Transaction};
+use transaction::{Phase, Transaction};
 
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -434,22 +436,12 @@ impl Session {
 
     /// The pending objects of model `M`, in `add` order (`session.new`).
     pub fn new_objects<M: Model>(&self) -> Vec<Obj<M>> {
-        let st = self.inner.state.borrow();
-        st.new
-            .iter()
-            .filter(|o| o.model_type() == TypeId::of::<M>())
-            .filter_map(|o| downcast(o.clone()))
-            .collect()
+        of_model(&self.inner.state.borrow().new)
     }
 
     /// The objects of model `M` marked for deletion (`session.deleted`).
     pub fn deleted_objects<M: Model>(&self) -> Vec<Obj<M>> {
-        let st = self.inner.state.borrow();
-        st.deleted
-            .iter()
-            .filter(|o| o.model_type() == TypeId::of::<M>())
-            .filter_map(|o| downcast(o.clone()))
-            .collect()
+        of_model(&self.inner.state.borrow().deleted)
     }
 
     /// The persistent objects of model `M` with changed columns (`session.dirty`).
@@ -471,526 +463,7 @@ impl Session {
         self.inner.state.borrow().map.len()
     }
 
-    // ----- transactions --------------------------------------------------------
-
-    /// Whether a transaction is open (autobegun by real work, or begun explicitly).
-    pub fn in_transaction(&self) -> bool {
-        self.inner.state.borrow().tx.is_active()
-    }
-
-    /// Whether a nested transaction (savepoint) is open.
-    pub fn in_nested_transaction(&self) -> bool {
-        !self.inner.state.borrow().tx.savepoints.is_empty()
-    }
-
-    /// Begins a transaction explicitly. An error if one is already open
-    /// (use [`Session::begin_nested`] for a savepoint).
-    pub fn begin(&self) -> Result<()> {
-        let mut st = self.state()?;
-        self.check_usable(&st)?;
-        if st.tx.is_active() {
-            return Err(Error::invalid(
-                "a transaction is already begun on this session; commit() or rollback() it first, \
-                 or use begin_nested() for a savepoint",
-            ));
-        }
-        st.tx.phase = Phase::Active;
-        Ok(())
-    }
-
-    fn check_usable(&self, st: &State) -> Result<()> {
-        match &st.tx.phase {
-            Phase::NeedsRollback(cause) => Err(Error::PendingRollback(cause.clone())),
-            _ => Ok(()),
-        }
-    }
-
-    /// The transaction's connection, checking it out and sending BEGIN (and
-    /// any pending SAVEPOINT) on first use.
-    fn connection<'a>(&self, st: &'a mut State) -> Result<&'a mut PooledConnection> {
-        self.check_usable(st)?;
-        st.tx.phase = Phase::Active;
-        if st.tx.conn.is_none() {
-            let mut conn = self.inner.engine.connect()?;
-            conn.begin()?;
-            st.tx.conn = Some(conn);
-        }
-        let tx = &mut st.tx;
-        let conn = tx
-            .conn
-            .as_mut()
-            .ok_or_else(|| Error::invalid("no connection"))?;
-        for sp in tx.savepoints.iter_mut().filter(|sp| !sp.sent) {
-            conn.savepoint(&sp.name)?;
-            sp.sent = true;
-        }
-        Ok(conn)
-    }
-
-    /// Records an error from SQL run inside the transaction: a lost
-    /// connection leaves the session needing rollback.
-    fn note_error(&self, st: &mut State, e: Error) -> Error {
-        if e.is_connection_lost() && st.tx.conn.is_some() {
-            st.tx.phase = Phase::NeedsRollback(Arc::new(e.clone()));
-        }
-        e
-    }
-
-    /// Flushes pending changes, COMMITs, and returns the connection to the
-    /// pool. With expire_on_commit every object is expired; deleted objects
-    /// become detached. With nothing open, does nothing and sends nothing.
-    pub fn commit(&self) -> Result<()> {
-        self.flush()?;
-        let mut st = self.state()?;
-        self.check_usable(&st)?;
-        if !st.tx.savepoints.is_empty() {
-            return Err(Error::invalid(
-                "a nested transaction (savepoint) is still open; commit() or rollback() it before committing the session",
-            ));
-        }
-        if let Some(conn) = st.tx.conn.as_mut() {
-            if let Err(e) = conn.commit() {
-                let e = self.note_error(&mut st, e);
-                self.rollback_state(&mut st);
-                return Err(e);
-            }
-        }
-        for obj in st.tx.deleted.drain(..) {
-            obj.meta().borrow_mut().release(ObjState::Detached);
-        }
-        for obj in &st.tx.inserted {
-            obj.meta().borrow_mut().generated_key = false;
-        }
-        if self.inner.config.expire_on_commit {
-            for obj in st.map.values() {
-                transaction::expire(obj);
-            }
-            self.inner.modified.borrow_mut().clear();
-        }
-        st.tx.reset();
-        Ok(())
-    }
-
-    /// Rolls back the transaction and returns the connection: pending
-    /// objects become transient, deleted objects are restored, everything
-    /// else is expired. Also the way out of the rollback-required state.
-    /// Without a transaction, does nothing.
-    pub fn rollback(&self) -> Result<()> {
-        let mut st = self.state()?;
-        if let Some(conn) = st.tx.conn.as_mut() {
-            // A failure to roll back (the connection is gone) is not the
-            // caller's problem: the server discards the transaction anyway,
-            // and the pool closes the connection.
-            if conn.rollback().is_err() {
-                conn.invalidate();
-            }
-        }
-        self.rollback_state(&mut st);
-        Ok(())
-    }
-
-    /// The object side of a rollback.
-    fn rollback_state(&self, st: &mut State) {
-        let State {
-            map,
-            new,
-            deleted,
-            tx,
-            ..
-        } = st;
-        // Restore deletions first: an object inserted and deleted in this
-        // transaction must end transient, not persistent.
-        for obj in tx.deleted.drain(..) {
-            transaction::restore_deleted(&obj, map);
-        }
-        for obj in tx.inserted.drain(..) {
-            transaction::make_transient(&obj, map);
-        }
-        for obj in new.drain(..) {
-            transaction::make_transient(&obj, map);
-        }
-        for obj in deleted.drain(..) {
-            obj.meta().borrow_mut().marked_deleted = false;
-        }
-        for obj in map.values() {
-            transaction::expire(obj);
-        }
-        self.inner.modified.borrow_mut().clear();
-        tx.reset();
-    }
-
-    /// Rolls back, returns the connection and detaches every object. The
-    /// session stays usable. Dropping a session does the same.
-    pub fn close(&self) {
-        if let Ok(mut st) = self.inner.state.try_borrow_mut() {
-            if let Some(conn) = st.tx.conn.as_mut() {
-                if conn.rollback().is_err() {
-                    conn.invalidate();
-                }
-            }
-            self.rollback_state(&mut st);
-            detach_all(&mut st);
-        }
-    }
-
-    /// Runs `work` inside a transaction: commits on `Ok`, rolls back on
-    /// `Err` or panic, and always releases the connection. Begins the
-    /// transaction itself: calling it while one is open is an error.
-    pub fn transaction<T>(&self, work: impl FnOnce(&Session) -> Result<T>) -> Result<T> {
-        self.begin()?;
-        struct RollbackOnUnwind<'a>(&'a Session, bool);
-        impl Drop for RollbackOnUnwind<'_> {
-            fn drop(&mut self) {
-                if self.1 {
-                    let _ = self.0.rollback();
-                }
-            }
-        }
-        let mut guard = RollbackOnUnwind(self, true);
-        let result = work(self);
-        guard.1 = false;
-        match result {
-            Ok(value) => match self.commit() {
-                Ok(()) => Ok(value),
-                Err(e) => {
-                    let _ = self.rollback();
-                    Err(e)
-                }
-            },
-            Err(e) => {
-                let _ = self.rollback();
-                Err(e)
-            }
-        }
-    }
-
-    /// Begins a nested transaction (a SAVEPOINT), flushing first. Finish it
-    /// with [`NestedTransaction::commit`] (RELEASE) or
-    /// [`NestedTransaction::rollback`] (ROLLBACK TO: objects added inside
-    /// become transient, objects changed or deleted inside are expired or
-    /// restored; the outer transaction stays usable). Dropping it unfinished
-    /// rolls it back.
-    pub fn begin_nested(&self) -> Result<NestedTransaction<'_>> {
-        self.flush()?;
-        let mut st = self.state()?;
-        self.check_usable(&st)?;
-        st.tx.next_savepoint += 1;
-        let name = format!("sa_savepoint_{}", st.tx.next_savepoint);
-        let sp = Savepoint {
-            name: name.clone(),
-            inserted_mark: st.tx.inserted.len(),
-            deleted_mark: st.tx.deleted.len(),
-            updated_mark: st.tx.updated.len(),
-            sent: false,
-        };
-        st.tx.savepoints.push(sp);
-        // SAVEPOINT needs the transaction's connection: send it now.
-        self.connection(&mut st)?;
-        Ok(NestedTransaction {
-            session: self,
-            depth: st.tx.savepoints.len(),
-            done: false,
-        })
-    }
-
-    /// Runs `work` inside a savepoint: released on `Ok`, rolled back on `Err`
-    /// (the outer transaction stays usable) or panic.
-    pub fn nested<T>(&self, work: impl FnOnce(&Session) -> Result<T>) -> Result<T> {
-        let nested = self.begin_nested()?;
-        match work(self) {
-            Ok(v) => {
-                nested.commit()?;
-                Ok(v)
-            }
-            Err(e) => {
-                nested.rollback()?;
-                Err(e)
-            }
-        }
-    }
-
-    fn end_savepoint(&self, depth: usize, commit: bool) -> Result<()> {
-        if commit {
-            self.flush()?;
-        }
-        let mut st = self.state()?;
-        if st.tx.savepoints.len() != depth {
-            return Err(Error::invalid(
-                "this nested transaction is not the innermost one (or is already finished); finish inner savepoints first",
-            ));
-        }
-        let sp = match st.tx.savepoints.pop() {
-            Some(sp) => sp,
-            None => return Ok(()),
-        };
-        if commit {
-            self.check_usable(&st)?;
-            if sp.sent {
-                if let Some(conn) = st.tx.conn.as_mut() {
-                    if let Err(e) = conn.release_savepoint(&sp.name) {
-                        return Err(self.note_error(&mut st, e));
-                    }
-                }
-            }
-            return Ok(());
-        }
-        if sp.sent {
-            if let Some(conn) = st.tx.conn.as_mut() {
-                if let Err(e) = conn.rollback_to_savepoint(&sp.name) {
-                    return Err(self.note_error(&mut st, e));
-                }
-            }
-        }
-        self.rollback_savepoint_state(&mut st, &sp);
-        // A flush that failed inside the savepoint left the session needing
-        // rollback; rolling the savepoint back is that rollback.
-        if matches!(st.tx.phase, Phase::NeedsRollback(_)) && st.tx.conn.is_some() {
-            st.tx.phase = Phase::Active;
-        }
-        Ok(())
-    }
-
-    /// SQLAlchemy's savepoint accounting: objects added inside become
-    /// transient, objects deleted inside are restored, objects changed
-    /// inside are expired.
-    fn rollback_savepoint_state(&self, st: &mut State, sp: &Savepoint) {
-        let State {
-            map,
-            new,
-            deleted,
-            tx,
-            ..
-        } = st;
-        for obj in tx.deleted.drain(sp.deleted_mark..) {
-            transaction::restore_deleted(&obj, map);
-        }
-        for obj in tx.inserted.drain(sp.inserted_mark..) {
-            transaction::make_transient(&obj, map);
-        }
-        // begin_nested flushed, so everything still pending was added inside.
-        for obj in new.drain(..) {
-            transaction::make_transient(&obj, map);
-        }
-        for obj in deleted.drain(..) {
-            obj.meta().borrow_mut().marked_deleted = false;
-            transaction::expire(&obj);
-        }
-        for obj in tx.updated.drain(sp.updated_mark..) {
-            transaction::expire(&obj);
-        }
-        for obj in self.inner.modified.borrow_mut().drain(..) {
-            transaction::expire(&obj);
-        }
-    }
-
     // ----- flush ---------------------------------------------------------------
-
-    /// Sends every pending change (INSERT, UPDATE of changed columns, DELETE)
-    /// inside the transaction, beginning it if needed. With nothing to do it
-    /// sends nothing and begins nothing. On failure the transaction is
-    /// rolled back at once, the session's state restored, and the session
-    /// refuses work ([`Error::PendingRollback`]) until `rollback()`.
-    pub fn flush(&self) -> Result<()> {
-        let mut st = self.state()?;
-        if st.flushing {
-            return Err(Error::invalid(
-                "flush() is already in progress on this session",
-            ));
-        }
-        self.check_usable(&st)?;
-        let modified: Vec<Rc<dyn AnyObj>> = std::mem::take(&mut *self.inner.modified.borrow_mut());
-        if st.new.is_empty() && st.deleted.is_empty() && modified.is_empty() {
-            return Ok(());
-        }
-        let mut updates = Vec::new();
-        for obj in &modified {
-            if obj.meta().borrow().snapshot.is_none() {
-                continue; // already flushed through another entry
-            }
-            if let Some(row) = unit_of_work::diff(obj)? {
-                obj.meta().borrow_mut().snapshot = None;
-                updates.push(row);
-            }
-        }
-        let plan = unit_of_work::Plan::build(&st.new, updates, &st.deleted);
-        let plan = match plan {
-            Ok(p) => p,
-            Err(e) => {
-                self.restore_snapshots(&modified);
-                return Err(e);
-            }
-        };
-        if plan.is_empty() {
-            return Ok(());
-        }
-        st.flushing = true;
-        let result = self.run_plan(&mut st, &plan);
-        st.flushing = false;
-        match result {
-            Ok(()) => {
-                self.apply(&mut st, plan);
-                Ok(())
-            }
-            Err(e) => Err(self.fail_flush(&mut st, e)),
-        }
-    }
-
-    fn restore_snapshots(&self, modified: &[Rc<dyn AnyObj>]) {
-        self.inner
-            .modified
-            .borrow_mut()
-            .extend(modified.iter().cloned());
-    }
-
-    fn run_plan(&self, st: &mut State, plan: &unit_of_work::Plan) -> Result<()> {
-        let dialect = self.inner.engine.dialect();
-        let conn = self.connection(st)?;
-        let server = conn.server_info().clone();
-        let mut ctx = persistence::Ctx {
-            conn,
-            dialect,
-            server,
-        };
-        plan.execute(&mut ctx)
-    }
-
-    /// Marks everything the plan wrote as done.
-    fn apply(&self, st: &mut State, plan: unit_of_work::Plan) {
-        let State {
-            map,
-            new,
-            deleted,
-            tx,
-            ..
-        } = st;
-        for (table, work) in plan.tables {
-            for obj in work.inserts {
-                let key = obj.current_key().ok().flatten();
-                {
-                    let mut meta = obj.meta().borrow_mut();
-                    meta.state = ObjState::Persistent;
-                    meta.key = key.clone();
-                    meta.snapshot = None;
-                }
-                if let Some(key) = key {
-                    map.insert(
-                        Identity {
-                            model: obj.model_type(),
-                            key,
-                        },
-                        obj.clone(),
-                    );
-                }
-                tx.inserted.push(obj);
-            }
-            for row in work.updates {
-                let obj = row.obj;
-                if let (Some(v), Some(old)) = (table.version, &row.old_version) {
-                    let next = match old {
-                        Value::Int(n) => Value::Int(n.saturating_add(1)),
-                        Value::UInt(n) => Value::UInt(n.saturating_add(1)),
-                        _ => Value::Int(1),
-                    };
-                    // The object was readable a moment ago; a failure here
-                    // only leaves the in-memory version behind, which the
-                    // next flush reports as stale data rather than losing writes.
-                    let _ = obj.set_column(v, next);
-                }
-                let new_key = obj.current_key().ok().flatten();
-                if new_key.is_some() && new_key.as_ref() != Some(&row.old_key) {
-                    map.remove(&Identity {
-                        model: obj.model_type(),
-                        key: row.old_key.clone(),
-                    });
-                    if let Some(key) = new_key.clone() {
-                        map.insert(
-                            Identity {
-                                model: obj.model_type(),
-                                key,
-                            },
-                            obj.clone(),
-                        );
-                    }
-                    obj.meta().borrow_mut().key = new_key;
-                }
-                tx.updated.push(obj);
-            }
-            for obj in work.deletes {
-                {
-                    let mut meta = obj.meta().borrow_mut();
-                    meta.state = ObjState::Deleted;
-                    meta.marked_deleted = false;
-                }
-                if let Some(identity) = transaction::identity_of(&obj) {
-                    map.remove(&identity);
-                }
-                tx.deleted.push(obj);
-            }
-        }
-        new.clear();
-        deleted.clear();
-    }
-
-    /// A flush failed: roll back (the savepoint, or the whole transaction),
-    /// restore the objects, and require rollback().
-    fn fail_flush(&self, st: &mut State, e: Error) -> Error {
-        let cause = Arc::new(e.clone());
-        if let Some(sp_index) = st.tx.savepoints.len().checked_sub(1) {
-            let name = st.tx.savepoints[sp_index].name.clone();
-            let sent = st.tx.savepoints[sp_index].sent;
-            let ok = sent
-                && st
-                    .tx
-                    .conn
-                    .as_mut()
-                    .is_some_and(|c| c.rollback_to_savepoint(&name).is_ok());
-            if ok {
-                // Only the savepoint is lost: restore its objects now, and
-                // keep the savepoint open so that its rollback() clears the state.
-                let sp = Savepoint {
-                    name,
-                    inserted_mark: st.tx.savepoints[sp_index].inserted_mark,
-                    deleted_mark: st.tx.savepoints[sp_index].deleted_mark,
-                    updated_mark: st.tx.savepoints[sp_index].updated_mark,
-                    sent: true,
-                };
-                self.rollback_savepoint_state(st, &sp);
-                st.tx.phase = Phase::NeedsRollback(cause);
-                return e;
-            }
-        }
-        if let Some(conn) = st.tx.conn.as_mut() {
-            if conn.rollback().is_err() {
-                conn.invalidate();
-            }
-        }
-        self.rollback_state(st);
-        // rollback_state reset the transaction; keep the session locked
-        // until the user acknowledges with rollback().
-        st.tx.phase = Phase::NeedsRollback(cause);
-        e
-    }
-
-    /// Runs `work` with autoflush off, restoring the previous setting even on error.
-    pub fn no_autoflush<T>(&self, work: impl FnOnce(&Session) -> T) -> T {
-        struct Restore<'a>(&'a Cell<bool>, bool);
-        impl Drop for Restore<'_> {
-            fn drop(&mut self) {
-                self.0.set(self.1);
-            }
-        }
-        let _restore = Restore(&self.inner.autoflush, self.inner.autoflush.replace(false));
-        work(self)
-    }
-
-    pub(crate) fn autoflush(&self) -> Result<()> {
-        if self.inner.autoflush.get() {
-            self.flush()
-        } else {
-            let st = self.state()?;
-            self.check_usable(&st)
-        }
-    }
 
     // ----- loading -------------------------------------------------------------
 
@@ -1093,6 +566,14 @@ impl Session {
     }
 }
 
+/// The typed handles of the objects of model `M` in `objs`.
+fn of_model<M: Model>(objs: &[Rc<dyn AnyObj>]) -> Vec<Obj<M>> {
+    objs.iter()
+        .filter(|o| o.model_type() == TypeId::of::<M>())
+        .filter_map(|o| downcast(o.clone()))
+        .collect()
+}
+
 fn expunge_one(st: &mut State, obj: &Rc<dyn AnyObj>) {
     if let Some(identity) = transaction::identity_of(obj) {
         if st.map.get(&identity).is_some_and(|o| Rc::ptr_eq(o, obj)) {
@@ -1108,34 +589,4 @@ fn expunge_one(st: &mut State, obj: &Rc<dyn AnyObj>) {
         ObjState::Detached
     };
     meta.release(next);
-}
-
-/// A savepoint begun with [`Session::begin_nested`].
-#[must_use = "a nested transaction is rolled back when dropped unfinished"]
-pub struct NestedTransaction<'s> {
-    session: &'s Session,
-    depth: usize,
-    done: bool,
-}
-
-impl NestedTransaction<'_> {
-    /// Flushes and RELEASEs the savepoint; its changes join the outer transaction.
-    pub fn commit(mut self) -> Result<()> {
-        self.done = true;
-        self.session.end_savepoint(self.depth, true)
-    }
-
-    /// ROLLs BACK TO the savepoint, with SQLAlchemy's object accounting.
-    pub fn rollback(mut self) -> Result<()> {
-        self.done = true;
-        self.session.end_savepoint(self.depth, false)
-    }
-}
-
-impl Drop for NestedTransaction<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = self.session.end_savepoint(self.depth, false);
-        }
-    }
 }

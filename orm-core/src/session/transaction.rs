@@ -20,6 +20,8 @@ use crate::error::Error;
 
 use super::identity_map::{Identity, IdentityMap};
 use super::object::{AnyObj, ObjState};
+use super::{detach_all, Session, State};
+use crate::error::Result;
 
 /// Where the session's transaction stands.
 #[derive(Debug, Clone)]
@@ -131,5 +133,193 @@ pub(crate) fn restore_deleted(obj: &Rc<dyn AnyObj>, map: &mut IdentityMap) {
     expire(obj);
     if let Some(identity) = identity_of(obj) {
         map.insert(identity, obj.clone());
+    }
+}
+
+impl Session {
+    /// Whether a transaction is open (autobegun by real work, or begun explicitly).
+    pub fn in_transaction(&self) -> bool {
+        self.inner.state.borrow().tx.is_active()
+    }
+
+    /// Begins a transaction explicitly. An error if one is already open
+    /// (use [`Session::begin_nested`] for a savepoint).
+    pub fn begin(&self) -> Result<()> {
+        let mut st = self.state()?;
+        self.check_usable(&st)?;
+        if st.tx.is_active() {
+            return Err(Error::invalid(
+                "a transaction is already begun on this session; commit() or rollback() it first, \
+                 or use begin_nested() for a savepoint",
+            ));
+        }
+        st.tx.phase = Phase::Active;
+        Ok(())
+    }
+
+    pub(super) fn check_usable(&self, st: &State) -> Result<()> {
+        match &st.tx.phase {
+            Phase::NeedsRollback(cause) => Err(Error::PendingRollback(cause.clone())),
+            _ => Ok(()),
+        }
+    }
+
+    /// The transaction's connection, checking it out and sending BEGIN (and
+    /// any pending SAVEPOINT) on first use.
+    pub(super) fn connection<'a>(&self, st: &'a mut State) -> Result<&'a mut PooledConnection> {
+        self.check_usable(st)?;
+        st.tx.phase = Phase::Active;
+        if st.tx.conn.is_none() {
+            let mut conn = self.inner.engine.connect()?;
+            conn.begin()?;
+            st.tx.conn = Some(conn);
+        }
+        let tx = &mut st.tx;
+        let conn = tx
+            .conn
+            .as_mut()
+            .ok_or_else(|| Error::invalid("no connection"))?;
+        for sp in tx.savepoints.iter_mut().filter(|sp| !sp.sent) {
+            conn.savepoint(&sp.name)?;
+            sp.sent = true;
+        }
+        Ok(conn)
+    }
+
+    /// Records an error from SQL run inside the transaction: a lost
+    /// connection leaves the session needing rollback.
+    pub(super) fn note_error(&self, st: &mut State, e: Error) -> Error {
+        if e.is_connection_lost() && st.tx.conn.is_some() {
+            st.tx.phase = Phase::NeedsRollback(Arc::new(e.clone()));
+        }
+        e
+    }
+
+    /// Flushes pending changes, COMMITs, and returns the connection to the
+    /// pool. With expire_on_commit every object is expired; deleted objects
+    /// become detached. With nothing open, does nothing and sends nothing.
+    pub fn commit(&self) -> Result<()> {
+        self.flush()?;
+        let mut st = self.state()?;
+        self.check_usable(&st)?;
+        if !st.tx.savepoints.is_empty() {
+            return Err(Error::invalid(
+                "a nested transaction (savepoint) is still open; commit() or rollback() it before committing the session",
+            ));
+        }
+        if let Some(conn) = st.tx.conn.as_mut() {
+            if let Err(e) = conn.commit() {
+                let e = self.note_error(&mut st, e);
+                self.rollback_state(&mut st);
+                return Err(e);
+            }
+        }
+        for obj in st.tx.deleted.drain(..) {
+            obj.meta().borrow_mut().release(ObjState::Detached);
+        }
+        for obj in &st.tx.inserted {
+            obj.meta().borrow_mut().generated_key = false;
+        }
+        if self.inner.config.expire_on_commit {
+            for obj in st.map.values() {
+                expire(obj);
+            }
+            self.inner.modified.borrow_mut().clear();
+        }
+        st.tx.reset();
+        Ok(())
+    }
+
+    /// Rolls back the transaction and returns the connection: pending
+    /// objects become transient, deleted objects are restored, everything
+    /// else is expired. Also the way out of the rollback-required state.
+    /// Without a transaction, does nothing.
+    pub fn rollback(&self) -> Result<()> {
+        let mut st = self.state()?;
+        if let Some(conn) = st.tx.conn.as_mut() {
+            // A failure to roll back (the connection is gone) is not the
+            // caller's problem: the server discards the transaction anyway,
+            // and the pool closes the connection.
+            if conn.rollback().is_err() {
+                conn.invalidate();
+            }
+        }
+        self.rollback_state(&mut st);
+        Ok(())
+    }
+
+    /// The object side of a rollback.
+    pub(super) fn rollback_state(&self, st: &mut State) {
+        let State {
+            map,
+            new,
+            deleted,
+            tx,
+            ..
+        } = st;
+        // Restore deletions first: an object inserted and deleted in this
+        // transaction must end transient, not persistent.
+        for obj in tx.deleted.drain(..) {
+            restore_deleted(&obj, map);
+        }
+        for obj in tx.inserted.drain(..) {
+            make_transient(&obj, map);
+        }
+        for obj in new.drain(..) {
+            make_transient(&obj, map);
+        }
+        for obj in deleted.drain(..) {
+            obj.meta().borrow_mut().marked_deleted = false;
+        }
+        for obj in map.values() {
+            expire(obj);
+        }
+        self.inner.modified.borrow_mut().clear();
+        tx.reset();
+    }
+
+    /// Rolls back, returns the connection and detaches every object. The
+    /// session stays usable. Dropping a session does the same.
+    pub fn close(&self) {
+        if let Ok(mut st) = self.inner.state.try_borrow_mut() {
+            if let Some(conn) = st.tx.conn.as_mut() {
+                if conn.rollback().is_err() {
+                    conn.invalidate();
+                }
+            }
+            self.rollback_state(&mut st);
+            detach_all(&mut st);
+        }
+    }
+
+    /// Runs `work` inside a transaction: commits on `Ok`, rolls back on
+    /// `Err` or panic, and always releases the connection. Begins the
+    /// transaction itself: calling it while one is open is an error.
+    pub fn transaction<T>(&self, work: impl FnOnce(&Session) -> Result<T>) -> Result<T> {
+        self.begin()?;
+        struct RollbackOnUnwind<'a>(&'a Session, bool);
+        impl Drop for RollbackOnUnwind<'_> {
+            fn drop(&mut self) {
+                if self.1 {
+                    let _ = self.0.rollback();
+                }
+            }
+        }
+        let mut guard = RollbackOnUnwind(self, true);
+        let result = work(self);
+        guard.1 = false;
+        match result {
+            Ok(value) => match self.commit() {
+                Ok(()) => Ok(value),
+                Err(e) => {
+                    let _ = self.rollback();
+                    Err(e)
+                }
+            },
+            Err(e) => {
+                let _ = self.rollback();
+                Err(e)
+            }
+        }
     }
 }
