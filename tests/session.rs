@@ -972,3 +972,29 @@ fn a_connection_killed_inside_a_transaction_requires_rollback_then_recovers() {
     drop(s);
     assert_eq!(fx.checked_out(), 0);
 }
+
+#[test]
+fn dropping_a_session_is_close_uncommitted_inserts_become_transient() {
+    let fx = setup("s_drop");
+    let s = fx.factory.session();
+    let kept = s.add(user("kept", 1)).unwrap();
+    s.commit().unwrap();
+    let _ = kept.read().unwrap();
+    let uncommitted = s.add(user("gone", 1)).unwrap();
+    s.flush().unwrap();
+    assert_eq!(fx.checked_out(), 1);
+    drop(s);
+    assert_eq!(uncommitted.state(), ObjState::Transient, "never committed");
+    assert_eq!(
+        uncommitted.read().unwrap().id,
+        None,
+        "its generated key is cleared"
+    );
+    assert_eq!(kept.state(), ObjState::Detached);
+    assert_eq!(fx.checked_out(), 0);
+    assert_eq!(
+        fx.count("users"),
+        1,
+        "the uncommitted insert was rolled back"
+    );
+}

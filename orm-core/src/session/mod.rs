@@ -167,11 +167,12 @@ impl SessionInner {
 
 impl Drop for SessionInner {
     fn drop(&mut self) {
-        // Equivalent of close(): roll back (by returning the connection,
-        // whose guard resets it) and detach everything.
+        // The same as close(): the objects are rolled back and detached;
+        // dropping the connection guard rolls the connection back and returns it.
         let state = self.state.get_mut();
+        transaction::rollback_objects(state);
         detach_all(state);
-        state.tx.reset();
+        self.modified.get_mut().clear();
     }
 }
 

@@ -250,32 +250,8 @@ impl Session {
 
     /// The object side of a rollback.
     pub(super) fn rollback_state(&self, st: &mut State) {
-        let State {
-            map,
-            new,
-            deleted,
-            tx,
-            ..
-        } = st;
-        // Restore deletions first: an object inserted and deleted in this
-        // transaction must end transient, not persistent.
-        for obj in tx.deleted.drain(..) {
-            restore_deleted(&obj, map);
-        }
-        for obj in tx.inserted.drain(..) {
-            make_transient(&obj, map);
-        }
-        for obj in new.drain(..) {
-            make_transient(&obj, map);
-        }
-        for obj in deleted.drain(..) {
-            obj.meta().borrow_mut().marked_deleted = false;
-        }
-        for obj in map.values() {
-            expire(obj);
-        }
+        rollback_objects(st);
         self.inner.modified.borrow_mut().clear();
-        tx.reset();
     }
 
     /// Rolls back, returns the connection and detaches every object. The
@@ -322,4 +298,36 @@ impl Session {
             }
         }
     }
+}
+
+/// What a rollback does to the objects: pending and newly inserted objects
+/// become transient, deleted ones are restored, everything else is expired.
+/// Resets the transaction (dropping its connection guard, which rolls the
+/// connection back if needed).
+pub(super) fn rollback_objects(st: &mut State) {
+    let State {
+        map,
+        new,
+        deleted,
+        tx,
+        ..
+    } = st;
+    // Restore deletions first: an object inserted and deleted in this
+    // transaction must end transient, not persistent.
+    for obj in tx.deleted.drain(..) {
+        restore_deleted(&obj, map);
+    }
+    for obj in tx.inserted.drain(..) {
+        make_transient(&obj, map);
+    }
+    for obj in new.drain(..) {
+        make_transient(&obj, map);
+    }
+    for obj in deleted.drain(..) {
+        obj.meta().borrow_mut().marked_deleted = false;
+    }
+    for obj in map.values() {
+        expire(obj);
+    }
+    tx.reset();
 }
