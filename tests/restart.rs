@@ -1,0 +1,590 @@
+//! Server restarts against a PRIVATE MariaDB that each test starts, stops and
+//! restarts itself (its own data directory under the cargo target dir, its
+//! own loopback port and socket), so the shared server at DATABASE_URL is
+//! never touched.
+//!
+//! The pool's promise under test, as SQLAlchemy's: a detected lost
+//! connection invalidates that connection and every pooled connection opened
+//! before it, so one server restart costs at most one error, and none with
+//! pre-ping; a transaction cut by the restart must be rolled back, then the
+//! session works again; a server that is down fails checkouts promptly and
+//! the pool recovers by itself once it is back.
+//!
+//! These tests need MariaDB's server binaries (`mariadbd`, `mariadb-install-db`);
+//! without them they FAIL saying so, never skip.
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mysql::prelude::Queryable;
+use orm::session::SessionFactory;
+use orm::{DbErrorKind, Engine, Error, Value};
+
+const NEEDS: &str = "this test starts a private MariaDB server and needs its binaries: \
+`mariadbd` (looked for in $MARIADBD, /usr/sbin, /usr/local/sbin, /usr/libexec, $PATH) and \
+`mariadb-install-db` or `mysql_install_db` (in $MARIADB_INSTALL_DB, /usr/bin, /usr/local/bin, /usr/local/scripts, $PATH). \
+On Debian/Ubuntu: apt-get install mariadb-server";
+
+/// How long a server may take to start answering, or to exit after SHUTDOWN.
+const SERVER_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Server options that keep a throwaway instance small and quick to start:
+/// a tiny buffer pool and redo log, no binary log, and no fsync at all (the
+/// data directory is deleted afterwards; durability across a crash is not
+/// what these tests are about, a clean restart keeps committed rows).
+const FAST_OPTIONS: &[&str] = &[
+    "--innodb-buffer-pool-size=16M",
+    "--innodb-log-file-size=4M",
+    "--innodb-data-file-path=ibdata1:10M:autoextend",
+    "--innodb-flush-log-at-trx-commit=0",
+    "--innodb-doublewrite=0",
+    "--innodb-flush-method=nosync",
+    "--skip-log-bin",
+    "--skip-name-resolve",
+];
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Prefix of the private servers' directories under the target tmp dir.
+const DIR_PREFIX: &str = "restart-";
+
+/// A MariaDB server of this test process's own. Killed and its directory
+/// removed on drop, panics included.
+struct PrivateServer {
+    dir: PathBuf,
+    port: u16,
+    mariadbd: PathBuf,
+    child: Option<Child>,
+}
+
+impl PrivateServer {
+    /// Initialises a fresh data directory, starts the server on a free
+    /// loopback port and creates the database `test`.
+    fn start(tag: &str) -> PrivateServer {
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        reap_stale_servers(&base);
+        let mariadbd = find_binary(
+            "MARIADBD",
+            &["mariadbd"],
+            &[
+                "/usr/sbin",
+                "/usr/local/sbin",
+                "/usr/libexec",
+                "/usr/local/libexec",
+            ],
+        )
+        .unwrap_or_else(|| panic!("mariadbd not found; {NEEDS}"));
+        let install = find_binary(
+            "MARIADB_INSTALL_DB",
+            &["mariadb-install-db", "mysql_install_db"],
+            &["/usr/bin", "/usr/local/bin", "/usr/local/scripts"],
+        )
+        .unwrap_or_else(|| panic!("mariadb-install-db not found; {NEEDS}"));
+
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = base.join(format!("{DIR_PREFIX}{}-{n}-{tag}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        let mut server = PrivateServer {
+            dir,
+            port: free_port(),
+            mariadbd,
+            child: None,
+        };
+
+        fs::create_dir_all(server.tmpdir()).expect("create the server's tmpdir");
+        let log = server.dir.join("install.log");
+        let log_file = fs::File::create(&log).expect("create install.log");
+        let mut cmd = Command::new(&install);
+        cmd.arg("--no-defaults")
+            .arg(format!("--datadir={}", server.datadir().display()))
+            .arg(format!("--tmpdir={}", server.tmpdir().display()))
+            .arg("--auth-root-authentication-method=normal")
+            .arg("--skip-test-db")
+            .args(FAST_OPTIONS)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("clone log handle"))
+            .stderr(log_file);
+        if running_as_root() {
+            // mariadbd refuses root unless told; the files stay root's.
+            cmd.arg("--user=root");
+        }
+        let status = cmd
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}; {NEEDS}", install.display()));
+        assert!(
+            status.success(),
+            "{} failed ({status}):\n{}",
+            install.display(),
+            tail(&log)
+        );
+
+        server.boot();
+        server
+            .admin()
+            .query_drop("CREATE DATABASE test CHARACTER SET utf8mb4")
+            .expect("create database test");
+        server
+    }
+
+    fn datadir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// The server's own tmpdir: a starting server deletes every `#sql*`
+    /// file in its tmpdir, so servers sharing /tmp (each other, or the
+    /// system's server) would delete each other's temporary tables.
+    fn tmpdir(&self) -> PathBuf {
+        self.dir.join("tmp")
+    }
+
+    fn error_log(&self) -> PathBuf {
+        self.dir.join("error.log")
+    }
+
+    /// Starts mariadbd on this server's port and data directory and waits
+    /// until it answers over TCP.
+    fn boot(&mut self) {
+        assert!(
+            self.child.is_none(),
+            "the private server is already running"
+        );
+        let socket = self.dir.join("mysqld.sock");
+        // A Unix socket path must fit in sun_path (108 bytes); nothing here
+        // uses the socket, it only must not collide with the system server's.
+        let socket = if socket.as_os_str().len() < 100 {
+            socket
+        } else {
+            std::env::temp_dir().join(format!(
+                "orm-restart-{}-{}.sock",
+                std::process::id(),
+                self.port
+            ))
+        };
+        let mut cmd = Command::new(&self.mariadbd);
+        cmd.arg("--no-defaults")
+            .arg(format!("--datadir={}", self.datadir().display()))
+            .arg(format!("--tmpdir={}", self.tmpdir().display()))
+            .arg(format!("--port={}", self.port))
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--socket={}", socket.display()))
+            .arg(format!(
+                "--pid-file={}",
+                self.dir.join("mariadbd.pid").display()
+            ))
+            .arg(format!("--log-error={}", self.error_log().display()))
+            // The port was free when picked; on a restart, wait for it
+            // rather than fail if something briefly holds it.
+            .arg("--port-open-timeout=10")
+            .args(FAST_OPTIONS)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if running_as_root() {
+            cmd.arg("--user=root");
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}; {NEEDS}", self.mariadbd.display()));
+        self.child = Some(child);
+
+        let deadline = Instant::now() + SERVER_DEADLINE;
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                panic!(
+                    "the private mariadbd exited during startup ({status}):\n{}",
+                    tail(&self.error_log())
+                );
+            }
+            if self.try_admin().is_ok() {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "the private mariadbd on port {} did not answer within {SERVER_DEADLINE:?}:\n{}",
+                    self.port,
+                    tail(&self.error_log())
+                );
+            }
+            thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Shuts the server down cleanly (like a service stop) and waits for
+    /// the process to exit. Clients' connections are closed by the server.
+    fn stop(&mut self) {
+        let mut child = self
+            .child
+            .take()
+            .expect("the private server is not running");
+        if let Ok(mut admin) = self.try_admin() {
+            // The server may answer or just close the connection.
+            let _ = admin.query_drop("SHUTDOWN");
+        }
+        let deadline = Instant::now() + SERVER_DEADLINE;
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) => return,
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "the private mariadbd did not exit within {SERVER_DEADLINE:?} of SHUTDOWN:\n{}",
+                        tail(&self.error_log())
+                    );
+                }
+            }
+        }
+    }
+
+    /// Stop, then start again on the same port and data directory.
+    fn restart(&mut self) {
+        self.stop();
+        self.boot();
+    }
+
+    fn admin_opts(&self) -> mysql::OptsBuilder {
+        mysql::OptsBuilder::new()
+            .ip_or_hostname(Some("127.0.0.1"))
+            .tcp_port(self.port)
+            .user(Some("root"))
+            .prefer_socket(false)
+            .tcp_connect_timeout(Some(Duration::from_secs(1)))
+    }
+
+    fn try_admin(&self) -> Result<mysql::Conn, mysql::Error> {
+        mysql::Conn::new(self.admin_opts())
+    }
+
+    /// A raw `mysql` crate connection as root, over TCP.
+    fn admin(&self) -> mysql::Conn {
+        self.try_admin()
+            .unwrap_or_else(|e| panic!("admin connection to the private server: {e}"))
+    }
+
+    /// The ids in `test.t`, read through a fresh admin connection.
+    fn ids(&self) -> Vec<i64> {
+        self.admin()
+            .query("SELECT id FROM test.t ORDER BY id")
+            .expect("read test.t")
+    }
+
+    /// The URL of database `test` on this server, with query options.
+    fn url(&self, options: &str) -> String {
+        format!("mysql://root@127.0.0.1:{}/test?{options}", self.port)
+    }
+
+    fn engine(&self, options: &str) -> Engine {
+        orm::create_engine(&self.url(options)).expect("create engine")
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGKILL: nothing on disk matters any more.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+fn running_as_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn find_binary(env: &str, names: &[&str], dirs: &[&str]) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(env) {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs: Vec<PathBuf> = dirs
+        .iter()
+        .map(PathBuf::from)
+        .chain(std::env::split_paths(&path))
+        .collect();
+    names
+        .iter()
+        .flat_map(|name| dirs.iter().map(move |d| d.join(name)))
+        .find(|p| p.is_file())
+}
+
+/// The last lines of a log file, for failure messages.
+fn tail(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| format!("({}: {e})", path.display()));
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// Removes what a test process killed before its destructors ran (SIGKILL,
+/// a timeout) left behind: its private server, only if that process is
+/// still running from that very directory, and the directory.
+fn reap_stale_servers(base: &Path) {
+    let Ok(entries) = fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(owner) = name
+            .strip_prefix(DIR_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if owner == std::process::id() || Path::new(&format!("/proc/{owner}")).exists() {
+            continue; // ours, or its test process is alive
+        }
+        let dir = entry.path();
+        if let Some(pid) = fs::read_to_string(dir.join("mariadbd.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+        {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let datadir = format!("--datadir={}", dir.join("data").display());
+            if String::from_utf8_lossy(&cmdline).contains(&datadir) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+                    thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
+
+/// Checks out three connections at once, so three distinct ones exist, runs
+/// a statement on each and returns them all to the pool.
+fn fill_pool(engine: &Engine) {
+    let mut conns: Vec<_> = (0..3)
+        .map(|_| engine.connect().expect("checkout"))
+        .collect();
+    for conn in &mut conns {
+        conn.query_rows("SELECT 1", &[]).expect("SELECT 1");
+    }
+    let mut ids: Vec<u64> = conns.iter().map(|c| c.connection_id()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "three distinct server connections");
+    drop(conns);
+    assert_eq!(engine.status().idle, 3);
+    assert_eq!(engine.stats().connections_opened, 3);
+}
+
+/// Six checkouts in a row, each running `SELECT 1`; the errors, by index.
+fn six_checkouts(engine: &Engine) -> Vec<(usize, Error)> {
+    let mut failures = Vec::new();
+    for i in 0..6 {
+        let result = engine
+            .connect()
+            .and_then(|mut conn| conn.query_rows("SELECT 1", &[]));
+        match result {
+            Ok(rows) => assert_eq!(rows.len(), 1),
+            Err(e) => failures.push((i, e)),
+        }
+    }
+    failures
+}
+
+#[test]
+fn a_restart_costs_one_error_without_pre_ping() {
+    let mut server = PrivateServer::start("noping");
+    let engine = server.engine("pool_size=3");
+    fill_pool(&engine);
+
+    server.restart();
+
+    let failures = six_checkouts(&engine);
+    assert_eq!(
+        failures.len(),
+        1,
+        "exactly one checkout sees the restart: {failures:?}"
+    );
+    let (index, err) = &failures[0];
+    assert_eq!(
+        *index, 0,
+        "the first use of a stale connection fails: {err:?}"
+    );
+    assert!(err.is_connection_lost(), "{err:?}");
+    assert_eq!(err.db_kind(), Some(DbErrorKind::ConnectionLost), "{err:?}");
+
+    let stats = engine.stats();
+    assert_eq!(
+        stats.connections_invalidated, 3,
+        "the failed connection and the two older idle ones: {stats:?}"
+    );
+    assert_eq!(
+        stats.connections_opened, 5,
+        "two replacements, then reuse: {stats:?}"
+    );
+    assert_eq!(engine.status().checked_out, 0);
+}
+
+#[test]
+fn a_restart_costs_nothing_with_pre_ping() {
+    let mut server = PrivateServer::start("preping");
+    let engine = server.engine("pool_size=3&pool_pre_ping=true&pool_pre_ping_idle=0");
+    fill_pool(&engine);
+    let pings_before = engine.stats().pings;
+
+    server.restart();
+
+    let failures = six_checkouts(&engine);
+    assert!(
+        failures.is_empty(),
+        "pre-ping hides the restart: {failures:?}"
+    );
+    let stats = engine.stats();
+    // One failed ping finds the restart; the two older idle connections are
+    // replaced without a ping each; the three checkouts after that ping the
+    // new connections, which answer.
+    assert_eq!(
+        stats.pings - pings_before,
+        4,
+        "one failed ping, not one per stale connection: {stats:?}"
+    );
+    assert_eq!(
+        stats.connections_invalidated, 3,
+        "the one whose ping failed and the two older idle ones: {stats:?}"
+    );
+    assert_eq!(engine.status().checked_out, 0);
+}
+
+#[test]
+fn a_transaction_cut_by_a_restart_must_be_rolled_back_then_the_session_works() {
+    let mut server = PrivateServer::start("session");
+    server
+        .admin()
+        .query_drop("CREATE TABLE test.t (id INT PRIMARY KEY) ENGINE=InnoDB")
+        .expect("create table");
+    let engine = server.engine("pool_size=2");
+    let sessions = SessionFactory::new(engine.clone());
+    let s = sessions.session();
+    s.execute("INSERT INTO t VALUES (?)", &[Value::Int(1)])
+        .expect("insert inside the transaction");
+    assert!(s.in_transaction());
+    assert_eq!(engine.status().checked_out, 1);
+
+    server.restart();
+
+    let err = s
+        .execute("INSERT INTO t VALUES (?)", &[Value::Int(2)])
+        .unwrap_err();
+    assert!(err.is_connection_lost(), "{err:?}");
+    assert!(
+        matches!(err, Error::ConnectionLostInTransaction(_)),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("rollback()"),
+        "the message says to roll back: {err}"
+    );
+    let err = s.query_rows("SELECT 1", &[]).unwrap_err();
+    assert!(
+        matches!(err, Error::PendingRollback(_)),
+        "nothing runs until rollback(): {err:?}"
+    );
+
+    s.rollback().expect("rollback after the lost transaction");
+    s.execute("INSERT INTO t VALUES (?)", &[Value::Int(3)])
+        .expect("a new transaction on a new connection");
+    s.commit().expect("commit");
+    assert_eq!(
+        server.ids(),
+        [3],
+        "the cut transaction's row is gone, the new one is committed"
+    );
+    drop(s);
+    assert_eq!(engine.status().checked_out, 0, "nothing stranded");
+}
+
+#[test]
+fn a_stopped_server_fails_checkouts_promptly_and_the_pool_recovers() {
+    let mut server = PrivateServer::start("down");
+    // Never connected before the stop / warm with a pinged idle connection.
+    let cold = server.engine("pool_size=1&max_overflow=0&pool_timeout=1&connect_timeout=2");
+    let warm = server.engine(
+        "pool_size=1&max_overflow=0&pool_timeout=1&connect_timeout=2\
+         &pool_pre_ping=true&pool_pre_ping_idle=0",
+    );
+    warm.connect()
+        .and_then(|mut c| c.query_rows("SELECT 1", &[]))
+        .expect("warm up");
+
+    server.stop();
+
+    for (name, engine) in [("cold", &cold), ("warm", &warm)] {
+        // Three attempts through a single slot: a failed connect must give
+        // its slot back, or the later ones would be pool timeouts.
+        for attempt in 0..3 {
+            let started = Instant::now();
+            let err = engine
+                .connect()
+                .err()
+                .unwrap_or_else(|| panic!("{name}: checkout succeeded with the server down"));
+            let took = started.elapsed();
+            assert!(
+                took < Duration::from_secs(3),
+                "{name} #{attempt}: failing took {took:?}, past connect_timeout"
+            );
+            assert_eq!(
+                err.db_kind(),
+                Some(DbErrorKind::Connect),
+                "{name} #{attempt}: {err:?}"
+            );
+            let message = err.to_string();
+            assert!(
+                message.contains("cannot connect") && message.contains(&server.port.to_string()),
+                "{name} #{attempt}: the message says where it could not connect: {message}"
+            );
+            assert_eq!(engine.status().checked_out, 0, "{name} #{attempt}");
+        }
+    }
+    assert_eq!(
+        warm.stats().connections_invalidated,
+        1,
+        "the idle connection whose ping failed"
+    );
+
+    server.boot();
+
+    for (name, engine) in [("cold", &cold), ("warm", &warm)] {
+        for attempt in 0..3 {
+            engine
+                .connect()
+                .and_then(|mut c| c.query_rows("SELECT 1", &[]))
+                .unwrap_or_else(|e| panic!("{name} #{attempt} after the restart: {e:?}"));
+        }
+        assert_eq!(engine.status().checked_out, 0);
+    }
+}
