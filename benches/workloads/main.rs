@@ -68,6 +68,8 @@ struct Sample {
 struct Meter<'a> {
     db: &'a mut BenchDb,
     engine: &'a Engine,
+    /// Count heap bytes (the warm-up run only; see `alloc.rs`).
+    count_memory: bool,
     samples: Vec<(&'static str, Sample)>,
 }
 
@@ -75,11 +77,13 @@ impl Meter<'_> {
     fn phase<T>(&mut self, row: &'static str, f: impl FnOnce() -> T) -> T {
         let q0 = self.db.read_questions();
         let e0 = self.engine.stats().statements;
+        alloc::set_counting(self.count_memory);
         let base = alloc::reset_peak();
         let t = Instant::now();
         let out = f();
         let elapsed = t.elapsed();
         let peak = alloc::peak().saturating_sub(base);
+        alloc::set_counting(false);
         let e1 = self.engine.stats().statements;
         let q1 = self.db.read_questions();
         self.samples.push((
@@ -231,7 +235,13 @@ fn prepare(ctx: &mut Ctx, w: &str, n: usize) {
 }
 
 /// One run of workload `w` by `imp`; verifies the result.
-fn run_one(ctx: &mut Ctx, w: &str, imp: Impl, n: usize) -> Vec<(&'static str, Sample)> {
+fn run_one(
+    ctx: &mut Ctx,
+    w: &str,
+    imp: Impl,
+    n: usize,
+    count_memory: bool,
+) -> Vec<(&'static str, Sample)> {
     prepare(ctx, w, n);
     let Ctx {
         db,
@@ -242,6 +252,7 @@ fn run_one(ctx: &mut Ctx, w: &str, imp: Impl, n: usize) -> Vec<(&'static str, Sa
     let mut m = Meter {
         db,
         engine,
+        count_memory,
         samples: Vec::new(),
     };
     let what = format!("{w} {}", imp.name());
@@ -351,11 +362,12 @@ fn run_one(ctx: &mut Ctx, w: &str, imp: Impl, n: usize) -> Vec<(&'static str, Sa
     m.samples
 }
 
-/// Every measured sample of one (row, impl).
+/// Every measured sample of one (row, impl); `peak` comes from the warm-up.
 type Results = HashMap<(&'static str, Impl), Vec<Sample>>;
 
 fn run_suite(ctx: &mut Ctx, workloads: &[&str], n: usize, runs: usize) -> Results {
     let mut results: Results = HashMap::new();
+    let mut peaks: HashMap<(&'static str, Impl), usize> = HashMap::new();
     for w in workloads {
         let t = Instant::now();
         for run in 0..=runs {
@@ -366,9 +378,15 @@ fn run_suite(ctx: &mut Ctx, workloads: &[&str], n: usize, runs: usize) -> Result
                 [Impl::Raw, Impl::Orm]
             };
             for imp in order {
-                let samples = run_one(ctx, w, imp, n);
-                if run > 0 {
-                    for (row, s) in samples {
+                let samples = run_one(ctx, w, imp, n, run == 0);
+                for (row, s) in samples {
+                    if run == 0 {
+                        peaks.insert((row, imp), s.peak);
+                    } else {
+                        let s = Sample {
+                            peak: peaks[&(row, imp)],
+                            ..s
+                        };
                         results.entry((row, imp)).or_default().push(s);
                     }
                 }
@@ -531,7 +549,7 @@ fn report(
         "statements: server = GLOBAL Questions delta (min over runs; * = runs disagreed, \
          something else used the server); engine = the ORM engine's stats().statements"
     );
-    println!("peak = heap growth during the timed region (counting allocator)");
+    println!("peak = heap growth during the timed region (counting allocator, warm-up run)");
     all_met
 }
 
