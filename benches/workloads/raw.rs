@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use mysql::prelude::Queryable;
-use mysql::{Conn, Pool, PoolConstraints, PoolOpts, TxOpts, Value as MyValue};
+use mysql::{Conn, Pool, PoolConstraints, PoolOpts, Transaction, TxOpts, Value as MyValue};
 
 use crate::db::{tcp_opts, text};
 use crate::models::{graph_post, seed_user, RawPost, RawUser};
@@ -99,15 +99,14 @@ fn values_sql(head: &str, rows: usize, per_row: usize, tail: &str) -> String {
 
 /// Multi-row INSERT of `rows` (each `per_row` values); returns the first
 /// generated id of each statement's rows, in order, one per row.
-fn insert_rows<Q: Queryable>(
-    q: &mut Q,
+fn insert_rows(
+    q: &mut Transaction<'_>,
     consecutive: bool,
     head: &str,
     per_row: usize,
     rows_per_stmt: usize,
     rows: usize,
     mut push: impl FnMut(usize, &mut Vec<MyValue>),
-    last_id: impl Fn(&Q) -> Option<u64>,
 ) -> Vec<i64> {
     let mut ids = Vec::with_capacity(rows);
     let mut start = 0;
@@ -120,7 +119,7 @@ fn insert_rows<Q: Queryable>(
         if consecutive {
             let sql = values_sql(head, end - start, per_row, "");
             q.exec_drop(&sql, params).expect("raw INSERT");
-            let first = last_id(q).expect("LAST_INSERT_ID") as i64;
+            let first = q.last_insert_id().expect("LAST_INSERT_ID") as i64;
             ids.extend((0..(end - start) as i64).map(|k| first + k));
         } else {
             let sql = values_sql(head, end - start, per_row, " RETURNING `id`");
@@ -171,7 +170,6 @@ pub fn w1_insert(raw: &mut Raw, n: usize) -> Vec<RawUser> {
         per_stmt,
         users.len(),
         |r, p| user_params(&users[r], p),
-        |t| t.last_insert_id(),
     );
     tx.commit().expect("commit");
     for (u, id) in users.iter_mut().zip(ids) {
@@ -280,7 +278,6 @@ pub fn w5_graph(raw: &mut Raw, users: usize) -> (Vec<RawUser>, Vec<RawPost>) {
         user_stmt,
         us.len(),
         |r, p| user_params(&us[r], p),
-        |t| t.last_insert_id(),
     );
     for (u, id) in us.iter_mut().zip(ids) {
         u.id = id;
@@ -310,7 +307,6 @@ pub fn w5_graph(raw: &mut Raw, users: usize) -> (Vec<RawUser>, Vec<RawPost>) {
             p.push(text(&post.title));
             p.push(text(&post.body));
         },
-        |t| t.last_insert_id(),
     );
     tx.commit().expect("commit");
     for (p, id) in posts.iter_mut().zip(ids) {
