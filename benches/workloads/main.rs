@@ -13,7 +13,8 @@
 //! during the timed region (counting allocator; see `alloc.rs`).
 //!
 //! Environment: `BENCH_N` (default 10,000), `BENCH_RUNS` (default 5),
-//! `BENCH_ONLY` (e.g. `W1,W2,W4`), `BENCH_SCALE=1` (also run W1, W2, W4 at
+//! `BENCH_ONLY` (e.g. `W1,W2,W4`), `BENCH_ORM_OPTIONS` (URL options for the
+//! ORM's engine, e.g. `insert_returning=off`), `BENCH_SCALE=1` (also run W1, W2, W4 at
 //! 10×N and report the growth), `DATABASE_URL`.
 //! Writes one JSON object per line to `target/workloads.jsonl`.
 
@@ -604,7 +605,13 @@ fn main() {
         .collect();
 
     let db = BenchDb::create();
-    let engine = orm::create_engine(&db.url).expect("ORM engine");
+    // BENCH_ORM_OPTIONS: URL options for the ORM's engine only (e.g.
+    // `insert_returning=off`), to compare its strategies against the raw code.
+    let orm_url = match std::env::var("BENCH_ORM_OPTIONS") {
+        Ok(o) if !o.is_empty() => format!("{}?{o}", db.url),
+        _ => db.url.clone(),
+    };
+    let engine = orm::create_engine(&orm_url).expect("ORM engine");
     check_ddl(&engine);
     let factory = SessionFactory::new(engine.clone());
     let raw = Raw::connect(&db.url);
