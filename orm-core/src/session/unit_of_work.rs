@@ -234,26 +234,34 @@ fn row_levels(
 /// session and never taken from the user's value.
 pub(crate) fn diff(obj: &Rc<dyn AnyObj>) -> Result<Option<UpdateRow>> {
     let table = obj.table();
-    let (snapshot, key) = {
+    // Compare against the snapshot in place: cloning it (every text column
+    // of every written object) was a visible part of W4's flush in the
+    // workloads bench profile.
+    let (changes, key, old_version) = {
         let meta = obj.meta().borrow();
-        match (&meta.snapshot, &meta.key, meta.state) {
+        let (snapshot, key) = match (&meta.snapshot, &meta.key, meta.state) {
             (Some(s), Some(k), ObjState::Persistent) if !meta.marked_deleted && !meta.expired => {
-                (s.clone(), k.clone())
+                (s, k)
             }
             _ => return Ok(None),
+        };
+        let current = obj.values()?;
+        let changes: Vec<(usize, Value)> = current
+            .into_iter()
+            .enumerate()
+            .filter(|(i, v)| Some(*i) != table.version && *v != snapshot[*i])
+            .collect();
+        if changes.is_empty() {
+            (changes, None, None)
+        } else {
+            let old_version = table.version.map(|v| snapshot[v].clone());
+            (changes, Some(key.clone()), old_version)
         }
     };
-    let current = obj.values()?;
-    let changes: Vec<(usize, Value)> = current
-        .into_iter()
-        .enumerate()
-        .filter(|(i, v)| Some(*i) != table.version && *v != snapshot[*i])
-        .collect();
-    if changes.is_empty() {
+    let Some(key) = key else {
         obj.meta().borrow_mut().snapshot = None;
         return Ok(None);
-    }
-    let old_version = table.version.map(|v| snapshot[v].clone());
+    };
     Ok(Some(UpdateRow {
         obj: obj.clone(),
         old_key: key,

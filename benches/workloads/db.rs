@@ -1,0 +1,180 @@
+//! The database side of the harness: the private database, the admin
+//! connection that seeds, verifies and reads the server's `Questions`
+//! counter, and the fresh schema of each run.
+
+use mysql::prelude::Queryable;
+use mysql::{Conn, Opts, OptsBuilder, Value as MyValue};
+use orm::prelude::*;
+
+use crate::models::{Post, User};
+
+/// `DATABASE_URL`, or the project's default.
+pub fn base_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_string())
+}
+
+/// `base` with its database (path) replaced by `db`, query string kept.
+pub fn url_for_db(base: &str, db: &str) -> String {
+    let (head, query) = match base.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (base, None),
+    };
+    let after_scheme = head.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_end = head[after_scheme..]
+        .find('/')
+        .map(|i| i + after_scheme)
+        .unwrap_or(head.len());
+    let mut url = format!("{}/{}", &head[..host_end], db);
+    if let Some(q) = query {
+        url.push('?');
+        url.push_str(q);
+    }
+    url
+}
+
+/// Options for a raw connection to `url`, always over TCP.
+pub fn tcp_opts(url: &str) -> OptsBuilder {
+    let opts = Opts::from_url(url).unwrap_or_else(|e| panic!("bad DATABASE_URL {url}: {e}"));
+    OptsBuilder::from_opts(opts).prefer_socket(false)
+}
+
+/// The private database `orm_bench_<pid>`, dropped on drop.
+pub struct BenchDb {
+    pub name: String,
+    pub url: String,
+    pub admin: Conn,
+    /// Server `Questions` increments caused by one `read_questions` call.
+    questions_overhead: u64,
+}
+
+impl BenchDb {
+    pub fn create() -> BenchDb {
+        let base = base_url();
+        let name = format!("orm_bench_{}", std::process::id());
+        let mut admin = Conn::new(tcp_opts(&base)).unwrap_or_else(|e| {
+            panic!("cannot connect to MariaDB at {base}: {e} (is the server running?)")
+        });
+        admin
+            .query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
+            .expect("drop bench database");
+        admin
+            .query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+            .expect("create bench database");
+        admin
+            .query_drop(format!("USE `{name}`"))
+            .expect("use bench database");
+        let url = url_for_db(&base, &name);
+        let mut db = BenchDb {
+            name,
+            url,
+            admin,
+            questions_overhead: 0,
+        };
+        // Calibrate: two reads back to back; the difference is the cost of
+        // one read (the SHOW statement itself). Take the minimum of a few
+        // tries in case something else touched the server.
+        let mut best = u64::MAX;
+        for _ in 0..5 {
+            let a = db.read_questions();
+            let b = db.read_questions();
+            best = best.min(b - a);
+        }
+        db.questions_overhead = best;
+        db
+    }
+
+    /// The server-wide `Questions` counter.
+    pub fn read_questions(&mut self) -> u64 {
+        let row: Option<(String, u64)> = self
+            .admin
+            .query_first("SHOW GLOBAL STATUS LIKE 'Questions'")
+            .expect("read Questions");
+        row.expect("Questions row").1
+    }
+
+    /// Statements sent by others between two reads `before` and `after`.
+    pub fn questions_between(&self, before: u64, after: u64) -> u64 {
+        after.saturating_sub(before + self.questions_overhead)
+    }
+
+    pub fn exec(&mut self, sql: &str) {
+        self.admin
+            .query_drop(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// One integer from a query (`COUNT(*)`, `SUM(...)`); NULL as 0.
+    pub fn scalar(&mut self, sql: &str) -> i64 {
+        let v: Option<Option<i64>> = self
+            .admin
+            .query_first(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        v.flatten().unwrap_or(0)
+    }
+
+    /// A fresh schema: both tables dropped and created by the ORM's DDL.
+    pub fn fresh_schema(&mut self, engine: &Engine) {
+        let tables = [User::table(), Post::table()];
+        orm::schema::drop_all(engine, &tables).expect("drop tables");
+        orm::schema::create_all(engine, &tables).expect("create tables");
+    }
+
+    /// Seeds users 1..=n with raw multi-row INSERTs (outside any timing).
+    pub fn seed_users(&mut self, n: usize) {
+        for start in (1..=n).step_by(2000) {
+            let end = (start + 1999).min(n);
+            let mut sql =
+                String::from("INSERT INTO `users` (`id`, `name`, `email`, `age`, `score`) VALUES ");
+            for i in start..=end {
+                if i > start {
+                    sql.push(',');
+                }
+                let u = crate::models::seed_user(i as i64);
+                let email = match &u.email {
+                    Some(e) => format!("'{e}'"),
+                    None => "NULL".to_string(),
+                };
+                sql.push_str(&format!(
+                    "({i},'{}',{email},{},{:?})",
+                    u.name, u.age, u.score
+                ));
+            }
+            self.exec(&sql);
+        }
+    }
+
+    /// Seeds one post per user (user_id = i) for users 1..=n.
+    pub fn seed_posts(&mut self, n: usize) {
+        for start in (1..=n).step_by(2000) {
+            let end = (start + 1999).min(n);
+            let mut sql = String::from("INSERT INTO `posts` (`user_id`, `title`, `body`) VALUES ");
+            for i in start..=end {
+                if i > start {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("({i},'seed post {i}','seed body {i}')"));
+            }
+            self.exec(&sql);
+        }
+    }
+
+    /// Rows of `SELECT id, name FROM users ORDER BY id`.
+    pub fn user_names(&mut self) -> Vec<(i64, String)> {
+        self.admin
+            .query("SELECT `id`, `name` FROM `users` ORDER BY `id`")
+            .expect("read users")
+    }
+}
+
+impl Drop for BenchDb {
+    fn drop(&mut self) {
+        let _ = self
+            .admin
+            .query_drop(format!("DROP DATABASE IF EXISTS `{}`", self.name));
+    }
+}
+
+/// A row's values into `mysql` values, for the raw side's parameters.
+pub fn text(s: &str) -> MyValue {
+    MyValue::Bytes(s.as_bytes().to_vec())
+}
