@@ -109,7 +109,7 @@ fn values_round_trip_through_a_row() {
     for (i, v) in values.iter().enumerate() {
         assert_eq!(&m.column_value(i), v, "column {i}");
     }
-    assert_eq!(m.primary_key(), Some(Key(vec![Value::UInt(7)])));
+    assert_eq!(m.primary_key(), Some(Key::new(vec![Value::UInt(7)])));
     let unsaved = AllTypes { id: None, ..m };
     assert_eq!(unsaved.primary_key(), None);
 }
@@ -298,7 +298,7 @@ fn composite_keys_and_default_table_name() {
     };
     assert_eq!(
         p.primary_key(),
-        Some(Key(vec![Value::Int(3), Value::Text("hello".into())]))
+        Some(Key::new(vec![Value::Int(3), Value::Text("hello".into())]))
     );
     assert_eq!(BlogPost::from_row(Row::new(p.to_values())).unwrap(), p);
 }

@@ -124,7 +124,7 @@ fn rows_of(w: &str) -> &'static [&'static str] {
 
 fn key_i64(key: Option<Key>) -> i64 {
     let key = key.expect("object has a key");
-    match key.0.first() {
+    match key.values().first() {
         Some(Value::Int(i)) => *i,
         Some(Value::UInt(u)) => *u as i64,
         other => panic!("unexpected key value {other:?}"),

@@ -84,19 +84,37 @@ impl PartialEq for TableDef {
 }
 
 /// A primary-key value: one [`Value`] per key column, in key order.
+///
+/// Immutable and cheap to clone (a shared slice): the identity map and each
+/// object's bookkeeping hold the same allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Key(pub Vec<Value>);
+pub struct Key(std::sync::Arc<[Value]>);
 
 impl Key {
+    /// A key of these values, in key-column order.
+    pub fn new(values: Vec<Value>) -> Self {
+        Key(values.into())
+    }
+
     /// A key of one column.
     pub fn single(v: impl crate::value::ToValue) -> Self {
-        Key(vec![v.to_value()])
+        Key::new(vec![v.to_value()])
+    }
+
+    /// A key from an iterator of values (one allocation).
+    pub fn from_values(values: impl IntoIterator<Item = Value>) -> Self {
+        Key(values.into_iter().collect())
+    }
+
+    /// The values, in key-column order.
+    pub fn values(&self) -> &[Value] {
+        &self.0
     }
 }
 
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.as_slice() {
+        match self.values() {
             [one] => write!(f, "{one}"),
             many => {
                 f.write_str("(")?;
@@ -128,7 +146,7 @@ impl IntoKey for Key {
 macro_rules! scalar_key {
     ($($t:ty),*) => {$(
         impl IntoKey for $t {
-            fn into_key(self) -> Key { Key(vec![crate::value::ToValue::to_value(&self)]) }
+            fn into_key(self) -> Key { Key::new(vec![crate::value::ToValue::to_value(&self)]) }
         }
     )*};
 }
@@ -140,7 +158,7 @@ macro_rules! tuple_key {
             #[allow(non_snake_case)]
             fn into_key(self) -> Key {
                 let ($($name,)+) = self;
-                Key(vec![$($name.to_value()),+])
+                Key::new(vec![$($name.to_value()),+])
             }
         }
     };
@@ -182,7 +200,7 @@ pub trait Model: Clone + 'static {
             }
             values.push(v);
         }
-        Some(Key(values))
+        Some(Key::new(values))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Loading rows into objects through the identity map.
 
 use std::any::TypeId;
+use std::collections::hash_map::Entry;
 use std::rc::Rc;
 
 use crate::error::{Error, Result};
@@ -17,12 +18,12 @@ use super::{Session, State};
 /// `session.get`: identity map first (no SQL, no autoflush), else one SELECT.
 pub(crate) fn get<M: Model>(session: &Session, key: Key) -> Result<Option<Obj<M>>> {
     let table = M::table();
-    if key.0.len() != table.primary_key.len() {
+    if key.values().len() != table.primary_key.len() {
         return Err(Error::invalid(format!(
             "`{}` has a primary key of {} column(s), but get() was given {} value(s)",
             table.model,
             table.primary_key.len(),
-            key.0.len()
+            key.values().len()
         )));
     }
     let identity = Identity {
@@ -42,7 +43,7 @@ pub(crate) fn get<M: Model>(session: &Session, key: Key) -> Result<Option<Obj<M>
     }
     session.autoflush()?;
     let sql = persistence::select_by_key_sql(session.engine().dialect(), table);
-    let mut found = load_rows::<M>(session, &sql, &identity.key.0)?;
+    let mut found = load_rows::<M>(session, &sql, identity.key.values())?;
     Ok(found.pop())
 }
 
@@ -70,13 +71,16 @@ pub(crate) fn load_rows<M: Model>(
             model: TypeId::of::<M>(),
             key,
         };
-        if let Some(existing) = map.get(&identity) {
-            refresh_if_expired(existing, row)?;
-            if let Some(obj) = downcast::<M>(existing.clone()) {
-                out.push(obj);
+        let slot = match map.entry(identity) {
+            Entry::Occupied(existing) => {
+                refresh_if_expired(existing.get(), row)?;
+                if let Some(obj) = downcast::<M>(existing.get().clone()) {
+                    out.push(obj);
+                }
+                return Ok(());
             }
-            return Ok(());
-        }
+            Entry::Vacant(slot) => slot,
+        };
         let value = M::from_row(row)?;
         let cell = Rc::new(ObjCell {
             value: std::cell::RefCell::new(value),
@@ -84,7 +88,7 @@ pub(crate) fn load_rows<M: Model>(
                 state: ObjState::Persistent,
                 session: Some(weak.clone()),
                 session_id,
-                key: Some(identity.key.clone()),
+                key: Some(slot.key().key.clone()),
                 snapshot: None,
                 expired: false,
                 marked_deleted: false,
@@ -92,7 +96,7 @@ pub(crate) fn load_rows<M: Model>(
                 generated_key: false,
             }),
         });
-        map.insert(identity, cell.clone());
+        slot.insert(cell.clone());
         out.push(Obj::from_cell(cell));
         Ok(())
     };
@@ -104,14 +108,14 @@ pub(crate) fn load_rows<M: Model>(
 }
 
 fn row_key(pk: &[usize], row: &Row) -> Result<Key> {
-    let mut values = Vec::with_capacity(pk.len());
-    for &i in pk {
-        let v = row.get(i).cloned().ok_or_else(|| {
-            Error::invalid("the query did not return the model's key columns; select every column of the model, in field order")
-        })?;
-        values.push(v);
+    if pk.iter().any(|&i| i >= row.len()) {
+        return Err(Error::invalid(
+            "the query did not return the model's key columns; select every column of the model, in field order",
+        ));
     }
-    Ok(Key(values))
+    Ok(Key::from_values(
+        pk.iter().map(|&i| row.values()[i].clone()),
+    ))
 }
 
 fn refresh_if_expired(obj: &Rc<dyn AnyObj>, row: Row) -> Result<()> {
@@ -144,7 +148,7 @@ pub(crate) fn load_expired(session: &Session, obj: &Rc<dyn AnyObj>) -> Result<()
     let mut st = session.state()?;
     let conn = session.connection(&mut st)?;
     let mut found: Option<Row> = None;
-    let result = conn.query(&sql, &key.0, &mut |row| {
+    let result = conn.query(&sql, key.values(), &mut |row| {
         found = Some(row);
         Ok(())
     });

@@ -281,7 +281,7 @@ fn update_one(
     }
     sql.push_str(" WHERE ");
     key_condition(ctx, table, &mut sql);
-    params.extend(row.old_key.0.iter().cloned());
+    params.extend(row.old_key.values().iter().cloned());
     if let (Some(v), Some(old)) = (table.version, &row.old_version) {
         sql.push_str(" AND ");
         ctx.ident(table.columns[v].name, &mut sql);
@@ -358,7 +358,7 @@ fn update_many(
         }
     }
     for row in batch {
-        params.extend(row.old_key.0.iter().cloned());
+        params.extend(row.old_key.values().iter().cloned());
         params.extend(row.changes.iter().map(|(_, v)| v.clone()));
         if versioned {
             params.push(row.old_version.clone().unwrap_or(Value::Null));
@@ -445,7 +445,7 @@ fn find_stale(
         } else {
             None
         };
-        found.insert(Key(values), version);
+        found.insert(Key::new(values), version);
         Ok(())
     })?;
     for (key, version) in keys.iter().zip(versions) {
@@ -491,7 +491,7 @@ fn key_in(
         sql.push(')');
     }
     for key in keys {
-        params.extend(key.0.iter().cloned());
+        params.extend(key.values().iter().cloned());
     }
 }
 
@@ -530,7 +530,7 @@ pub(crate) fn delete(
                     sql.push('(');
                     push_placeholders(&mut sql, per_row);
                     sql.push(')');
-                    params.extend(key.0.iter().cloned());
+                    params.extend(key.values().iter().cloned());
                     params.push(version.clone().unwrap_or(Value::Null));
                 }
                 sql.push(')');

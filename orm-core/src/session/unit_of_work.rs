@@ -185,10 +185,8 @@ fn row_levels(
             Some(k) => Some(k),
             None => obj.current_key()?,
         };
-        if let Some(Key(mut values)) = key {
-            if let Some(v) = values.pop() {
-                index_of.insert(v, i);
-            }
+        if let Some(v) = key.as_ref().and_then(|k| k.values().last()) {
+            index_of.insert(v.clone(), i);
         }
     }
     let mut parents: Vec<Vec<usize>> = Vec::with_capacity(objs.len());
