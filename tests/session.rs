@@ -998,3 +998,32 @@ fn dropping_a_session_is_close_uncommitted_inserts_become_transient() {
         "the uncommitted insert was rolled back"
     );
 }
+
+#[test]
+fn closed_sessions_leave_loaded_objects_readable() {
+    let fx = setup("s_close_read");
+    fx.db
+        .exec("INSERT INTO users (name, age) VALUES ('kim', 33)");
+    let s = fx.factory.session();
+    let kim = s.get::<User>(1).unwrap().unwrap();
+    s.close();
+    assert_eq!(kim.state(), ObjState::Detached);
+    assert_eq!(
+        kim.read().unwrap().name,
+        "kim",
+        "close() detaches without expiring"
+    );
+    let s = fx.factory.session();
+    let lee = s.query::<User>().one().unwrap();
+    drop(s);
+    assert_eq!(lee.read().unwrap().age, 33, "dropping a session is close()");
+    // After a commit the objects are expired, so once detached they cannot reload.
+    let s = fx.factory.session();
+    let kim = s.get::<User>(1).unwrap().unwrap();
+    s.commit().unwrap();
+    s.close();
+    assert!(matches!(
+        kim.read().unwrap_err(),
+        Error::DetachedInstance { .. }
+    ));
+}

@@ -170,7 +170,7 @@ impl Drop for SessionInner {
         // The same as close(): the objects are rolled back and detached;
         // dropping the connection guard rolls the connection back and returns it.
         let state = self.state.get_mut();
-        transaction::rollback_objects(state);
+        transaction::rollback_objects(state, false);
         detach_all(state);
         self.modified.get_mut().clear();
     }

@@ -250,12 +250,14 @@ impl Session {
 
     /// The object side of a rollback.
     pub(super) fn rollback_state(&self, st: &mut State) {
-        rollback_objects(st);
+        rollback_objects(st, true);
         self.inner.modified.borrow_mut().clear();
     }
 
-    /// Rolls back, returns the connection and detaches every object. The
-    /// session stays usable. Dropping a session does the same.
+    /// Rolls back, returns the connection and detaches every object. Objects
+    /// keep the values they had (read them detached; pending and newly
+    /// inserted ones become transient). The session stays usable. Dropping a
+    /// session does the same.
     pub fn close(&self) {
         if let Ok(mut st) = self.inner.state.try_borrow_mut() {
             if let Some(conn) = st.tx.conn.as_mut() {
@@ -263,7 +265,8 @@ impl Session {
                     conn.invalidate();
                 }
             }
-            self.rollback_state(&mut st);
+            rollback_objects(&mut st, false);
+            self.inner.modified.borrow_mut().clear();
             detach_all(&mut st);
         }
     }
@@ -301,10 +304,12 @@ impl Session {
 }
 
 /// What a rollback does to the objects: pending and newly inserted objects
-/// become transient, deleted ones are restored, everything else is expired.
+/// become transient, deleted ones are restored, and (with `expire_rest`)
+/// everything else is expired. `close()` passes `false`: the objects are
+/// about to be detached and keep their loaded values, as in SQLAlchemy.
 /// Resets the transaction (dropping its connection guard, which rolls the
 /// connection back if needed).
-pub(super) fn rollback_objects(st: &mut State) {
+pub(super) fn rollback_objects(st: &mut State, expire_rest: bool) {
     let State {
         map,
         new,
@@ -326,8 +331,10 @@ pub(super) fn rollback_objects(st: &mut State) {
     for obj in deleted.drain(..) {
         obj.meta().borrow_mut().marked_deleted = false;
     }
-    for obj in map.values() {
-        expire(obj);
+    if expire_rest {
+        for obj in map.values() {
+            expire(obj);
+        }
     }
     tx.reset();
 }
