@@ -1027,3 +1027,57 @@ fn closed_sessions_leave_loaded_objects_readable() {
         Error::DetachedInstance { .. }
     ));
 }
+
+#[derive(Debug, Clone, PartialEq, Model)]
+#[orm(table = "memberships")]
+struct Membership {
+    #[orm(primary_key)]
+    group_id: i64,
+    #[orm(primary_key, sql_type = "VARCHAR(32)")]
+    member: String,
+    role: String,
+}
+
+#[test]
+fn composite_keys_get_update_and_delete_in_batches() {
+    let fx = setup("s_composite");
+    orm::schema::create_all(&fx.engine, &[Membership::table()]).unwrap();
+    let s = fx.factory.session();
+    for (g, m) in [(1, "ann"), (1, "bob"), (2, "ann")] {
+        s.add(Membership {
+            group_id: g,
+            member: m.into(),
+            role: "user".into(),
+        })
+        .unwrap();
+    }
+    s.commit().unwrap();
+    let ann1 = s.get::<Membership>((1, "ann")).unwrap().expect("(1, ann)");
+    assert!(s.get::<Membership>((2, "bob")).unwrap().is_none());
+    let all = s.query::<Membership>().all().unwrap();
+    assert!(all.iter().any(|m| m.ptr_eq(&ann1)));
+    let capture = fx.engine.capture_statements();
+    for m in &all {
+        m.write().unwrap().role = "admin".into();
+    }
+    s.flush().unwrap();
+    assert_eq!(
+        capture.take().len(),
+        1,
+        "three composite-key updates in one statement"
+    );
+    for m in all.iter().filter(|m| m.read().unwrap().group_id == 1) {
+        s.delete(m).unwrap();
+    }
+    s.commit().unwrap();
+    let sent = capture.take();
+    assert!(
+        sent.iter()
+            .any(|q| q.contains("(`group_id`, `member`) IN ((?, ?), (?, ?))")),
+        "{sent:?}"
+    );
+    assert_eq!(
+        fx.db.rows("SELECT group_id, member, role FROM memberships"),
+        vec![vec!["2", "ann", "admin"]]
+    );
+}

@@ -155,21 +155,11 @@ fn insert_group(
         sql.push_str("INSERT INTO ");
         ctx.ident(table.name, &mut sql);
         sql.push_str(" (");
-        for (n, &i) in columns.iter().enumerate() {
-            if n > 0 {
-                sql.push_str(", ");
-            }
-            ctx.ident(table.columns[i].name, &mut sql);
-        }
+        push_columns(ctx, table, &columns, &mut sql);
         sql.push_str(") VALUES ");
+        push_row_placeholders(&mut sql, batch.len(), per_row);
         let mut params = Vec::with_capacity(batch.len() * per_row);
-        for (n, (_, values)) in batch.iter().enumerate() {
-            if n > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            push_placeholders(&mut sql, per_row);
-            sql.push(')');
+        for (_, values) in batch {
             params.extend(columns.iter().map(|&i| values[i].clone()));
         }
         match generated {
@@ -410,6 +400,28 @@ fn update_many(
     Ok(())
 }
 
+/// `(?, ?), (?, ?), ...`: `rows` groups of `per_row` placeholders.
+fn push_row_placeholders(sql: &mut String, rows: usize, per_row: usize) {
+    for n in 0..rows {
+        if n > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        push_placeholders(sql, per_row);
+        sql.push(')');
+    }
+}
+
+/// `` `a`, `b` ``: the named columns of `table`.
+fn push_columns(ctx: &Ctx<'_>, table: &TableDef, columns: &[usize], sql: &mut String) {
+    for (n, &c) in columns.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(", ");
+        }
+        ctx.ident(table.columns[c].name, sql);
+    }
+}
+
 fn qualified(ctx: &Ctx<'_>, table: &str, column: &str, sql: &mut String) {
     ctx.ident(table, sql);
     sql.push('.');
@@ -426,12 +438,7 @@ fn find_stale(
     let mut sql = String::from("SELECT ");
     let mut cols: Vec<usize> = table.primary_key.to_vec();
     cols.extend(table.version);
-    for (n, &c) in cols.iter().enumerate() {
-        if n > 0 {
-            sql.push_str(", ");
-        }
-        ctx.ident(table.columns[c].name, &mut sql);
-    }
+    push_columns(ctx, table, &cols, &mut sql);
     sql.push_str(" FROM ");
     ctx.ident(table.name, &mut sql);
     sql.push_str(" WHERE ");
@@ -473,21 +480,9 @@ fn key_in(
         sql.push(')');
     } else {
         sql.push('(');
-        for (n, &k) in table.primary_key.iter().enumerate() {
-            if n > 0 {
-                sql.push_str(", ");
-            }
-            ctx.ident(table.columns[k].name, sql);
-        }
+        push_columns(ctx, table, table.primary_key, sql);
         sql.push_str(") IN (");
-        for n in 0..keys.len() {
-            if n > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            push_placeholders(sql, table.primary_key.len());
-            sql.push(')');
-        }
+        push_row_placeholders(sql, keys.len(), table.primary_key.len());
         sql.push(')');
     }
     for key in keys {
@@ -517,19 +512,12 @@ pub(crate) fn delete(
             }
             Some(v) => {
                 sql.push('(');
-                for &k in table.primary_key {
-                    ctx.ident(table.columns[k].name, &mut sql);
-                    sql.push_str(", ");
-                }
-                ctx.ident(table.columns[v].name, &mut sql);
+                let mut cols = table.primary_key.to_vec();
+                cols.push(v);
+                push_columns(ctx, table, &cols, &mut sql);
                 sql.push_str(") IN (");
-                for (n, (key, version)) in batch.iter().enumerate() {
-                    if n > 0 {
-                        sql.push_str(", ");
-                    }
-                    sql.push('(');
-                    push_placeholders(&mut sql, per_row);
-                    sql.push(')');
+                push_row_placeholders(&mut sql, batch.len(), per_row);
+                for (key, version) in batch {
                     params.extend(key.values().iter().cloned());
                     params.push(version.clone().unwrap_or(Value::Null));
                 }
