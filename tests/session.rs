@@ -1081,3 +1081,53 @@ fn composite_keys_get_update_and_delete_in_batches() {
         vec![vec!["2", "ann", "admin"]]
     );
 }
+
+#[derive(Debug, Clone, PartialEq, Model)]
+#[orm(table = "blobs")]
+struct Blob {
+    #[orm(primary_key, auto_increment)]
+    id: Option<i64>,
+    data: Vec<u8>,
+}
+
+#[test]
+fn batches_are_cut_to_fit_max_allowed_packet() {
+    let fx = setup("s_packet");
+    orm::schema::create_all(&fx.engine, &[Blob::table()]).unwrap();
+    let packet: usize = fx.db.rows("SELECT @@max_allowed_packet")[0][0]
+        .parse()
+        .unwrap();
+    let rows = packet / (1024 * 1024) * 5 / 2; // about 2.5 packets of 1 MiB rows
+    let s = fx.factory.session();
+    let capture = fx.engine.capture_statements();
+    let objs: Vec<_> = (0..rows)
+        .map(|i| {
+            s.add(Blob {
+                id: None,
+                data: vec![i as u8; 1024 * 1024],
+            })
+            .unwrap()
+        })
+        .collect();
+    s.commit().unwrap();
+    let inserts = capture
+        .take()
+        .into_iter()
+        .filter(|q| q.starts_with("INSERT"))
+        .count();
+    assert!(
+        inserts >= 3,
+        "{rows} MiB in packets of {packet} bytes needs at least 3 statements, sent {inserts}"
+    );
+    assert!(inserts < rows, "but not one per row ({inserts} for {rows})");
+    let sums = fx
+        .db
+        .rows("SELECT id, LENGTH(data), ORD(data) FROM blobs ORDER BY id");
+    assert_eq!(sums.len(), rows);
+    for (obj, row) in objs.iter().zip(&sums) {
+        let o = obj.read().unwrap();
+        assert_eq!(o.id.unwrap().to_string(), row[0]);
+        assert_eq!(row[1], (1024 * 1024).to_string());
+        assert_eq!(row[2], o.data[0].to_string());
+    }
+}
