@@ -50,6 +50,51 @@
 //! [`schema::create_all`] creates the tables of the given models, parents
 //! before children; [`schema::create_table_sql`] shows the DDL without running it.
 //!
+//! # The session
+//!
+//! A [`Session`] is the unit of work: it hands out [`Obj`] handles (one per
+//! row, from its identity map), tracks what changed, and sends it at
+//! `flush`/`commit` in as few statements as possible. Sessions come from a
+//! [`SessionFactory`]; they belong to one thread. (This example needs a
+//! running MariaDB, so it is compiled but not run here; `examples/quickstart.rs`
+//! runs in the test suite.)
+//!
+//! ```no_run
+//! use orm::prelude::*;
+//!
+//! #[derive(Debug, Clone, Model)]
+//! #[orm(table = "accounts")]
+//! struct Account {
+//!     #[orm(primary_key, auto_increment)]
+//!     id: Option<i64>,
+//!     owner: String,
+//!     balance: i64,
+//!     #[orm(version)]
+//!     version: i64,
+//! }
+//!
+//! let engine = orm::create_engine("mysql://root@127.0.0.1:3306/test")?;
+//! orm::schema::create_all(&engine, &[Account::table()])?;
+//! let sessions = SessionFactory::new(engine);
+//!
+//! // Commit on Ok, roll back on Err or panic, always release the connection.
+//! let id = sessions.begin(|s| {
+//!     let acct = s.add(Account { id: None, owner: "ann".into(), balance: 100, version: 0 })?;
+//!     s.flush()?; // INSERT ... RETURNING `id`
+//!     let id = acct.read()?.id;
+//!     Ok(id)
+//! })?;
+//!
+//! let s = sessions.session();
+//! let acct = s.get::<Account>(id.unwrap())?.expect("just inserted");
+//! acct.write()?.balance -= 30;              // UPDATE of `balance` only, version-checked
+//! let rich = s.query::<Account>().filter(Account::BALANCE.ge(50)).count()?; // autoflush first
+//! s.commit()?;                               // acct is expired: the next read() reloads it
+//! let plain: Account = acct.value()?;       // a detached copy, free to cross threads
+//! # let _ = (rich, plain);
+//! # Ok::<(), orm::Error>(())
+//! ```
+//!
 //! # Errors
 //!
 //! Everything fails with one [`Error`] type whose messages say what went
