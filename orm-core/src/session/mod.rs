@@ -16,10 +16,11 @@
 //! does every [`Obj`] it hands out. Move plain values between threads and
 //! `merge` them into the other thread's session.
 //!
-//! The split follows SQLAlchemy's: this module coordinates;
-//! [`identity_map`], [`object`] (handles and states), [`unit_of_work`] (what
-//! to send and in which order), [`persistence`] (the SQL), [`transaction`]
-//! (the transaction state machine) each hold one concept.
+//! The split follows SQLAlchemy's (private modules, see ARCHITECTURE.md):
+//! this module coordinates; `identity_map`, `object` (handles and states),
+//! `flush`, `unit_of_work` (what to send and in which order), `persistence`
+//! (the SQL), `transaction` (the state machine) and `savepoint` each hold
+//! one concept.
 
 mod flush;
 mod identity_map;
