@@ -1131,3 +1131,78 @@ fn batches_are_cut_to_fit_max_allowed_packet() {
         assert_eq!(row[2], o.data[0].to_string());
     }
 }
+
+/// SQLAlchemy's "row switch": deleting the object with key K and adding a
+/// new object with key K in one flush sends one UPDATE, not DELETE + INSERT.
+#[test]
+fn delete_then_add_with_the_same_key_is_one_update() {
+    let fx = setup("s_rowswitch");
+    let s = fx.factory.session();
+    s.add(Account {
+        id: 1,
+        balance: 10,
+        version: 0,
+    })
+    .unwrap();
+    s.add(Author {
+        id: 5,
+        name: "same".into(),
+    })
+    .unwrap();
+    s.commit().unwrap();
+
+    let old = s.get::<Account>(1).unwrap().unwrap();
+    s.delete(&old).unwrap();
+    let new = s
+        .add(Account {
+            id: 1,
+            balance: 99,
+            version: 0,
+        })
+        .unwrap();
+    let capture = fx.engine.capture_statements();
+    s.flush().unwrap();
+    let sent = dml(&capture.take())
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(
+        sent[0].starts_with("UPDATE `accounts` SET `balance` = ?"),
+        "{sent:?}"
+    );
+    assert_eq!(old.state(), ObjState::Deleted);
+    assert_eq!(new.state(), ObjState::Persistent);
+    assert!(s.get::<Account>(1).unwrap().unwrap().ptr_eq(&new));
+    assert_eq!(
+        new.read().unwrap().version,
+        2,
+        "version checked and bumped on the switched row"
+    );
+    s.commit().unwrap();
+    assert_eq!(
+        fx.db.rows("SELECT balance, version FROM accounts"),
+        vec![vec!["99", "2"]]
+    );
+
+    // With no column changed, nothing is sent at all.
+    let old = s.get::<Author>(5).unwrap().unwrap();
+    s.delete(&old).unwrap();
+    let new = s
+        .add(Author {
+            id: 5,
+            name: "same".into(),
+        })
+        .unwrap();
+    capture.take(); // the reload of the expired object
+    s.flush().unwrap();
+    assert!(capture.take().is_empty());
+    assert_eq!(new.state(), ObjState::Persistent);
+
+    // Rolled back: the old object is back, the new one transient.
+    s.rollback().unwrap();
+    assert_eq!(old.state(), ObjState::Persistent);
+    assert_eq!(new.state(), ObjState::Transient);
+    assert!(s.get::<Author>(5).unwrap().unwrap().ptr_eq(&old));
+    assert_eq!(fx.count("authors"), 1);
+}

@@ -42,7 +42,16 @@ impl Session {
                 updates.push(row);
             }
         }
-        let plan = unit_of_work::Plan::build(&st.new, updates, &st.deleted);
+        let (inserts, deletes, switched) = match unit_of_work::row_switches(&st.new, &st.deleted) {
+            Ok(split) => split,
+            Err(e) => {
+                self.restore_snapshots(&modified);
+                return Err(e);
+            }
+        };
+        let mut switched = switched;
+        updates.extend(switched.iter_mut().filter_map(|s| s.update.take()));
+        let plan = unit_of_work::Plan::build(&inserts, updates, &deletes);
         let plan = match plan {
             Ok(p) => p,
             Err(e) => {
@@ -51,6 +60,9 @@ impl Session {
             }
         };
         if plan.is_empty() {
+            // Nothing to send, but a row switch with no changed column still
+            // moves the row from the deleted object to the new one.
+            self.apply(&mut st, plan, switched);
             return Ok(());
         }
         st.flushing = true;
@@ -58,7 +70,7 @@ impl Session {
         st.flushing = false;
         match result {
             Ok(()) => {
-                self.apply(&mut st, plan);
+                self.apply(&mut st, plan, switched);
                 Ok(())
             }
             Err(e) => Err(self.fail_flush(&mut st, e)),
@@ -85,7 +97,12 @@ impl Session {
     }
 
     /// Marks everything the plan wrote as done.
-    pub(super) fn apply(&self, st: &mut State, plan: unit_of_work::Plan) {
+    pub(super) fn apply(
+        &self,
+        st: &mut State,
+        plan: unit_of_work::Plan,
+        switched: Vec<unit_of_work::RowSwitch>,
+    ) {
         let State {
             map,
             new,
@@ -156,6 +173,33 @@ impl Session {
                 }
                 tx.deleted.push(obj);
             }
+        }
+        for sw in switched {
+            if let (Some(v), Some(version), false) = (sw.table.version, sw.old_version, sw.updated)
+            {
+                // No column changed, so no UPDATE: the row keeps its version.
+                let _ = sw.new.set_column(v, version);
+            }
+            {
+                let mut meta = sw.old.meta().borrow_mut();
+                meta.state = ObjState::Deleted;
+                meta.marked_deleted = false;
+            }
+            tx.deleted.push(sw.old);
+            {
+                let mut meta = sw.new.meta().borrow_mut();
+                meta.state = ObjState::Persistent;
+                meta.key = Some(sw.key.clone());
+                meta.snapshot = None;
+            }
+            map.insert(
+                Identity {
+                    model: sw.new.model_type(),
+                    key: sw.key,
+                },
+                sw.new.clone(),
+            );
+            tx.inserted.push(sw.new);
         }
         new.clear();
         deleted.clear();

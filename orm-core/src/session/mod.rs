@@ -302,15 +302,14 @@ impl Session {
                 model: TypeId::of::<M>(),
                 key: key.clone(),
             };
+            // A different object with this key blocks the add, unless it is
+            // marked for deletion: then the flush turns DELETE + INSERT into
+            // one UPDATE (SQLAlchemy's "row switch"). Two pending objects
+            // with one key are left to the database's primary key.
             if st
                 .map
                 .get(&identity)
-                .is_some_and(|o| !Rc::ptr_eq(o, &erased))
-                || st.new.iter().any(|o| {
-                    !Rc::ptr_eq(o, &erased)
-                        && o.model_type() == TypeId::of::<M>()
-                        && o.current_key().ok().flatten().as_ref() == Some(key)
-                })
+                .is_some_and(|o| !Rc::ptr_eq(o, &erased) && !o.meta().borrow().marked_deleted)
             {
                 return Err(Error::invalid(format!(
                     "another `{}` object with key {key} is already present in this session; \

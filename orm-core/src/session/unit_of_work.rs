@@ -267,3 +267,86 @@ pub(crate) fn diff(obj: &Rc<dyn AnyObj>) -> Result<Option<UpdateRow>> {
         changes,
     }))
 }
+
+/// A pending object that takes over the row of an object deleted in the
+/// same flush (same model and key): one UPDATE instead of DELETE + INSERT
+/// (SQLAlchemy's "row switch").
+pub(crate) struct RowSwitch {
+    pub table: &'static TableDef,
+    pub new: Rc<dyn AnyObj>,
+    pub old: Rc<dyn AnyObj>,
+    pub key: Key,
+    /// The deleted object's version: the UPDATE checks it.
+    pub old_version: Option<Value>,
+    /// The UPDATE, until the flush moves it into the plan (`None` when no column differs).
+    pub update: Option<UpdateRow>,
+    /// Whether an UPDATE is sent.
+    pub updated: bool,
+}
+
+type Split = (Vec<Rc<dyn AnyObj>>, Vec<Rc<dyn AnyObj>>, Vec<RowSwitch>);
+
+/// Pairs pending objects with deleted objects of the same key; returns the
+/// remaining inserts, the remaining deletes and the switches.
+pub(crate) fn row_switches(new: &[Rc<dyn AnyObj>], deleted: &[Rc<dyn AnyObj>]) -> Result<Split> {
+    if new.is_empty() || deleted.is_empty() {
+        return Ok((new.to_vec(), deleted.to_vec(), Vec::new()));
+    }
+    let mut by_identity: HashMap<(TypeId, Key), usize> = HashMap::new();
+    for (i, obj) in deleted.iter().enumerate() {
+        if let Some(key) = obj.meta().borrow().key.clone() {
+            by_identity.insert((obj.model_type(), key), i);
+        }
+    }
+    let mut taken = vec![false; deleted.len()];
+    let mut inserts = Vec::with_capacity(new.len());
+    let mut switches = Vec::new();
+    for obj in new {
+        let hit = match obj.current_key()? {
+            Some(key) => by_identity
+                .get(&(obj.model_type(), key.clone()))
+                .filter(|&&i| !taken[i])
+                .map(|&i| (i, key)),
+            None => None,
+        };
+        let Some((i, key)) = hit else {
+            inserts.push(obj.clone());
+            continue;
+        };
+        taken[i] = true;
+        let old = deleted[i].clone();
+        let table = obj.table();
+        let old_values = old.values()?;
+        let changes: Vec<(usize, Value)> = obj
+            .values()?
+            .into_iter()
+            .enumerate()
+            .filter(|(c, v)| {
+                !table.is_key_column(*c) && Some(*c) != table.version && *v != old_values[*c]
+            })
+            .collect();
+        let old_version = table.version.map(|v| old_values[v].clone());
+        let update = (!changes.is_empty()).then(|| UpdateRow {
+            obj: obj.clone(),
+            old_key: key.clone(),
+            old_version: old_version.clone(),
+            changes,
+        });
+        switches.push(RowSwitch {
+            table,
+            new: obj.clone(),
+            old,
+            key,
+            old_version,
+            updated: update.is_some(),
+            update,
+        });
+    }
+    let deletes = deleted
+        .iter()
+        .zip(&taken)
+        .filter(|(_, t)| !**t)
+        .map(|(o, _)| o.clone())
+        .collect();
+    Ok((inserts, deletes, switches))
+}
