@@ -1206,3 +1206,40 @@ fn delete_then_add_with_the_same_key_is_one_update() {
     assert!(s.get::<Author>(5).unwrap().unwrap().ptr_eq(&old));
     assert_eq!(fx.count("authors"), 1);
 }
+
+#[test]
+fn a_stale_row_in_a_batched_update_is_named() {
+    let fx = setup("s_stale_batch");
+    fx.db
+        .exec("INSERT INTO accounts (id, balance, version) VALUES (1, 0, 1), (2, 0, 1), (3, 0, 1)");
+    let s = fx.factory.session();
+    let all = s.query::<Account>().all().unwrap();
+    fx.db.exec("UPDATE accounts SET version = 7 WHERE id = 2");
+    for a in &all {
+        a.write().unwrap().balance = 5;
+    }
+    let err = s.flush().unwrap_err();
+    match &err {
+        Error::StaleData {
+            statement,
+            table,
+            key,
+            expected,
+            matched,
+        } => {
+            assert_eq!(
+                (*statement, *table, key.as_str()),
+                ("UPDATE", "accounts", "2"),
+                "{err}"
+            );
+            assert_eq!((*expected, *matched), (3, 2));
+        }
+        other => panic!("expected StaleData, got {other}"),
+    }
+    s.rollback().unwrap();
+    assert_eq!(
+        fx.db.rows("SELECT balance FROM accounts ORDER BY id"),
+        vec![vec!["0"], vec!["0"], vec!["0"]],
+        "the whole batch was rolled back"
+    );
+}

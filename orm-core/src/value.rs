@@ -331,7 +331,9 @@ pub trait SqlType {
     const NULLABLE: bool = false;
 }
 
-fn wrong(target: &'static str, v: &Value) -> ConversionError {
+/// The error for a value of the wrong kind (or NULL) for `target`; shared
+/// with the optional types in `crate::types`.
+pub(crate) fn wrong(target: &'static str, v: &Value) -> ConversionError {
     if v.is_null() {
         ConversionError::UnexpectedNull { target }
     } else {

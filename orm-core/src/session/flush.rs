@@ -7,7 +7,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::value::Value;
 
 use super::identity_map::Identity;
 use super::object::{AnyObj, ObjState};
@@ -133,11 +132,7 @@ impl Session {
             for row in work.updates {
                 let obj = row.obj;
                 if let (Some(v), Some(old)) = (table.version, &row.old_version) {
-                    let next = match old {
-                        Value::Int(n) => Value::Int(n.saturating_add(1)),
-                        Value::UInt(n) => Value::UInt(n.saturating_add(1)),
-                        _ => Value::Int(1),
-                    };
+                    let next = persistence::bumped(old);
                     // The object was readable a moment ago; a failure here
                     // only leaves the in-memory version behind, which the
                     // next flush reports as stale data rather than losing writes.

@@ -3,6 +3,7 @@
 //! columns only, batched DELETEs, and the row-count checks of optimistic
 //! locking. Called only by the unit of work.
 
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::backend::{Dialect, ServerInfo, ServerKind};
@@ -386,16 +387,25 @@ fn update_many(
     }
     let outcome = ctx.conn.execute(&sql, &params)?;
     if outcome.affected_rows != batch.len() as u64 {
-        let keys: Vec<&Key> = batch.iter().map(|r| &r.old_key).collect();
-        let versions: Vec<Option<&Value>> = batch.iter().map(|r| r.old_version.as_ref()).collect();
-        let stale = find_stale(ctx, table, &keys, &versions)?;
-        return Err(Error::StaleData {
-            statement: "UPDATE",
-            table: table.name,
-            key: stale,
-            expected: batch.len() as u64,
-            matched: outcome.affected_rows,
-        });
+        // A matched row now has the bumped version and this batch's values.
+        let mut check: Vec<usize> = table.version.into_iter().collect();
+        check.extend_from_slice(cols);
+        let rows: Vec<(&Key, Option<Vec<Value>>)> = batch
+            .iter()
+            .map(|r| {
+                let mut after: Vec<Value> = r.old_version.iter().map(bumped).collect();
+                after.extend(r.changes.iter().map(|(_, v)| v.clone()));
+                (&r.old_key, Some(after))
+            })
+            .collect();
+        return Err(stale_data(
+            ctx,
+            table,
+            "UPDATE",
+            &check,
+            &rows,
+            outcome.affected_rows,
+        ));
     }
     Ok(())
 }
@@ -428,41 +438,86 @@ fn qualified(ctx: &Ctx<'_>, table: &str, column: &str, sql: &mut String) {
     ctx.ident(column, sql);
 }
 
-/// After a batch matched too few rows: which key was it? (Error path only.)
-fn find_stale(
+/// A batch matched fewer rows than it should: the `StaleData` error, naming
+/// the stale row. Error path only: one SELECT.
+///
+/// The lookup runs after the batch, inside the same transaction, so it sees
+/// the batch's own work: each of `rows` is (key, the `check` columns a
+/// matched row must now hold), or (key, `None`) when a matched row must now
+/// be gone (DELETE). A row that is missing when it should be there, present
+/// when it should be gone, or holding other values is the stale one. When
+/// no row can be told apart, the candidate keys are listed.
+fn stale_data(
     ctx: &mut Ctx<'_>,
     table: &'static TableDef,
-    keys: &[&Key],
-    versions: &[Option<&Value>],
-) -> Result<String> {
+    statement: &'static str,
+    check: &[usize],
+    rows: &[(&Key, Option<Vec<Value>>)],
+    matched: u64,
+) -> Error {
+    let key = match find_stale(ctx, table, check, rows) {
+        Ok(Some(key)) => key.to_string(),
+        Ok(None) => {
+            let keys: Vec<String> = rows.iter().take(10).map(|(k, _)| k.to_string()).collect();
+            let more = if rows.len() > 10 { ", ..." } else { "" };
+            format!("one of {}{more}", keys.join(", "))
+        }
+        Err(e) => return e,
+    };
+    Error::StaleData {
+        statement,
+        table: table.name,
+        key,
+        expected: rows.len() as u64,
+        matched,
+    }
+}
+
+fn find_stale<'k>(
+    ctx: &mut Ctx<'_>,
+    table: &'static TableDef,
+    check: &[usize],
+    rows: &[(&'k Key, Option<Vec<Value>>)],
+) -> Result<Option<&'k Key>> {
     let mut sql = String::from("SELECT ");
     let mut cols: Vec<usize> = table.primary_key.to_vec();
-    cols.extend(table.version);
+    cols.extend_from_slice(check);
     push_columns(ctx, table, &cols, &mut sql);
     sql.push_str(" FROM ");
     ctx.ident(table.name, &mut sql);
     sql.push_str(" WHERE ");
     let mut params = Vec::new();
-    key_in(ctx, table, keys, &mut sql, &mut params);
-    let mut found = std::collections::HashMap::new();
+    let keys: Vec<&Key> = rows.iter().map(|(k, _)| *k).collect();
+    key_in(ctx, table, &keys, &mut sql, &mut params);
+    let nkey = table.primary_key.len();
+    let mut found: HashMap<Key, Vec<Value>> = HashMap::new();
     ctx.conn.query(&sql, &params, &mut |row| {
         let mut values = row.into_values();
-        let version = if table.version.is_some() {
-            values.pop()
-        } else {
-            None
-        };
-        found.insert(Key::new(values), version);
+        let rest = values.split_off(nkey);
+        found.insert(Key::new(values), rest);
         Ok(())
     })?;
-    for (key, version) in keys.iter().zip(versions) {
-        match found.get(*key) {
-            None => return Ok(key.to_string()),
-            Some(v) if version.is_some() && v.as_ref() != *version => return Ok(key.to_string()),
-            _ => {}
+    for (key, after) in rows {
+        let stale = match (found.get(*key), after) {
+            (None, Some(_)) => true,
+            (Some(_), None) => true,
+            (Some(now), Some(expected)) => now != expected,
+            (None, None) => false,
+        };
+        if stale {
+            return Ok(Some(*key));
         }
     }
-    Ok(keys.first().map(|k| k.to_string()).unwrap_or_default())
+    Ok(None)
+}
+
+/// The version after an UPDATE's `version = version + 1`.
+pub(crate) fn bumped(version: &Value) -> Value {
+    match version {
+        Value::Int(n) => Value::Int(n.saturating_add(1)),
+        Value::UInt(n) => Value::UInt(n.saturating_add(1)),
+        other => other.clone(),
+    }
 }
 
 /// `pk IN (?, ...)` or `(k1, k2) IN ((?, ?), ...)`
@@ -526,16 +581,17 @@ pub(crate) fn delete(
         }
         let outcome = ctx.conn.execute(&sql, &params)?;
         if table.version.is_some() && outcome.affected_rows != batch.len() as u64 {
-            let keys: Vec<&Key> = batch.iter().map(|(k, _)| k).collect();
-            let versions: Vec<Option<&Value>> = batch.iter().map(|(_, v)| v.as_ref()).collect();
-            let stale = find_stale(ctx, table, &keys, &versions)?;
-            return Err(Error::StaleData {
-                statement: "DELETE",
-                table: table.name,
-                key: stale,
-                expected: batch.len() as u64,
-                matched: outcome.affected_rows,
-            });
+            // A matched row is gone now; a stale one is still there.
+            let rows: Vec<(&Key, Option<Vec<Value>>)> =
+                batch.iter().map(|(k, _)| (k, None)).collect();
+            return Err(stale_data(
+                ctx,
+                table,
+                "DELETE",
+                &[],
+                &rows,
+                outcome.affected_rows,
+            ));
         }
     }
     Ok(())

@@ -9,7 +9,7 @@ use ::chrono::{
 };
 
 use crate::value::{
-    ColumnType, ConversionError, Date, DateTime, FromValue, SqlType, Time, ToValue, Value,
+    wrong, ColumnType, ConversionError, Date, DateTime, FromValue, SqlType, Time, ToValue, Value,
 };
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
@@ -18,17 +18,6 @@ fn invalid(target: &'static str, reason: impl Into<String>) -> ConversionError {
     ConversionError::Invalid {
         target,
         reason: reason.into(),
-    }
-}
-
-fn wrong(target: &'static str, v: &Value) -> ConversionError {
-    if v.is_null() {
-        ConversionError::UnexpectedNull { target }
-    } else {
-        ConversionError::WrongType {
-            target,
-            found: v.kind(),
-        }
     }
 }
 
