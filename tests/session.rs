@@ -448,7 +448,7 @@ fn ten_thousand_new_objects_flush_in_few_statements_with_every_key_right() {
             "object {i} has the wrong key"
         );
     }
-    assert_eq!(s.identity_count(), 10_000);
+    assert_eq!(s.identity_count().unwrap(), 10_000);
 }
 
 #[test]

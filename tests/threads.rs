@@ -206,15 +206,16 @@ fn scoped_session_is_one_per_thread_and_remove_gives_a_fresh_one() {
     let b = scoped.current();
     a.add(item(None, "x", 1)).unwrap();
     assert_eq!(
-        b.new_objects::<Item>().len(),
+        b.new_objects::<Item>().unwrap().len(),
         1,
         "same session within a thread"
     );
 
     let other = Arc::clone(&scoped);
-    let seen_in_other = std::thread::spawn(move || other.current().new_objects::<Item>().len())
-        .join()
-        .unwrap();
+    let seen_in_other =
+        std::thread::spawn(move || other.current().new_objects::<Item>().unwrap().len())
+            .join()
+            .unwrap();
     assert_eq!(seen_in_other, 0, "another thread has its own session");
 
     scoped.flush().unwrap();
@@ -227,7 +228,7 @@ fn scoped_session_is_one_per_thread_and_remove_gives_a_fresh_one() {
     );
     assert!(!scoped.has_current());
     assert_eq!(
-        scoped.current().new_objects::<Item>().len(),
+        scoped.current().new_objects::<Item>().unwrap().len(),
         0,
         "a fresh session after remove()"
     );
@@ -251,9 +252,9 @@ fn scoped_session_is_one_per_thread_and_remove_gives_a_fresh_one() {
     });
     by_request.add(item(None, "r1", 1)).unwrap();
     *request.lock().unwrap() = "r2".into();
-    assert_eq!(by_request.current().new_objects::<Item>().len(), 0);
+    assert_eq!(by_request.current().new_objects::<Item>().unwrap().len(), 0);
     *request.lock().unwrap() = "r1".into();
-    assert_eq!(by_request.current().new_objects::<Item>().len(), 1);
+    assert_eq!(by_request.current().new_objects::<Item>().unwrap().len(), 1);
     by_request.remove();
 }
 

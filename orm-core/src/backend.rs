@@ -49,6 +49,11 @@ pub struct ExecOutcome {
     pub affected_rows: u64,
     /// The first generated auto-increment value of the statement, if any.
     pub last_insert_id: Option<u64>,
+    /// Whether a transaction is open on the server after the statement, when
+    /// the server said so (MySQL/MariaDB session state tracking); `None`
+    /// when unknown. A `Some(false)` inside a transaction means the
+    /// statement ended it (an implicit commit).
+    pub in_transaction: Option<bool>,
 }
 
 /// An open connection. Dropping it closes it.
@@ -75,6 +80,18 @@ pub trait Connection: Send {
 
     /// Checks that the connection is alive with the cheapest round trip.
     fn ping(&mut self) -> Result<()>;
+
+    /// Whether `error`, just returned by a statement inside a transaction,
+    /// means that the server rolled the whole transaction back (a deadlock;
+    /// a lock wait timeout where the server is configured to roll back the
+    /// transaction on it). The pool then refuses further statements of that
+    /// transaction until it is rolled back, so that nothing runs outside the
+    /// transaction the caller believes is open. The default, for backends
+    /// that cannot tell, is `false`.
+    fn ended_transaction(&mut self, error: &crate::error::DbError) -> bool {
+        let _ = error;
+        false
+    }
 
     /// The server's connection id (`CONNECTION_ID()` on MySQL).
     fn connection_id(&self) -> u64;

@@ -80,6 +80,29 @@ pub enum Error {
     )]
     InvalidTransaction,
 
+    /// The server ended the transaction by itself (see the cause: a deadlock
+    /// or lock wait timeout rolled it back, or a statement committed it
+    /// implicitly); statements of that transaction are refused until
+    /// `rollback()`.
+    #[error(
+        "the server already ended this transaction ({0}); nothing more can run in it. \
+         Call rollback() first, then retry the transaction"
+    )]
+    TransactionEnded(Arc<Error>),
+
+    /// A statement made the server commit the open transaction implicitly
+    /// (DDL such as CREATE/ALTER/DROP TABLE, LOCK TABLES, ...): the work of
+    /// the transaction so far is committed and the transaction is over.
+    #[error(
+        "the statement `{statement}` made the server commit the open transaction implicitly, so the \
+         transaction is over (its earlier work is committed). Run such statements outside a \
+         transaction (on a connection from engine.connect()); call rollback() to go on"
+    )]
+    ImplicitCommit {
+        /// The statement (its first 200 characters).
+        statement: String,
+    },
+
     /// The pool had no connection to give within its timeout.
     #[error(
         "connection pool limit of size {size} overflow {overflow} reached, connection timed out \
@@ -144,11 +167,14 @@ pub enum Error {
         matched: u64,
     },
 
-    /// A previous flush failed; the session's transaction was rolled back and
-    /// the session refuses work until `rollback()` is called.
+    /// An earlier error (a failed flush, a lost connection, a transaction the
+    /// server ended) left the session's transaction unusable; the session
+    /// refuses work until `rollback()` (or, for a flush that failed inside a
+    /// savepoint, until that savepoint is rolled back).
     #[error(
-        "this session's transaction has been rolled back due to a previous exception during flush. \
-         To begin a new transaction with this session, first call rollback(). Original error: {0}"
+        "this session's transaction is no longer usable because of an earlier error, and was (or must \
+         be) rolled back. To begin a new transaction with this session, first call rollback() (or roll \
+         back the savepoint that failed). Original error: {0}"
     )]
     PendingRollback(Arc<Error>),
 
@@ -198,7 +224,7 @@ impl Error {
     pub fn db_error(&self) -> Option<&DbError> {
         match self {
             Error::Database(e) | Error::ConnectionLostInTransaction(e) => Some(e),
-            Error::PendingRollback(cause) => cause.db_error(),
+            Error::PendingRollback(cause) | Error::TransactionEnded(cause) => cause.db_error(),
             _ => None,
         }
     }

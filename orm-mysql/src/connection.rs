@@ -1,9 +1,11 @@
 //! [`MySqlConnection`]: one `mysql::Conn` behind the core's `Connection` trait.
 
 use mysql::prelude::Queryable;
+use mysql::session_state_change::SessionStateChange;
 use orm_core::backend::{Connection, ExecOutcome, ServerInfo};
 use orm_core::row::Row;
 use orm_core::value::Value;
+use orm_core::DbError;
 use orm_core::Result;
 
 use crate::convert::{from_mysql, to_params};
@@ -14,12 +16,27 @@ pub struct MySqlConnection {
     conn: mysql::Conn,
     info: ServerInfo,
     id: u64,
+    /// `@@innodb_rollback_on_timeout`, read the first time a lock wait
+    /// timeout needs it.
+    rollback_on_timeout: Option<bool>,
 }
+
+/// ER_LOCK_DEADLOCK: InnoDB rolled the transaction back (Galera's
+/// certification failures use the same code).
+const DEADLOCK: u16 = 1213;
+/// ER_LOCK_WAIT_TIMEOUT: the statement is rolled back; the whole transaction
+/// only with `innodb_rollback_on_timeout`.
+const LOCK_WAIT_TIMEOUT: u16 = 1205;
 
 impl MySqlConnection {
     pub(crate) fn new(conn: mysql::Conn, info: ServerInfo) -> Self {
         let id = u64::from(conn.connection_id());
-        MySqlConnection { conn, info, id }
+        MySqlConnection {
+            conn,
+            info,
+            id,
+            rollback_on_timeout: None,
+        }
     }
 
     fn outcome(&self) -> ExecOutcome {
@@ -27,7 +44,21 @@ impl MySqlConnection {
         ExecOutcome {
             affected_rows: self.conn.affected_rows(),
             last_insert_id: (id != 0).then_some(id),
+            in_transaction: self.transaction_state(),
         }
+    }
+
+    /// The transaction state the server reported in the last OK packet
+    /// (`session_track_transaction_info = STATE`, set by the connector): the
+    /// first character is `T` (explicit), `I` (implicit) or `_` (none).
+    fn transaction_state(&self) -> Option<bool> {
+        let changes = self.conn.session_state_changes().ok()?;
+        changes.iter().find_map(|info| match info.decode() {
+            Ok(SessionStateChange::TransactionState(state)) => {
+                state.as_bytes().first().map(|c| *c != b'_')
+            }
+            _ => None,
+        })
     }
 }
 
@@ -74,6 +105,26 @@ impl Connection for MySqlConnection {
 
     fn ping(&mut self) -> Result<()> {
         self.conn.ping().map_err(from_driver)
+    }
+
+    fn ended_transaction(&mut self, error: &DbError) -> bool {
+        match error.code {
+            Some(DEADLOCK) => true,
+            Some(LOCK_WAIT_TIMEOUT) => {
+                if self.rollback_on_timeout.is_none() {
+                    // Unknown when the query fails: assume the worst (the
+                    // transaction is gone), which only costs a rollback.
+                    let on: Option<i64> = self
+                        .conn
+                        .query_first("SELECT @@innodb_rollback_on_timeout")
+                        .ok()
+                        .flatten();
+                    self.rollback_on_timeout = Some(on.map_or(true, |v| v != 0));
+                }
+                self.rollback_on_timeout.unwrap_or(true)
+            }
+            _ => false,
+        }
     }
 
     fn connection_id(&self) -> u64 {

@@ -51,7 +51,13 @@ impl MySqlConnector {
             .tcp_keepalive_probe_interval_secs(Some(KEEPALIVE_INTERVAL_S))
             .tcp_keepalive_probe_count(Some(KEEPALIVE_PROBES))
             .stmt_cache_size(Some(128))
-            .additional_capabilities(CapabilityFlags::CLIENT_FOUND_ROWS);
+            .additional_capabilities(
+                CapabilityFlags::CLIENT_FOUND_ROWS | CapabilityFlags::CLIENT_SESSION_TRACK,
+            )
+            // The server reports in every OK packet that changes it whether
+            // a transaction is open, so that a statement that ends the
+            // transaction implicitly (DDL, LOCK TABLES) is noticed.
+            .init(vec!["SET SESSION session_track_transaction_info = 'STATE'"]);
         builder = apply_tls(builder, config.tls)?;
         let description = config.describe();
         Ok(MySqlConnector {

@@ -22,6 +22,9 @@ enum TxState {
     Unknown,
     /// The connection was lost inside a transaction; only `rollback()` is accepted.
     Lost,
+    /// The server ended the transaction by itself (rolled it back on a
+    /// deadlock, or committed it implicitly); only `rollback()` is accepted.
+    Ended,
 }
 
 /// A connection checked out of an engine's pool.
@@ -41,6 +44,8 @@ enum TxState {
 pub struct PooledConnection {
     slot: Slot,
     tx: TxState,
+    /// Why the server ended the transaction (with `TxState::Ended`).
+    ended: Option<Error>,
     info: ServerInfo,
     connection_id: u64,
 }
@@ -58,6 +63,7 @@ impl PooledConnection {
         Ok(PooledConnection {
             slot,
             tx: TxState::Idle,
+            ended: None,
             info,
             connection_id,
         })
@@ -65,9 +71,7 @@ impl PooledConnection {
 
     /// The live raw connection, reconnecting if the previous one was lost.
     fn record(&mut self) -> Result<&mut ConnRecord> {
-        if self.tx == TxState::Lost {
-            return Err(Error::InvalidTransaction);
-        }
+        self.check_open()?;
         if self.slot.rec.is_none() {
             let rec = self.slot.pool.open_connection()?;
             self.info = rec.conn.server_info().clone();
@@ -83,7 +87,22 @@ impl PooledConnection {
         }
     }
 
-    /// Sends one statement through `f`, handling a lost connection.
+    /// Refuses statements while the transaction is lost or was ended by the server.
+    fn check_open(&self) -> Result<()> {
+        match self.tx {
+            TxState::Lost => Err(Error::InvalidTransaction),
+            TxState::Ended => Err(Error::TransactionEnded(std::sync::Arc::new(
+                self.ended
+                    .clone()
+                    .unwrap_or_else(|| Error::invalid("the server ended the transaction")),
+            ))),
+            TxState::Idle | TxState::Active | TxState::Unknown => Ok(()),
+        }
+    }
+
+    /// Sends one statement through `f`, handling a lost connection and
+    /// noticing an error that ended the transaction on the server. This is
+    /// the one place every statement passes.
     fn run<T>(
         &mut self,
         sql: &str,
@@ -95,7 +114,30 @@ impl PooledConnection {
         match f(&mut *rec.conn) {
             Ok(v) => Ok(v),
             Err(e) if e.is_connection_lost() => Err(self.connection_lost(e)),
-            Err(e) => Err(e),
+            Err(e) => {
+                if self.tx == TxState::Active {
+                    let ended = match (e.db_error(), self.slot.rec.as_mut()) {
+                        (Some(db), Some(rec)) => rec.conn.ended_transaction(db),
+                        _ => false,
+                    };
+                    if ended {
+                        self.tx = TxState::Ended;
+                        self.ended = Some(e.clone());
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// After a statement that succeeded: a transaction the server reports
+    /// closed was ended by that statement (an implicit commit).
+    fn note_outcome(&mut self, sql: &str, outcome: &ExecOutcome) {
+        if self.tx == TxState::Active && outcome.in_transaction == Some(false) {
+            self.tx = TxState::Ended;
+            self.ended = Some(Error::ImplicitCommit {
+                statement: sql.chars().take(200).collect(),
+            });
         }
     }
 
@@ -134,6 +176,7 @@ impl PooledConnection {
     /// when returned.
     pub fn execute(&mut self, sql: &str, params: &[Value]) -> Result<ExecOutcome> {
         let out = self.run(sql, |c| c.execute(sql, params))?;
+        self.note_outcome(sql, &out);
         self.mark_user_sql();
         Ok(out)
     }
@@ -143,6 +186,7 @@ impl PooledConnection {
     /// outside a known transaction.
     pub fn execute_text(&mut self, sql: &str) -> Result<ExecOutcome> {
         let out = self.run(sql, |c| c.execute_text(sql))?;
+        self.note_outcome(sql, &out);
         self.mark_user_sql();
         Ok(out)
     }
@@ -173,7 +217,7 @@ impl PooledConnection {
     /// connection.
     pub fn begin(&mut self) -> Result<()> {
         match self.tx {
-            TxState::Lost => return Err(Error::InvalidTransaction),
+            TxState::Lost | TxState::Ended => return self.check_open(),
             TxState::Active => {
                 return Err(Error::invalid(
                     "a transaction is already in progress on this connection; commit() or rollback() it first",
@@ -196,9 +240,7 @@ impl PooledConnection {
     /// Commits the transaction. A lost connection makes the transaction
     /// invalid ([`Error::ConnectionLostInTransaction`]; roll back to continue).
     pub fn commit(&mut self) -> Result<()> {
-        if self.tx == TxState::Lost {
-            return Err(Error::InvalidTransaction);
-        }
+        self.check_open()?;
         self.run("COMMIT", |c| c.execute_text("COMMIT"))?;
         self.tx = TxState::Idle;
         Ok(())
@@ -215,7 +257,8 @@ impl PooledConnection {
                 Ok(())
             }
             TxState::Idle => Ok(()),
-            TxState::Active | TxState::Unknown => {
+            TxState::Active | TxState::Unknown | TxState::Ended => {
+                self.ended = None;
                 if self.slot.rec.is_none() {
                     self.tx = TxState::Idle;
                     return Ok(());
@@ -270,13 +313,22 @@ impl PooledConnection {
     /// Whether a transaction begun with [`begin`](Self::begin) is open
     /// (including one invalidated by a lost connection and not yet rolled back).
     pub fn in_transaction(&self) -> bool {
-        matches!(self.tx, TxState::Active | TxState::Lost)
+        matches!(self.tx, TxState::Active | TxState::Lost | TxState::Ended)
     }
 
-    /// Whether the connection was lost inside a transaction and
-    /// [`rollback`](Self::rollback) is required.
+    /// Whether the transaction is gone (the connection was lost inside it, or
+    /// the server ended it) and [`rollback`](Self::rollback) is required.
     pub fn needs_rollback(&self) -> bool {
-        self.tx == TxState::Lost
+        matches!(self.tx, TxState::Lost | TxState::Ended)
+    }
+
+    /// Why the server ended the transaction on its own (a deadlock, an
+    /// implicit commit), while [`rollback`](Self::rollback) has not been called.
+    pub fn ended_by_server(&self) -> Option<&Error> {
+        match self.tx {
+            TxState::Ended => self.ended.as_ref(),
+            _ => None,
+        }
     }
 
     /// What the server is and can do.
@@ -297,7 +349,7 @@ impl PooledConnection {
             self.slot.pool.invalidate_record(rec, None);
         }
         self.tx = match self.tx {
-            TxState::Active | TxState::Lost => TxState::Lost,
+            TxState::Active | TxState::Lost | TxState::Ended => TxState::Lost,
             TxState::Idle | TxState::Unknown => TxState::Idle,
         };
     }
@@ -308,7 +360,7 @@ impl Drop for PooledConnection {
         if self.slot.rec.is_none() {
             return; // The slot's own drop frees it.
         }
-        let needs_reset = matches!(self.tx, TxState::Active | TxState::Unknown);
+        let needs_reset = matches!(self.tx, TxState::Active | TxState::Unknown | TxState::Ended);
         let reset = match self.slot.pool.options.reset_on_return {
             ResetOnReturn::Rollback if needs_reset => Some("ROLLBACK"),
             ResetOnReturn::Commit if needs_reset => Some("COMMIT"),

@@ -3,22 +3,34 @@
 //! database refuses.
 
 use std::cell::Cell;
+use std::collections::HashSet;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::value::Value;
 
 use super::identity_map::Identity;
 use super::object::{AnyObj, ObjState};
-use super::transaction::{self, Phase, Savepoint};
+use super::transaction::{self, KeySwitch, Phase};
 use super::{persistence, unit_of_work, Session, State};
 
 impl Session {
     /// Sends every pending change (INSERT, UPDATE of changed columns, DELETE)
     /// inside the transaction, beginning it if needed. With nothing to do it
-    /// sends nothing and begins nothing. On failure the transaction is
-    /// rolled back at once, the session's state restored, and the session
-    /// refuses work ([`Error::PendingRollback`]) until `rollback()`.
+    /// sends nothing and begins nothing.
+    ///
+    /// A flush changes nothing until the database has accepted all of it:
+    /// - an error found before any SQL is sent (an object still borrowed
+    ///   through a `read()`/`write()` guard, rows that cannot be ordered, a
+    ///   value that cannot be read) leaves the session, its objects and
+    ///   their pending changes exactly as they were: fix the cause and flush
+    ///   again;
+    /// - an error from the database rolls back at once (only the savepoint,
+    ///   inside [`Session::begin_nested`]), restores the objects (pending ones
+    ///   transient, deleted ones back, changed ones expired), and the session
+    ///   refuses work ([`Error::PendingRollback`]) until `rollback()` (or the
+    ///   savepoint's rollback).
     pub fn flush(&self) -> Result<()> {
         let mut st = self.state()?;
         if st.flushing {
@@ -27,63 +39,92 @@ impl Session {
             ));
         }
         self.check_usable(&st)?;
-        let modified: Vec<Rc<dyn AnyObj>> = std::mem::take(&mut *self.inner.modified.borrow_mut());
+        let modified: Vec<Rc<dyn AnyObj>> = std::mem::take(&mut *self.modified()?);
         if st.new.is_empty() && st.deleted.is_empty() && modified.is_empty() {
             return Ok(());
         }
-        let mut updates = Vec::new();
-        for obj in &modified {
-            if obj.meta().borrow().snapshot.is_none() {
-                continue; // already flushed through another entry
-            }
-            if let Some(row) = unit_of_work::diff(obj)? {
-                obj.meta().borrow_mut().snapshot = None;
-                updates.push(row);
-            }
-        }
-        let (inserts, deletes, switched) = match unit_of_work::row_switches(&st.new, &st.deleted) {
-            Ok(split) => split,
+        let (mut plan, switched) = match self.prepare(&st, &modified) {
+            Ok(prepared) => prepared,
             Err(e) => {
-                self.restore_snapshots(&modified);
-                return Err(e);
-            }
-        };
-        let mut switched = switched;
-        updates.extend(switched.iter_mut().filter_map(|s| s.update.take()));
-        let plan = unit_of_work::Plan::build(&inserts, updates, &deletes);
-        let plan = match plan {
-            Ok(p) => p,
-            Err(e) => {
-                self.restore_snapshots(&modified);
+                // Nothing was sent and nothing changed: keep every pending change.
+                self.restore_modified(modified);
                 return Err(e);
             }
         };
         if plan.is_empty() {
             // Nothing to send, but a row switch with no changed column still
-            // moves the row from the deleted object to the new one.
-            self.apply(&mut st, plan, switched);
-            return Ok(());
+            // moves the row from the deleted object to the new one, and
+            // objects written back to their loaded values are clean again.
+            return match self.apply(&mut st, plan, switched, &modified) {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    self.restore_modified(modified);
+                    Err(self.fail_flush(&mut st, e))
+                }
+            };
         }
+        st.tx.autobegin();
         st.flushing = true;
-        let result = self.run_plan(&mut st, &plan);
+        let result = self.run_plan(&mut st, &mut plan);
         st.flushing = false;
+        let result = result.and_then(|()| self.apply(&mut st, plan, switched, &modified));
         match result {
-            Ok(()) => {
-                self.apply(&mut st, plan, switched);
-                Ok(())
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.restore_modified(modified);
+                Err(self.fail_flush(&mut st, e))
             }
-            Err(e) => Err(self.fail_flush(&mut st, e)),
         }
     }
 
-    pub(super) fn restore_snapshots(&self, modified: &[Rc<dyn AnyObj>]) {
-        self.inner
-            .modified
-            .borrow_mut()
-            .extend(modified.iter().cloned());
+    /// Everything a flush decides before sending SQL; changes nothing.
+    fn prepare(
+        &self,
+        st: &State,
+        modified: &[Rc<dyn AnyObj>],
+    ) -> Result<(unit_of_work::Plan, Vec<unit_of_work::RowSwitch>)> {
+        let mut updates = Vec::new();
+        let mut seen: HashSet<*const ()> = HashSet::new();
+        for obj in modified {
+            if !seen.insert(Rc::as_ptr(obj) as *const ()) {
+                continue; // written, flushed, written again: one entry is enough
+            }
+            if let Some(row) = unit_of_work::diff(obj)? {
+                updates.push(row);
+            }
+        }
+        let (inserts, deletes, mut switched) = unit_of_work::row_switches(&st.new, &st.deleted)?;
+        updates.extend(switched.iter_mut().filter_map(|s| s.update.take()));
+        let plan = unit_of_work::Plan::build(&inserts, updates, &deletes)?;
+        plan.check_writable()?;
+        for sw in &switched {
+            if sw.table.version.is_some() && !sw.new.can_write() {
+                return Err(Error::AlreadyBorrowed {
+                    table: sw.table.name,
+                    action: "flushing (an explicit flush, or the autoflush of a query, get(), merge() or commit()): \
+                             the flush writes the row's version into it. Nothing was sent",
+                });
+            }
+        }
+        Ok((plan, switched))
     }
 
-    pub(super) fn run_plan(&self, st: &mut State, plan: &unit_of_work::Plan) -> Result<()> {
+    fn modified(&self) -> Result<std::cell::RefMut<'_, Vec<Rc<dyn AnyObj>>>> {
+        self.inner.modified.try_borrow_mut().map_err(|_| {
+            Error::invalid("the session is busy (called from inside one of its own operations); do not reenter it")
+        })
+    }
+
+    /// Puts the written objects back on the modified list after a flush
+    /// that did not complete (their snapshots were never cleared).
+    fn restore_modified(&self, modified: Vec<Rc<dyn AnyObj>>) {
+        if let Ok(mut list) = self.inner.modified.try_borrow_mut() {
+            let later = std::mem::replace(&mut *list, modified);
+            list.extend(later);
+        }
+    }
+
+    fn run_plan(&self, st: &mut State, plan: &mut unit_of_work::Plan) -> Result<()> {
         let dialect = self.inner.engine.dialect();
         let conn = self.connection(st)?;
         let server = conn.server_info().clone();
@@ -92,16 +133,49 @@ impl Session {
             dialect,
             server,
         };
-        plan.execute(&mut ctx)
+        plan.execute(&mut ctx)?;
+        self.check_still_open(st)
     }
 
-    /// Marks everything the plan wrote as done.
-    pub(super) fn apply(
+    /// Marks everything the plan wrote as done, once the database accepted
+    /// all of it: generated keys and versions are written into the objects
+    /// (checked writable before any SQL; only a key that does not fit its
+    /// field can fail here, and then the flush fails and is rolled back),
+    /// then states, snapshots and the identity map are updated.
+    fn apply(
         &self,
         st: &mut State,
         plan: unit_of_work::Plan,
         switched: Vec<unit_of_work::RowSwitch>,
-    ) {
+        modified: &[Rc<dyn AnyObj>],
+    ) -> Result<()> {
+        // 1. Write-back, the only fallible part.
+        for (table, work) in &plan.tables {
+            for row in work.inserts.iter().flatten() {
+                if let (Some(ai), Some(key)) = (table.auto_increment, &row.generated) {
+                    row.obj.set_column(ai, key.clone())?;
+                    row.obj.meta().borrow_mut().generated_key = true;
+                }
+                if let Some(v) = table.version {
+                    row.obj.set_column(v, Value::Int(1))?;
+                }
+            }
+            if let Some(v) = table.version {
+                for row in &work.updates {
+                    if let Some(old) = &row.old_version {
+                        row.obj.set_column(v, persistence::bumped(old))?;
+                    }
+                }
+            }
+        }
+        for sw in &switched {
+            if let (Some(v), Some(version), false) = (sw.table.version, &sw.old_version, sw.updated)
+            {
+                // No column changed, so no UPDATE: the row keeps its version.
+                sw.new.set_column(v, version.clone())?;
+            }
+        }
+        // 2. States, snapshots, the identity map and the level's record.
         let State {
             map,
             new,
@@ -109,8 +183,10 @@ impl Session {
             tx,
             ..
         } = st;
-        for (table, work) in plan.tables {
-            for obj in work.inserts {
+        let record = tx.current();
+        for (_, work) in plan.tables {
+            for row in work.inserts.into_iter().flatten() {
+                let obj = row.obj;
                 let key = obj.current_key().ok().flatten();
                 {
                     let mut meta = obj.meta().borrow_mut();
@@ -127,19 +203,14 @@ impl Session {
                         obj.clone(),
                     );
                 }
-                tx.inserted.push(obj);
+                record.inserted.push(obj);
             }
             for row in work.updates {
                 let obj = row.obj;
-                if let (Some(v), Some(old)) = (table.version, &row.old_version) {
-                    let next = persistence::bumped(old);
-                    // The object was readable a moment ago; a failure here
-                    // only leaves the in-memory version behind, which the
-                    // next flush reports as stale data rather than losing writes.
-                    let _ = obj.set_column(v, next);
-                }
+                obj.meta().borrow_mut().snapshot = None;
                 let new_key = obj.current_key().ok().flatten();
-                if new_key.is_some() && new_key.as_ref() != Some(&row.old_key) {
+                let switched_row = switched.iter().any(|sw| Rc::ptr_eq(&sw.new, &obj));
+                if !switched_row && new_key.is_some() && new_key.as_ref() != Some(&row.old_key) {
                     map.remove(&Identity {
                         model: obj.model_type(),
                         key: row.old_key.clone(),
@@ -154,33 +225,37 @@ impl Session {
                         );
                     }
                     obj.meta().borrow_mut().key = new_key;
+                    record.key_switches.push(KeySwitch {
+                        obj: obj.clone(),
+                        old_key: row.old_key,
+                    });
                 }
-                tx.updated.push(obj);
+                if !switched_row {
+                    record.updated.push(obj);
+                }
             }
-            for obj in work.deletes {
+            for row in work.deletes.into_iter().flatten() {
+                let obj = row.obj;
                 {
                     let mut meta = obj.meta().borrow_mut();
                     meta.state = ObjState::Deleted;
                     meta.marked_deleted = false;
                 }
                 if let Some(identity) = transaction::identity_of(&obj) {
-                    map.remove(&identity);
+                    if map.get(&identity).is_some_and(|o| Rc::ptr_eq(o, &obj)) {
+                        map.remove(&identity);
+                    }
                 }
-                tx.deleted.push(obj);
+                record.deleted.push(obj);
             }
         }
         for sw in switched {
-            if let (Some(v), Some(version), false) = (sw.table.version, sw.old_version, sw.updated)
-            {
-                // No column changed, so no UPDATE: the row keeps its version.
-                let _ = sw.new.set_column(v, version);
-            }
             {
                 let mut meta = sw.old.meta().borrow_mut();
                 meta.state = ObjState::Deleted;
                 meta.marked_deleted = false;
             }
-            tx.deleted.push(sw.old);
+            record.deleted.push(sw.old);
             {
                 let mut meta = sw.new.meta().borrow_mut();
                 meta.state = ObjState::Persistent;
@@ -194,37 +269,44 @@ impl Session {
                 },
                 sw.new.clone(),
             );
-            tx.inserted.push(sw.new);
+            record.inserted.push(sw.new);
+        }
+        // Objects written back to their loaded values need no UPDATE: clean.
+        for obj in modified {
+            let mut meta = obj.meta().borrow_mut();
+            if meta.snapshot.is_some() && meta.state == ObjState::Persistent {
+                meta.snapshot = None;
+            }
         }
         new.clear();
         deleted.clear();
+        Ok(())
     }
 
-    /// A flush failed: roll back (the savepoint, or the whole transaction),
-    /// restore the objects, and require rollback().
-    pub(super) fn fail_flush(&self, st: &mut State, e: Error) -> Error {
-        let cause = Arc::new(e.clone());
-        if let Some(sp_index) = st.tx.savepoints.len().checked_sub(1) {
-            let name = st.tx.savepoints[sp_index].name.clone();
-            let sent = st.tx.savepoints[sp_index].sent;
-            let ok = sent
-                && st
-                    .tx
-                    .conn
-                    .as_mut()
-                    .is_some_and(|c| c.rollback_to_savepoint(&name).is_ok());
-            if ok {
-                // Only the savepoint is lost: restore its objects now, and
-                // keep the savepoint open so that its rollback() clears the state.
-                let sp = Savepoint {
-                    name,
-                    inserted_mark: st.tx.savepoints[sp_index].inserted_mark,
-                    deleted_mark: st.tx.savepoints[sp_index].deleted_mark,
-                    updated_mark: st.tx.savepoints[sp_index].updated_mark,
-                    sent: true,
+    /// A flush failed after it began talking to the database: roll back (the
+    /// savepoint, or the whole transaction), restore the objects, and require
+    /// a rollback of that level. Returns the error to raise.
+    fn fail_flush(&self, st: &mut State, e: Error) -> Error {
+        let depth = st.tx.savepoints.len();
+        let transaction_alive =
+            st.tx.conn.as_ref().map_or(true, |c| !c.needs_rollback()) && !e.is_connection_lost();
+        if depth > 0 && transaction_alive {
+            let name = st.tx.savepoints[depth - 1].name.clone();
+            let rolled_back = st
+                .tx
+                .conn
+                .as_mut()
+                .map_or(true, |c| c.rollback_to_savepoint(&name).is_ok());
+            if rolled_back {
+                // Only the savepoint is lost: restore its objects now; the
+                // savepoint stays open until its rollback() acknowledges.
+                let mut record = std::mem::take(&mut st.tx.savepoints[depth - 1].record);
+                self.rollback_savepoint_state(st, &mut record);
+                st.tx.phase = Phase::NeedsRollback {
+                    cause: Arc::new(e.clone()),
+                    savepoint: Some(depth),
                 };
-                self.rollback_savepoint_state(st, &sp);
-                st.tx.phase = Phase::NeedsRollback(cause);
+                self.sync_flags(st);
                 return e;
             }
         }
@@ -236,7 +318,8 @@ impl Session {
         self.rollback_state(st);
         // rollback_state reset the transaction; keep the session locked
         // until the user acknowledges with rollback().
-        st.tx.phase = Phase::NeedsRollback(cause);
+        st.tx.fail(e.clone());
+        self.sync_flags(st);
         e
     }
 

@@ -51,7 +51,7 @@ pub use object::{Obj, ObjState};
 pub(crate) use persistence::select_sql;
 pub use savepoint::NestedTransaction;
 pub use scoped::ScopedSession;
-use transaction::{Phase, Transaction};
+use transaction::Transaction;
 
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -143,10 +143,20 @@ pub(crate) struct SessionInner {
     engine: Engine,
     config: SessionConfig,
     autoflush: Cell<bool>,
+    /// `in_transaction()` / `in_nested_transaction()` as of the last change,
+    /// for answers while `state` is borrowed by an operation in progress.
+    flags: Cell<Flags>,
     state: RefCell<State>,
     /// Objects written since their last load or flush (kept apart from
     /// `state` so that `Obj::write` never contends with the session).
     modified: RefCell<Vec<Rc<dyn AnyObj>>>,
+}
+
+/// A copy of what the inspection methods report, kept outside `state`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Flags {
+    pub in_transaction: bool,
+    pub nested_depth: usize,
 }
 
 pub(crate) struct State {
@@ -187,22 +197,27 @@ fn detach_all(st: &mut State) {
     for obj in st.deleted.drain(..) {
         obj.meta().borrow_mut().release(ObjState::Detached);
     }
-    for obj in st.tx.deleted.drain(..) {
-        obj.meta().borrow_mut().release(ObjState::Detached);
+    for record in st.tx.records_mut() {
+        for obj in record.deleted.drain(..) {
+            obj.meta().borrow_mut().release(ObjState::Detached);
+        }
     }
 }
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let st = self.inner.state.borrow();
-        f.debug_struct("Session")
-            .field("id", &self.inner.id)
-            .field("engine", &self.inner.engine)
-            .field("objects", &st.map.len())
-            .field("new", &st.new.len())
-            .field("deleted", &st.deleted.len())
-            .field("phase", &st.tx.phase)
-            .finish()
+        let mut d = f.debug_struct("Session");
+        d.field("id", &self.inner.id)
+            .field("engine", &self.inner.engine);
+        match self.inner.state.try_borrow() {
+            Ok(st) => d
+                .field("objects", &st.map.len())
+                .field("new", &st.new.len())
+                .field("deleted", &st.deleted.len())
+                .field("phase", &st.tx.phase),
+            Err(_) => d.field("state", &"<busy: inside one of its own operations>"),
+        };
+        d.finish()
     }
 }
 
@@ -221,6 +236,7 @@ impl Session {
                 engine,
                 config,
                 autoflush: Cell::new(config.autoflush),
+                flags: Cell::new(Flags::default()),
                 state: RefCell::new(State {
                     map: IdentityMap::default(),
                     new: Vec::new(),
@@ -243,10 +259,20 @@ impl Session {
         &self.inner.engine
     }
 
+    /// Copies what the inspection methods report out of `st`.
+    pub(crate) fn sync_flags(&self, st: &State) {
+        self.inner.flags.set(Flags {
+            in_transaction: st.tx.is_active(),
+            nested_depth: st.tx.savepoints.len(),
+        });
+    }
+
     fn state(&self) -> Result<std::cell::RefMut<'_, State>> {
-        self.inner.state.try_borrow_mut().map_err(|_| {
-            Error::invalid("the session is busy (called from inside one of its own operations); do not reenter it")
-        })
+        self.inner.state.try_borrow_mut().map_err(|_| busy())
+    }
+
+    fn state_ref(&self) -> Result<std::cell::Ref<'_, State>> {
+        self.inner.state.try_borrow().map_err(|_| busy())
     }
 
     // ----- objects and states -------------------------------------------------
@@ -292,25 +318,27 @@ impl Session {
             }
             _ => {}
         }
-        st.tx.phase = match &st.tx.phase {
-            Phase::Idle => Phase::Active,
-            other => other.clone(),
-        };
         let key = erased.current_key()?;
-        if let Some(key) = &key {
+        let identity_key = if state == ObjState::Detached {
+            erased.meta().borrow().key.clone().or_else(|| key.clone())
+        } else {
+            key.clone()
+        };
+        if let Some(key) = &identity_key {
             let identity = Identity {
                 model: TypeId::of::<M>(),
                 key: key.clone(),
             };
-            // A different object with this key blocks the add, unless it is
-            // marked for deletion: then the flush turns DELETE + INSERT into
-            // one UPDATE (SQLAlchemy's "row switch"). Two pending objects
+            // A different object with this key blocks the add. A new object
+            // may take the key of an object marked for deletion (the flush
+            // turns DELETE + INSERT into one UPDATE: SQLAlchemy's "row
+            // switch"); a detached object may not, since it would stay
+            // persistent for a row the flush deletes. Two pending objects
             // with one key are left to the database's primary key.
-            if st
-                .map
-                .get(&identity)
-                .is_some_and(|o| !Rc::ptr_eq(o, &erased) && !o.meta().borrow().marked_deleted)
-            {
+            let detached = state == ObjState::Detached;
+            if st.map.get(&identity).is_some_and(|o| {
+                !Rc::ptr_eq(o, &erased) && (detached || !o.meta().borrow().marked_deleted)
+            }) {
                 return Err(Error::invalid(format!(
                     "another `{}` object with key {key} is already present in this session; \
                      get() that object and change it, or merge() this value",
@@ -318,6 +346,8 @@ impl Session {
                 )));
             }
         }
+        st.tx.autobegin();
+        self.sync_flags(&st);
         let seq = st.next_seq;
         st.next_seq += 1;
         let weak = Rc::downgrade(&self.inner);
@@ -379,9 +409,8 @@ impl Session {
         if !meta.marked_deleted {
             meta.marked_deleted = true;
             drop(meta);
-            if matches!(st.tx.phase, Phase::Idle) {
-                st.tx.phase = Phase::Active;
-            }
+            st.tx.autobegin();
+            self.sync_flags(&st);
             st.deleted.push(erased);
         }
         Ok(())
@@ -399,6 +428,10 @@ impl Session {
             )));
         }
         expunge_one(&mut st, &erased);
+        self.inner
+            .modified
+            .borrow_mut()
+            .retain(|o| !Rc::ptr_eq(o, &erased));
         Ok(())
     }
 
@@ -436,18 +469,25 @@ impl Session {
     }
 
     /// The pending objects of model `M`, in `add` order (`session.new`).
-    pub fn new_objects<M: Model>(&self) -> Vec<Obj<M>> {
-        of_model(&self.inner.state.borrow().new)
+    /// An error (not a panic) when called from inside one of the session's
+    /// own operations.
+    pub fn new_objects<M: Model>(&self) -> Result<Vec<Obj<M>>> {
+        Ok(of_model(&self.state_ref()?.new))
     }
 
     /// The objects of model `M` marked for deletion (`session.deleted`).
-    pub fn deleted_objects<M: Model>(&self) -> Vec<Obj<M>> {
-        of_model(&self.inner.state.borrow().deleted)
+    pub fn deleted_objects<M: Model>(&self) -> Result<Vec<Obj<M>>> {
+        Ok(of_model(&self.state_ref()?.deleted))
     }
 
     /// The persistent objects of model `M` with changed columns (`session.dirty`).
-    pub fn dirty_objects<M: Model>(&self) -> Vec<Obj<M>> {
-        let modified = self.inner.modified.borrow().clone();
+    pub fn dirty_objects<M: Model>(&self) -> Result<Vec<Obj<M>>> {
+        let modified = self
+            .inner
+            .modified
+            .try_borrow()
+            .map_err(|_| busy())?
+            .clone();
         let mut out: Vec<Obj<M>> = Vec::new();
         for o in modified {
             if let Some(obj) = downcast::<M>(o) {
@@ -456,12 +496,12 @@ impl Session {
                 }
             }
         }
-        out
+        Ok(out)
     }
 
     /// How many objects the identity map holds.
-    pub fn identity_count(&self) -> usize {
-        self.inner.state.borrow().map.len()
+    pub fn identity_count(&self) -> Result<usize> {
+        Ok(self.state_ref()?.map.len())
     }
 
     // ----- flush ---------------------------------------------------------------
@@ -494,7 +534,10 @@ impl Session {
         let mut st = self.state()?;
         let conn = self.connection(&mut st)?;
         match conn.execute(sql, params) {
-            Ok(o) => Ok(o),
+            Ok(o) => {
+                self.check_still_open(&mut st)?;
+                Ok(o)
+            }
             Err(e) => Err(self.note_error(&mut st, e)),
         }
     }
@@ -567,6 +610,13 @@ impl Session {
     }
 }
 
+fn busy() -> Error {
+    Error::invalid(
+        "the session is busy: this was called from inside one of its own operations \
+         (a hook, or a FromValue impl while rows load); call it after that operation returns",
+    )
+}
+
 /// The typed handles of the objects of model `M` in `objs`.
 fn of_model<M: Model>(objs: &[Rc<dyn AnyObj>]) -> Vec<Obj<M>> {
     objs.iter()
@@ -583,6 +633,8 @@ fn expunge_one(st: &mut State, obj: &Rc<dyn AnyObj>) {
     }
     st.new.retain(|o| !Rc::ptr_eq(o, obj));
     st.deleted.retain(|o| !Rc::ptr_eq(o, obj));
+    // A rollback must not bring an expunged object back.
+    transaction::forget(&mut st.tx, obj);
     let mut meta = obj.meta().borrow_mut();
     let next = if meta.state == ObjState::Pending {
         ObjState::Transient

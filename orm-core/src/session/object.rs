@@ -263,6 +263,8 @@ pub(crate) trait AnyObj {
     fn column_value(&self, index: usize) -> Result<Value>;
     /// Sets one column (generated key, version).
     fn set_column(&self, index: usize, value: Value) -> Result<()>;
+    /// Whether the object could be written now (no `read()`/`write()` guard alive).
+    fn can_write(&self) -> bool;
     /// Overwrites every column from a row (refresh), keeping `skip` fields.
     fn load_row(&self, row: Row) -> Result<()>;
     /// The primary key from the current values, if complete.
@@ -294,6 +296,10 @@ impl<M: Model> AnyObj for ObjCell<M> {
 
     fn set_column(&self, index: usize, value: Value) -> Result<()> {
         self.borrow_mut()?.set_column_value(index, value)
+    }
+
+    fn can_write(&self) -> bool {
+        self.value.try_borrow_mut().is_ok()
     }
 
     fn load_row(&self, row: Row) -> Result<()> {

@@ -14,6 +14,7 @@ use crate::model::{Key, TableDef};
 use crate::value::Value;
 
 use super::object::AnyObj;
+use super::unit_of_work::InsertRow;
 
 /// Everything the statements need to know about the connection.
 pub(crate) struct Ctx<'a> {
@@ -94,30 +95,23 @@ fn chunks<T>(
     out
 }
 
-/// INSERTs `objs` (all of one table, in add order). Writes generated keys
-/// (and version 1) back onto the objects.
+/// INSERTs `rows` (all of one table, in add order) and records the keys the
+/// database generated in them. Writes nothing into the objects.
 pub(crate) fn insert(
     ctx: &mut Ctx<'_>,
     table: &'static TableDef,
-    objs: &[Rc<dyn AnyObj>],
+    rows: &mut [InsertRow],
 ) -> Result<()> {
     // Rows whose auto-increment value is unset omit that column; group
     // consecutive rows with the same column set.
-    let mut rows: Vec<(Rc<dyn AnyObj>, Vec<Value>)> = Vec::with_capacity(objs.len());
-    for obj in objs {
-        if let Some(v) = table.version {
-            obj.set_column(v, Value::Int(1))?;
-        }
-        rows.push((obj.clone(), obj.values()?));
-    }
     let mut start = 0;
     while start < rows.len() {
-        let omit = omitted_column(table, &rows[start].1);
+        let omit = omitted_column(table, &rows[start].values);
         let mut end = start + 1;
-        while end < rows.len() && omitted_column(table, &rows[end].1) == omit {
+        while end < rows.len() && omitted_column(table, &rows[end].values) == omit {
             end += 1;
         }
-        insert_group(ctx, table, &rows[start..end], omit)?;
+        insert_group(ctx, table, &mut rows[start..end], omit)?;
         start = end;
     }
     Ok(())
@@ -130,15 +124,18 @@ fn omitted_column(table: &TableDef, values: &[Value]) -> Option<usize> {
 fn insert_group(
     ctx: &mut Ctx<'_>,
     table: &'static TableDef,
-    rows: &[(Rc<dyn AnyObj>, Vec<Value>)],
+    rows: &mut [InsertRow],
     omit: Option<usize>,
 ) -> Result<()> {
     let columns: Vec<usize> = (0..table.columns.len())
         .filter(|&i| Some(i) != omit)
         .collect();
     let per_row = columns.len();
-    let row_bytes = |r: &(Rc<dyn AnyObj>, Vec<Value>)| {
-        columns.iter().map(|&i| r.1[i].wire_size()).sum::<usize>()
+    let row_bytes = |r: &InsertRow| {
+        columns
+            .iter()
+            .map(|&i| r.values[i].wire_size())
+            .sum::<usize>()
     };
     let generated = omit;
     let one_at_a_time = generated.is_some()
@@ -151,7 +148,7 @@ fn insert_group(
     };
     let returning = generated.is_some() && ctx.server.supports_returning;
     for range in ranges {
-        let batch = &rows[range];
+        let batch = &mut rows[range];
         let mut sql = String::with_capacity(64 + batch.len() * (per_row * 3 + 4));
         sql.push_str("INSERT INTO ");
         ctx.ident(table.name, &mut sql);
@@ -160,8 +157,8 @@ fn insert_group(
         sql.push_str(") VALUES ");
         push_row_placeholders(&mut sql, batch.len(), per_row);
         let mut params = Vec::with_capacity(batch.len() * per_row);
-        for (_, values) in batch {
-            params.extend(columns.iter().map(|&i| values[i].clone()));
+        for row in batch.iter() {
+            params.extend(columns.iter().map(|&i| row.values[i].clone()));
         }
         match generated {
             Some(ai) if returning => {
@@ -180,11 +177,11 @@ fn insert_group(
                         batch.len()
                     )));
                 }
-                for ((obj, _), key) in batch.iter().zip(keys) {
-                    set_generated(obj, ai, key)?;
+                for (row, key) in batch.iter_mut().zip(keys) {
+                    row.generated = Some(key);
                 }
             }
-            Some(ai) => {
+            Some(_) => {
                 let outcome = ctx.conn.execute(&sql, &params)?;
                 let first = outcome.last_insert_id.ok_or_else(|| {
                     Error::invalid(format!(
@@ -193,8 +190,8 @@ fn insert_group(
                     ))
                 })?;
                 // One row, or several with provably consecutive keys.
-                for (n, (obj, _)) in batch.iter().enumerate() {
-                    set_generated(obj, ai, Value::UInt(first + n as u64))?;
+                for (n, row) in batch.iter_mut().enumerate() {
+                    row.generated = Some(Value::UInt(first + n as u64));
                 }
             }
             None => {
@@ -202,12 +199,6 @@ fn insert_group(
             }
         }
     }
-    Ok(())
-}
-
-fn set_generated(obj: &Rc<dyn AnyObj>, column: usize, key: Value) -> Result<()> {
-    obj.set_column(column, key)?;
-    obj.meta().borrow_mut().generated_key = true;
     Ok(())
 }
 

@@ -1,40 +1,52 @@
 //! Nested transactions (SAVEPOINTs) and SQLAlchemy's accounting when one
 //! is rolled back: objects added inside become transient, objects deleted
-//! inside are restored, objects changed inside are expired.
+//! inside are restored, objects changed inside are expired, primary-key
+//! changes made inside are reverted.
 
 use crate::error::{Error, Result};
 
-use super::transaction::{self, Phase, Savepoint};
+use super::transaction::{self, Phase, Record, Savepoint};
 use super::{Session, State};
 
 impl Session {
-    /// Whether a nested transaction (savepoint) is open.
+    /// Whether a nested transaction (savepoint) is open. Never fails (see
+    /// [`Session::in_transaction`]).
     pub fn in_nested_transaction(&self) -> bool {
-        !self.inner.state.borrow().tx.savepoints.is_empty()
+        match self.inner.state.try_borrow() {
+            Ok(st) => !st.tx.savepoints.is_empty(),
+            Err(_) => self.inner.flags.get().nested_depth > 0,
+        }
     }
 
-    /// Begins a nested transaction (a SAVEPOINT), flushing first. Finish it
-    /// with [`NestedTransaction::commit`] (RELEASE) or
-    /// [`NestedTransaction::rollback`] (ROLLBACK TO: objects added inside
+    /// Begins a nested transaction (a SAVEPOINT), flushing first. The
+    /// SAVEPOINT is sent now; if that fails (no connection could be checked
+    /// out, the connection was lost) no savepoint is open afterwards.
+    ///
+    /// Finish it with [`NestedTransaction::commit`] (flush, then RELEASE)
+    /// or [`NestedTransaction::rollback`] (ROLLBACK TO: objects added inside
     /// become transient, objects changed or deleted inside are expired or
     /// restored; the outer transaction stays usable). Dropping it unfinished
-    /// rolls it back.
+    /// rolls it back. A flush that fails inside the savepoint rolls back to
+    /// it at once; the session then refuses work until the savepoint (or the
+    /// whole transaction) is rolled back. A flush that fails in `commit()`
+    /// rolls the savepoint back and returns the error, leaving the outer
+    /// transaction usable: SQLAlchemy's "try it inside a savepoint, skip it
+    /// on IntegrityError, go on".
     pub fn begin_nested(&self) -> Result<NestedTransaction<'_>> {
         self.flush()?;
         let mut st = self.state()?;
         self.check_usable(&st)?;
+        let name = format!("sa_savepoint_{}", st.tx.next_savepoint + 1);
+        let conn = self.connection(&mut st)?;
+        if let Err(e) = conn.savepoint(&name) {
+            return Err(self.note_error(&mut st, e));
+        }
         st.tx.next_savepoint += 1;
-        let name = format!("sa_savepoint_{}", st.tx.next_savepoint);
-        let sp = Savepoint {
-            name: name.clone(),
-            inserted_mark: st.tx.inserted.len(),
-            deleted_mark: st.tx.deleted.len(),
-            updated_mark: st.tx.updated.len(),
-            sent: false,
-        };
-        st.tx.savepoints.push(sp);
-        // SAVEPOINT needs the transaction's connection: send it now.
-        self.connection(&mut st)?;
+        st.tx.savepoints.push(Savepoint {
+            name,
+            record: Record::default(),
+        });
+        self.sync_flags(&st);
         Ok(NestedTransaction {
             session: self,
             depth: st.tx.savepoints.len(),
@@ -42,8 +54,11 @@ impl Session {
         })
     }
 
-    /// Runs `work` inside a savepoint: released on `Ok`, rolled back on `Err`
-    /// (the outer transaction stays usable) or panic.
+    /// Runs `work` inside a savepoint: released on `Ok` (after a flush; a
+    /// failing flush rolls the savepoint back and returns the error), rolled
+    /// back on `Err` or panic. The outer transaction stays usable either way,
+    /// unless the failure ended the whole transaction (a lost connection, a
+    /// deadlock).
     pub fn nested<T>(&self, work: impl FnOnce(&Session) -> Result<T>) -> Result<T> {
         let nested = self.begin_nested()?;
         match work(self) {
@@ -59,72 +74,97 @@ impl Session {
     }
 
     pub(super) fn end_savepoint(&self, depth: usize, commit: bool) -> Result<()> {
-        if commit {
-            self.flush()?;
-        }
-        let mut st = self.state()?;
-        if st.tx.savepoints.len() != depth {
-            return Err(Error::invalid(
-                "this nested transaction is not the innermost one (or is already finished); finish inner savepoints first",
-            ));
-        }
-        let sp = match st.tx.savepoints.pop() {
-            Some(sp) => sp,
-            None => return Ok(()),
-        };
-        if commit {
-            self.check_usable(&st)?;
-            if sp.sent {
-                if let Some(conn) = st.tx.conn.as_mut() {
-                    if let Err(e) = conn.release_savepoint(&sp.name) {
-                        return Err(self.note_error(&mut st, e));
-                    }
-                }
+        {
+            let st = self.state()?;
+            if st.tx.savepoints.len() != depth {
+                return Err(Error::invalid(
+                    "this nested transaction is not the innermost one (or is already finished); finish inner savepoints first",
+                ));
             }
-            return Ok(());
         }
-        if sp.sent {
+        if commit {
+            if let Err(e) = self.flush() {
+                // The failed flush rolled back to the savepoint (or, when the
+                // whole transaction is gone, required a full rollback); undo
+                // the savepoint so that the outer transaction can go on.
+                self.end_savepoint(depth, false)?;
+                return Err(e);
+            }
+            let mut st = self.state()?;
+            self.check_usable(&st)?;
+            let Some(name) = st.tx.savepoints.last().map(|sp| sp.name.clone()) else {
+                return Ok(());
+            };
             if let Some(conn) = st.tx.conn.as_mut() {
-                if let Err(e) = conn.rollback_to_savepoint(&sp.name) {
+                if let Err(e) = conn.release_savepoint(&name) {
                     return Err(self.note_error(&mut st, e));
                 }
             }
+            st.tx.release_innermost();
+            self.sync_flags(&st);
+            return Ok(());
         }
-        self.rollback_savepoint_state(&mut st, &sp);
-        // A flush that failed inside the savepoint left the session needing
-        // rollback; rolling the savepoint back is that rollback.
-        if matches!(st.tx.phase, Phase::NeedsRollback(_)) && st.tx.conn.is_some() {
-            st.tx.phase = Phase::Active;
+        let mut st = self.state()?;
+        let Some(mut sp) = st.tx.savepoints.pop() else {
+            return Ok(());
+        };
+        let whole_transaction_failed = matches!(
+            st.tx.phase,
+            Phase::NeedsRollback {
+                savepoint: None,
+                ..
+            }
+        );
+        if whole_transaction_failed {
+            // The transaction is gone; only rollback() helps. Keep this
+            // level's record so that rollback() undoes it.
+            st.tx.current().absorb_from(&mut sp.record);
+            self.sync_flags(&st);
+            return Ok(());
         }
+        if let Some(conn) = st.tx.conn.as_mut() {
+            if let Err(e) = conn.rollback_to_savepoint(&sp.name) {
+                st.tx.current().absorb_from(&mut sp.record);
+                let e = self.note_error(&mut st, e);
+                // Whatever the error, the savepoint cannot be trusted any more.
+                if matches!(st.tx.phase, Phase::Active) {
+                    st.tx.fail(e.clone());
+                }
+                self.sync_flags(&st);
+                return Err(e);
+            }
+        }
+        self.rollback_savepoint_state(&mut st, &mut sp.record);
+        // A flush that failed inside this savepoint (or one it contained)
+        // left the session needing this rollback; it is done.
+        if let Phase::NeedsRollback {
+            savepoint: Some(failed),
+            ..
+        } = st.tx.phase
+        {
+            if failed >= depth {
+                st.tx.phase = Phase::Active;
+            }
+        }
+        self.sync_flags(&st);
         Ok(())
     }
 
     /// SQLAlchemy's savepoint accounting: objects added inside become
     /// transient, objects deleted inside are restored, objects changed
-    /// inside are expired.
-    pub(super) fn rollback_savepoint_state(&self, st: &mut State, sp: &Savepoint) {
+    /// inside are expired, key changes reverted; objects pending, marked
+    /// for deletion or written but not yet flushed are undone too.
+    pub(super) fn rollback_savepoint_state(&self, st: &mut State, record: &mut Record) {
         let State {
-            map,
-            new,
-            deleted,
-            tx,
-            ..
+            map, new, deleted, ..
         } = st;
-        for obj in tx.deleted.drain(sp.deleted_mark..) {
-            transaction::restore_deleted(&obj, map);
-        }
-        for obj in tx.inserted.drain(sp.inserted_mark..) {
-            transaction::make_transient(&obj, map);
-        }
+        transaction::restore_level(record, map, true);
         // begin_nested flushed, so everything still pending was added inside.
         for obj in new.drain(..) {
             transaction::make_transient(&obj, map);
         }
         for obj in deleted.drain(..) {
             obj.meta().borrow_mut().marked_deleted = false;
-            transaction::expire(&obj);
-        }
-        for obj in tx.updated.drain(sp.updated_mark..) {
             transaction::expire(&obj);
         }
         for obj in self.inner.modified.borrow_mut().drain(..) {
@@ -142,7 +182,9 @@ pub struct NestedTransaction<'s> {
 }
 
 impl NestedTransaction<'_> {
-    /// Flushes and RELEASEs the savepoint; its changes join the outer transaction.
+    /// Flushes and RELEASEs the savepoint; its changes join the outer
+    /// transaction. If the flush fails, the savepoint is rolled back and the
+    /// error returned; the outer transaction stays usable.
     pub fn commit(mut self) -> Result<()> {
         self.done = true;
         self.session.end_savepoint(self.depth, true)

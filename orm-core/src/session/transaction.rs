@@ -1,22 +1,31 @@
-//! The session's transaction as an explicit state machine, and what commit,
-//! rollback and savepoint rollback do to the objects.
+//! The session's transaction as an explicit state machine, the record each
+//! transaction level keeps of what its flushes did, and the one routine that
+//! undoes that record (rollback, savepoint rollback, failed flush).
 //!
 //! ```text
 //!  Idle --(first real work: autobegin)--> Active --commit/rollback--> Idle
 //!                                          |
-//!                      failed flush / lost connection
+//!          failed flush / lost connection / transaction ended by the server
 //!                                          v
 //!                                    NeedsRollback --rollback()--> Idle
 //! ```
 //!
-//! The connection is checked out (and `BEGIN` sent) only at the first SQL of
-//! an Active transaction, and returned to the pool at commit, rollback or close.
+//! The connection is checked out (and `BEGIN` sent) at the first SQL of an
+//! Active transaction, and returned to the pool at commit, rollback or close.
+//!
+//! Like SQLAlchemy's `SessionTransaction` tree, every level (the transaction
+//! itself, then one per open savepoint) records the objects its flushes
+//! INSERTed, DELETEd and UPDATEd, and the objects whose primary key an
+//! UPDATE changed (key switches). Releasing a savepoint hands its record to
+//! the level below; rolling a level back undoes its record with
+//! [`restore_level`], whatever the reason for the rollback.
 
 use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::engine::PooledConnection;
 use crate::error::Error;
+use crate::model::Key;
 
 use super::identity_map::{Identity, IdentityMap};
 use super::object::{AnyObj, ObjState};
@@ -30,30 +39,81 @@ pub(crate) enum Phase {
     Idle,
     /// A logical transaction is open (the connection may not be checked out yet).
     Active,
-    /// A flush failed or the connection was lost; only rollback() is accepted.
-    NeedsRollback(Arc<Error>),
+    /// A flush failed, the connection was lost, or the server ended the
+    /// transaction: the session refuses work until the level that failed is
+    /// rolled back.
+    NeedsRollback {
+        /// What went wrong.
+        cause: Arc<Error>,
+        /// `Some(depth)`: rolling back the savepoint at this depth (1 = the
+        /// outermost savepoint) clears the state, the transaction below it
+        /// being intact. `None`: only a full `rollback()` does.
+        savepoint: Option<usize>,
+    },
 }
 
-/// One `begin_nested()` level.
+/// An object whose primary key an UPDATE of this level changed.
+pub(crate) struct KeySwitch {
+    pub obj: Rc<dyn AnyObj>,
+    /// The key before the UPDATE.
+    pub old_key: Key,
+}
+
+/// What one transaction level's flushes did.
+#[derive(Default)]
+pub(crate) struct Record {
+    /// Objects INSERTed (pending → persistent).
+    pub inserted: Vec<Rc<dyn AnyObj>>,
+    /// Objects DELETEd (persistent → deleted).
+    pub deleted: Vec<Rc<dyn AnyObj>>,
+    /// Objects UPDATEd.
+    pub updated: Vec<Rc<dyn AnyObj>>,
+    /// Primary-key changes, in the order they were flushed.
+    pub key_switches: Vec<KeySwitch>,
+}
+
+impl Record {
+    /// Appends `other` (a released savepoint's record) to this one.
+    fn absorb(&mut self, other: Record) {
+        self.inserted.extend(other.inserted);
+        self.deleted.extend(other.deleted);
+        self.updated.extend(other.updated);
+        self.key_switches.extend(other.key_switches);
+    }
+
+    /// Moves everything of `other` into this record, leaving `other` empty.
+    pub fn absorb_from(&mut self, other: &mut Record) {
+        self.absorb(std::mem::take(other));
+    }
+
+    /// Forgets `obj` (it was expunged: a rollback must not bring it back).
+    fn forget(&mut self, obj: &Rc<dyn AnyObj>) {
+        self.inserted.retain(|o| !Rc::ptr_eq(o, obj));
+        self.deleted.retain(|o| !Rc::ptr_eq(o, obj));
+        self.updated.retain(|o| !Rc::ptr_eq(o, obj));
+        self.key_switches.retain(|k| !Rc::ptr_eq(&k.obj, obj));
+    }
+
+    fn clear(&mut self) {
+        self.inserted.clear();
+        self.deleted.clear();
+        self.updated.clear();
+        self.key_switches.clear();
+    }
+}
+
+/// One open `begin_nested()` level; its SAVEPOINT was sent.
 pub(crate) struct Savepoint {
     pub name: String,
-    /// Positions in the transaction's lists when the savepoint began.
-    pub inserted_mark: usize,
-    pub deleted_mark: usize,
-    pub updated_mark: usize,
-    /// Whether `SAVEPOINT` was sent.
-    pub sent: bool,
+    pub record: Record,
 }
 
 pub(crate) struct Transaction {
     pub phase: Phase,
     pub conn: Option<PooledConnection>,
-    /// Objects INSERTed by flushes of this transaction.
-    pub inserted: Vec<Rc<dyn AnyObj>>,
-    /// Objects DELETEd by flushes of this transaction.
-    pub deleted: Vec<Rc<dyn AnyObj>>,
-    /// Objects UPDATEd by flushes of this transaction (for savepoint rollback).
-    pub updated: Vec<Rc<dyn AnyObj>>,
+    /// The outermost level's record.
+    pub root: Record,
+    /// Open savepoints, outermost first.
     pub savepoints: Vec<Savepoint>,
     pub next_savepoint: u64,
 }
@@ -63,9 +123,7 @@ impl Transaction {
         Transaction {
             phase: Phase::Idle,
             conn: None,
-            inserted: Vec::new(),
-            deleted: Vec::new(),
-            updated: Vec::new(),
+            root: Record::default(),
             savepoints: Vec::new(),
             next_savepoint: 0,
         }
@@ -75,13 +133,46 @@ impl Transaction {
         !matches!(self.phase, Phase::Idle)
     }
 
+    /// Autobegin: real work opens a logical transaction.
+    pub fn autobegin(&mut self) {
+        if matches!(self.phase, Phase::Idle) {
+            self.phase = Phase::Active;
+        }
+    }
+
+    /// The innermost level's record: where a flush records what it did.
+    pub fn current(&mut self) -> &mut Record {
+        match self.savepoints.last_mut() {
+            Some(sp) => &mut sp.record,
+            None => &mut self.root,
+        }
+    }
+
+    /// Every record, outermost first.
+    pub fn records_mut(&mut self) -> impl Iterator<Item = &mut Record> {
+        std::iter::once(&mut self.root).chain(self.savepoints.iter_mut().map(|sp| &mut sp.record))
+    }
+
+    /// Removes the innermost savepoint, handing its record to the level below.
+    pub fn release_innermost(&mut self) -> Option<String> {
+        let sp = self.savepoints.pop()?;
+        self.current().absorb(sp.record);
+        Some(sp.name)
+    }
+
+    /// Requires a full rollback, naming `cause`.
+    pub fn fail(&mut self, cause: Error) {
+        self.phase = Phase::NeedsRollback {
+            cause: Arc::new(cause),
+            savepoint: None,
+        };
+    }
+
     /// Forget everything about the transaction (after commit or rollback).
     pub fn reset(&mut self) {
         self.phase = Phase::Idle;
         self.conn = None;
-        self.inserted.clear();
-        self.deleted.clear();
-        self.updated.clear();
+        self.root.clear();
         self.savepoints.clear();
     }
 }
@@ -123,23 +214,77 @@ pub(crate) fn make_transient(obj: &Rc<dyn AnyObj>, map: &mut IdentityMap) {
     meta.expired = false;
 }
 
-/// Puts an object whose DELETE was rolled back back into the map, expired.
-pub(crate) fn restore_deleted(obj: &Rc<dyn AnyObj>, map: &mut IdentityMap) {
+/// Puts an object whose DELETE was rolled back back into the map (expired
+/// when `expire_it`).
+pub(crate) fn restore_deleted(obj: &Rc<dyn AnyObj>, map: &mut IdentityMap, expire_it: bool) {
     {
         let mut meta = obj.meta().borrow_mut();
         meta.state = ObjState::Persistent;
         meta.marked_deleted = false;
     }
-    expire(obj);
+    if expire_it {
+        expire(obj);
+    }
     if let Some(identity) = identity_of(obj) {
         map.insert(identity, obj.clone());
     }
 }
 
+/// Undoes one level's record: deletions restored (first, so that an object
+/// inserted and deleted in the level ends transient), insertions made
+/// transient, key switches reverted (newest first, always expired: the
+/// object's fields hold the key that was rolled back), and, with
+/// `expire_rest`, restored and updated objects expired. `close()` passes
+/// `false`: its objects are detached with the values they had.
+pub(crate) fn restore_level(record: &mut Record, map: &mut IdentityMap, expire_rest: bool) {
+    for obj in record.deleted.drain(..) {
+        restore_deleted(&obj, map, expire_rest);
+    }
+    for obj in record.inserted.drain(..) {
+        make_transient(&obj, map);
+    }
+    for switch in record.key_switches.drain(..).rev() {
+        let obj = switch.obj;
+        if obj.meta().borrow().state == ObjState::Transient {
+            continue;
+        }
+        if let Some(identity) = identity_of(&obj) {
+            if map.get(&identity).is_some_and(|o| Rc::ptr_eq(o, &obj)) {
+                map.remove(&identity);
+            }
+        }
+        obj.meta().borrow_mut().key = Some(switch.old_key.clone());
+        let detached = obj.meta().borrow().state == ObjState::Detached;
+        if !detached {
+            map.insert(
+                Identity {
+                    model: obj.model_type(),
+                    key: switch.old_key,
+                },
+                obj.clone(),
+            );
+        }
+        expire(&obj);
+    }
+    for obj in record.updated.drain(..) {
+        if expire_rest {
+            expire(&obj);
+        }
+    }
+}
+
 impl Session {
-    /// Whether a transaction is open (autobegun by real work, or begun explicitly).
+    /// Whether a transaction is open (autobegun by real work, or begun
+    /// explicitly), including one that failed and awaits `rollback()`.
+    ///
+    /// Never fails: called from inside one of the session's own operations
+    /// (a hook, a `FromValue` impl), it answers from the state as of the
+    /// start of that operation.
     pub fn in_transaction(&self) -> bool {
-        self.inner.state.borrow().tx.is_active()
+        match self.inner.state.try_borrow() {
+            Ok(st) => st.tx.is_active(),
+            Err(_) => self.inner.flags.get().in_transaction,
+        }
     }
 
     /// Begins a transaction explicitly. An error if one is already open
@@ -154,18 +299,19 @@ impl Session {
             ));
         }
         st.tx.phase = Phase::Active;
+        self.sync_flags(&st);
         Ok(())
     }
 
     pub(super) fn check_usable(&self, st: &State) -> Result<()> {
         match &st.tx.phase {
-            Phase::NeedsRollback(cause) => Err(Error::PendingRollback(cause.clone())),
+            Phase::NeedsRollback { cause, .. } => Err(Error::PendingRollback(cause.clone())),
             _ => Ok(()),
         }
     }
 
-    /// The transaction's connection, checking it out and sending BEGIN (and
-    /// any pending SAVEPOINT) on first use.
+    /// The transaction's connection, checking it out and sending BEGIN on
+    /// first use.
     pub(super) fn connection<'a>(&self, st: &'a mut State) -> Result<&'a mut PooledConnection> {
         self.check_usable(st)?;
         st.tx.phase = Phase::Active;
@@ -174,25 +320,41 @@ impl Session {
             conn.begin()?;
             st.tx.conn = Some(conn);
         }
-        let tx = &mut st.tx;
-        let conn = tx
+        self.sync_flags(st);
+        st.tx
             .conn
             .as_mut()
-            .ok_or_else(|| Error::invalid("no connection"))?;
-        for sp in tx.savepoints.iter_mut().filter(|sp| !sp.sent) {
-            conn.savepoint(&sp.name)?;
-            sp.sent = true;
-        }
-        Ok(conn)
+            .ok_or_else(|| Error::invalid("internal error: the session has no connection"))
     }
 
-    /// Records an error from SQL run inside the transaction: a lost
-    /// connection leaves the session needing rollback.
+    /// Records an error from SQL run inside the transaction. Every session
+    /// statement's error passes through here: when the connection says the
+    /// transaction is gone (the connection was lost, or the server rolled
+    /// the transaction back — a deadlock — or committed it implicitly), the
+    /// session needs a full rollback, naming the cause.
     pub(super) fn note_error(&self, st: &mut State, e: Error) -> Error {
-        if e.is_connection_lost() && st.tx.conn.is_some() {
-            st.tx.phase = Phase::NeedsRollback(Arc::new(e.clone()));
+        let gone =
+            e.is_connection_lost() || st.tx.conn.as_ref().is_some_and(|c| c.needs_rollback());
+        if gone && st.tx.conn.is_some() {
+            st.tx.fail(e.clone());
+            self.sync_flags(st);
         }
         e
+    }
+
+    /// Checks, after a statement that succeeded, that the server did not end
+    /// the transaction (an implicit commit); if it did, the session needs a
+    /// rollback and the error says so.
+    pub(super) fn check_still_open(&self, st: &mut State) -> Result<()> {
+        let ended = st
+            .tx
+            .conn
+            .as_ref()
+            .and_then(|c| c.ended_by_server().cloned());
+        match ended {
+            Some(e) => Err(self.note_error(st, e)),
+            None => Ok(()),
+        }
     }
 
     /// Flushes pending changes, COMMITs, and returns the connection to the
@@ -210,14 +372,19 @@ impl Session {
         if let Some(conn) = st.tx.conn.as_mut() {
             if let Err(e) = conn.commit() {
                 let e = self.note_error(&mut st, e);
+                if let Some(conn) = st.tx.conn.as_mut() {
+                    if conn.rollback().is_err() {
+                        conn.invalidate();
+                    }
+                }
                 self.rollback_state(&mut st);
                 return Err(e);
             }
         }
-        for obj in st.tx.deleted.drain(..) {
+        for obj in st.tx.root.deleted.drain(..) {
             obj.meta().borrow_mut().release(ObjState::Detached);
         }
-        for obj in &st.tx.inserted {
+        for obj in &st.tx.root.inserted {
             obj.meta().borrow_mut().generated_key = false;
         }
         if self.inner.config.expire_on_commit {
@@ -227,6 +394,7 @@ impl Session {
             self.inner.modified.borrow_mut().clear();
         }
         st.tx.reset();
+        self.sync_flags(&st);
         Ok(())
     }
 
@@ -252,6 +420,7 @@ impl Session {
     pub(super) fn rollback_state(&self, st: &mut State) {
         rollback_objects(st, true);
         self.inner.modified.borrow_mut().clear();
+        self.sync_flags(st);
     }
 
     /// Rolls back, returns the connection and detaches every object. Objects
@@ -268,6 +437,7 @@ impl Session {
             rollback_objects(&mut st, false);
             self.inner.modified.borrow_mut().clear();
             detach_all(&mut st);
+            self.sync_flags(&st);
         }
     }
 
@@ -303,12 +473,12 @@ impl Session {
     }
 }
 
-/// What a rollback does to the objects: pending and newly inserted objects
-/// become transient, deleted ones are restored, and (with `expire_rest`)
-/// everything else is expired. `close()` passes `false`: the objects are
-/// about to be detached and keep their loaded values, as in SQLAlchemy.
-/// Resets the transaction (dropping its connection guard, which rolls the
-/// connection back if needed).
+/// What a rollback does to the objects: every level's record is undone
+/// (innermost first), pending objects become transient, marked deletions are
+/// forgotten, and (with `expire_rest`) everything else is expired. `close()`
+/// passes `false`: the objects are about to be detached and keep their
+/// loaded values, as in SQLAlchemy. Resets the transaction (dropping its
+/// connection guard, which rolls the connection back if needed).
 pub(super) fn rollback_objects(st: &mut State, expire_rest: bool) {
     let State {
         map,
@@ -317,14 +487,10 @@ pub(super) fn rollback_objects(st: &mut State, expire_rest: bool) {
         tx,
         ..
     } = st;
-    // Restore deletions first: an object inserted and deleted in this
-    // transaction must end transient, not persistent.
-    for obj in tx.deleted.drain(..) {
-        restore_deleted(&obj, map);
+    while let Some(mut sp) = tx.savepoints.pop() {
+        restore_level(&mut sp.record, map, expire_rest);
     }
-    for obj in tx.inserted.drain(..) {
-        make_transient(&obj, map);
-    }
+    restore_level(&mut tx.root, map, expire_rest);
     for obj in new.drain(..) {
         make_transient(&obj, map);
     }
@@ -337,4 +503,11 @@ pub(super) fn rollback_objects(st: &mut State, expire_rest: bool) {
         }
     }
     tx.reset();
+}
+
+/// Removes `obj` from every level's record (it is being expunged).
+pub(super) fn forget(tx: &mut Transaction, obj: &Rc<dyn AnyObj>) {
+    for record in tx.records_mut() {
+        record.forget(obj);
+    }
 }

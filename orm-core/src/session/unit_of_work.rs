@@ -3,13 +3,21 @@
 //! 1. Gather: pending objects (in `add` order), objects written since their
 //!    last load or flush whose column values really changed, and objects
 //!    marked for deletion.
-//! 2. Order: tables by their declared references (parents inserted before
-//!    children, children deleted after... before parents); rows of a
-//!    self-referencing table in levels, parent rows first.
-//! 3. Send, through [`super::persistence`]: per table in order, INSERTs then
-//!    UPDATEs; then DELETEs in reverse table order.
-//! 4. Only after the database accepted everything are objects marked clean,
-//!    persistent or deleted ([`Applied::apply`]).
+//! 2. Prepare, without changing anything: every value the statements need is
+//!    read now (a borrowed object fails the flush here, before any SQL), and
+//!    every object that will receive a generated key or a new version must
+//!    be writable.
+//! 3. Order: tables by their declared references, counting only the
+//!    references that constrain this flush (a parent's INSERT before the
+//!    child rows that may point at it; a child's DELETE before its parent's),
+//!    so that two tables that reference each other can be UPDATEd freely;
+//!    rows of a self-referencing table in levels, parent rows first.
+//! 4. Send, through [`super::persistence`]: per table in save order, INSERTs
+//!    then UPDATEs; then DELETEs in delete order. Generated keys are kept in
+//!    the plan, not written into the objects.
+//! 5. Only after the database accepted everything are keys and versions
+//!    written into the objects and the objects marked clean, persistent or
+//!    deleted (`Session::apply`).
 
 use std::any::TypeId;
 use std::collections::HashMap;
@@ -22,17 +30,52 @@ use crate::value::Value;
 use super::object::{AnyObj, ObjState};
 use super::persistence::{self, Ctx, UpdateRow};
 
+/// A pending object's INSERT: the values sent, and the key the database
+/// generated for it (filled in by the INSERT).
+pub(crate) struct InsertRow {
+    pub obj: Rc<dyn AnyObj>,
+    /// Every column's value as sent (the version column already 1).
+    pub values: Vec<Value>,
+    /// The auto-increment value the database generated.
+    pub generated: Option<Value>,
+}
+
+/// A deleted object's DELETE.
+pub(crate) struct DeleteRow {
+    pub obj: Rc<dyn AnyObj>,
+    pub key: Key,
+    /// The version the row must still have (versioned tables).
+    pub version: Option<Value>,
+}
+
 /// The work of one table.
 #[derive(Default)]
 pub(crate) struct TableWork {
-    pub inserts: Vec<Rc<dyn AnyObj>>,
+    /// INSERTs in levels (a row referencing another row of the same table
+    /// comes in a later level), each level in `add` order.
+    pub inserts: Vec<Vec<InsertRow>>,
     pub updates: Vec<UpdateRow>,
-    pub deletes: Vec<Rc<dyn AnyObj>>,
+    /// DELETEs in levels, parents first; sent last level first.
+    pub deletes: Vec<Vec<DeleteRow>>,
 }
 
-/// A flush plan: the tables in dependency order with their work.
+impl TableWork {
+    fn has_inserts(&self) -> bool {
+        self.inserts.iter().any(|l| !l.is_empty())
+    }
+
+    fn has_deletes(&self) -> bool {
+        self.deletes.iter().any(|l| !l.is_empty())
+    }
+}
+
+/// A flush plan: the tables with their work, and the two orders to visit them.
 pub(crate) struct Plan {
     pub tables: Vec<(&'static TableDef, TableWork)>,
+    /// Indexes into `tables`: INSERTs and UPDATEs, parents first.
+    save_order: Vec<usize>,
+    /// Indexes into `tables`: DELETEs, children first.
+    delete_order: Vec<usize>,
 }
 
 impl Plan {
@@ -41,76 +84,137 @@ impl Plan {
     }
 
     /// Builds the plan. `updates` are the already-diffed changed objects.
+    /// Reads every value it needs now and changes nothing.
     pub fn build(
         new: &[Rc<dyn AnyObj>],
         updates: Vec<UpdateRow>,
         deletes: &[Rc<dyn AnyObj>],
     ) -> Result<Plan> {
-        let mut order: Vec<TypeId> = Vec::new();
-        let mut work: HashMap<TypeId, (&'static TableDef, TableWork)> = HashMap::new();
-        fn slot<'a>(
-            order: &mut Vec<TypeId>,
-            work: &'a mut HashMap<TypeId, (&'static TableDef, TableWork)>,
-            obj: &Rc<dyn AnyObj>,
-        ) -> &'a mut TableWork {
-            let t = obj.model_type();
-            if !work.contains_key(&t) {
-                order.push(t);
+        let mut index: HashMap<TypeId, usize> = HashMap::new();
+        let mut tables: Vec<(&'static TableDef, TableWork)> = Vec::new();
+        let mut slot = |obj: &Rc<dyn AnyObj>| -> usize {
+            *index.entry(obj.model_type()).or_insert_with(|| {
+                tables.push((obj.table(), TableWork::default()));
+                tables.len() - 1
+            })
+        };
+        let mut inserts: Vec<Vec<Rc<dyn AnyObj>>> = Vec::new();
+        let mut removals: Vec<Vec<Rc<dyn AnyObj>>> = Vec::new();
+        let mut changes: Vec<Vec<UpdateRow>> = Vec::new();
+        fn grow<T>(n: usize, v: &mut Vec<Vec<T>>) {
+            while v.len() <= n {
+                v.push(Vec::new());
             }
-            &mut work
-                .entry(t)
-                .or_insert_with(|| (obj.table(), TableWork::default()))
-                .1
         }
         for obj in new {
-            slot(&mut order, &mut work, obj).inserts.push(obj.clone());
+            let t = slot(obj);
+            grow(t, &mut inserts);
+            inserts[t].push(obj.clone());
         }
         for row in updates {
-            let obj = row.obj.clone();
-            slot(&mut order, &mut work, &obj).updates.push(row);
+            let t = slot(&row.obj);
+            grow(t, &mut changes);
+            changes[t].push(row);
         }
         for obj in deletes {
-            slot(&mut order, &mut work, obj).deletes.push(obj.clone());
+            let t = slot(obj);
+            grow(t, &mut removals);
+            removals[t].push(obj.clone());
         }
-        let tables: Vec<(&'static TableDef, TableWork)> =
-            order.iter().filter_map(|t| work.remove(t)).collect();
+        drop(slot);
+        for (t, (table, work)) in tables.iter_mut().enumerate() {
+            if let Some(objs) = inserts.get(t).filter(|o| !o.is_empty()) {
+                let rows = objs
+                    .iter()
+                    .map(|obj| insert_row(table, obj))
+                    .collect::<Result<Vec<InsertRow>>>()?;
+                work.inserts = levels(
+                    table,
+                    rows,
+                    |r| Ok(r.values.clone()),
+                    |r| {
+                        Ok(r.obj
+                            .meta()
+                            .borrow()
+                            .key
+                            .clone()
+                            .or_else(|| key_from_values(table, &r.values)))
+                    },
+                )?;
+            }
+            if let Some(rows) = changes.get_mut(t) {
+                work.updates = std::mem::take(rows);
+            }
+            if let Some(objs) = removals.get(t).filter(|o| !o.is_empty()) {
+                let rows = objs
+                    .iter()
+                    .map(|obj| delete_row(table, obj))
+                    .collect::<Result<Vec<DeleteRow>>>()?;
+                work.deletes =
+                    levels(table, rows, |r| r.obj.values(), |r| Ok(Some(r.key.clone())))?;
+            }
+        }
+        let save_order = sort_tables(&tables, |parent, child| {
+            parent.has_inserts() && (child.has_inserts() || !child.updates.is_empty())
+        })?;
+        // Children first: order parents first by the reversed relation, then reverse.
+        let mut delete_order = sort_tables(&tables, |parent, child| {
+            parent.has_deletes() && child.has_deletes()
+        })?;
+        delete_order.reverse();
         Ok(Plan {
-            tables: sort_tables(tables)?,
+            tables,
+            save_order,
+            delete_order,
         })
     }
 
-    /// Sends the plan's statements.
-    pub fn execute(&self, ctx: &mut Ctx<'_>) -> Result<()> {
+    /// Every object the flush will write back into (a generated key, a new
+    /// version), checked before any SQL is sent.
+    pub fn check_writable(&self) -> Result<()> {
         for (table, work) in &self.tables {
-            for level in row_levels(table, &work.inserts)? {
-                persistence::insert(ctx, table, &level)?;
+            let writes_inserts = table.auto_increment.is_some() || table.version.is_some();
+            let inserted = work.inserts.iter().flatten().map(|r| &r.obj);
+            let updated = work.updates.iter().map(|r| &r.obj);
+            let must_write = inserted
+                .filter(|_| writes_inserts)
+                .chain(updated.filter(|_| table.version.is_some()));
+            for obj in must_write {
+                if !obj.can_write() {
+                    return Err(Error::AlreadyBorrowed {
+                        table: table.name,
+                        action: "flushing (an explicit flush, or the autoflush of a query, get(), merge() or commit()): \
+                                 the flush writes its generated key or new version into it. Nothing was sent",
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the plan's statements, keeping generated keys in the plan.
+    pub fn execute(&mut self, ctx: &mut Ctx<'_>) -> Result<()> {
+        for &t in &self.save_order {
+            let (table, work) = &mut self.tables[t];
+            for level in work.inserts.iter_mut() {
+                if !level.is_empty() {
+                    persistence::insert(ctx, table, level)?;
+                }
             }
             if !work.updates.is_empty() {
                 persistence::update(ctx, table, &work.updates)?;
             }
         }
-        for (table, work) in self.tables.iter().rev() {
-            if work.deletes.is_empty() {
-                continue;
-            }
-            for level in row_levels(table, &work.deletes)?.into_iter().rev() {
-                let rows = level
+        for &t in &self.delete_order {
+            let (table, work) = &self.tables[t];
+            for level in work.deletes.iter().rev() {
+                if level.is_empty() {
+                    continue;
+                }
+                let rows: Vec<(Key, Option<Value>)> = level
                     .iter()
-                    .map(|obj| {
-                        let meta = obj.meta().borrow();
-                        let key = meta.key.clone().ok_or_else(|| {
-                            Error::invalid(format!(
-                                "a deleted `{}` object has no identity key",
-                                table.model
-                            ))
-                        })?;
-                        let version = match table.version {
-                            Some(v) => Some(obj.column_value(v)?),
-                            None => None,
-                        };
-                        Ok((key, version))
-                    })
-                    .collect::<Result<Vec<(Key, Option<Value>)>>>()?;
+                    .map(|r| (r.key.clone(), r.version.clone()))
+                    .collect();
                 persistence::delete(ctx, table, &rows)?;
             }
         }
@@ -118,93 +222,140 @@ impl Plan {
     }
 }
 
-/// Orders tables so that every table comes after the tables it references.
-/// Self-references are left to [`row_levels`].
+/// Reads a pending object's values for its INSERT (version 1 for a versioned table).
+fn insert_row(table: &'static TableDef, obj: &Rc<dyn AnyObj>) -> Result<InsertRow> {
+    let mut values = obj.values()?;
+    if let Some(v) = table.version {
+        values[v] = Value::Int(1);
+    }
+    Ok(InsertRow {
+        obj: obj.clone(),
+        values,
+        generated: None,
+    })
+}
+
+/// Reads a deleted object's key and the version its row must still have
+/// (the one it was loaded or last flushed with).
+fn delete_row(table: &'static TableDef, obj: &Rc<dyn AnyObj>) -> Result<DeleteRow> {
+    let meta = obj.meta().borrow();
+    let key = meta.key.clone().ok_or_else(|| {
+        Error::invalid(format!(
+            "internal error: a deleted `{}` object has no identity key",
+            table.model
+        ))
+    })?;
+    let version = match (table.version, &meta.snapshot) {
+        (Some(v), Some(snapshot)) => Some(snapshot[v].clone()),
+        (Some(v), None) => Some(obj.column_value(v)?),
+        (None, _) => None,
+    };
+    Ok(DeleteRow {
+        obj: obj.clone(),
+        key,
+        version,
+    })
+}
+
+/// Orders tables so that every table comes after the tables it references,
+/// counting only the references for which `constrains(parent, child)` holds.
+/// Self-references are left to [`levels`]. A cycle among the counted
+/// references is [`Error::FlushCycle`].
 fn sort_tables(
-    mut tables: Vec<(&'static TableDef, TableWork)>,
-) -> Result<Vec<(&'static TableDef, TableWork)>> {
-    let defs: Vec<&'static TableDef> = tables.iter().map(|(t, _)| *t).collect();
-    let parents_of = |t: &TableDef| -> Vec<usize> {
+    tables: &[(&'static TableDef, TableWork)],
+    constrains: impl Fn(&TableWork, &TableWork) -> bool,
+) -> Result<Vec<usize>> {
+    let parents_of = |i: usize| -> Vec<usize> {
+        let (t, child) = &tables[i];
         t.foreign_keys
             .iter()
             .filter_map(|fk| {
                 let target = (fk.target)();
-                if std::ptr::eq(target, t) {
+                if std::ptr::eq(target, *t) {
                     return None;
                 }
-                defs.iter().position(|d| std::ptr::eq(*d, target))
+                tables.iter().position(|(d, _)| std::ptr::eq(*d, target))
             })
+            .filter(|&p| constrains(&tables[p].1, child))
             .collect()
     };
-    let mut placed = vec![false; defs.len()];
-    let mut sequence = Vec::with_capacity(defs.len());
-    while sequence.len() < defs.len() {
-        let next =
-            (0..defs.len()).find(|&i| !placed[i] && parents_of(defs[i]).iter().all(|&p| placed[p]));
+    let parents: Vec<Vec<usize>> = (0..tables.len()).map(parents_of).collect();
+    let mut placed = vec![false; tables.len()];
+    let mut sequence = Vec::with_capacity(tables.len());
+    while sequence.len() < tables.len() {
+        let next = (0..tables.len()).find(|&i| !placed[i] && parents[i].iter().all(|&p| placed[p]));
         match next {
             Some(i) => {
                 placed[i] = true;
                 sequence.push(i);
             }
             None => {
-                let models = (0..defs.len())
+                let mut models: Vec<&'static str> = (0..tables.len())
                     .filter(|&i| !placed[i])
-                    .map(|i| defs[i].model)
+                    .map(|i| tables[i].0.model)
                     .collect();
+                models.sort_unstable();
                 return Err(Error::FlushCycle { models });
             }
         }
     }
-    let mut slots: Vec<Option<(&'static TableDef, TableWork)>> =
-        tables.drain(..).map(Some).collect();
-    Ok(sequence
-        .into_iter()
-        .filter_map(|i| slots[i].take())
-        .collect())
+    Ok(sequence)
+}
+
+/// The key of a row about to be inserted, from its values (`None` while
+/// an auto-increment key is unset).
+fn key_from_values(table: &TableDef, values: &[Value]) -> Option<Key> {
+    let key: Vec<Value> = table
+        .primary_key
+        .iter()
+        .map(|&i| values[i].clone())
+        .collect();
+    if key.iter().any(Value::is_null) {
+        None
+    } else {
+        Some(Key::new(key))
+    }
 }
 
 /// Splits the rows of one table into levels so that a row referencing
 /// another row of the same table (in this batch) comes in a later level.
 /// Tables without self-references give a single level.
-fn row_levels(
+fn levels<T>(
     table: &'static TableDef,
-    objs: &[Rc<dyn AnyObj>],
-) -> Result<Vec<Vec<Rc<dyn AnyObj>>>> {
+    rows: Vec<T>,
+    values_of: impl Fn(&T) -> Result<Vec<Value>>,
+    key_of: impl Fn(&T) -> Result<Option<Key>>,
+) -> Result<Vec<Vec<T>>> {
     let self_fks: Vec<usize> = table
         .foreign_keys
         .iter()
         .filter(|fk| std::ptr::eq((fk.target)(), table))
         .map(|fk| fk.column)
         .collect();
-    if self_fks.is_empty() || objs.len() < 2 || table.primary_key.len() != 1 {
-        return Ok(vec![objs.to_vec()]);
+    if self_fks.is_empty() || rows.len() < 2 || table.primary_key.len() != 1 {
+        return Ok(vec![rows]);
     }
     let mut index_of: HashMap<Value, usize> = HashMap::new();
-    for (i, obj) in objs.iter().enumerate() {
-        let key = match obj.meta().borrow().key.clone() {
-            Some(k) => Some(k),
-            None => obj.current_key()?,
-        };
-        if let Some(v) = key.as_ref().and_then(|k| k.values().last()) {
+    for (i, row) in rows.iter().enumerate() {
+        if let Some(v) = key_of(row)?.as_ref().and_then(|k| k.values().last()) {
             index_of.insert(v.clone(), i);
         }
     }
-    let mut parents: Vec<Vec<usize>> = Vec::with_capacity(objs.len());
-    for obj in objs {
-        let mut p = Vec::new();
-        for &c in &self_fks {
-            let v = obj.column_value(c)?;
-            if let Some(&j) = index_of.get(&v) {
-                p.push(j);
-            }
-        }
-        parents.push(p);
+    let mut parents: Vec<Vec<usize>> = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let values = values_of(row)?;
+        parents.push(
+            self_fks
+                .iter()
+                .filter_map(|&c| index_of.get(&values[c]).copied())
+                .collect(),
+        );
     }
-    let mut level = vec![usize::MAX; objs.len()];
+    let mut level = vec![usize::MAX; rows.len()];
     let mut done = 0;
     let mut current = 0;
-    while done < objs.len() {
-        let ready: Vec<usize> = (0..objs.len())
+    while done < rows.len() {
+        let ready: Vec<usize> = (0..rows.len())
             .filter(|&i| {
                 level[i] == usize::MAX && parents[i].iter().all(|&p| p != i && level[p] < current)
             })
@@ -220,16 +371,17 @@ fn row_levels(
         done += ready.len();
         current += 1;
     }
-    let mut levels = vec![Vec::new(); current];
-    for (i, obj) in objs.iter().enumerate() {
-        levels[level[i]].push(obj.clone());
+    let mut out: Vec<Vec<T>> = (0..current).map(|_| Vec::new()).collect();
+    for (i, row) in rows.into_iter().enumerate() {
+        out[level[i]].push(row);
     }
-    Ok(levels)
+    Ok(out)
 }
 
 /// Computes the UPDATE for one written object: the changed columns, or
-/// `None` when nothing really changed. The version column is managed by the
-/// session and never taken from the user's value.
+/// `None` when nothing really changed. Changes nothing (the snapshot is
+/// cleared only when the flush succeeded). The version column is managed by
+/// the session and never taken from the user's value.
 pub(crate) fn diff(obj: &Rc<dyn AnyObj>) -> Result<Option<UpdateRow>> {
     let table = obj.table();
     // Compare against the snapshot in place: cloning it (every text column
@@ -257,7 +409,6 @@ pub(crate) fn diff(obj: &Rc<dyn AnyObj>) -> Result<Option<UpdateRow>> {
         }
     };
     let Some(key) = key else {
-        obj.meta().borrow_mut().snapshot = None;
         return Ok(None);
     };
     Ok(Some(UpdateRow {
@@ -316,16 +467,34 @@ pub(crate) fn row_switches(new: &[Rc<dyn AnyObj>], deleted: &[Rc<dyn AnyObj>]) -
         taken[i] = true;
         let old = deleted[i].clone();
         let table = obj.table();
-        let old_values = old.values()?;
+        // What the row holds: the deleted object's snapshot when it was
+        // written after loading (its in-memory values are not the row's),
+        // else its values; an expired object's row is unknown, so every
+        // column is sent.
+        let (snapshot, expired) = {
+            let meta = old.meta().borrow();
+            (meta.snapshot.clone(), meta.expired)
+        };
+        let row_values = match snapshot {
+            Some(snapshot) => Some(snapshot),
+            None if expired => None,
+            None => Some(old.values()?),
+        };
         let changes: Vec<(usize, Value)> = obj
             .values()?
             .into_iter()
             .enumerate()
             .filter(|(c, v)| {
-                !table.is_key_column(*c) && Some(*c) != table.version && *v != old_values[*c]
+                !table.is_key_column(*c)
+                    && Some(*c) != table.version
+                    && row_values.as_ref().map_or(true, |row| *v != row[*c])
             })
             .collect();
-        let old_version = table.version.map(|v| old_values[v].clone());
+        let old_version = match (table.version, &row_values) {
+            (Some(v), Some(row)) => Some(row[v].clone()),
+            (Some(v), None) => Some(old.column_value(v)?),
+            (None, _) => None,
+        };
         let update = (!changes.is_empty()).then(|| UpdateRow {
             obj: obj.clone(),
             old_key: key.clone(),
