@@ -198,7 +198,11 @@ pub enum Error {
 
     /// The flush cannot order these models: their references form a cycle
     /// among the rows being written.
-    #[error("cannot order the flush: the references between {models:?} form a cycle among the rows being written; flush the rows of one model first")]
+    #[error(
+        "cannot order the flush: the references between {} form a cycle among the rows being inserted or \
+         deleted; nothing was sent. Insert the rows of one side first with the reference unset, flush, then set it",
+        .models.join(", ")
+    )]
     FlushCycle {
         /// The models involved.
         models: Vec<&'static str>,

@@ -119,7 +119,7 @@ impl Connection for MySqlConnection {
                         .query_first("SELECT @@innodb_rollback_on_timeout")
                         .ok()
                         .flatten();
-                    self.rollback_on_timeout = Some(on.map_or(true, |v| v != 0));
+                    self.rollback_on_timeout = Some(!matches!(on, Some(0)));
                 }
                 self.rollback_on_timeout.unwrap_or(true)
             }

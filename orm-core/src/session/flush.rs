@@ -287,6 +287,13 @@ impl Session {
     /// savepoint, or the whole transaction), restore the objects, and require
     /// a rollback of that level. Returns the error to raise.
     fn fail_flush(&self, st: &mut State, e: Error) -> Error {
+        if st.tx.conn.is_none() {
+            // No connection could be had (pool timeout, server down): no
+            // statement of this transaction reached the server, so there is
+            // nothing to roll back and nothing to restore. The caller put
+            // the written objects back; the session is as it was.
+            return e;
+        }
         let depth = st.tx.savepoints.len();
         let transaction_alive =
             st.tx.conn.as_ref().map_or(true, |c| !c.needs_rollback()) && !e.is_connection_lost();

@@ -326,7 +326,8 @@ impl<M: Model> ObjCell<M> {
     fn borrow(&self) -> Result<Ref<'_, M>> {
         self.value.try_borrow().map_err(|_| Error::AlreadyBorrowed {
             table: M::table().name,
-            action: "flushing or refreshing it",
+            action: "flushing it (an explicit flush, or the autoflush before a query, get(), merge(), \
+                     refresh() or commit(); nothing was sent and no change is lost) or refreshing it",
         })
     }
 

@@ -121,7 +121,6 @@ impl Plan {
             grow(t, &mut removals);
             removals[t].push(obj.clone());
         }
-        drop(slot);
         for (t, (table, work)) in tables.iter_mut().enumerate() {
             if let Some(objs) = inserts.get(t).filter(|o| !o.is_empty()) {
                 let rows = objs
