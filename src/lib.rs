@@ -78,15 +78,15 @@
 //! let sessions = SessionFactory::new(engine);
 //!
 //! // Commit on Ok, roll back on Err or panic, always release the connection.
-//! let id = sessions.begin(|s| {
+//! let acct = sessions.begin(|s| {
 //!     let acct = s.add(Account { id: None, owner: "ann".into(), balance: 100, version: 0 })?;
 //!     s.flush()?; // INSERT ... RETURNING `id`
-//!     let id = acct.read()?.id;
-//!     Ok(id)
+//!     Ok(acct)
 //! })?;
+//! let id: i64 = acct.key()?; // committed and detached, yet no SELECT: a key never changes
 //!
 //! let s = sessions.session();
-//! let acct = s.get::<Account>(id.unwrap())?.expect("just inserted");
+//! let acct = s.get::<Account>(id)?.expect("just inserted");
 //! acct.write()?.balance -= 30;              // UPDATE of `balance` only, version-checked
 //! let rich = s.query::<Account>().filter(Account::BALANCE.ge(50)).count()?; // autoflush first
 //! s.commit()?;                               // acct is expired: the next read() reloads it
@@ -118,7 +118,9 @@ pub use orm_core::{
 
 pub use orm_core::engine::Engine;
 pub use orm_core::error::{DbError, DbErrorKind, Error, Result};
-pub use orm_core::model::{Column, ColumnDef, ForeignKeyDef, IntoKey, Key, Model, TableDef};
+pub use orm_core::model::{
+    Column, ColumnDef, ForeignKeyDef, FromKey, IntoKey, Key, Model, TableDef,
+};
 pub use orm_core::row::Row;
 pub use orm_core::value::{ColumnType, ConversionError, FromValue, SqlType, ToValue, Value};
 /// Derives [`Model`](trait@Model); see the attributes below.

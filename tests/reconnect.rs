@@ -53,20 +53,91 @@ fn killed_idle_connection_with_pre_ping_is_replaced_silently() {
 }
 
 #[test]
-fn killed_idle_connection_without_pre_ping_costs_one_error() {
+fn killed_idle_connection_without_pre_ping_retries_a_read_once() {
     let db = TestDb::new("rc_noping");
     let engine = engine(&db, "pool_size=1");
     let old = kill_idle(&db, &engine);
     let mut conn = engine.connect().unwrap();
-    let err = server_id(&mut conn).unwrap_err();
-    assert_eq!(err.db_kind(), Some(DbErrorKind::ConnectionLost), "{err:?}");
-    assert!(err.is_connection_lost());
-    // The same guard reconnects on its next call...
+    // Outside a transaction a read cannot have left anything behind: it is
+    // sent again, once, on a fresh connection.
     assert_ne!(server_id(&mut conn).unwrap(), old);
+    assert_eq!(engine.stats().statement_retries, 1);
     drop(conn);
-    // ...and so does the following checkout.
     let mut conn = engine.connect().unwrap();
     server_id(&mut conn).unwrap();
+}
+
+#[test]
+fn killed_idle_connection_without_pre_ping_fails_an_autocommit_write_once() {
+    let db = TestDb::new("rc_noping_w");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY)");
+    let engine = engine(&db, "pool_size=1");
+    let old = kill_idle(&db, &engine);
+    let mut conn = engine.connect().unwrap();
+    let err = conn
+        .execute("INSERT INTO t VALUES (?)", &[Value::Int(1)])
+        .unwrap_err();
+    assert_eq!(err.db_kind(), Some(DbErrorKind::ConnectionLost), "{err:?}");
+    assert_eq!(
+        engine.stats().statement_retries,
+        0,
+        "a write is never resent"
+    );
+    // The same guard reconnects on its next call.
+    assert_ne!(server_id(&mut conn).unwrap(), old);
+    conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(1)])
+        .unwrap();
+    drop(conn);
+    assert_eq!(db.rows("SELECT COUNT(*) FROM t"), [["1"]]);
+}
+
+/// Kills every idle pooled connection of `engine` (the pool holds `n`).
+fn kill_all_idle(db: &TestDb, engine: &Engine, n: usize) {
+    let mut conns: Vec<PooledConnection> = (0..n).map(|_| engine.connect().unwrap()).collect();
+    let ids: Vec<u64> = conns.iter_mut().map(|c| server_id(c).unwrap()).collect();
+    drop(conns);
+    for id in ids {
+        db.kill(id);
+    }
+}
+
+#[test]
+fn sessions_and_plain_reads_survive_killed_idle_connections_without_pre_ping() {
+    let db = TestDb::new("rc_killall");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, n INT NOT NULL)");
+    db.exec("INSERT INTO t VALUES (0, 0)");
+    let engine = engine(&db, "pool_size=5");
+    // (a) ten sessions, each a read and a write.
+    kill_all_idle(&db, &engine, 5);
+    let factory = orm_core::session::SessionFactory::new(engine.clone());
+    for i in 1..=10 {
+        let s = factory.session();
+        let rows = s.query_rows("SELECT n FROM t WHERE id = 0", &[]).unwrap();
+        assert_eq!(rows.len(), 1);
+        s.execute(
+            "INSERT INTO t VALUES (?, ?)",
+            &[Value::Int(i), Value::Int(i)],
+        )
+        .unwrap();
+        s.commit().unwrap();
+    }
+    assert_eq!(db.rows("SELECT COUNT(*), SUM(n) FROM t"), [["11", "55"]]);
+    // (b) ten plain checkouts, each a SELECT.
+    kill_all_idle(&db, &engine, 5);
+    for _ in 0..10 {
+        let mut conn = engine.connect().unwrap();
+        assert_eq!(
+            conn.query_rows("SELECT COUNT(*) FROM t", &[])
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+    assert!(
+        engine.stats().statement_retries >= 2,
+        "{:?}",
+        engine.stats()
+    );
 }
 
 #[test]
@@ -179,7 +250,8 @@ fn server_idle_timeout_is_survived_with_recycle_or_pre_ping() {
     }
     thread::sleep(Duration::from_millis(2100));
     let mut conn = plain.connect().unwrap();
-    let err = server_id(&mut conn).unwrap_err();
+    // (A read would be resent transparently; a statement that may write is not.)
+    let err = conn.execute_text("DO 1").unwrap_err();
     assert!(
         err.is_connection_lost(),
         "without recycle or pre-ping the caller sees it: {err:?}"
@@ -200,7 +272,7 @@ fn a_detected_disconnect_invalidates_the_older_connections() {
     // FIFO: the first returned is the next checked out. Kill it.
     db.kill(old[0]);
     let mut conn = engine.connect().unwrap();
-    assert!(server_id(&mut conn).unwrap_err().is_connection_lost());
+    assert!(conn.execute_text("DO 1").unwrap_err().is_connection_lost());
     drop(conn);
     // The other two were opened before the disconnect: replaced at checkout.
     let mut conns: Vec<PooledConnection> = (0..3).map(|_| engine.connect().unwrap()).collect();
@@ -260,6 +332,56 @@ impl Proxy {
         });
         Proxy { port, blackhole }
     }
+}
+
+/// An engine on `db` whose connections go through a proxy of the test's own.
+fn proxied_engine(db: &TestDb, options: &str) -> (Proxy, Engine) {
+    let authority = db
+        .url
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap();
+    let server = authority.rsplit('@').next().unwrap();
+    let server = if server.contains(':') {
+        server.to_string()
+    } else {
+        format!("{server}:3306")
+    };
+    let proxy = Proxy::start(&server);
+    let url = db.url.replacen(
+        authority,
+        &authority.replace(&server, &format!("127.0.0.1:{}", proxy.port)),
+        1,
+    );
+    assert_ne!(url, db.url);
+    let engine = orm_mysql::create_engine(&format!("{url}?{options}")).unwrap();
+    (proxy, engine)
+}
+
+#[test]
+fn a_commit_cut_in_flight_has_an_unknown_outcome() {
+    let db = TestDb::new("rc_commit_cut");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY)");
+    let (proxy, engine) = proxied_engine(&db, "pool_size=1&read_timeout=0.5&connect_timeout=1");
+    let factory = orm_core::session::SessionFactory::new(engine.clone());
+    let s = factory.session();
+    s.execute("INSERT INTO t VALUES (?)", &[Value::Int(1)])
+        .unwrap();
+    proxy.blackhole.store(true, Ordering::SeqCst);
+    let err = s.commit().unwrap_err();
+    assert!(matches!(err, Error::CommitOutcomeUnknown(_)), "{err:?}");
+    assert!(err.to_string().contains("may or may not"), "{err}");
+    assert!(err.is_connection_lost());
+    assert!(!err.is_retryable(), "never retried as if rolled back");
+    proxy.blackhole.store(false, Ordering::SeqCst);
+    s.rollback().unwrap();
+    // Here the COMMIT never reached the server: the row is not there.
+    assert_eq!(db.rows("SELECT COUNT(*) FROM t"), [["0"]]);
+    s.execute("INSERT INTO t VALUES (?)", &[Value::Int(2)])
+        .unwrap();
+    s.commit().expect("the session reconnects");
+    assert_eq!(db.rows("SELECT id FROM t"), [["2"]]);
 }
 
 #[test]

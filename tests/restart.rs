@@ -401,30 +401,37 @@ fn fill_pool(engine: &Engine) {
     assert_eq!(engine.stats().connections_opened, 3);
 }
 
-/// Six checkouts in a row, each running `SELECT 1`; the errors, by index.
-fn six_checkouts(engine: &Engine) -> Vec<(usize, Error)> {
+/// Six checkouts in a row, each running `work`; the errors, by index.
+fn six_checkouts(
+    engine: &Engine,
+    work: impl Fn(&mut orm_core::engine::PooledConnection) -> orm_core::Result<()>,
+) -> Vec<(usize, Error)> {
     let mut failures = Vec::new();
     for i in 0..6 {
-        let result = engine
-            .connect()
-            .and_then(|mut conn| conn.query_rows("SELECT 1", &[]));
-        match result {
-            Ok(rows) => assert_eq!(rows.len(), 1),
-            Err(e) => failures.push((i, e)),
+        let result = engine.connect().and_then(|mut conn| work(&mut conn));
+        if let Err(e) = result {
+            failures.push((i, e));
         }
     }
     failures
 }
 
+fn select_one(conn: &mut orm_core::engine::PooledConnection) -> orm_core::Result<()> {
+    assert_eq!(conn.query_rows("SELECT 1", &[])?.len(), 1);
+    Ok(())
+}
+
 #[test]
-fn a_restart_costs_one_error_without_pre_ping() {
+fn a_restart_costs_one_error_without_pre_ping_for_writes_and_none_for_reads() {
     let mut server = PrivateServer::start("noping");
     let engine = server.engine("pool_size=3");
     fill_pool(&engine);
 
     server.restart();
 
-    let failures = six_checkouts(&engine);
+    // An autocommit statement that may write is never sent twice: the first
+    // use of a stale connection fails, once.
+    let failures = six_checkouts(&engine, |conn| conn.execute_text("DO 1").map(|_| ()));
     assert_eq!(
         failures.len(),
         1,
@@ -447,7 +454,16 @@ fn a_restart_costs_one_error_without_pre_ping() {
         stats.connections_opened, 5,
         "two replacements, then reuse: {stats:?}"
     );
+    assert_eq!(stats.statement_retries, 0);
     assert_eq!(engine.status().checked_out, 0);
+
+    // A read outside a transaction is sent again on a fresh connection.
+    let engine = server.engine("pool_size=3");
+    fill_pool(&engine);
+    server.restart();
+    let failures = six_checkouts(&engine, select_one);
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(engine.stats().statement_retries, 1);
 }
 
 #[test]
@@ -459,7 +475,7 @@ fn a_restart_costs_nothing_with_pre_ping() {
 
     server.restart();
 
-    let failures = six_checkouts(&engine);
+    let failures = six_checkouts(&engine, select_one);
     assert!(
         failures.is_empty(),
         "pre-ping hides the restart: {failures:?}"

@@ -72,6 +72,16 @@ pub enum Error {
     )]
     ConnectionLostInTransaction(DbError),
 
+    /// The connection was lost while `COMMIT` was in flight: the server may
+    /// or may not have committed. Never treat it as "rolled back": check the
+    /// data (or make the work idempotent) before retrying.
+    #[error(
+        "the database connection was lost while COMMIT was in flight ({0}): the transaction may or may \
+         not have been committed. Check whether its changes are there before retrying (unless the work \
+         is idempotent); call rollback() to go on: the next use reconnects"
+    )]
+    CommitOutcomeUnknown(DbError),
+
     /// A connection was invalidated inside a transaction and `rollback()`
     /// has not been called yet.
     #[error(
@@ -150,12 +160,9 @@ pub enum Error {
 
     /// An optimistic-lock or row-count check failed: another transaction
     /// changed or deleted the row since it was loaded.
-    #[error(
-        "{statement} statement on table `{table}` expected to match {expected} row(s); {matched} were matched \
-         (key {key}). The row was changed or deleted by another transaction: roll back, reload and retry"
-    )]
+    #[error("{}", stale_message(statement, table, key, *expected, *matched))]
     StaleData {
-        /// `UPDATE` or `DELETE`.
+        /// `UPDATE` or `DELETE`, or `merge` for `Session::merge`'s version check.
         statement: &'static str,
         /// The table.
         table: &'static str,
@@ -223,11 +230,27 @@ pub enum Error {
     },
 }
 
+fn stale_message(statement: &str, table: &str, key: &str, expected: u64, matched: u64) -> String {
+    if statement == "merge" {
+        format!(
+            "merge() of a `{table}` value with key {key}: its version differs from the row's, so it was \
+             read before another transaction changed the row. Reload the row, reapply the change and merge again"
+        )
+    } else {
+        format!(
+            "{statement} statement on table `{table}` expected to match {expected} row(s); {matched} were matched \
+             (key {key}). The row was changed or deleted by another transaction: roll back, reload and retry"
+        )
+    }
+}
+
 impl Error {
     /// The database error inside, if this is one.
     pub fn db_error(&self) -> Option<&DbError> {
         match self {
-            Error::Database(e) | Error::ConnectionLostInTransaction(e) => Some(e),
+            Error::Database(e)
+            | Error::ConnectionLostInTransaction(e)
+            | Error::CommitOutcomeUnknown(e) => Some(e),
             Error::PendingRollback(cause) | Error::TransactionEnded(cause) => cause.db_error(),
             _ => None,
         }

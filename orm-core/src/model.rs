@@ -167,6 +167,49 @@ tuple_key!(A, B);
 tuple_key!(A, B, C);
 tuple_key!(A, B, C, D);
 
+/// Reads a primary key back as Rust values: a single value for one-column
+/// keys (`i64`, `String`, ...), a tuple for composite keys. Used by
+/// [`crate::session::Obj::key`].
+pub trait FromKey: Sized {
+    /// Converts, or says why not.
+    fn from_key(key: &Key) -> Result<Self, crate::value::ConversionError>;
+}
+
+fn key_arity(key: &Key, n: usize) -> Result<(), crate::value::ConversionError> {
+    if key.values().len() == n {
+        Ok(())
+    } else {
+        Err(crate::value::ConversionError::Invalid {
+            target: "primary key",
+            reason: format!(
+                "the key has {} column(s), the requested type {n}; use a tuple for a composite key",
+                key.values().len()
+            ),
+        })
+    }
+}
+
+impl<T: crate::value::FromValue> FromKey for T {
+    fn from_key(key: &Key) -> Result<Self, crate::value::ConversionError> {
+        key_arity(key, 1)?;
+        T::from_value(key.values()[0].clone())
+    }
+}
+
+macro_rules! tuple_from_key {
+    ($n:expr; $($name:ident : $i:tt),+) => {
+        impl<$($name: crate::value::FromValue),+> FromKey for ($($name,)+) {
+            fn from_key(key: &Key) -> Result<Self, crate::value::ConversionError> {
+                key_arity(key, $n)?;
+                Ok(($($name::from_value(key.values()[$i].clone())?,)+))
+            }
+        }
+    };
+}
+tuple_from_key!(2; A: 0, B: 1);
+tuple_from_key!(3; A: 0, B: 1, C: 2);
+tuple_from_key!(4; A: 0, B: 1, C: 2, D: 3);
+
 /// A mapped struct. Implement it with `#[derive(Model)]`; implementing it by
 /// hand is possible but the derive is the supported way.
 ///

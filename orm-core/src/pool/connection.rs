@@ -6,6 +6,7 @@ use std::fmt;
 
 use crate::backend::{ExecOutcome, ServerInfo};
 use crate::error::{DbError, Error, Result};
+use crate::pool::instrument;
 use crate::pool::options::ResetOnReturn;
 use crate::pool::queue::{ConnRecord, Slot};
 use crate::row::Row;
@@ -193,13 +194,31 @@ impl PooledConnection {
 
     /// Runs a query, calling `each` per row as rows arrive (not buffered).
     /// A query does not change the known transaction state.
+    ///
+    /// Outside a transaction (no `begin()`, no earlier statement on this
+    /// checkout), a query that meets a dead connection before any row
+    /// arrived is sent again once on a fresh connection: the server cannot
+    /// have kept anything of it. Counted in
+    /// [`EngineStats::statement_retries`](crate::engine::EngineStats).
     pub fn query(
         &mut self,
         sql: &str,
         params: &[Value],
         each: &mut dyn FnMut(Row) -> Result<()>,
     ) -> Result<()> {
-        self.run(sql, |c| c.query(sql, params, each))
+        let may_retry = self.tx == TxState::Idle;
+        let delivered = std::cell::Cell::new(false);
+        let mut counting = |row: Row| {
+            delivered.set(true);
+            each(row)
+        };
+        match self.run(sql, |c| c.query(sql, params, &mut counting)) {
+            Err(e) if may_retry && !delivered.get() && e.is_connection_lost() => {
+                instrument::bump(&self.slot.pool.instruments.statement_retries);
+                self.run(sql, |c| c.query(sql, params, &mut counting))
+            }
+            other => other,
+        }
     }
 
     /// Runs a query and collects its rows.
@@ -229,6 +248,7 @@ impl PooledConnection {
         match self.run(sql, |c| c.execute_text(sql)) {
             Ok(_) => {}
             Err(e) if e.is_connection_lost() => {
+                instrument::bump(&self.slot.pool.instruments.statement_retries);
                 self.run(sql, |c| c.execute_text(sql))?;
             }
             Err(e) => return Err(e),
@@ -237,13 +257,27 @@ impl PooledConnection {
         Ok(())
     }
 
-    /// Commits the transaction. A lost connection makes the transaction
-    /// invalid ([`Error::ConnectionLostInTransaction`]; roll back to continue).
+    /// Commits the transaction. A connection lost while COMMIT was in flight
+    /// is [`Error::CommitOutcomeUnknown`] (the server may have committed);
+    /// the transaction is then invalid: roll back to continue.
     pub fn commit(&mut self) -> Result<()> {
         self.check_open()?;
-        self.run("COMMIT", |c| c.execute_text("COMMIT"))?;
-        self.tx = TxState::Idle;
-        Ok(())
+        match self.run("COMMIT", |c| c.execute_text("COMMIT")) {
+            Ok(_) => {
+                self.tx = TxState::Idle;
+                Ok(())
+            }
+            Err(e) if e.is_connection_lost() => {
+                let db = e.db_error().cloned().unwrap_or_else(|| DbError {
+                    kind: crate::DbErrorKind::ConnectionLost,
+                    code: None,
+                    sqlstate: None,
+                    message: e.to_string(),
+                });
+                Err(Error::CommitOutcomeUnknown(db))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Rolls the transaction back. After a connection was lost inside a

@@ -22,6 +22,10 @@ pub struct EngineStats {
     pub checkout_waits: u64,
     /// Pings sent (pre-ping).
     pub pings: u64,
+    /// Statements sent again, once, on a fresh connection because the first
+    /// attempt met a dead connection where the server cannot have kept
+    /// anything of the work (a `BEGIN`, a read outside a transaction).
+    pub statement_retries: u64,
 }
 
 type CaptureBuf = Mutex<Vec<String>>;
@@ -35,6 +39,7 @@ pub(crate) struct Instruments {
     pub checkouts: AtomicU64,
     pub checkout_waits: AtomicU64,
     pub pings: AtomicU64,
+    pub statement_retries: AtomicU64,
     /// Live captures: the fast path only reads this counter.
     live_captures: AtomicUsize,
     captures: Mutex<Vec<Weak<CaptureBuf>>>,
@@ -83,6 +88,7 @@ impl Instruments {
             checkouts: get(&self.checkouts),
             checkout_waits: get(&self.checkout_waits),
             pings: get(&self.pings),
+            statement_retries: get(&self.statement_retries),
         }
     }
 

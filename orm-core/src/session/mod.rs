@@ -7,7 +7,7 @@
 //! let alice = session.add(User { id: None, name: "alice".into(), age: 30 })?;
 //! session.flush()?;                       // INSERT, inside the open transaction
 //! alice.write()?.age = 31;                // tracked: UPDATE of `age` only, at the next flush
-//! let same = session.get::<User>(alice.read()?.id.unwrap())?.unwrap();
+//! let same = session.get::<User>(alice.key::<i64>()?)?.unwrap(); // no SQL for the key either
 //! assert!(same.ptr_eq(&alice));           // one object per row, no SQL
 //! session.commit()?;                      // flush, COMMIT, connection back to the pool
 //! ```

@@ -226,6 +226,54 @@ impl<M: Model> Obj<M> {
         self.cell.meta.borrow().key.clone()
     }
 
+    /// The primary key as Rust values (`obj.key::<i64>()`, or a tuple for a
+    /// composite key), without ever touching the database: a persistent
+    /// object's key cannot change behind its back, so even an object
+    /// expired by `commit()` answers from memory. The way to collect the
+    /// ids of objects after a commit.
+    ///
+    /// Errors: the object has no key yet (pending with an auto-increment
+    /// key not yet flushed, or transient without one), or `K` does not
+    /// match the key's columns.
+    pub fn key<K: crate::model::FromKey>(&self) -> Result<K> {
+        let key = {
+            let meta = self.cell.meta.borrow();
+            match &meta.key {
+                Some(key) => Some(key.clone()),
+                None if !meta.expired => None,
+                None => {
+                    return Err(Error::invalid(format!(
+                        "this expired `{}` object has no identity key",
+                        M::table().model
+                    )))
+                }
+            }
+        };
+        let key = match key {
+            Some(key) => key,
+            None => self
+                .cell
+                .value
+                .try_borrow()
+                .map_err(|_| Error::AlreadyBorrowed {
+                    table: M::table().name,
+                    action: "reading its key",
+                })?
+                .primary_key()
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "this `{}` object has no primary key yet; flush() the session to have the database generate it",
+                        M::table().model
+                    ))
+                })?,
+        };
+        K::from_key(&key).map_err(|source| Error::Decode {
+            table: M::table().name,
+            column: "(primary key)",
+            source,
+        })
+    }
+
     /// Whether both handles point at the same object.
     pub fn ptr_eq(&self, other: &Obj<M>) -> bool {
         Rc::ptr_eq(&self.cell, &other.cell)
