@@ -360,6 +360,10 @@ fn deadlock_victim_session_requires_rollback_and_never_autocommits() {
         refused.to_string().contains("1213"),
         "names the cause: {refused}"
     );
+    assert!(
+        refused.to_string().contains("rolled back by the server"),
+        "{refused}"
+    );
     assert!(matches!(s.flush(), Err(Error::PendingRollback(_))));
     assert!(matches!(
         s.query_rows("SELECT 1", &[]),
@@ -778,7 +782,14 @@ fn pk_violation_then_recover() {
     assert!(err.is_integrity(), "{err}");
     // Restored at once: the pending duplicate is transient, ed expired.
     assert_eq!(dup.state(), ObjState::Transient);
-    assert!(matches!(s.commit(), Err(Error::PendingRollback(_))));
+    for _ in 0..3 {
+        // test_preserve_flush_error: the same error each time, naming the cause.
+        let again = s.commit().unwrap_err();
+        assert!(matches!(again, Error::PendingRollback(_)), "{again}");
+        let text = again.to_string();
+        assert!(text.contains("previous error during flush"), "{text}");
+        assert!(text.contains("Duplicate entry"), "{text}");
+    }
     s.rollback().unwrap();
     assert_eq!(ed.read().unwrap().age, 1);
     ed.write().unwrap().age = 4;
@@ -981,4 +992,102 @@ fn stale_merge_says_what_happened() {
         f.db.rows("SELECT balance, version FROM accounts"),
         vec![vec!["100".to_string(), "1".to_string()]]
     );
+}
+
+/// A model whose primary key is its name, as in SQLAlchemy's key-switch tests.
+#[derive(Debug, Clone, PartialEq, Model)]
+#[orm(table = "named")]
+struct Named {
+    #[orm(primary_key, sql_type = "VARCHAR(16)")]
+    name: String,
+    n: i32,
+}
+
+fn named(name: &str) -> Named {
+    Named {
+        name: name.into(),
+        n: 0,
+    }
+}
+
+fn named_setup(tag: &str, names: &[&str]) -> (Fixture, Session, Vec<Obj<Named>>) {
+    let f = setup(tag);
+    orm::schema::create_all(&f.engine, &[Named::table()]).unwrap();
+    let s = f.factory.session();
+    let objs = s.add_all(names.iter().map(|n| named(n))).unwrap();
+    s.commit().unwrap();
+    (f, s, objs)
+}
+
+fn named_rows(f: &Fixture) -> Vec<String> {
+    f.db.rows("SELECT name FROM named ORDER BY name")
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect()
+}
+
+#[test]
+fn key_replaced_by_update_is_restored_on_rollback() {
+    // test_transaction.py AutoExpireTest.test_key_replaced_by_update
+    let (f, s, objs) = named_setup("fp_key_repl", &["u1", "u2"]);
+    let (u1, u2) = (&objs[0], &objs[1]);
+    s.delete(u1).unwrap();
+    s.flush().unwrap();
+    u2.write().unwrap().name = "u1".into();
+    s.flush().unwrap();
+    assert!(!s.contains(u1) || u1.state() == ObjState::Deleted);
+    assert!(s.get::<Named>("u1").unwrap().unwrap().ptr_eq(u2));
+    s.rollback().unwrap();
+    assert!(s.contains(u1) && u1.state() == ObjState::Persistent);
+    assert!(s.contains(u2));
+    assert!(s.get::<Named>("u1").unwrap().unwrap().ptr_eq(u1));
+    assert!(s.get::<Named>("u2").unwrap().unwrap().ptr_eq(u2));
+    assert_eq!(u2.read().unwrap().name, "u2");
+    assert_eq!(named_rows(&f), ["u1", "u2"]);
+}
+
+#[test]
+fn multiple_key_replacements_are_restored_on_rollback() {
+    // AutoExpireTest.test_multiple_key_replaced_by_update
+    let (f, s, objs) = named_setup("fp_key_multi", &["u1", "u2", "u3"]);
+    let (u1, u2, u3) = (&objs[0], &objs[1], &objs[2]);
+    s.delete(u1).unwrap();
+    s.delete(u2).unwrap();
+    s.flush().unwrap();
+    u3.write().unwrap().name = "u1".into();
+    s.flush().unwrap();
+    u3.write().unwrap().name = "u2".into();
+    s.flush().unwrap();
+    s.rollback().unwrap();
+    for (key, obj) in [("u1", u1), ("u2", u2), ("u3", u3)] {
+        assert!(s.contains(obj), "{key}");
+        assert!(
+            s.get::<Named>(key).unwrap().unwrap().ptr_eq(obj),
+            "{key} maps to its own object"
+        );
+        assert_eq!(obj.read().unwrap().name, key);
+    }
+    assert_eq!(named_rows(&f), ["u1", "u2", "u3"]);
+}
+
+#[test]
+fn key_replaced_inside_a_released_savepoint_is_undone_by_rollback() {
+    // AutoExpireTest.test_key_replaced_by_update_nested
+    let (f, s, objs) = named_setup("fp_key_nested", &["u1"]);
+    let u1 = &objs[0];
+    let u2 = s
+        .nested(|s| {
+            let u2 = s.add(named("u2"))?;
+            s.flush()?;
+            u2.write()?.name = "u3".into();
+            Ok(u2)
+        })
+        .unwrap();
+    assert!(s.get::<Named>("u3").unwrap().unwrap().ptr_eq(&u2));
+    s.rollback().unwrap();
+    assert!(s.contains(u1));
+    assert!(!s.contains(&u2));
+    assert_eq!(u2.state(), ObjState::Transient);
+    assert!(s.get::<Named>("u1").unwrap().unwrap().ptr_eq(u1));
+    assert_eq!(named_rows(&f), ["u1"]);
 }

@@ -178,11 +178,7 @@ pub enum Error {
     /// server ended) left the session's transaction unusable; the session
     /// refuses work until `rollback()` (or, for a flush that failed inside a
     /// savepoint, until that savepoint is rolled back).
-    #[error(
-        "this session's transaction is no longer usable because of an earlier error, and was (or must \
-         be) rolled back. To begin a new transaction with this session, first call rollback() (or roll \
-         back the savepoint that failed). Original error: {0}"
-    )]
+    #[error("{}", pending_rollback_message(.0))]
     PendingRollback(Arc<Error>),
 
     /// An expired object's row no longer exists.
@@ -228,6 +224,22 @@ pub enum Error {
         /// What was being attempted.
         action: &'static str,
     },
+}
+
+fn pending_rollback_message(cause: &Error) -> String {
+    let what = if matches!(cause, Error::ImplicitCommit { .. }) {
+        "was ended by the server (a statement committed it implicitly)"
+    } else if cause.is_connection_lost() {
+        "was lost with its database connection"
+    } else if cause.is_retryable() {
+        "was rolled back by the server (a deadlock or lock wait timeout)"
+    } else {
+        "has been rolled back due to a previous error during flush"
+    };
+    format!(
+        "this session's transaction {what}. To begin a new transaction with this session, first call \
+         rollback() (or roll back the savepoint whose flush failed). Original error: {cause}"
+    )
 }
 
 fn stale_message(statement: &str, table: &str, key: &str, expected: u64, matched: u64) -> String {

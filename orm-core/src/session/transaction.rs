@@ -230,32 +230,27 @@ pub(crate) fn restore_deleted(obj: &Rc<dyn AnyObj>, map: &mut IdentityMap, expir
     }
 }
 
-/// Undoes one level's record: deletions restored (first, so that an object
-/// inserted and deleted in the level ends transient), insertions made
-/// transient, key switches reverted (newest first, always expired: the
-/// object's fields hold the key that was rolled back), and, with
+/// Undoes one level's record: key switches reverted first (newest first, so
+/// that an object re-keyed twice ends under its first key; always expired:
+/// the object's fields hold the key that was rolled back), then deletions
+/// restored (before insertions, so that an object inserted and deleted in
+/// the level ends transient), insertions made transient, and, with
 /// `expire_rest`, restored and updated objects expired. `close()` passes
 /// `false`: its objects are detached with the values they had.
 pub(crate) fn restore_level(record: &mut Record, map: &mut IdentityMap, expire_rest: bool) {
-    for obj in record.deleted.drain(..) {
-        restore_deleted(&obj, map, expire_rest);
-    }
-    for obj in record.inserted.drain(..) {
-        make_transient(&obj, map);
-    }
     for switch in record.key_switches.drain(..).rev() {
         let obj = switch.obj;
-        if obj.meta().borrow().state == ObjState::Transient {
-            continue;
-        }
         if let Some(identity) = identity_of(&obj) {
             if map.get(&identity).is_some_and(|o| Rc::ptr_eq(o, &obj)) {
                 map.remove(&identity);
             }
         }
-        obj.meta().borrow_mut().key = Some(switch.old_key.clone());
-        let detached = obj.meta().borrow().state == ObjState::Detached;
-        if !detached {
+        let state = {
+            let mut meta = obj.meta().borrow_mut();
+            meta.key = Some(switch.old_key.clone());
+            meta.state
+        };
+        if matches!(state, ObjState::Persistent | ObjState::Deleted) {
             map.insert(
                 Identity {
                     model: obj.model_type(),
@@ -265,6 +260,12 @@ pub(crate) fn restore_level(record: &mut Record, map: &mut IdentityMap, expire_r
             );
         }
         expire(&obj);
+    }
+    for obj in record.deleted.drain(..) {
+        restore_deleted(&obj, map, expire_rest);
+    }
+    for obj in record.inserted.drain(..) {
+        make_transient(&obj, map);
     }
     for obj in record.updated.drain(..) {
         if expire_rest {
