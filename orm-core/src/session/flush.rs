@@ -58,6 +58,11 @@ impl Session {
                 return Err(e);
             }
         };
+        let _span = crate::trace::flush_span(
+            plan.tables
+                .iter()
+                .map(|(t, w)| (t.name, w.inserts.len(), w.updates.len(), w.deletes.len())),
+        );
         if plan.is_empty() {
             // Nothing to send, but a row switch with no changed column still
             // moves the row from the deleted object to the new one.

@@ -20,6 +20,7 @@ impl Session {
     /// restored; the outer transaction stays usable). Dropping it unfinished
     /// rolls it back.
     pub fn begin_nested(&self) -> Result<NestedTransaction<'_>> {
+        let _span = crate::trace::savepoint_span("begin");
         self.flush()?;
         let mut st = self.state()?;
         self.check_usable(&st)?;
@@ -59,6 +60,7 @@ impl Session {
     }
 
     pub(super) fn end_savepoint(&self, depth: usize, commit: bool) -> Result<()> {
+        let _span = crate::trace::savepoint_span(if commit { "release" } else { "rollback" });
         if commit {
             self.flush()?;
         }
