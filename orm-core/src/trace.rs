@@ -134,7 +134,7 @@ pub(crate) fn checkout(connection_id: u64, waited: Option<Duration>) {
         Some(waited) => tracing::debug!(
             target: "orm::pool",
             connection_id,
-            waited_ms = waited.as_secs_f64() * 1e3,
+            waited_ms = crate::pool::observe::millis(waited),
             "checkout"
         ),
         None => tracing::trace!(target: "orm::pool", connection_id, "checkout"),
@@ -186,7 +186,7 @@ pub(crate) fn recycled(connection_id: u64, age: Duration) {
     tracing::info!(
         target: "orm::pool",
         connection_id,
-        age_s = age.as_secs_f64(),
+        age_s = age.as_secs(),
         "recycled: older than pool_recycle"
     );
     #[cfg(not(feature = "tracing"))]

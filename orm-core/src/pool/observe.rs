@@ -132,7 +132,7 @@ impl Statement<'_> {
         #[cfg(feature = "tracing")]
         {
             let span = &self.span;
-            span.record("duration_ms", duration.as_secs_f64() * 1e3);
+            span.record("duration_ms", millis(duration));
             match (rows, error) {
                 (Some(rows), _) => span.record("rows", rows),
                 (_, Some(error)) => span.record("error", tracing::field::display(error)),
@@ -161,8 +161,8 @@ impl Statement<'_> {
 
     #[cold]
     fn slow(&self, duration: Duration, threshold: Duration) {
-        let ms = duration.as_secs_f64() * 1e3;
-        let threshold_ms = threshold.as_secs_f64() * 1e3;
+        let ms = millis(duration);
+        let threshold_ms = millis(threshold);
         if self.observer.echo != Echo::Off {
             eprintln!(
                 "[orm] slow statement: {ms:.1} ms (slow_statement_ms={threshold_ms:.0}): {}",
@@ -180,6 +180,11 @@ impl Statement<'_> {
             "slow statement"
         );
     }
+}
+
+/// Milliseconds to the microsecond (`0.238`, not `0.23851499999999998`).
+pub(crate) fn millis(d: Duration) -> f64 {
+    d.as_micros() as f64 / 1e3
 }
 
 /// What a statement returned, for its span and the `after_execute` hook.
