@@ -179,7 +179,10 @@ fn statement_spans_carry_sql_counts_rows_and_the_masked_url_never_the_password()
     db.exec("CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20))");
     let password = "Tr4ce-s3cret";
     let user = TempUser::new("trace", password);
-    let url = format!("mysql://{}:{password}@127.0.0.1:3306/{}", user.name, db.name);
+    let url = format!(
+        "mysql://{}:{password}@127.0.0.1:3306/{}",
+        user.name, db.name
+    );
     let engine = orm::create_engine(&url).unwrap();
     let insert = "INSERT INTO t (id, name) VALUES (?, ?), (?, ?)";
     let select = "SELECT id, name FROM t WHERE id >= ? ORDER BY id";
@@ -199,11 +202,15 @@ fn statement_spans_carry_sql_counts_rows_and_the_masked_url_never_the_password()
         assert_eq!(out.affected_rows, 2);
         let rows = conn.query_rows(select, &[Value::Int(0)]).unwrap();
         assert_eq!(rows.len(), 2);
-        conn.execute_text("SELECT nonsense FROM nowhere").unwrap_err();
+        conn.execute_text("SELECT nonsense FROM nowhere")
+            .unwrap_err();
     });
 
     let ins = c.statement(insert);
-    assert_eq!((ins.target.as_str(), ins.level), ("orm::statement", Level::DEBUG));
+    assert_eq!(
+        (ins.target.as_str(), ins.level),
+        ("orm::statement", Level::DEBUG)
+    );
     assert_eq!(ins.fields["params"], "4");
     assert_eq!(ins.fields["rows"], "2", "rows affected");
     let masked = format!("mysql://{}:***@127.0.0.1:3306/{}", user.name, db.name);
@@ -233,10 +240,7 @@ fn parameter_values_are_recorded_only_when_opted_in() {
     let db = TestDb::new("tr_params");
     db.exec("CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20))");
     let sql = "INSERT INTO t (id, name) VALUES (?, ?)";
-    for (options, expected) in [
-        ("", None),
-        ("trace_params=true", Some(r#"(7, "zed")"#)),
-    ] {
+    for (options, expected) in [("", None), ("trace_params=true", Some(r#"(7, "zed")"#))] {
         let engine = orm::create_engine(&db.url_with(options)).unwrap();
         let ((), c) = captured(|| {
             let mut conn = engine.connect().unwrap();
@@ -292,6 +296,47 @@ fn a_killed_connection_is_invalidated_with_a_warning() {
 }
 
 #[test]
+fn a_failed_pre_ping_is_a_warning_and_connects_are_debug() {
+    let db = TestDb::new("tr_ping");
+    let engine =
+        orm::create_engine(&db.url_with("pool_size=1&pool_pre_ping=true&pool_pre_ping_idle=0"))
+            .unwrap();
+    let (old, c) = captured(|| {
+        let mut conn = engine.connect().unwrap();
+        conn.query_rows("SELECT 1", &[]).unwrap();
+        conn.connection_id()
+    });
+    let connected = c.events_with("connected");
+    assert_eq!(connected.len(), 1, "{:#?}", c.events);
+    assert_eq!(connected[0].level, Level::DEBUG);
+    assert_eq!(connected[0].fields["connection_id"], old.to_string());
+    db.kill(old);
+    let (new, c) = captured(|| {
+        let conn = engine
+            .connect()
+            .expect("pre-ping replaces the killed connection");
+        conn.connection_id()
+    });
+    assert_ne!(new, old);
+    let ping = c.events_with("pre-ping failed");
+    assert_eq!(ping.len(), 1, "{:#?}", c.events);
+    assert_eq!(ping[0].level, Level::WARN);
+    assert_eq!(ping[0].fields["connection_id"], old.to_string());
+    let invalidated = c.events_with("invalidated");
+    assert!(
+        invalidated
+            .iter()
+            .any(|e| e.level == Level::WARN && e.fields["connection_id"] == old.to_string()),
+        "{:#?}",
+        c.events
+    );
+    assert_eq!(
+        c.events_with("connected")[0].fields["connection_id"],
+        new.to_string()
+    );
+}
+
+#[test]
 fn slow_statements_are_warnings() {
     let db = TestDb::new("tr_slow");
     let engine = orm::create_engine(&db.url_with("slow_statement_ms=100")).unwrap();
@@ -304,7 +349,10 @@ fn slow_statements_are_warnings() {
         .iter()
         .find(|e| e.fields.get("sql").map(String::as_str) == Some("SELECT SLEEP(0.2)"))
         .unwrap_or_else(|| panic!("no slow-statement event: {:#?}", c.events));
-    assert_eq!((event.level, event.target.as_str()), (Level::WARN, "orm::statement"));
+    assert_eq!(
+        (event.level, event.target.as_str()),
+        (Level::WARN, "orm::statement")
+    );
     assert_eq!(event.fields["threshold_ms"], "100");
     let ms: f64 = event.fields["duration_ms"].parse().unwrap();
     assert!(ms >= 200.0, "SLEEP(0.2) took {ms} ms?");
@@ -318,7 +366,11 @@ fn slow_statements_are_warnings() {
         let mut conn = engine.connect().unwrap();
         conn.query_rows("SELECT SLEEP(0.2)", &[]).unwrap();
     });
-    assert!(c.events_with("slow statement").is_empty(), "{:#?}", c.events);
+    assert!(
+        c.events_with("slow statement").is_empty(),
+        "{:#?}",
+        c.events
+    );
 }
 
 #[test]
@@ -382,10 +434,7 @@ fn session_spans_show_rows_per_table_and_enclose_their_statements() {
     let book_insert = c
         .spans
         .iter()
-        .find(|s| {
-            s.name == "statement"
-                && s.fields["sql"].starts_with("INSERT INTO `tr_books`")
-        })
+        .find(|s| s.name == "statement" && s.fields["sql"].starts_with("INSERT INTO `tr_books`"))
         .expect("the books' INSERT");
     assert_eq!(book_insert.parent.map(|i| c.spans[i].name), Some("flush"));
     assert_eq!(book_insert.fields["rows"], "3");
@@ -438,14 +487,21 @@ fn before_and_after_execute_see_every_statement_and_before_can_refuse() {
         .unwrap();
     let capture = engine.capture_statements();
     let mut conn = engine.connect().unwrap();
-    conn.execute("INSERT INTO t VALUES (?), (?)", &[Value::Int(1), Value::Int(2)])
-        .unwrap();
+    conn.execute(
+        "INSERT INTO t VALUES (?), (?)",
+        &[Value::Int(1), Value::Int(2)],
+    )
+    .unwrap();
     assert_eq!(conn.query_rows("SELECT id FROM t", &[]).unwrap().len(), 2);
     conn.execute_text("SELECT * FROM missing").unwrap_err();
     let before_drop = engine.stats().statements;
     let err = conn.execute_text("DROP TABLE t").unwrap_err();
     assert!(err.to_string().contains("DROP is not allowed"), "{err}");
-    assert_eq!(engine.stats().statements, before_drop, "the refused statement is not counted");
+    assert_eq!(
+        engine.stats().statements,
+        before_drop,
+        "the refused statement is not counted"
+    );
     drop(conn);
     assert_eq!(
         *seen.lock().unwrap(),
@@ -463,7 +519,11 @@ fn before_and_after_execute_see_every_statement_and_before_can_refuse() {
         ]
     );
     assert!(!capture.take().iter().any(|s| s.starts_with("DROP")));
-    assert_eq!(db.rows("SELECT COUNT(*) FROM t"), [["2"]], "the table is still there");
+    assert_eq!(
+        db.rows("SELECT COUNT(*) FROM t"),
+        [["2"]],
+        "the table is still there"
+    );
 }
 
 /// Runs the `echo_child` test in a child process with `ORM_ECHO_URL` set
@@ -471,7 +531,13 @@ fn before_and_after_execute_see_every_statement_and_before_can_refuse() {
 fn run_echo_child(url: &str) -> String {
     let exe = std::env::current_exe().expect("the test binary's path");
     let out = Command::new(exe)
-        .args(["echo_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "echo_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("ORM_ECHO_URL", url)
         .output()
         .expect("run the test binary as a child");
@@ -532,15 +598,29 @@ fn echo_prints_statements_and_with_debug_their_parameters() {
     let insert = position(&plain, "[orm] INSERT INTO `tr_authors`");
     let commit = position(&plain, "[orm] COMMIT");
     let select = position(&plain, "[orm] SELECT ");
-    assert!(create < begin && begin < insert && insert < commit && commit < select, "{plain:#?}");
-    assert!(!plain.iter().any(|l| l.contains("[parameters")), "{plain:#?}");
+    assert!(
+        create < begin && begin < insert && insert < commit && commit < select,
+        "{plain:#?}"
+    );
+    assert!(
+        !plain.iter().any(|l| l.contains("[parameters")),
+        "{plain:#?}"
+    );
 
     db.exec("DROP TABLE tr_authors");
     let debug = lines(&run_echo_child(&db.url_with("echo=debug")));
     let insert = position(&debug, "[orm] INSERT INTO `tr_authors`");
-    assert_eq!(debug[insert + 1], r#"[orm] [parameters: ("ann")]"#, "{debug:#?}");
+    assert_eq!(
+        debug[insert + 1],
+        r#"[orm] [parameters: ("ann")]"#,
+        "{debug:#?}"
+    );
     let select = position(&debug, "[orm] SELECT ");
-    assert_eq!(debug[select + 1], r#"[orm] [parameters: ("ann")]"#, "{debug:#?}");
+    assert_eq!(
+        debug[select + 1],
+        r#"[orm] [parameters: ("ann")]"#,
+        "{debug:#?}"
+    );
     // Statements without parameters get no parameter line.
     let begin = position(&debug, "[orm] BEGIN");
     assert!(!debug[begin + 1].contains("[parameters"), "{debug:#?}");

@@ -245,7 +245,7 @@ impl Pool {
     pub fn invalidate_record(&self, rec: ConnRecord, cause: Option<&Error>) {
         let reason = match cause {
             Some(e) if e.is_connection_lost() => "connection lost",
-            Some(_) => "error",
+            Some(_) => "unusable after an error",
             None => "invalidated explicitly",
         };
         self.invalidate_because(rec, cause, reason);
