@@ -5,9 +5,10 @@
 
 mod common;
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 
 use common::{TempUser, TestDb};
 use orm::prelude::*;
@@ -91,65 +92,93 @@ impl Visit for FieldMap<'_> {
     }
 }
 
-/// A layer that records every span and event into `Captured`.
-struct Capture(Arc<Mutex<Captured>>);
+thread_local! {
+    /// Where the capture layer records what happens on this thread, while `captured` runs.
+    static STORE: RefCell<Option<Arc<Mutex<Captured>>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on this thread's capture store, if one is set.
+fn with_store(f: impl FnOnce(&mut Captured)) {
+    if let Some(store) = STORE.with(|s| s.borrow().clone()) {
+        f(&mut store.lock().unwrap());
+    }
+}
+
+/// A layer that records every span and event of a thread that is inside
+/// `captured` into its `Captured`.
+///
+/// It is installed once as the global default: one dispatcher for the
+/// whole test process. (Scoped per-test dispatchers race in `tracing-core`
+/// when tests run in parallel: one test's interest rebuild can overwrite
+/// another's, and a callsite stays disabled for a while.)
+struct Capture;
 
 impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let mut fields = BTreeMap::new();
-        attrs.record(&mut FieldMap(&mut fields));
-        let parent_id = match attrs.parent() {
-            Some(p) => Some(p.into_u64()),
-            None if attrs.is_contextual() => ctx.current_span().id().map(Id::into_u64),
-            None => None,
-        };
-        let mut c = self.0.lock().unwrap();
-        let parent = parent_id.and_then(|p| c.live.get(&p).copied());
-        let meta = attrs.metadata();
-        c.spans.push(SpanRec {
-            name: meta.name(),
-            target: meta.target().to_string(),
-            level: *meta.level(),
-            parent,
-            fields,
+        with_store(|c| {
+            let mut fields = BTreeMap::new();
+            attrs.record(&mut FieldMap(&mut fields));
+            let parent_id = match attrs.parent() {
+                Some(p) => Some(p.into_u64()),
+                None if attrs.is_contextual() => ctx.current_span().id().map(Id::into_u64),
+                None => None,
+            };
+            let parent = parent_id.and_then(|p| c.live.get(&p).copied());
+            let meta = attrs.metadata();
+            c.spans.push(SpanRec {
+                name: meta.name(),
+                target: meta.target().to_string(),
+                level: *meta.level(),
+                parent,
+                fields,
+            });
+            let index = c.spans.len() - 1;
+            c.live.insert(id.into_u64(), index);
         });
-        let index = c.spans.len() - 1;
-        c.live.insert(id.into_u64(), index);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, _ctx: Context<'_, S>) {
-        let mut c = self.0.lock().unwrap();
-        if let Some(&i) = c.live.get(&id.into_u64()) {
-            values.record(&mut FieldMap(&mut c.spans[i].fields));
-        }
+        with_store(|c| {
+            if let Some(&i) = c.live.get(&id.into_u64()) {
+                values.record(&mut FieldMap(&mut c.spans[i].fields));
+            }
+        });
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let mut fields = BTreeMap::new();
-        event.record(&mut FieldMap(&mut fields));
         let span_id = ctx.event_span(event).map(|s| s.id().into_u64());
-        let mut c = self.0.lock().unwrap();
-        let span = span_id.and_then(|s| c.live.get(&s).copied());
-        let meta = event.metadata();
-        c.events.push(EventRec {
-            level: *meta.level(),
-            target: meta.target().to_string(),
-            span,
-            fields,
+        with_store(|c| {
+            let mut fields = BTreeMap::new();
+            event.record(&mut FieldMap(&mut fields));
+            let span = span_id.and_then(|s| c.live.get(&s).copied());
+            let meta = event.metadata();
+            c.events.push(EventRec {
+                level: *meta.level(),
+                target: meta.target().to_string(),
+                span,
+                fields,
+            });
         });
     }
 
     fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
-        self.0.lock().unwrap().live.remove(&id.into_u64());
+        with_store(|c| {
+            c.live.remove(&id.into_u64());
+        });
     }
 }
 
-/// Runs `work` with a capturing subscriber as this thread's default and
-/// returns what it captured.
+/// Runs `work` on this thread with the capture on and returns what it captured.
 fn captured<T>(work: impl FnOnce() -> T) -> (T, Captured) {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Capture))
+            .expect("no other global subscriber in this test process");
+    });
     let store = Arc::new(Mutex::new(Captured::default()));
-    let subscriber = tracing_subscriber::registry().with(Capture(Arc::clone(&store)));
-    let out = tracing::subscriber::with_default(subscriber, work);
+    STORE.with(|s| *s.borrow_mut() = Some(Arc::clone(&store)));
+    let out = work();
+    STORE.with(|s| s.borrow_mut().take());
     let captured = std::mem::take(&mut *store.lock().unwrap());
     (out, captured)
 }
