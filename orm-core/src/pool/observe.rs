@@ -131,13 +131,13 @@ impl Statement<'_> {
         };
         #[cfg(feature = "tracing")]
         {
-            let span = &self.span;
-            span.record("duration_ms", millis(duration));
-            match (rows, error) {
-                (Some(rows), _) => span.record("rows", rows),
-                (_, Some(error)) => span.record("error", tracing::field::display(error)),
-                _ => span,
-            };
+            self.span.record("duration_ms", millis(duration));
+            if let Some(rows) = rows {
+                self.span.record("rows", rows);
+            }
+            if let Some(error) = error {
+                self.span.record("error", tracing::field::display(error));
+            }
         }
         if let Some(threshold) = self.observer.slow.filter(|t| duration > *t) {
             self.slow(duration, threshold);
