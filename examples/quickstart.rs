@@ -4,6 +4,21 @@
 //! ```sh
 //! cargo run --example quickstart        # uses DATABASE_URL or mysql://root@127.0.0.1:3306/test
 //! ```
+//!
+//! `main` installs a `tracing-subscriber` that prints the ORM's spans as
+//! they close (target `orm`, level DEBUG) to stderr: every statement with
+//! its row count and duration, inside the session span that sent it. Part
+//! of the output (timestamps cut):
+//!
+//! ```text
+//! DEBUG flush{tables="qs_authors: 2 insert" inserts=2 updates=0 deletes=0}:statement{sql="INSERT INTO `qs_authors` (`name`, `email`) VALUES (?, ?), (?, ?) RETURNING `id`" params=4 url="mysql://root@127.0.0.1:3306/test" connection_id=2027 duration_ms=0.53 rows=2}: orm::statement: close time.busy=536µs time.idle=2.77µs
+//! DEBUG flush{tables="qs_authors: 2 insert" inserts=2 updates=0 deletes=0}: orm::session: close time.busy=832µs time.idle=12.7µs
+//! inserted authors 1 and 2
+//! DEBUG commit:flush{tables="qs_books: 3 insert" inserts=3 updates=0 deletes=0}:statement{sql="INSERT INTO `qs_books` (`author_id`, `title`, `year`, `version`) VALUES (?, ?, ?, ?), (?, ?, ?, ?), (?, ?, ?, ?) RETURNING `id`" params=12 url="mysql://root@127.0.0.1:3306/test" connection_id=2027 duration_ms=0.351 rows=3}: orm::statement: close time.busy=359µs time.idle=3.2µs
+//! DEBUG commit:flush{tables="qs_books: 3 insert" inserts=3 updates=0 deletes=0}: orm::session: close time.busy=412µs time.idle=7.10µs
+//! DEBUG commit:statement{sql="COMMIT" params=0 url="mysql://root@127.0.0.1:3306/test" connection_id=2027 duration_ms=0.292 rows=0}: orm::statement: close time.busy=299µs time.idle=3.30µs
+//! DEBUG commit: orm::session: close time.busy=784µs time.idle=1.99µs
+//! ```
 
 use orm::prelude::*;
 use orm::session::SessionFactory;
@@ -129,6 +144,18 @@ pub fn run(url: &str) -> orm::Result<()> {
 
 #[allow(dead_code)]
 fn main() {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::fmt::format::FmtSpan;
+    use tracing_subscriber::prelude::*;
+    // Show the ORM's spans (one per statement, flush, commit, ...) as they close.
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_span_events(FmtSpan::CLOSE),
+        )
+        .with(Targets::new().with_target("orm", LevelFilter::DEBUG))
+        .init();
     let url =
         std::env::var("DATABASE_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
     if let Err(e) = run(&url) {

@@ -6,8 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{admin_conn, TestDb};
-use mysql::prelude::Queryable;
+use common::{TempUser, TestDb};
 use orm_core::backend::ServerKind;
 use orm_core::value::{Date, DateTime, Time, Value};
 use orm_core::{DbErrorKind, Error};
@@ -57,40 +56,11 @@ fn unreachable_host_fails_fast_with_a_connect_error() {
     assert_eq!(engine.status().checked_out, 0);
 }
 
-struct TempUser {
-    name: String,
-}
-
-impl TempUser {
-    fn new(password: &str) -> TempUser {
-        let name = format!("orm_pw_{}", std::process::id());
-        let mut admin = admin_conn();
-        admin
-            .query_drop(format!("DROP USER IF EXISTS '{name}'@'%'"))
-            .unwrap();
-        admin
-            .query_drop(format!(
-                "CREATE USER IF NOT EXISTS '{name}'@'%' IDENTIFIED BY '{password}'"
-            ))
-            .unwrap();
-        admin
-            .query_drop(format!("GRANT ALL ON *.* TO '{name}'@'%'"))
-            .unwrap();
-        TempUser { name }
-    }
-}
-
-impl Drop for TempUser {
-    fn drop(&mut self) {
-        let _ = admin_conn().query_drop(format!("DROP USER IF EXISTS '{}'@'%'", self.name));
-    }
-}
-
 #[test]
 fn passwords_are_masked_and_wrong_ones_are_clear_errors() {
     let db = TestDb::new("url_password");
     let password = "s3cret/p@ss";
-    let user = TempUser::new(password);
+    let user = TempUser::new("url", password);
     let encoded = "s3cret%2Fp%40ss";
     let url = format!("mysql://{}:{encoded}@127.0.0.1:3306/{}", user.name, db.name);
     let engine = orm_mysql::create_engine(&url).unwrap();

@@ -19,6 +19,7 @@ pub mod query;
 pub mod row;
 pub mod schema;
 pub mod session;
+pub(crate) mod trace;
 pub mod types;
 pub mod value;
 

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use orm_core::backend::Connection;
 use orm_core::engine::Engine;
-use orm_core::pool::{PoolClass, PoolOptions, ResetOnReturn};
+use orm_core::pool::{
+    Echo, PoolClass, PoolOptions, ResetOnReturn, StatementEvent, StatementOutcome,
+};
 use orm_core::{Error, Result};
 
 use crate::config::{apply_option, parse_url, MySqlConfig};
@@ -92,9 +94,23 @@ impl MySqlEngineBuilder {
         self
     }
 
-    /// Log statements to stderr.
-    pub fn echo(mut self, on: bool) -> Self {
-        self.pool.echo = on;
+    /// Print statements to stderr: `true` (or [`Echo::Statements`]) prints
+    /// the SQL, [`Echo::Debug`] also the parameter values (`echo=debug`).
+    pub fn echo(mut self, echo: impl Into<Echo>) -> Self {
+        self.pool.echo = echo.into();
+        self
+    }
+
+    /// Log statements slower than this at WARN level (`slow_statement_ms`;
+    /// `None`: off).
+    pub fn slow_statement(mut self, threshold: Option<Duration>) -> Self {
+        self.pool.slow_statement = threshold;
+        self
+    }
+
+    /// Record parameter values on the statement spans (`trace_params`; off by default).
+    pub fn trace_params(mut self, on: bool) -> Self {
+        self.pool.trace_params = on;
         self
     }
 
@@ -155,6 +171,27 @@ impl MySqlEngineBuilder {
         f: impl Fn(u64, Option<&Error>) + Send + Sync + 'static,
     ) -> Self {
         self.pool.hooks.on_invalidate = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs before every statement with its SQL and parameters (SQLAlchemy's
+    /// `before_execute`). An error stops the statement and is returned to
+    /// the caller.
+    pub fn before_execute(
+        mut self,
+        f: impl Fn(&StatementEvent<'_>) -> Result<()> + Send + Sync + 'static,
+    ) -> Self {
+        self.pool.hooks.before_execute = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs after every statement with its rows, duration or error
+    /// (SQLAlchemy's `after_execute`).
+    pub fn after_execute(
+        mut self,
+        f: impl Fn(&StatementEvent<'_>, &StatementOutcome<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.pool.hooks.after_execute = Some(Arc::new(f));
         self
     }
 

@@ -340,8 +340,12 @@ mod tests {
         assert!(
             e.contains("known options")
                 && e.contains("pool_recycle")
-                && e.contains("connect_timeout"),
+                && e.contains("connect_timeout")
+                && e.contains("slow_statement_ms")
+                && e.contains("trace_params"),
             "{e}"
         );
+        let e = parse_url("mysql://h/db?echo=loud").unwrap_err().to_string();
+        assert!(e.contains("true, false or debug"), "{e}");
     }
 }

@@ -20,7 +20,8 @@
 //! URL options (`?name=value&...`): the pool's (`pool_size`, `max_overflow`
 //! (-1 unlimited), `pool_timeout`, `pool_recycle` (-1 off), `pool_pre_ping`,
 //! `pool_pre_ping_idle`, `pool_reset_on_return` (rollback|commit|none),
-//! `pool_use_lifo`, `poolclass` (queue|null|static), `echo`) and the
+//! `pool_use_lifo`, `poolclass` (queue|null|static), `echo` (true|false|debug),
+//! `slow_statement_ms` (0 off), `trace_params`) and the
 //! connection's: `connect_timeout` (default 10 s), `read_timeout` and
 //! `write_timeout` (default 60 s; 0 disables), `insert_returning`
 //! (auto|off), `ssl_mode` / `tls` (needs the `tls` feature).

@@ -142,3 +142,36 @@ impl Drop for TestDb {
         }
     }
 }
+
+/// A server account with a password, for tests of password masking;
+/// dropped (from the server) when this value is dropped.
+pub struct TempUser {
+    /// The account's user name (`orm_pw_<tag>_<pid>`).
+    pub name: String,
+}
+
+impl TempUser {
+    /// Creates `orm_pw_<tag>_<pid>`@`%` identified by `password`, with all privileges.
+    pub fn new(tag: &str, password: &str) -> TempUser {
+        let name = format!("orm_pw_{tag}_{}", std::process::id());
+        let mut admin = admin_conn();
+        admin
+            .query_drop(format!("DROP USER IF EXISTS '{name}'@'%'"))
+            .unwrap();
+        admin
+            .query_drop(format!(
+                "CREATE USER IF NOT EXISTS '{name}'@'%' IDENTIFIED BY '{password}'"
+            ))
+            .unwrap();
+        admin
+            .query_drop(format!("GRANT ALL ON *.* TO '{name}'@'%'"))
+            .unwrap();
+        TempUser { name }
+    }
+}
+
+impl Drop for TempUser {
+    fn drop(&mut self) {
+        let _ = admin_conn().query_drop(format!("DROP USER IF EXISTS '{}'@'%'", self.name));
+    }
+}

@@ -7,6 +7,7 @@ use std::fmt;
 use crate::backend::{ExecOutcome, ServerInfo};
 use crate::error::{DbError, Error, Result};
 use crate::pool::instrument;
+use crate::pool::observe::{self, Outcome};
 use crate::pool::options::ResetOnReturn;
 use crate::pool::queue::{ConnRecord, Slot};
 use crate::row::Row;
@@ -104,15 +105,25 @@ impl PooledConnection {
     /// Sends one statement through `f`, handling a lost connection and
     /// noticing an error that ended the transaction on the server. This is
     /// the one place every statement passes.
-    fn run<T>(
+    fn run<T: Outcome>(
         &mut self,
         sql: &str,
         f: impl FnOnce(&mut dyn crate::backend::Connection) -> Result<T>,
     ) -> Result<T> {
+        self.run_with_params(sql, &[], f)
+    }
+
+    /// [`run`](Self::run) for a statement with bound parameters (for echo, spans and hooks).
+    fn run_with_params<T: Outcome>(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        f: impl FnOnce(&mut dyn crate::backend::Connection) -> Result<T>,
+    ) -> Result<T> {
         let instruments = std::sync::Arc::clone(&self.slot.pool.instruments);
         let rec = self.record()?;
-        instruments.statement(sql);
-        match f(&mut *rec.conn) {
+        let statement = instruments.statement(sql, params, rec.conn.connection_id())?;
+        match statement.finish(f(&mut *rec.conn)) {
             Ok(v) => Ok(v),
             Err(e) if e.is_connection_lost() => Err(self.connection_lost(e)),
             Err(e) => {
@@ -176,7 +187,7 @@ impl PooledConnection {
     /// makes the transaction state unknown, so the connection is rolled back
     /// when returned.
     pub fn execute(&mut self, sql: &str, params: &[Value]) -> Result<ExecOutcome> {
-        let out = self.run(sql, |c| c.execute(sql, params))?;
+        let out = self.run_with_params(sql, params, |c| c.execute(sql, params))?;
         self.note_outcome(sql, &out);
         self.mark_user_sql();
         Ok(out)
@@ -212,12 +223,18 @@ impl PooledConnection {
             delivered.set(true);
             each(row)
         };
-        match self.run(sql, |c| c.query(sql, params, &mut counting)) {
+        let first = self.run_with_params(sql, params, |c| {
+            observe::counted_query(c, sql, params, &mut counting)
+        });
+        match first {
             Err(e) if may_retry && !delivered.get() && e.is_connection_lost() => {
                 instrument::bump(&self.slot.pool.instruments.statement_retries);
-                self.run(sql, |c| c.query(sql, params, &mut counting))
+                self.run_with_params(sql, params, |c| {
+                    observe::counted_query(c, sql, params, &mut counting)
+                })
+                .map(|_| ())
             }
-            other => other,
+            other => other.map(|_| ()),
         }
     }
 
@@ -402,9 +419,9 @@ impl Drop for PooledConnection {
         };
         if let Some(sql) = reset {
             self.tx = TxState::Idle; // a lost connection here is not "in a transaction"
-            if self.run(sql, |c| c.execute_text(sql)).is_err() {
+            if let Err(e) = self.run(sql, |c| c.execute_text(sql)) {
                 if let Some(rec) = self.slot.rec.take() {
-                    self.slot.pool.invalidate_record(rec, None);
+                    self.slot.pool.invalidate_record(rec, Some(&e));
                 }
                 return;
             }

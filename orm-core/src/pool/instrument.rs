@@ -4,6 +4,10 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
+use crate::error::Result;
+use crate::pool::observe::{Observer, Statement};
+use crate::value::Value;
+
 /// Counters of an engine since it was created. All are monotonic.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EngineStats {
@@ -30,7 +34,6 @@ pub struct EngineStats {
 
 type CaptureBuf = Mutex<Vec<String>>;
 
-#[derive(Default)]
 pub(crate) struct Instruments {
     pub statements: AtomicU64,
     pub connections_opened: AtomicU64,
@@ -43,7 +46,8 @@ pub(crate) struct Instruments {
     /// Live captures: the fast path only reads this counter.
     live_captures: AtomicUsize,
     captures: Mutex<Vec<Weak<CaptureBuf>>>,
-    pub echo: bool,
+    /// Echo, spans, slow statements, execute hooks.
+    observer: Observer,
 }
 
 pub(crate) fn bump(counter: &AtomicU64) {
@@ -51,19 +55,33 @@ pub(crate) fn bump(counter: &AtomicU64) {
 }
 
 impl Instruments {
-    pub fn new(echo: bool) -> Self {
+    pub fn new(observer: Observer) -> Self {
         Instruments {
-            echo,
-            ..Default::default()
+            statements: AtomicU64::new(0),
+            connections_opened: AtomicU64::new(0),
+            connections_closed: AtomicU64::new(0),
+            connections_invalidated: AtomicU64::new(0),
+            checkouts: AtomicU64::new(0),
+            checkout_waits: AtomicU64::new(0),
+            pings: AtomicU64::new(0),
+            statement_retries: AtomicU64::new(0),
+            live_captures: AtomicUsize::new(0),
+            captures: Mutex::new(Vec::new()),
+            observer,
         }
     }
 
-    /// Records one statement about to be sent.
-    pub fn statement(&self, sql: &str) {
+    /// Records one statement about to be sent and starts observing it
+    /// (`before_execute` may refuse it: then nothing is counted or sent).
+    /// Finish the returned statement with the result.
+    pub fn statement<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [Value],
+        connection_id: u64,
+    ) -> Result<Statement<'a>> {
+        let statement = self.observer.start(sql, params, connection_id)?;
         bump(&self.statements);
-        if self.echo {
-            eprintln!("[orm] {sql}");
-        }
         if self.live_captures.load(Ordering::Relaxed) > 0 {
             let mut captures = self.captures.lock().unwrap_or_else(PoisonError::into_inner);
             captures.retain(|weak| match weak.upgrade() {
@@ -76,6 +94,7 @@ impl Instruments {
                 None => false,
             });
         }
+        Ok(statement)
     }
 
     pub fn snapshot(&self) -> EngineStats {

@@ -4,7 +4,10 @@
 //! [`PooledConnection`] guard.
 //!
 //! - [`options`]: [`PoolOptions`] and the generic URL option parsing;
-//! - [`hooks`]: callbacks at connect, checkout, checkin, invalidation;
+//! - [`hooks`]: callbacks at connect, checkout, checkin, invalidation, and
+//!   before and after every statement;
+//! - `observe`: what happens around every statement: the tracing span, echo,
+//!   slow-statement warnings, the execute hooks;
 //! - `queue`: the idle queue and the slot accounting;
 //! - [`connection`]: the checked-out connection guard.
 //!
@@ -24,13 +27,17 @@
 pub mod connection;
 pub mod hooks;
 pub(crate) mod instrument;
+pub(crate) mod observe;
 pub mod options;
 pub(crate) mod queue;
 
 pub use connection::PooledConnection;
-pub use hooks::{ConnectionHook, Hooks, InvalidateHook};
+pub use hooks::{
+    AfterExecuteHook, BeforeExecuteHook, ConnectionHook, Hooks, InvalidateHook, StatementEvent,
+    StatementOutcome,
+};
 pub use instrument::{EngineStats, StatementCapture};
-pub use options::{PoolClass, PoolOptions, ResetOnReturn};
+pub use options::{Echo, PoolClass, PoolOptions, ResetOnReturn};
 
 /// A snapshot of a pool's occupancy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -33,6 +33,29 @@ pub enum ResetOnReturn {
     None,
 }
 
+/// What `echo` prints to standard error (SQLAlchemy's `echo`), whether or
+/// not a `tracing` subscriber is installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Echo {
+    /// Nothing (the default).
+    #[default]
+    Off,
+    /// Every statement's SQL text (`echo=true`).
+    Statements,
+    /// Every statement's SQL text and its parameter values (`echo=debug`).
+    Debug,
+}
+
+impl From<bool> for Echo {
+    fn from(on: bool) -> Echo {
+        if on {
+            Echo::Statements
+        } else {
+            Echo::Off
+        }
+    }
+}
+
 /// Pool configuration. `PoolOptions::default()` has SQLAlchemy's defaults:
 /// a queue pool of 5 plus 10 overflow, 30 s timeout, no recycle, no
 /// pre-ping, rollback on return, FIFO.
@@ -65,8 +88,14 @@ pub struct PoolOptions {
     /// Reuse the most recently returned connection first (LIFO) instead of the
     /// least recently returned (FIFO).
     pub use_lifo: bool,
-    /// Log every statement to stderr.
-    pub echo: bool,
+    /// Print every statement (and with [`Echo::Debug`] its parameters) to stderr.
+    pub echo: Echo,
+    /// Statements that take longer than this are logged at WARN level
+    /// (through `tracing`, and to stderr when `echo` is on).
+    pub slow_statement: Option<Duration>,
+    /// Record parameter values on the statement spans (off by default:
+    /// values may be personal data).
+    pub trace_params: bool,
     /// Callbacks run at connect, checkout, checkin and invalidation.
     pub hooks: Hooks,
 }
@@ -83,7 +112,9 @@ impl Default for PoolOptions {
             pre_ping_idle: Duration::from_secs(1),
             reset_on_return: ResetOnReturn::Rollback,
             use_lifo: false,
-            echo: false,
+            echo: Echo::Off,
+            slow_statement: None,
+            trace_params: false,
             hooks: Hooks::default(),
         }
     }
@@ -102,6 +133,8 @@ impl fmt::Debug for PoolOptions {
             .field("reset_on_return", &self.reset_on_return)
             .field("use_lifo", &self.use_lifo)
             .field("echo", &self.echo)
+            .field("slow_statement", &self.slow_statement)
+            .field("trace_params", &self.trace_params)
             .field("hooks", &self.hooks)
             .finish()
     }
@@ -120,6 +153,8 @@ impl PoolOptions {
         "pool_use_lifo",
         "poolclass",
         "echo",
+        "slow_statement_ms",
+        "trace_params",
     ];
 
     /// Sets one option from its URL spelling (`pool_size=10`). Returns
@@ -170,7 +205,25 @@ impl PoolOptions {
                     _ => return Err(bad_value(name, value, "queue, null or static")),
                 }
             }
-            "echo" => self.echo = parse_bool(name, value)?,
+            "echo" => {
+                self.echo = if value.eq_ignore_ascii_case("debug") {
+                    Echo::Debug
+                } else {
+                    parse_bool(name, value)
+                        .map_err(|_| bad_value(name, value, "true, false or debug"))?
+                        .into()
+                }
+            }
+            "slow_statement_ms" => {
+                let ms = parse_usize(name, value).map_err(|_| {
+                    bad_value(name, value, "a number of milliseconds, or 0 for off")
+                })?;
+                self.slow_statement = match ms {
+                    0 => None,
+                    ms => Some(Duration::from_millis(ms as u64)),
+                }
+            }
+            "trace_params" => self.trace_params = parse_bool(name, value)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -261,5 +314,36 @@ mod tests {
         assert!(e.contains("pool_size") && e.contains("many"), "{e}");
         assert!(o.set_option("pool_timeout", "-3").is_err());
         assert!(o.set_option("pool_reset_on_return", "sometimes").is_err());
+    }
+
+    #[test]
+    fn parses_echo_and_slow_statements() {
+        let mut o = PoolOptions::default();
+        assert_eq!(
+            (o.echo, o.slow_statement, o.trace_params),
+            (Echo::Off, None, false)
+        );
+        assert!(o.set_option("echo", "true").unwrap());
+        assert_eq!(o.echo, Echo::Statements);
+        assert!(o.set_option("echo", "DEBUG").unwrap());
+        assert_eq!(o.echo, Echo::Debug);
+        assert!(o.set_option("echo", "off").unwrap());
+        assert_eq!(o.echo, Echo::Off);
+        let e = o.set_option("echo", "loud").unwrap_err().to_string();
+        assert!(e.contains("echo") && e.contains("debug"), "{e}");
+        assert!(o.set_option("slow_statement_ms", "100").unwrap());
+        assert_eq!(o.slow_statement, Some(Duration::from_millis(100)));
+        assert!(o.set_option("slow_statement_ms", "0").unwrap());
+        assert_eq!(o.slow_statement, None);
+        let e = o
+            .set_option("slow_statement_ms", "0.5s")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("slow_statement_ms") && e.contains("milliseconds"),
+            "{e}"
+        );
+        assert!(o.set_option("trace_params", "yes").unwrap());
+        assert!(o.trace_params);
     }
 }

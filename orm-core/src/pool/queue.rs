@@ -15,13 +15,15 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::backend::{Connection, Connector};
 use crate::error::{Error, Result};
 use crate::pool::instrument::{bump, Instruments};
+use crate::pool::observe::Observer;
 use crate::pool::options::{PoolClass, PoolOptions};
 use crate::pool::PoolStatus;
+use crate::trace;
 
 /// An open connection and what the pool knows about it.
 pub(crate) struct ConnRecord {
@@ -57,7 +59,8 @@ pub(crate) struct Pool {
 
 impl Pool {
     pub fn new(connector: Arc<dyn Connector>, options: PoolOptions) -> Pool {
-        let instruments = Arc::new(Instruments::new(options.echo));
+        let observer = Observer::new(&options, connector.describe());
+        let instruments = Arc::new(Instruments::new(observer));
         Pool {
             connector,
             options,
@@ -94,7 +97,7 @@ impl Pool {
     /// else waits up to the timeout.
     pub fn checkout(self: &Arc<Self>) -> Result<Slot> {
         bump(&self.instruments.checkouts);
-        let (mut slot, popped) = self.acquire()?;
+        let (mut slot, popped, waited) = self.acquire()?;
         if let Some(rec) = popped {
             slot.rec = self.validate(rec)?;
         }
@@ -111,13 +114,24 @@ impl Pool {
                 }
             }
         }
+        if let Some(rec) = &slot.rec {
+            trace::checkout(rec.conn.connection_id(), waited);
+        }
         Ok(slot)
     }
 
-    /// Takes a slot: with an idle connection, or empty (the caller connects).
-    fn acquire(self: &Arc<Self>) -> Result<(Slot, Option<ConnRecord>)> {
+    /// Takes a slot: with an idle connection, or empty (the caller connects);
+    /// and how long it waited for one, if it had to.
+    fn acquire(self: &Arc<Self>) -> Result<(Slot, Option<ConnRecord>, Option<Duration>)> {
         let limit = self.options.limit();
         let mut deadline: Option<Instant> = None;
+        let waited = |deadline: Option<Instant>| {
+            deadline.map(|d| {
+                self.options
+                    .timeout
+                    .saturating_sub(d.saturating_duration_since(Instant::now()))
+            })
+        };
         let mut state = self.lock();
         loop {
             let popped = if self.options.use_lifo {
@@ -127,12 +141,12 @@ impl Pool {
             };
             if let Some(rec) = popped {
                 state.checked_out += 1;
-                return Ok((Slot::new(self), Some(rec)));
+                return Ok((Slot::new(self), Some(rec), waited(deadline)));
             }
             if limit.map_or(true, |limit| state.open < limit) {
                 state.open += 1;
                 state.checked_out += 1;
-                return Ok((Slot::new(self), None));
+                return Ok((Slot::new(self), None, waited(deadline)));
             }
             let now = Instant::now();
             let deadline = *deadline.get_or_insert_with(|| {
@@ -161,7 +175,7 @@ impl Pool {
     /// Decides whether an idle connection can be handed out; closes it if not.
     fn validate(&self, rec: ConnRecord) -> Result<Option<ConnRecord>> {
         if rec.serial < self.invalid_before.load(Ordering::Acquire) {
-            self.invalidate_record(rec, None);
+            self.invalidate_stale(rec);
             return Ok(None);
         }
         if self
@@ -169,6 +183,7 @@ impl Pool {
             .recycle
             .is_some_and(|age| rec.opened_at.elapsed() >= age)
         {
+            trace::recycled(rec.conn.connection_id(), rec.opened_at.elapsed());
             self.close(rec);
             return Ok(None);
         }
@@ -179,6 +194,7 @@ impl Pool {
             let mut rec = rec;
             bump(&self.instruments.pings);
             if let Err(e) = rec.conn.ping() {
+                trace::ping_failed(rec.conn.connection_id(), &e);
                 if e.is_connection_lost() {
                     // The server went away: everything opened before now is suspect.
                     self.invalidate_all();
@@ -195,8 +211,12 @@ impl Pool {
 
     /// Opens a new connection and runs the on_connect hook (the caller holds a slot).
     pub fn open_connection(&self) -> Result<ConnRecord> {
-        let conn = self.connector.connect()?;
+        let conn = self
+            .connector
+            .connect()
+            .inspect_err(trace::connect_failed)?;
         bump(&self.instruments.connections_opened);
+        trace::connected(conn.connection_id());
         let now = Instant::now();
         let mut rec = ConnRecord {
             conn,
@@ -220,9 +240,25 @@ impl Pool {
         bump(&self.instruments.connections_closed);
     }
 
-    /// Counts, reports and closes an invalidated connection.
+    /// Counts, reports and closes an invalidated connection: `cause` is the
+    /// error that made it unusable, `None` when invalidated explicitly.
     pub fn invalidate_record(&self, rec: ConnRecord, cause: Option<&Error>) {
+        let reason = match cause {
+            Some(e) if e.is_connection_lost() => "connection lost",
+            Some(_) => "unusable after an error",
+            None => "invalidated explicitly",
+        };
+        self.invalidate_because(rec, cause, reason);
+    }
+
+    /// Invalidates a connection opened before a detected disconnect.
+    fn invalidate_stale(&self, rec: ConnRecord) {
+        self.invalidate_because(rec, None, "opened before a lost connection was detected");
+    }
+
+    fn invalidate_because(&self, rec: ConnRecord, cause: Option<&Error>, reason: &'static str) {
         bump(&self.instruments.connections_invalidated);
+        trace::invalidated(rec.conn.connection_id(), cause, reason);
         if let Some(hook) = &self.options.hooks.on_invalidate {
             hook(rec.conn.connection_id(), cause);
         }
@@ -234,6 +270,7 @@ impl Pool {
     pub fn invalidate_all(&self) {
         let now = self.next_serial.load(Ordering::Acquire);
         self.invalid_before.fetch_max(now, Ordering::AcqRel);
+        trace::pool_invalidated();
     }
 
     /// Closes the idle connections. Checked-out ones are unaffected.
@@ -271,6 +308,7 @@ impl Pool {
 
     /// Gives a slot back, with its connection to keep (if still good) or none.
     fn checkin(&self, rec: Option<ConnRecord>) {
+        let id = rec.as_ref().map(|rec| rec.conn.connection_id());
         let to_close = {
             let mut state = self.lock();
             state.checked_out -= 1;
@@ -297,9 +335,12 @@ impl Pool {
             }
         };
         self.available.notify_one();
+        if let Some(id) = id {
+            trace::checkin(id, to_close.is_none());
+        }
         if let Some(rec) = to_close {
             if rec.serial < self.invalid_before.load(Ordering::Acquire) {
-                self.invalidate_record(rec, None);
+                self.invalidate_stale(rec);
             } else {
                 self.close(rec);
             }

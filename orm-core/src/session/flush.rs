@@ -51,6 +51,10 @@ impl Session {
                 return Err(e);
             }
         };
+        let _span = crate::trace::flush_span(plan.tables_in_save_order().map(|(t, w)| {
+            let (inserts, updates, deletes) = w.counts();
+            (t.name, inserts, updates, deletes)
+        }));
         if plan.is_empty() {
             // Nothing to send, but a row switch with no changed column still
             // moves the row from the deleted object to the new one, and

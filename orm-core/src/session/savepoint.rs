@@ -33,6 +33,7 @@ impl Session {
     /// transaction usable: SQLAlchemy's "try it inside a savepoint, skip it
     /// on IntegrityError, go on".
     pub fn begin_nested(&self) -> Result<NestedTransaction<'_>> {
+        let _span = crate::trace::savepoint_span("begin");
         self.flush()?;
         let mut st = self.state()?;
         self.check_usable(&st)?;
@@ -74,6 +75,7 @@ impl Session {
     }
 
     pub(super) fn end_savepoint(&self, depth: usize, commit: bool) -> Result<()> {
+        let _span = crate::trace::savepoint_span(if commit { "release" } else { "rollback" });
         {
             let st = self.state()?;
             if st.tx.savepoints.len() != depth {

@@ -362,6 +362,7 @@ impl Session {
     /// pool. With expire_on_commit every object is expired; deleted objects
     /// become detached. With nothing open, does nothing and sends nothing.
     pub fn commit(&self) -> Result<()> {
+        let _span = crate::trace::commit_span();
         self.flush()?;
         let mut st = self.state()?;
         self.check_usable(&st)?;
@@ -404,6 +405,7 @@ impl Session {
     /// else is expired. Also the way out of the rollback-required state.
     /// Without a transaction, does nothing.
     pub fn rollback(&self) -> Result<()> {
+        let _span = crate::trace::rollback_span();
         let mut st = self.state()?;
         if let Some(conn) = st.tx.conn.as_mut() {
             // A failure to roll back (the connection is gone) is not the

@@ -60,6 +60,15 @@ pub(crate) struct TableWork {
 }
 
 impl TableWork {
+    /// Rows to INSERT, UPDATE and DELETE.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (
+            self.inserts.iter().map(Vec::len).sum(),
+            self.updates.len(),
+            self.deletes.iter().map(Vec::len).sum(),
+        )
+    }
+
     fn has_inserts(&self) -> bool {
         self.inserts.iter().any(|l| !l.is_empty())
     }
@@ -81,6 +90,11 @@ pub(crate) struct Plan {
 impl Plan {
     pub fn is_empty(&self) -> bool {
         self.tables.is_empty()
+    }
+
+    /// The tables with their work, parents first.
+    pub fn tables_in_save_order(&self) -> impl Iterator<Item = &(&'static TableDef, TableWork)> {
+        self.save_order.iter().map(|&t| &self.tables[t])
     }
 
     /// Builds the plan. `updates` are the already-diffed changed objects.
@@ -256,33 +270,45 @@ fn delete_row(table: &'static TableDef, obj: &Rc<dyn AnyObj>) -> Result<DeleteRo
     })
 }
 
-/// Orders tables so that every table comes after the tables it references,
-/// counting only the references for which `constrains(parent, child)` holds.
-/// Self-references are left to [`levels`]. A cycle among the counted
-/// references is [`Error::FlushCycle`].
+/// Orders tables so that every table comes after the tables it references.
+/// Only the references for which `constrains(parent, child)` holds must be
+/// respected; the others are respected where they can be (so that the
+/// statement order is the usual parents-first one), and dropped where they
+/// would form a cycle. Self-references are left to [`levels`]. A cycle among
+/// the constraining references is [`Error::FlushCycle`].
 fn sort_tables(
     tables: &[(&'static TableDef, TableWork)],
     constrains: impl Fn(&TableWork, &TableWork) -> bool,
 ) -> Result<Vec<usize>> {
-    let parents_of = |i: usize| -> Vec<usize> {
-        let (t, child) = &tables[i];
-        t.foreign_keys
-            .iter()
-            .filter_map(|fk| {
-                let target = (fk.target)();
-                if std::ptr::eq(target, *t) {
-                    return None;
-                }
-                tables.iter().position(|(d, _)| std::ptr::eq(*d, target))
-            })
-            .filter(|&p| constrains(&tables[p].1, child))
-            .collect()
-    };
-    let parents: Vec<Vec<usize>> = (0..tables.len()).map(parents_of).collect();
+    // (parent, constraining) for each table.
+    let parents: Vec<Vec<(usize, bool)>> = (0..tables.len())
+        .map(|i| {
+            let (t, child) = &tables[i];
+            t.foreign_keys
+                .iter()
+                .filter_map(|fk| {
+                    let target = (fk.target)();
+                    if std::ptr::eq(target, *t) {
+                        return None;
+                    }
+                    let p = tables.iter().position(|(d, _)| std::ptr::eq(*d, target))?;
+                    Some((p, constrains(&tables[p].1, child)))
+                })
+                .collect()
+        })
+        .collect();
     let mut placed = vec![false; tables.len()];
     let mut sequence = Vec::with_capacity(tables.len());
     while sequence.len() < tables.len() {
-        let next = (0..tables.len()).find(|&i| !placed[i] && parents[i].iter().all(|&p| placed[p]));
+        let ready = |i: usize, all: bool| {
+            !placed[i]
+                && parents[i]
+                    .iter()
+                    .all(|&(p, constraining)| placed[p] || (!all && !constraining))
+        };
+        let next = (0..tables.len())
+            .find(|&i| ready(i, true))
+            .or_else(|| (0..tables.len()).find(|&i| ready(i, false)));
         match next {
             Some(i) => {
                 placed[i] = true;
