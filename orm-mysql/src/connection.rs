@@ -1,7 +1,7 @@
 //! [`MySqlConnection`]: one `mysql::Conn` behind the core's `Connection` trait.
 
 use mysql::prelude::Queryable;
-use orm_core::backend::{Connection, ExecOutcome, ServerInfo};
+use orm_core::backend::{AutoIncrement, Connection, ExecOutcome, ServerInfo};
 use orm_core::row::Row;
 use orm_core::value::Value;
 use orm_core::Result;
@@ -22,6 +22,52 @@ impl MySqlConnection {
         MySqlConnection { conn, info, id }
     }
 
+    /// Reads the per-session facts of [`ServerInfo`] on this connection:
+    /// its auto-increment settings and `max_allowed_packet`. One round trip.
+    /// `SHOW VARIABLES` lists only the variables the server has, so the same
+    /// statement works on MySQL, MariaDB and Galera.
+    pub(crate) fn read_session_facts(&mut self) -> Result<()> {
+        let rows: Vec<(String, String)> = self
+            .conn
+            .query(
+                "SHOW SESSION VARIABLES WHERE Variable_name IN ('auto_increment_increment', \
+                 'auto_increment_offset', 'innodb_autoinc_lock_mode', 'wsrep_on', \
+                 'wsrep_auto_increment_control', 'max_allowed_packet')",
+            )
+            .map_err(from_driver)?;
+        let mut ai = AutoIncrement::default();
+        let (mut wsrep_on, mut wsrep_control) = (false, false);
+        for (name, value) in rows {
+            let on = value.eq_ignore_ascii_case("on") || value == "1";
+            match name.to_ascii_lowercase().as_str() {
+                "auto_increment_increment" => ai.increment = value.parse().ok(),
+                "auto_increment_offset" => ai.offset = value.parse().ok(),
+                "innodb_autoinc_lock_mode" => ai.lock_mode = value.parse().ok(),
+                "wsrep_on" => wsrep_on = on,
+                "wsrep_auto_increment_control" => wsrep_control = on,
+                "max_allowed_packet" => {
+                    if let Ok(n) = value.parse() {
+                        self.info.max_allowed_packet = n;
+                    }
+                }
+                _ => {}
+            }
+        }
+        ai.galera_control = wsrep_on && wsrep_control;
+        self.info.auto_increment = ai;
+        Ok(())
+    }
+
+    /// After a statement that may have changed the session's auto-increment
+    /// settings, reads them again. If that fails they become unknown, which
+    /// makes the INSERT path send one row per statement (never a wrong key);
+    /// a lost connection then surfaces on the next statement.
+    fn after_statement(&mut self, sql: &str) {
+        if may_change_session_facts(sql) && self.read_session_facts().is_err() {
+            self.info.auto_increment = AutoIncrement::default();
+        }
+    }
+
     fn outcome(&self) -> ExecOutcome {
         let id = self.conn.last_insert_id();
         ExecOutcome {
@@ -36,12 +82,16 @@ impl Connection for MySqlConnection {
         self.conn
             .exec_drop(sql, to_params(params))
             .map_err(from_driver)?;
-        Ok(self.outcome())
+        let outcome = self.outcome();
+        self.after_statement(sql);
+        Ok(outcome)
     }
 
     fn execute_text(&mut self, sql: &str) -> Result<ExecOutcome> {
         self.conn.query_drop(sql).map_err(from_driver)?;
-        Ok(self.outcome())
+        let outcome = self.outcome();
+        self.after_statement(sql);
+        Ok(outcome)
     }
 
     fn query(
@@ -82,5 +132,58 @@ impl Connection for MySqlConnection {
 
     fn server_info(&self) -> &ServerInfo {
         &self.info
+    }
+
+    fn refresh_server_info(&mut self) -> Result<()> {
+        self.read_session_facts()
+    }
+}
+
+/// Whether `sql` may change this session's auto-increment settings: a `SET`
+/// that mentions `auto_increment_` (`SET SESSION auto_increment_increment = 3`,
+/// `SET @@auto_increment_offset = 2`), or a `CALL` (a procedure may run one).
+fn may_change_session_facts(sql: &str) -> bool {
+    let sql = sql.trim_start();
+    let starts = |word: &str| {
+        sql.len() > word.len()
+            && sql.as_bytes()[..word.len()].eq_ignore_ascii_case(word.as_bytes())
+            && !sql.as_bytes()[word.len()].is_ascii_alphanumeric()
+    };
+    if starts("call") {
+        return true;
+    }
+    starts("set")
+        && sql
+            .as_bytes()
+            .windows(b"auto_increment_".len())
+            .any(|w| w.eq_ignore_ascii_case(b"auto_increment_"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_change_session_facts;
+
+    #[test]
+    fn statements_that_may_change_the_increment() {
+        for sql in [
+            "SET SESSION auto_increment_increment = 3",
+            "  set @@Auto_Increment_Offset=2",
+            "SET sql_mode = '', AUTO_INCREMENT_INCREMENT = 1",
+            "CALL setup()",
+            "call\tsetup()",
+        ] {
+            assert!(may_change_session_facts(sql), "{sql}");
+        }
+        for sql in [
+            "INSERT INTO t (auto_increment_x) VALUES (1)",
+            "SET SESSION wait_timeout = 1",
+            "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY)",
+            "SETTINGS",
+            "CALLER",
+            "SET",
+            "",
+        ] {
+            assert!(!may_change_session_facts(sql), "{sql}");
+        }
     }
 }

@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 
 use mysql::consts::CapabilityFlags;
 use mysql::prelude::Queryable;
-use orm_core::backend::{Connection, Connector, Dialect, ServerInfo, ServerKind};
+use orm_core::backend::{AutoIncrement, Connection, Connector, Dialect, ServerInfo, ServerKind};
 use orm_core::Result;
 
 use crate::config::{MySqlConfig, TlsMode};
@@ -71,20 +71,13 @@ impl MySqlConnector {
         mysql::Conn::new(opts).map_err(|e| from_connect(e, &self.description))
     }
 
-    /// Reads version and auto-increment settings in one query.
+    /// Reads the product, version and `max_allowed_packet` in one query.
+    /// The per-session facts are read by every connection itself.
     fn learn(&self, conn: &mut mysql::Conn) -> Result<Learned> {
-        type Vars = Option<(String, Option<i64>, Option<i64>, Option<u64>)>;
-        let row: Vars = match conn.query_first(
-            "SELECT VERSION(), @@innodb_autoinc_lock_mode, @@auto_increment_increment, @@max_allowed_packet",
-        ) {
-            Ok(row) => row,
-            // A server without InnoDB has no @@innodb_autoinc_lock_mode.
-            Err(mysql::Error::MySqlError(_)) => conn
-                .query_first("SELECT VERSION(), NULL, @@auto_increment_increment, @@max_allowed_packet")
-                .map_err(from_driver)?,
-            Err(e) => return Err(from_driver(e)),
-        };
-        let (version, lock_mode, increment, max_packet) = row.unwrap_or_default();
+        let row: Option<(String, Option<u64>)> = conn
+            .query_first("SELECT VERSION(), @@max_allowed_packet")
+            .map_err(from_driver)?;
+        let (version, max_packet) = row.unwrap_or_default();
         let (kind, version) = parse_server_version(&version).unwrap_or_else(|| {
             let (a, b, c) = conn.server_version();
             (ServerKind::Other, (a, b, c))
@@ -98,7 +91,7 @@ impl MySqlConnector {
             supports_returning: self.config.insert_returning
                 && kind == ServerKind::MariaDb
                 && version >= (10, 5, 0),
-            consecutive_auto_increment: lock_mode.is_some_and(|m| m < 2) && increment == Some(1),
+            auto_increment: AutoIncrement::default(),
             max_allowed_packet,
             max_placeholders: MAX_PLACEHOLDERS,
         };
@@ -157,16 +150,24 @@ pub(crate) fn parse_server_version(s: &str) -> Option<(ServerKind, (u16, u16, u1
 }
 
 impl Connector for MySqlConnector {
+    /// Opens a connection and reads its session's facts (one round trip;
+    /// the very first connection also learns the server's version).
     fn connect(&self) -> Result<Box<dyn Connection>> {
-        if let Some(learned) = self.learned.get() {
-            let conn = self.open(learned.opts.clone())?;
-            return Ok(Box::new(MySqlConnection::new(conn, learned.info.clone())));
-        }
-        let mut conn = self.open(self.base_opts.clone())?;
-        let learned = self.learn(&mut conn)?;
-        let info = learned.info.clone();
-        let _ = self.learned.set(learned);
-        Ok(Box::new(MySqlConnection::new(conn, info)))
+        let mut conn = match self.learned.get() {
+            Some(learned) => {
+                let conn = self.open(learned.opts.clone())?;
+                MySqlConnection::new(conn, learned.info.clone())
+            }
+            None => {
+                let mut conn = self.open(self.base_opts.clone())?;
+                let learned = self.learn(&mut conn)?;
+                let info = learned.info.clone();
+                let _ = self.learned.set(learned);
+                MySqlConnection::new(conn, info)
+            }
+        };
+        conn.read_session_facts()?;
+        Ok(Box::new(conn))
     }
 
     fn dialect(&self) -> &dyn Dialect {

@@ -142,3 +142,4 @@ impl Drop for TestDb {
         }
     }
 }
+pub mod private_server;

@@ -279,9 +279,13 @@ impl PooledConnection {
         self.tx == TxState::Lost
     }
 
-    /// What the server is and can do.
+    /// What the server is and can do, as of the live connection's last
+    /// statement (its session settings may have changed since checkout).
     pub fn server_info(&self) -> &ServerInfo {
-        &self.info
+        match &self.slot.rec {
+            Some(rec) => rec.conn.server_info(),
+            None => &self.info,
+        }
     }
 
     /// The server's id of the current (or last) raw connection (`CONNECTION_ID()`).

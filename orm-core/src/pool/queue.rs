@@ -206,7 +206,11 @@ impl Pool {
             used: false,
         };
         if let Some(hook) = &self.options.hooks.on_connect {
-            if let Err(e) = hook(&mut *rec.conn) {
+            // The hook may change per-session settings (the auto-increment
+            // step decides which keys a multi-row INSERT produced): read them
+            // again on this connection after it ran.
+            let result = hook(&mut *rec.conn).and_then(|()| rec.conn.refresh_server_info());
+            if let Err(e) = result {
                 self.close(rec);
                 return Err(e);
             }

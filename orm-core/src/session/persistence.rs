@@ -141,9 +141,11 @@ fn insert_group(
         columns.iter().map(|&i| r.1[i].wire_size()).sum::<usize>()
     };
     let generated = omit;
-    let one_at_a_time = generated.is_some()
-        && !ctx.server.supports_returning
-        && !ctx.server.consecutive_auto_increment;
+    // Without RETURNING, a multi-row INSERT's keys are computed from the
+    // first one only where this connection's settings guarantee them
+    // (`ServerInfo::multi_row_key_step`); otherwise one row per statement.
+    let step = ctx.server.multi_row_key_step();
+    let one_at_a_time = generated.is_some() && !ctx.server.supports_returning && step.is_none();
     let ranges: Vec<std::ops::Range<usize>> = if one_at_a_time {
         (0..rows.len()).map(|i| i..i + 1).collect()
     } else {
@@ -192,9 +194,19 @@ fn insert_group(
                         table.name
                     ))
                 })?;
-                // One row, or several with provably consecutive keys.
+                // One row, or several whose keys are provably `first + n * step`.
+                let step = step.unwrap_or(1);
                 for (n, (obj, _)) in batch.iter().enumerate() {
-                    set_generated(obj, ai, Value::UInt(first + n as u64))?;
+                    let key = (n as u64)
+                        .checked_mul(step)
+                        .and_then(|offset| first.checked_add(offset))
+                        .ok_or_else(|| {
+                            Error::invalid(format!(
+                                "the generated keys of the INSERT into `{}` overflow a 64-bit integer",
+                                table.name
+                            ))
+                        })?;
+                    set_generated(obj, ai, Value::UInt(key))?;
                 }
             }
             None => {
