@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use common::proxy::Proxy;
 use common::TestDb;
 use orm_core::engine::{Engine, PooledConnection};
 use orm_core::value::Value;
@@ -215,85 +216,19 @@ fn a_detected_disconnect_invalidates_the_older_connections() {
     assert!(engine.stats().connections_invalidated >= 3);
 }
 
-/// A TCP proxy on 127.0.0.1 that can stop forwarding (a half-open peer).
-struct Proxy {
-    port: u16,
-    blackhole: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Proxy {
-    fn start(target: &str) -> Proxy {
-        use std::io::{Read, Write};
-        use std::net::{TcpListener, TcpStream};
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let blackhole = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let target = target.to_string();
-        let hole = Arc::clone(&blackhole);
-        thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                let Ok(server) = TcpStream::connect(&target) else {
-                    continue;
-                };
-                for (mut from, mut to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
-                    let hole = Arc::clone(&hole);
-                    thread::spawn(move || {
-                        let mut buf = [0u8; 16384];
-                        loop {
-                            match from.read(&mut buf) {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) if !hole.load(Ordering::SeqCst) => {
-                                    if to.write_all(&buf[..n]).is_err() {
-                                        break;
-                                    }
-                                }
-                                Ok(_) => {} // swallowed
-                            }
-                        }
-                        let _ = to.shutdown(std::net::Shutdown::Both);
-                    });
-                }
-            }
-        });
-        Proxy { port, blackhole }
-    }
-}
-
 #[test]
 fn a_half_open_connection_cannot_hang_a_ping() {
     let db = TestDb::new("rc_halfopen");
-    // The server's host:port, from the test database URL (mysql://user@host:port/db).
-    let authority = db
-        .url
-        .split("://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap();
-    let server = authority.rsplit('@').next().unwrap();
-    let server = if server.contains(':') {
-        server.to_string()
-    } else {
-        format!("{server}:3306")
-    };
-    let proxy = Proxy::start(&server);
-    let url = db.url.replacen(
-        authority,
-        &authority.replace(&server, &format!("127.0.0.1:{}", proxy.port)),
-        1,
-    );
-    assert_ne!(url, db.url);
+    let (proxy, url) = Proxy::in_front_of(&db.url);
     let engine = orm_mysql::create_engine(&format!(
-        "{url}?pool_size=1&pool_pre_ping=true&pool_pre_ping_idle=0&read_timeout=0.5&connect_timeout=1"
+        "{url}?pool_size=1&pool_pre_ping=true&pool_pre_ping_idle=0&ping_timeout=0.5&connect_timeout=1"
     ))
     .unwrap();
     let mut conn = engine.connect().unwrap();
     server_id(&mut conn).unwrap();
     drop(conn);
 
-    proxy.blackhole.store(true, Ordering::SeqCst);
+    proxy.stall(true);
     let started = std::time::Instant::now();
     let err = engine.connect().unwrap_err();
     assert!(
@@ -310,7 +245,7 @@ fn a_half_open_connection_cannot_hang_a_ping() {
     );
     assert!(engine.stats().connections_invalidated >= 1);
 
-    proxy.blackhole.store(false, Ordering::SeqCst);
+    proxy.stall(false);
     let mut conn = engine.connect().expect("recovers once traffic flows again");
     server_id(&mut conn).unwrap();
 }

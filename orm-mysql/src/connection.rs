@@ -6,35 +6,63 @@ use orm_core::row::Row;
 use orm_core::value::Value;
 use orm_core::Result;
 
+use std::time::Duration;
+
+use crate::config::Timeouts;
 use crate::convert::{from_mysql, to_params};
-use crate::error::from_driver;
+use crate::error::{from_driver_during, Phase};
 
 /// An open MySQL/MariaDB connection.
 pub struct MySqlConnection {
     conn: mysql::Conn,
     info: ServerInfo,
     id: u64,
+    timeouts: Timeouts,
 }
 
 impl MySqlConnection {
-    pub(crate) fn new(conn: mysql::Conn, info: ServerInfo) -> Self {
+    /// Wraps a just-opened connection, whose socket read timeout is still
+    /// the handshake's (`connect_timeout`); [`Self::finish_connect`] sets
+    /// the statements' one.
+    pub(crate) fn new(conn: mysql::Conn, info: ServerInfo, timeouts: Timeouts) -> Self {
         let id = u64::from(conn.connection_id());
-        MySqlConnection { conn, info, id }
+        MySqlConnection {
+            conn,
+            info,
+            id,
+            timeouts,
+        }
+    }
+
+    /// An error from the driver while doing `phase`.
+    fn error(&self, e: mysql::Error, phase: Phase) -> orm_core::Error {
+        from_driver_during(e, &self.timeouts, phase)
+    }
+
+    /// Ends the opening: reads the session's facts (still under
+    /// `connect_timeout`), then switches the socket to `read_timeout`.
+    pub(crate) fn finish_connect(&mut self) -> Result<()> {
+        self.read_session_facts()
+            .map_err(|e| self.error(e, Phase::Connect))?;
+        self.set_read_timeout(self.timeouts.read, Phase::Connect)
+    }
+
+    /// Sets the socket's read timeout.
+    fn set_read_timeout(&self, timeout: Option<Duration>, phase: Phase) -> Result<()> {
+        set_socket_read_timeout(&self.conn, timeout)
+            .map_err(|e| self.error(mysql::Error::IoError(e), phase))
     }
 
     /// Reads the per-session facts of [`ServerInfo`] on this connection:
     /// its auto-increment settings and `max_allowed_packet`. One round trip.
     /// `SHOW VARIABLES` lists only the variables the server has, so the same
     /// statement works on MySQL, MariaDB and Galera.
-    pub(crate) fn read_session_facts(&mut self) -> Result<()> {
-        let rows: Vec<(String, String)> = self
-            .conn
-            .query(
-                "SHOW SESSION VARIABLES WHERE Variable_name IN ('auto_increment_increment', \
-                 'auto_increment_offset', 'innodb_autoinc_lock_mode', 'wsrep_on', \
-                 'wsrep_auto_increment_control', 'max_allowed_packet')",
-            )
-            .map_err(from_driver)?;
+    pub(crate) fn read_session_facts(&mut self) -> std::result::Result<(), mysql::Error> {
+        let rows: Vec<(String, String)> = self.conn.query(
+            "SHOW SESSION VARIABLES WHERE Variable_name IN ('auto_increment_increment', \
+             'auto_increment_offset', 'innodb_autoinc_lock_mode', 'wsrep_on', \
+             'wsrep_auto_increment_control', 'max_allowed_packet')",
+        )?;
         let mut ai = AutoIncrement::default();
         let (mut wsrep_on, mut wsrep_control) = (false, false);
         for (name, value) in rows {
@@ -79,16 +107,18 @@ impl MySqlConnection {
 
 impl Connection for MySqlConnection {
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<ExecOutcome> {
-        self.conn
-            .exec_drop(sql, to_params(params))
-            .map_err(from_driver)?;
+        if let Err(e) = self.conn.exec_drop(sql, to_params(params)) {
+            return Err(self.error(e, Phase::Statement));
+        }
         let outcome = self.outcome();
         self.after_statement(sql);
         Ok(outcome)
     }
 
     fn execute_text(&mut self, sql: &str) -> Result<ExecOutcome> {
-        self.conn.query_drop(sql).map_err(from_driver)?;
+        if let Err(e) = self.conn.query_drop(sql) {
+            return Err(self.error(e, Phase::Statement));
+        }
         let outcome = self.outcome();
         self.after_statement(sql);
         Ok(outcome)
@@ -100,17 +130,16 @@ impl Connection for MySqlConnection {
         params: &[Value],
         each: &mut dyn FnMut(Row) -> Result<()>,
     ) -> Result<()> {
-        let mut result = self
-            .conn
-            .exec_iter(sql, to_params(params))
-            .map_err(from_driver)?;
+        let timeouts = self.timeouts;
+        let error = |e| from_driver_during(e, &timeouts, Phase::Statement);
+        let mut result = self.conn.exec_iter(sql, to_params(params)).map_err(error)?;
         // The first result set only; dropping `result` drains anything left.
         // Every row of a set shares its column metadata: take it once, not
         // per row (the per-row Arc clone and drop were ~10% of loading 10,000
         // rows in the workloads bench's profile).
         let mut columns: Option<std::sync::Arc<[mysql::Column]>> = None;
         for row in result.by_ref() {
-            let row = row.map_err(from_driver)?;
+            let row = row.map_err(error)?;
             let columns = columns.get_or_insert_with(|| row.columns());
             let raw = row.unwrap_raw();
             let mut values = Vec::with_capacity(raw.len());
@@ -122,8 +151,20 @@ impl Connection for MySqlConnection {
         Ok(())
     }
 
+    /// Pings under `ping_timeout` (then restores `read_timeout`), so a
+    /// half-open connection is found in seconds.
     fn ping(&mut self) -> Result<()> {
-        self.conn.ping().map_err(from_driver)
+        let short = self.timeouts.ping.is_some() && self.timeouts.ping != self.timeouts.read;
+        if short {
+            self.set_read_timeout(self.timeouts.ping, Phase::Ping)?;
+        }
+        if let Err(e) = self.conn.ping() {
+            return Err(self.error(e, Phase::Ping));
+        }
+        if short {
+            self.set_read_timeout(self.timeouts.read, Phase::Ping)?;
+        }
+        Ok(())
     }
 
     fn connection_id(&self) -> u64 {
@@ -136,7 +177,28 @@ impl Connection for MySqlConnection {
 
     fn refresh_server_info(&mut self) -> Result<()> {
         self.read_session_facts()
+            .map_err(|e| self.error(e, Phase::Statement))
     }
+}
+
+/// Sets the read timeout of `conn`'s socket. The `mysql` crate applies
+/// its timeouts only when connecting; this changes it on the open socket
+/// (a socket option, shared by every descriptor of the socket).
+#[cfg(unix)]
+fn set_socket_read_timeout(conn: &mysql::Conn, timeout: Option<Duration>) -> std::io::Result<()> {
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    // SAFETY: the descriptor is that of `conn`'s open socket, and `conn` is
+    // borrowed for this whole call, so it stays open while `fd` is used. Only
+    // the duplicate made from it is owned, and closed, here.
+    let fd = unsafe { BorrowedFd::borrow_raw(conn.as_raw_fd()) };
+    let socket = std::net::TcpStream::from(fd.try_clone_to_owned()?);
+    socket.set_read_timeout(timeout)
+}
+
+/// Elsewhere the socket keeps the timeout it was opened with.
+#[cfg(not(unix))]
+fn set_socket_read_timeout(_conn: &mysql::Conn, _timeout: Option<Duration>) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// Whether `sql` may change this session's auto-increment settings: a `SET`

@@ -143,3 +143,4 @@ impl Drop for TestDb {
     }
 }
 pub mod private_server;
+pub mod proxy;

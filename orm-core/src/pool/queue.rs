@@ -117,7 +117,9 @@ impl Pool {
     /// Takes a slot: with an idle connection, or empty (the caller connects).
     fn acquire(self: &Arc<Self>) -> Result<(Slot, Option<ConnRecord>)> {
         let limit = self.options.limit();
-        let mut deadline: Option<Instant> = None;
+        // `None` inside: no deadline (a timeout too long for `Instant`,
+        // such as `Duration::MAX`, waits forever).
+        let mut deadline: Option<Option<Instant>> = None;
         let mut state = self.lock();
         loop {
             let popped = if self.options.use_lifo {
@@ -137,8 +139,15 @@ impl Pool {
             let now = Instant::now();
             let deadline = *deadline.get_or_insert_with(|| {
                 bump(&self.instruments.checkout_waits);
-                now + self.options.timeout
+                now.checked_add(self.options.timeout)
             });
+            let Some(deadline) = deadline else {
+                state = self
+                    .available
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            };
             if now >= deadline {
                 let (size, overflow) = match self.options.class {
                     PoolClass::Static => (1, 0),
