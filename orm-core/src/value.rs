@@ -163,6 +163,80 @@ impl PartialEq for Value {
 
 impl Eq for Value {}
 
+impl Value {
+    /// Whether a value read back from the database (`self`) is the value
+    /// `written` there, by SQL's notion of equality rather than by exact
+    /// variant: `TINYINT(1)` `1` is `true`, `DECIMAL` `"1.5000"` is `"1.5"`
+    /// (and the integer or float written into it), a `FLOAT` column's single
+    /// precision value is the double written into it, `DATETIME` midnight is
+    /// the date, and trailing spaces of text do not count (PAD SPACE).
+    pub(crate) fn same_as_written(&self, written: &Value) -> bool {
+        use Value::*;
+        if self == written {
+            return true;
+        }
+        match (self, written) {
+            (Bool(b), Int(_) | UInt(_)) | (Int(_) | UInt(_), Bool(b)) => {
+                let n = if matches!(self, Bool(_)) {
+                    written
+                } else {
+                    self
+                };
+                *n == Int(i64::from(*b))
+            }
+            (Float(a), Double(b)) | (Double(b), Float(a)) => *a == *b as f32,
+            (Double(a), Double(b)) => a == b,
+            (Float(a), Float(b)) => a == b,
+            (Text(a), Text(b)) => a.trim_end_matches(' ') == b.trim_end_matches(' '),
+            (Date(d), DateTime(dt)) | (DateTime(dt), Date(d)) => {
+                dt.date == *d && (dt.hour, dt.minute, dt.second, dt.micros) == (0, 0, 0, 0)
+            }
+            (Decimal(_), _) | (_, Decimal(_)) => {
+                match (canonical_number(self), canonical_number(written)) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => false,
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A number as `-123.45` with no leading or trailing zeros (`0` for zero),
+/// or `None` if `v` is not a number written in plain decimal notation.
+fn canonical_number(v: &Value) -> Option<String> {
+    let text = match v {
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Double(d) if d.is_finite() => d.to_string(),
+        Value::Float(f) if f.is_finite() => f.to_string(),
+        Value::Decimal(s) | Value::Text(s) => s.trim().to_string(),
+        _ => return None,
+    };
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(&text)),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let int = int.trim_start_matches('0');
+    let frac = frac.trim_end_matches('0');
+    let mut out = String::with_capacity(int.len() + frac.len() + 3);
+    if negative && !(int.is_empty() && frac.is_empty()) {
+        out.push('-');
+    }
+    out.push_str(if int.is_empty() { "0" } else { int });
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    Some(out)
+}
+
 impl Hash for Value {
     fn hash<H: Hasher>(&self, state: &mut H) {
         use Value::*;
@@ -705,5 +779,66 @@ mod tests {
         assert_eq!(Value::Int(7), Value::UInt(7));
         assert_eq!(h(&Value::Int(7)), h(&Value::UInt(7)));
         assert_ne!(Value::Int(-1), Value::UInt(u64::MAX));
+    }
+
+    #[test]
+    fn values_read_back_compare_by_sql_equality() {
+        let same = |db: Value, mem: Value| db.same_as_written(&mem);
+        assert!(same(Value::Int(1), Value::Bool(true)));
+        assert!(same(Value::Int(0), Value::Bool(false)));
+        assert!(!same(Value::Int(2), Value::Bool(true)));
+        assert!(same(
+            Value::Decimal("1.5000".into()),
+            Value::Text("1.5".into())
+        ));
+        assert!(same(
+            Value::Decimal("-001.50".into()),
+            Value::Decimal("-1.5".into())
+        ));
+        assert!(same(Value::Decimal("0.000".into()), Value::Int(0)));
+        assert!(same(
+            Value::Decimal("-0.00".into()),
+            Value::Decimal("0".into())
+        ));
+        assert!(same(Value::Decimal("12.0000".into()), Value::UInt(12)));
+        assert!(same(Value::Decimal("0.2500".into()), Value::Double(0.25)));
+        assert!(!same(
+            Value::Decimal("1.5001".into()),
+            Value::Decimal("1.5".into())
+        ));
+        assert!(!same(
+            Value::Decimal("15".into()),
+            Value::Decimal("1.5".into())
+        ));
+        assert!(!same(
+            Value::Decimal("1e3".into()),
+            Value::Decimal("1000".into())
+        ));
+        assert!(same(Value::Float(1.1), Value::Double(1.1)));
+        assert!(!same(Value::Float(1.2), Value::Double(1.1)));
+        assert!(same(Value::Text("ab".into()), Value::Text("ab  ".into())));
+        assert!(!same(Value::Text("ab".into()), Value::Text("AB".into())));
+        let d = Date {
+            year: 2024,
+            month: 2,
+            day: 29,
+        };
+        let midnight = DateTime {
+            date: d,
+            hour: 0,
+            minute: 0,
+            second: 0,
+            micros: 0,
+        };
+        assert!(same(Value::DateTime(midnight), Value::Date(d)));
+        assert!(!same(
+            Value::DateTime(DateTime {
+                hour: 1,
+                ..midnight
+            }),
+            Value::Date(d)
+        ));
+        assert!(same(Value::Null, Value::Null));
+        assert!(!same(Value::Null, Value::Int(0)));
     }
 }
