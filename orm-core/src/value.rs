@@ -32,6 +32,16 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 
 /// A calendar date (`DATE`).
+///
+/// Reading a value that is not a calendar date fails with
+/// [`ConversionError::Invalid`] ("... is not a calendar date"), as the
+/// `chrono` types do: MySQL's zero date `'0000-00-00'` and dates with a zero
+/// month or day (which some `sql_mode`s let a `DATE` column hold) have no
+/// `Date`. To read such a column, turn those values into NULL and make the
+/// field an `Option<Date>`: fix the data once (`UPDATE t SET d = NULL WHERE
+/// d = '0000-00-00'`) or select `NULLIF(d, '0000-00-00')` in a raw query; or
+/// give the field a type of your own whose [`FromValue`] maps them as you
+/// wish (it receives the raw `Value::Date`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Date {
     /// Year, 0..=9999.
@@ -42,7 +52,9 @@ pub struct Date {
     pub day: u8,
 }
 
-/// A wall-clock date and time without zone (`DATETIME(6)`).
+/// A wall-clock date and time without zone (`DATETIME(6)`). Like [`Date`],
+/// reading a value that is not a real date and time (`'0000-00-00
+/// 00:00:00'`) is an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DateTime {
     /// The date part.
@@ -683,14 +695,53 @@ impl ToValue for Date {
         Value::Date(*self)
     }
 }
+/// Whether `d` is a day of the (proleptic Gregorian) calendar, year 0..=9999.
+fn is_calendar_date(d: Date) -> bool {
+    let leap = d.year % 4 == 0 && (d.year % 100 != 0 || d.year % 400 == 0);
+    let days = match d.month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    d.year <= 9999 && (1..=days).contains(&d.day)
+}
+
+/// `d`, or the error the `chrono` conversions give for a non-date.
+fn checked_date(target: &'static str, d: Date) -> Result<Date, ConversionError> {
+    if is_calendar_date(d) {
+        Ok(d)
+    } else {
+        Err(ConversionError::Invalid {
+            target,
+            reason: format!("{} is not a calendar date", Value::Date(d)),
+        })
+    }
+}
+
+/// `dt`, or the error the `chrono` conversions give for a non-date or a
+/// time of day out of range.
+fn checked_datetime(target: &'static str, dt: DateTime) -> Result<DateTime, ConversionError> {
+    checked_date(target, dt.date)?;
+    if dt.hour < 24 && dt.minute < 60 && dt.second < 60 && dt.micros < 1_000_000 {
+        Ok(dt)
+    } else {
+        Err(ConversionError::Invalid {
+            target,
+            reason: format!("{} is not a valid time of day", Value::DateTime(dt)),
+        })
+    }
+}
+
 impl FromValue for Date {
     fn from_value(v: Value) -> Result<Self, ConversionError> {
         match v {
-            Value::Date(d) => Ok(d),
+            Value::Date(d) => checked_date("Date", d),
             Value::DateTime(dt)
                 if dt.hour == 0 && dt.minute == 0 && dt.second == 0 && dt.micros == 0 =>
             {
-                Ok(dt.date)
+                checked_date("Date", dt.date)
             }
             other => Err(wrong("Date", &other)),
         }
@@ -707,9 +758,9 @@ impl ToValue for DateTime {
 impl FromValue for DateTime {
     fn from_value(v: Value) -> Result<Self, ConversionError> {
         match v {
-            Value::DateTime(d) => Ok(d),
+            Value::DateTime(d) => checked_datetime("DateTime", d),
             Value::Date(date) => Ok(DateTime {
-                date,
+                date: checked_date("DateTime", date)?,
                 hour: 0,
                 minute: 0,
                 second: 0,
@@ -840,5 +891,46 @@ mod tests {
         ));
         assert!(same(Value::Null, Value::Null));
         assert!(!same(Value::Null, Value::Int(0)));
+    }
+
+    #[test]
+    fn built_in_dates_reject_what_is_not_a_date() {
+        let date = |year, month, day| Date { year, month, day };
+        let at = |d, hour, minute, second, micros| DateTime {
+            date: d,
+            hour,
+            minute,
+            second,
+            micros,
+        };
+        for bad in [
+            date(0, 0, 0),
+            date(2024, 0, 1),
+            date(2024, 1, 0),
+            date(2023, 2, 29),
+            date(2024, 4, 31),
+            date(2024, 13, 1),
+        ] {
+            let e = Date::from_value(Value::Date(bad)).unwrap_err();
+            assert!(
+                matches!(&e, ConversionError::Invalid { target: "Date", reason } if reason.contains("is not a calendar date")),
+                "{e}"
+            );
+            assert!(DateTime::from_value(Value::Date(bad)).is_err());
+            assert!(DateTime::from_value(Value::DateTime(at(bad, 0, 0, 0, 0))).is_err());
+        }
+        assert_eq!(
+            Date::from_value(Value::Date(date(2024, 2, 29))),
+            Ok(date(2024, 2, 29))
+        );
+        assert_eq!(
+            Date::from_value(Value::Date(date(0, 1, 1))),
+            Ok(date(0, 1, 1))
+        );
+        let ok = at(date(2000, 2, 29), 23, 59, 59, 999_999);
+        assert_eq!(DateTime::from_value(Value::DateTime(ok)), Ok(ok));
+        let e =
+            DateTime::from_value(Value::DateTime(at(date(2000, 1, 1), 24, 0, 0, 0))).unwrap_err();
+        assert!(e.to_string().contains("not a valid time of day"), "{e}");
     }
 }
