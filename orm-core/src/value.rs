@@ -404,13 +404,16 @@ pub enum ColumnType {
     Uuid,
 }
 
-/// Associates a Rust type with its column type and nullability.
+/// Associates a Rust type with its column type and nullability. A type
+/// that implements it is a model field type, so it also implements
+/// [`ToValue`] and [`FromValue`] (its supertraits): the derive then reports
+/// an unsupported field type with this one error.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be stored in a column: it does not implement `SqlType`",
+    message = "`{Self}` cannot be a model field: it does not implement `SqlType` (with `ToValue` and `FromValue`)",
     label = "not a column type",
-    note = "a model field must be an integer, a float, bool, String, Vec<u8>, an orm date type, an Option of one of those, or a type that implements ToValue, FromValue and SqlType; the chrono, rust_decimal, serde_json and uuid types need the crate features of those names"
+    note = "a model field must be an integer, a float, bool, String, Vec<u8>, an orm date type, an Option of one of those, or a type that implements orm's ToValue, FromValue and SqlType (see orm::value); the chrono, rust_decimal, serde_json and uuid types need the crate features of those names"
 )]
-pub trait SqlType {
+pub trait SqlType: ToValue + FromValue {
     /// The column type used for DDL.
     const COLUMN_TYPE: ColumnType;
     /// Whether the column accepts NULL (true only for `Option<T>`).
