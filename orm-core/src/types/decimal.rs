@@ -68,9 +68,13 @@ fn parse(s: &str) -> Result<Decimal, ConversionError> {
 }
 
 impl SqlType for Decimal {
-    /// 28 digits, 10 after the point: within what `Decimal` holds. Use
-    /// `#[orm(sql_type = "DECIMAL(10, 2)")]` for another precision.
-    const COLUMN_TYPE: ColumnType = ColumnType::Decimal(28, 10);
+    /// `DECIMAL(65, 30)`: holds every `Decimal` exactly (at most 28 digits
+    /// after the point, and 29 before), so a value reads back as written. A
+    /// narrower column (`#[orm(sql_type = "DECIMAL(10, 2)")]`) takes less
+    /// space, but the server rounds what has more digits after the point
+    /// than it holds (SQL's rule, a note and not an error even in strict
+    /// mode) and refuses what has more before it.
+    const COLUMN_TYPE: ColumnType = ColumnType::Decimal(65, 30);
 }
 
 #[cfg(test)]
@@ -95,7 +99,7 @@ mod tests {
             Decimal::from_value(Value::Double(0.5)),
             Ok(Decimal::new(5, 1))
         );
-        assert_eq!(Decimal::COLUMN_TYPE, ColumnType::Decimal(28, 10));
+        assert_eq!(Decimal::COLUMN_TYPE, ColumnType::Decimal(65, 30));
     }
 
     #[test]
