@@ -151,3 +151,41 @@ fn a_global_increment_set_after_the_first_connection_is_seen_by_later_ones() {
     assert_keys_match_rows(&before, &rows);
     assert_keys_match_rows(&after, &rows);
 }
+
+#[test]
+fn without_a_guaranteed_block_each_row_is_its_own_insert() {
+    // innodb_autoinc_lock_mode = 2 (MySQL 8's default, Galera's requirement)
+    // gives no contiguous block: a server of our own, since it is read-only.
+    let server = PrivateServer::start_with("keys_mode2", &["--innodb-autoinc-lock-mode=2"]);
+    server
+        .admin()
+        .query_drop("CREATE TABLE test.items (id BIGINT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(32) NOT NULL UNIQUE) ENGINE=InnoDB")
+        .unwrap();
+    let engine = orm::builder(&server.url("insert_returning=off"))
+        .unwrap()
+        .on_connect(|c| {
+            c.execute_text("SET SESSION auto_increment_increment = 3")
+                .map(|_| ())
+        })
+        .build()
+        .unwrap();
+    let info = engine.connect().unwrap().server_info().clone();
+    assert_eq!(info.auto_increment.lock_mode, Some(2), "{info:?}");
+    assert_eq!(info.auto_increment.increment, Some(3), "{info:?}");
+    assert_eq!(info.multi_row_key_step(), None);
+
+    let capture = engine.capture_statements();
+    let objects = add_and_flush(&engine, "m", 4);
+    let inserts = capture
+        .take()
+        .iter()
+        .filter(|q| q.starts_with("INSERT"))
+        .count();
+    assert_eq!(inserts, 4, "one row per statement");
+    let rows: Vec<(String, i64)> = server
+        .admin()
+        .query("SELECT name, id FROM test.items ORDER BY id")
+        .unwrap();
+    assert_eq!(rows.len(), 4);
+    assert_keys_match_rows(&objects, &rows);
+}

@@ -216,6 +216,9 @@ fn a_detected_disconnect_invalidates_the_older_connections() {
     assert!(engine.stats().connections_invalidated >= 3);
 }
 
+/// There is no read timeout for statements by default; the pre-ping's own
+/// short `ping_timeout` finds the half-open socket, and the reconnect's
+/// handshake is bounded by `connect_timeout`.
 #[test]
 fn a_half_open_connection_cannot_hang_a_ping() {
     let db = TestDb::new("rc_halfopen");

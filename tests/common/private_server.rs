@@ -52,6 +52,8 @@ pub struct PrivateServer {
     /// The loopback TCP port it listens on.
     pub port: u16,
     mariadbd: PathBuf,
+    /// Server options of this test's own, given at every boot.
+    options: Vec<String>,
     child: Option<Child>,
 }
 
@@ -59,6 +61,12 @@ impl PrivateServer {
     /// Initialises a fresh data directory, starts the server on a free
     /// loopback port and creates the database `test`.
     pub fn start(tag: &str) -> PrivateServer {
+        PrivateServer::start_with(tag, &[])
+    }
+
+    /// [`start`](Self::start) with extra server options (`--name=value`),
+    /// for settings that cannot change at runtime.
+    pub fn start_with(tag: &str, options: &[&str]) -> PrivateServer {
         let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
         reap_stale_servers(&base);
         let mariadbd = find_binary(
@@ -87,6 +95,7 @@ impl PrivateServer {
             dir,
             port: free_port(),
             mariadbd,
+            options: options.iter().map(|o| o.to_string()).collect(),
             child: None,
         };
 
@@ -175,6 +184,7 @@ impl PrivateServer {
             // rather than fail if something briefly holds it.
             .arg("--port-open-timeout=10")
             .args(FAST_OPTIONS)
+            .args(&self.options)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
