@@ -135,6 +135,24 @@ fn a_packet_the_server_refuses_as_too_large_is_a_lost_connection() {
     assert_ne!(conn.connection_id(), id);
 }
 
+#[test]
+fn a_statement_over_the_known_packet_limit_says_what_to_do() {
+    let db = TestDb::new("err_packet_client");
+    let max: usize = db.rows("SELECT @@max_allowed_packet")[0][0]
+        .parse()
+        .unwrap();
+    let engine = orm::create_engine(&db.url_with("pool_size=1")).unwrap();
+    let mut conn = engine.connect().unwrap();
+    let big = format!("SELECT '{}'", "x".repeat(max + 1024));
+    let err = conn.execute_text(&big).unwrap_err();
+    assert!(err.is_connection_lost(), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("max_allowed_packet") && message.contains("Send less per statement"),
+        "{message}"
+    );
+}
+
 #[derive(Debug, Clone, PartialEq, Model)]
 #[orm(table = "latin")]
 struct Latin {

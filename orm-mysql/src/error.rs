@@ -56,6 +56,17 @@ pub(crate) fn from_driver(e: mysql::Error) -> Error {
             None,
             format!("lost connection to the server: {io}"),
         ),
+        // The driver refuses to send a packet over the server's limit and
+        // drops the connection (its state is unknown).
+        mysql::Error::CodecError(c) if c.to_string().contains("max_allowed_packet") => db(
+            DbErrorKind::ConnectionLost,
+            None,
+            None,
+            format!(
+                "the statement was not sent: {c}; the connection is closed. Send less per \
+                 statement, or raise max_allowed_packet on the server"
+            ),
+        ),
         mysql::Error::CodecError(c) => db(
             DbErrorKind::ConnectionLost,
             None,
