@@ -156,9 +156,62 @@ pub mod __private {
     pub use orm_core::value::{FromValue, SqlType, ToValue, Value};
     pub use std::vec::Vec;
 
-    /// Compiles only when `T` can be a model field; the derive calls it once
-    /// per field, spanned at the field's type, so the error points there.
-    pub const fn assert_field_type<T: ToValue + FromValue + SqlType>() {}
+    /// What generated code needs of a field type, obtained through the one
+    /// bound `T: SqlType` ([`field`]).
+    pub struct FieldOps<T> {
+        /// `T::COLUMN_TYPE`.
+        pub column_type: orm_core::value::ColumnType,
+        /// `T::NULLABLE`.
+        pub nullable: bool,
+        /// `T::to_value`.
+        pub encode: fn(&T) -> Value,
+        /// `T::from_value`.
+        pub decode: fn(Value) -> ::core::result::Result<T, orm_core::value::ConversionError>,
+    }
+
+    /// Every use of a field's type in generated code goes through this one
+    /// function, spanned at the field's type: a type that cannot be a field
+    /// fails the same bound at the same place everywhere, which the compiler
+    /// reports once.
+    pub const fn field<T: SqlType>() -> FieldOps<T> {
+        FieldOps {
+            column_type: T::COLUMN_TYPE,
+            nullable: T::NULLABLE,
+            encode: <T as ToValue>::to_value,
+            decode: <T as FromValue>::from_value,
+        }
+    }
+
+    /// Decodes a value with `decode` for column `index` of `table`, naming
+    /// both in the error (generated `from_row` and `set_column_value`).
+    pub fn decode_with<T>(
+        table: &'static TableDef,
+        index: usize,
+        value: Value,
+        decode: fn(Value) -> ::core::result::Result<T, orm_core::value::ConversionError>,
+    ) -> Result<T> {
+        decode(value).map_err(|source| Error::Decode {
+            table: table.name,
+            column: table.columns.get(index).map_or("?", |c| c.name),
+            source,
+        })
+    }
+
+    /// The `index`th value of `row` (generated `from_row`), or the error
+    /// naming the missing column.
+    pub fn take_value(
+        values: &mut ::std::vec::IntoIter<Value>,
+        table: &'static TableDef,
+        index: usize,
+    ) -> Result<Value> {
+        values.next().ok_or_else(|| {
+            Error::invalid(format!(
+                "row for table `{}` has too few columns: column `{}` is missing; select every column of the model",
+                table.name,
+                table.columns.get(index).map_or("?", |c| c.name)
+            ))
+        })
+    }
 
     /// The error of `set_column_value` for an index past the last column.
     #[cold]

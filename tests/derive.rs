@@ -351,7 +351,7 @@ mod feature_types {
                 ColumnType::DateTime,
                 ColumnType::Time,
                 ColumnType::DateTime,
-                ColumnType::Decimal(28, 10),
+                ColumnType::Decimal(65, 30),
                 ColumnType::Json,
             ]
         );

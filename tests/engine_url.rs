@@ -107,7 +107,16 @@ fn server_detection() {
     assert!(info.max_allowed_packet >= 1024);
     assert_eq!(info.max_placeholders, 65535);
     let lock_mode = db.rows("SELECT @@innodb_autoinc_lock_mode")[0][0].clone();
-    assert_eq!(info.consecutive_auto_increment, lock_mode != "2");
+    assert_eq!(info.multi_row_key_step().is_some(), lock_mode != "2");
+    assert_eq!(
+        info.auto_increment.lock_mode.map(|m| m.to_string()),
+        Some(lock_mode)
+    );
+    let increment = db.rows("SELECT @@auto_increment_increment")[0][0].clone();
+    assert_eq!(
+        info.auto_increment.increment.map(|i| i.to_string()),
+        Some(increment)
+    );
     // Later connections reuse what the first one learned.
     let second = engine.connect().unwrap();
     assert_eq!(second.server_info(), &info);

@@ -337,3 +337,30 @@ fn no_reset_round_trip_after_commit() {
     engine.connect().unwrap().execute_text("DO 1").unwrap();
     assert_eq!(second.take(), ["DO 1", "ROLLBACK"]);
 }
+
+#[test]
+fn a_pool_timeout_of_duration_max_waits_until_a_connection_is_returned() {
+    let db = TestDb::new("pool_forever");
+    let engine = orm_mysql::builder(&db.url_with("pool_size=1&max_overflow=0"))
+        .unwrap()
+        .pool_timeout(Duration::MAX)
+        .build()
+        .unwrap();
+    let held = engine.connect().unwrap();
+    let id = held.connection_id();
+    let waiter = {
+        let engine = engine.clone();
+        thread::spawn(move || engine.connect().map(|c| c.connection_id()))
+    };
+    // Return the connection only once the other thread is waiting for it.
+    while engine.stats().checkout_waits == 0 {
+        assert!(!waiter.is_finished(), "the waiter ended without waiting");
+        thread::sleep(Duration::from_millis(5));
+    }
+    drop(held);
+    let got = waiter
+        .join()
+        .expect("the waiting checkout must not panic")
+        .expect("the waiting checkout gets the returned connection");
+    assert_eq!(got, id);
+}

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use common::proxy::Proxy;
 use common::TestDb;
 use orm_core::engine::{Engine, PooledConnection};
 use orm_core::value::Value;
@@ -287,74 +288,9 @@ fn a_detected_disconnect_invalidates_the_older_connections() {
     assert!(engine.stats().connections_invalidated >= 3);
 }
 
-/// A TCP proxy on 127.0.0.1 that can stop forwarding (a half-open peer).
-struct Proxy {
-    port: u16,
-    blackhole: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Proxy {
-    fn start(target: &str) -> Proxy {
-        use std::io::{Read, Write};
-        use std::net::{TcpListener, TcpStream};
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let blackhole = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let target = target.to_string();
-        let hole = Arc::clone(&blackhole);
-        thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                let Ok(server) = TcpStream::connect(&target) else {
-                    continue;
-                };
-                for (mut from, mut to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
-                    let hole = Arc::clone(&hole);
-                    thread::spawn(move || {
-                        let mut buf = [0u8; 16384];
-                        loop {
-                            match from.read(&mut buf) {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) if !hole.load(Ordering::SeqCst) => {
-                                    if to.write_all(&buf[..n]).is_err() {
-                                        break;
-                                    }
-                                }
-                                Ok(_) => {} // swallowed
-                            }
-                        }
-                        let _ = to.shutdown(std::net::Shutdown::Both);
-                    });
-                }
-            }
-        });
-        Proxy { port, blackhole }
-    }
-}
-
 /// An engine on `db` whose connections go through a proxy of the test's own.
 fn proxied_engine(db: &TestDb, options: &str) -> (Proxy, Engine) {
-    let authority = db
-        .url
-        .split("://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap();
-    let server = authority.rsplit('@').next().unwrap();
-    let server = if server.contains(':') {
-        server.to_string()
-    } else {
-        format!("{server}:3306")
-    };
-    let proxy = Proxy::start(&server);
-    let url = db.url.replacen(
-        authority,
-        &authority.replace(&server, &format!("127.0.0.1:{}", proxy.port)),
-        1,
-    );
-    assert_ne!(url, db.url);
+    let (proxy, url) = Proxy::in_front_of(&db.url);
     let engine = orm_mysql::create_engine(&format!("{url}?{options}")).unwrap();
     (proxy, engine)
 }
@@ -368,13 +304,13 @@ fn a_commit_cut_in_flight_has_an_unknown_outcome() {
     let s = factory.session();
     s.execute("INSERT INTO t VALUES (?)", &[Value::Int(1)])
         .unwrap();
-    proxy.blackhole.store(true, Ordering::SeqCst);
+    proxy.stall(true);
     let err = s.commit().unwrap_err();
     assert!(matches!(err, Error::CommitOutcomeUnknown(_)), "{err:?}");
     assert!(err.to_string().contains("may or may not"), "{err}");
     assert!(err.is_connection_lost());
     assert!(!err.is_retryable(), "never retried as if rolled back");
-    proxy.blackhole.store(false, Ordering::SeqCst);
+    proxy.stall(false);
     s.rollback().unwrap();
     // Here the COMMIT never reached the server: the row is not there.
     assert_eq!(db.rows("SELECT COUNT(*) FROM t"), [["0"]]);
@@ -384,38 +320,22 @@ fn a_commit_cut_in_flight_has_an_unknown_outcome() {
     assert_eq!(db.rows("SELECT id FROM t"), [["2"]]);
 }
 
+/// There is no read timeout for statements by default; the pre-ping's own
+/// short `ping_timeout` finds the half-open socket, and the reconnect's
+/// handshake is bounded by `connect_timeout`.
 #[test]
 fn a_half_open_connection_cannot_hang_a_ping() {
     let db = TestDb::new("rc_halfopen");
-    // The server's host:port, from the test database URL (mysql://user@host:port/db).
-    let authority = db
-        .url
-        .split("://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap();
-    let server = authority.rsplit('@').next().unwrap();
-    let server = if server.contains(':') {
-        server.to_string()
-    } else {
-        format!("{server}:3306")
-    };
-    let proxy = Proxy::start(&server);
-    let url = db.url.replacen(
-        authority,
-        &authority.replace(&server, &format!("127.0.0.1:{}", proxy.port)),
-        1,
-    );
-    assert_ne!(url, db.url);
+    let (proxy, url) = Proxy::in_front_of(&db.url);
     let engine = orm_mysql::create_engine(&format!(
-        "{url}?pool_size=1&pool_pre_ping=true&pool_pre_ping_idle=0&read_timeout=0.5&connect_timeout=1"
+        "{url}?pool_size=1&pool_pre_ping=true&pool_pre_ping_idle=0&ping_timeout=0.5&connect_timeout=1"
     ))
     .unwrap();
     let mut conn = engine.connect().unwrap();
     server_id(&mut conn).unwrap();
     drop(conn);
 
-    proxy.blackhole.store(true, Ordering::SeqCst);
+    proxy.stall(true);
     let started = std::time::Instant::now();
     let err = engine.connect().unwrap_err();
     assert!(
@@ -432,7 +352,7 @@ fn a_half_open_connection_cannot_hang_a_ping() {
     );
     assert!(engine.stats().connections_invalidated >= 1);
 
-    proxy.blackhole.store(false, Ordering::SeqCst);
+    proxy.stall(false);
     let mut conn = engine.connect().expect("recovers once traffic flows again");
     server_id(&mut conn).unwrap();
 }

@@ -193,3 +193,82 @@ fn values_that_do_not_fit_are_errors_naming_table_and_column() {
     drop(s);
     assert_eq!(engine.status().checked_out, 0);
 }
+
+#[derive(Debug, Clone, PartialEq, Model)]
+#[orm(table = "wide_money")]
+struct WideMoney {
+    #[orm(primary_key)]
+    id: i64,
+    #[orm(sql_type = "DECIMAL(65, 30)")]
+    amount: rust_decimal::Decimal,
+}
+
+#[test]
+fn a_decimal_65_30_column_reads_back_and_what_does_not_fit_names_the_limit() {
+    let db = TestDb::new("types_wide_decimal");
+    let engine = orm::create_engine(&db.url).unwrap();
+    orm::schema::create_all(&engine, &[WideMoney::table()]).unwrap();
+    let s = SessionFactory::new(engine.clone()).session();
+    let amount = rust_decimal::Decimal::new(15, 1);
+    s.add(WideMoney { id: 1, amount }).unwrap();
+    s.commit().unwrap();
+    s.expunge_all().unwrap();
+    let back = s.get::<WideMoney>(1).unwrap().expect("row 1");
+    assert_eq!(back.read().unwrap().amount, amount);
+
+    // 30 significant digits after the point: more than Decimal holds.
+    db.exec("INSERT INTO wide_money VALUES (2, 0.000000000000000000000000000001)");
+    let s = SessionFactory::new(engine.clone()).session();
+    let err = s.get::<WideMoney>(2).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(
+            err,
+            Error::Decode {
+                table: "wide_money",
+                column: "amount",
+                ..
+            }
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains("28 digits after the point"), "{msg}");
+}
+
+#[derive(Debug, Clone, PartialEq, Model)]
+#[orm(table = "days")]
+struct Day {
+    #[orm(primary_key)]
+    id: i64,
+    day: orm::value::Date,
+    at: orm::value::DateTime,
+}
+
+#[test]
+fn zero_dates_are_decode_errors_for_the_built_in_types() {
+    let db = TestDb::new("types_zero_date");
+    db.exec(
+        "CREATE TABLE days (id BIGINT PRIMARY KEY, day DATE NOT NULL, at DATETIME(6) NOT NULL)",
+    );
+    // A zero date is storable when sql_mode allows it.
+    {
+        use mysql::prelude::Queryable;
+        let mut admin = common::admin_conn();
+        admin.query_drop(format!("USE `{}`", db.name)).unwrap();
+        admin.query_drop("SET SESSION sql_mode = ''").unwrap();
+        admin
+            .query_drop("INSERT INTO days VALUES (1, '0000-00-00', '2024-01-01 00:00:00'), (2, '2024-01-01', '0000-00-00 00:00:00')")
+            .unwrap();
+    }
+    let engine = orm::create_engine(&db.url).unwrap();
+    let s = SessionFactory::new(engine.clone()).session();
+    for (id, column) in [(1, "day"), (2, "at")] {
+        let err = s.get::<Day>(id).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(&err, Error::Decode { table: "days", column: c, .. } if *c == column),
+            "{msg}"
+        );
+        assert!(msg.contains("is not a calendar date"), "{msg}");
+    }
+}

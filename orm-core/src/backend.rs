@@ -24,6 +24,14 @@ pub enum ServerKind {
 }
 
 /// What the server is and can do, learned when connecting.
+///
+/// The product, version and `RETURNING` support are learned once per
+/// connector. The auto-increment facts ([`AutoIncrement`]) and
+/// `max_allowed_packet` are read on each connection itself, after the
+/// pool's `on_connect` hook ran, and read again after any statement on that
+/// connection that mentions one of the variables (`SET SESSION
+/// auto_increment_increment = 3`), because they are per session and decide
+/// which keys a multi-row INSERT produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerInfo {
     /// The product.
@@ -32,14 +40,52 @@ pub struct ServerInfo {
     pub version: (u16, u16, u16),
     /// `INSERT ... RETURNING` is available (MariaDB 10.5+).
     pub supports_returning: bool,
-    /// A multi-row INSERT into an auto-increment table gets consecutive
-    /// keys starting at the reported last insert id (MySQL's
-    /// `innodb_autoinc_lock_mode` below 2 and `auto_increment_increment` 1).
-    pub consecutive_auto_increment: bool,
+    /// The auto-increment settings of this very connection.
+    pub auto_increment: AutoIncrement,
     /// The server's `max_allowed_packet`, in bytes.
     pub max_allowed_packet: usize,
     /// The most placeholders one prepared statement may have.
     pub max_placeholders: usize,
+}
+
+/// The settings of one connection that decide which auto-increment values a
+/// multi-row INSERT gets. `None` means unknown (the variable does not exist
+/// on this server, or it could not be read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AutoIncrement {
+    /// `@@auto_increment_increment`: the step between generated values
+    /// (1 by default; Galera sets the cluster size, MySQL group replication 7).
+    pub increment: Option<u64>,
+    /// `@@auto_increment_offset`: the first value of the sequence.
+    pub offset: Option<u64>,
+    /// `@@innodb_autoinc_lock_mode`: 0 (traditional) and 1 (consecutive)
+    /// give a multi-row INSERT with a known row count one contiguous block
+    /// of values; 2 (interleaved, MySQL 8's default and Galera's required
+    /// setting) does not.
+    pub lock_mode: Option<u8>,
+    /// Galera replication is on (`@@wsrep_on`), with
+    /// `@@wsrep_auto_increment_control`: the cluster may change the
+    /// increment and offset as nodes join and leave.
+    pub galera_control: bool,
+}
+
+impl ServerInfo {
+    /// The step between the keys a multi-row INSERT generated, when the
+    /// server guarantees them to be `first, first + step, first + 2 * step,
+    /// ...` with `first` the reported last insert id; `None` when it does not.
+    ///
+    /// The rule: the lock mode is known and below 2 (one contiguous block per
+    /// simple multi-row INSERT), the connection's increment is known, and
+    /// Galera is not managing the increment. Otherwise an INSERT that needs
+    /// generated keys is sent one row per statement (or uses `RETURNING`),
+    /// which cannot assign a wrong key.
+    pub fn multi_row_key_step(&self) -> Option<u64> {
+        let ai = &self.auto_increment;
+        if ai.galera_control || !ai.lock_mode.is_some_and(|m| m < 2) {
+            return None;
+        }
+        ai.increment.filter(|&step| step >= 1)
+    }
 }
 
 /// The outcome of a statement that returns no rows.
@@ -96,8 +142,16 @@ pub trait Connection: Send {
     /// The server's connection id (`CONNECTION_ID()` on MySQL).
     fn connection_id(&self) -> u64;
 
-    /// What the server is and can do.
+    /// What the server is and can do, as of this connection's last
+    /// statement.
     fn server_info(&self) -> &ServerInfo;
+
+    /// Reads this connection's per-session facts of [`ServerInfo`] again
+    /// (the pool calls it after its `on_connect` hook, which may have changed
+    /// them). The default does nothing.
+    fn refresh_server_info(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Opens connections. One per engine; shared by all its pool's threads.
@@ -143,5 +197,69 @@ pub trait Dialect: Send + Sync {
     /// references that form a cycle. The default is MySQL's spelling.
     fn drop_foreign_key_sql(&self, table: &str, name: &str) -> String {
         format!("ALTER TABLE {table} DROP FOREIGN KEY {name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(auto_increment: AutoIncrement) -> ServerInfo {
+        ServerInfo {
+            kind: ServerKind::MySql,
+            version: (8, 0, 36),
+            supports_returning: false,
+            auto_increment,
+            max_allowed_packet: 1 << 20,
+            max_placeholders: 65_535,
+        }
+    }
+
+    #[test]
+    fn keys_are_computed_only_where_the_server_guarantees_the_block() {
+        let base = AutoIncrement {
+            increment: Some(3),
+            offset: Some(1),
+            lock_mode: Some(1),
+            galera_control: false,
+        };
+        assert_eq!(info(base).multi_row_key_step(), Some(3));
+        assert_eq!(
+            info(AutoIncrement {
+                lock_mode: Some(0),
+                ..base
+            })
+            .multi_row_key_step(),
+            Some(3)
+        );
+        for unsafe_case in [
+            AutoIncrement {
+                lock_mode: Some(2),
+                ..base
+            },
+            AutoIncrement {
+                lock_mode: None,
+                ..base
+            },
+            AutoIncrement {
+                increment: None,
+                ..base
+            },
+            AutoIncrement {
+                increment: Some(0),
+                ..base
+            },
+            AutoIncrement {
+                galera_control: true,
+                ..base
+            },
+            AutoIncrement::default(),
+        ] {
+            assert_eq!(
+                info(unsafe_case).multi_row_key_step(),
+                None,
+                "{unsafe_case:?}"
+            );
+        }
     }
 }

@@ -32,6 +32,16 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 
 /// A calendar date (`DATE`).
+///
+/// Reading a value that is not a calendar date fails with
+/// [`ConversionError::Invalid`] ("... is not a calendar date"), as the
+/// `chrono` types do: MySQL's zero date `'0000-00-00'` and dates with a zero
+/// month or day (which some `sql_mode`s let a `DATE` column hold) have no
+/// `Date`. To read such a column, turn those values into NULL and make the
+/// field an `Option<Date>`: fix the data once (`UPDATE t SET d = NULL WHERE
+/// d = '0000-00-00'`) or select `NULLIF(d, '0000-00-00')` in a raw query; or
+/// give the field a type of your own whose [`FromValue`] maps them as you
+/// wish (it receives the raw `Value::Date`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Date {
     /// Year, 0..=9999.
@@ -42,7 +52,9 @@ pub struct Date {
     pub day: u8,
 }
 
-/// A wall-clock date and time without zone (`DATETIME(6)`).
+/// A wall-clock date and time without zone (`DATETIME(6)`). Like [`Date`],
+/// reading a value that is not a real date and time (`'0000-00-00
+/// 00:00:00'`) is an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DateTime {
     /// The date part.
@@ -162,6 +174,80 @@ impl PartialEq for Value {
 }
 
 impl Eq for Value {}
+
+impl Value {
+    /// Whether a value read back from the database (`self`) is the value
+    /// `written` there, by SQL's notion of equality rather than by exact
+    /// variant: `TINYINT(1)` `1` is `true`, `DECIMAL` `"1.5000"` is `"1.5"`
+    /// (and the integer or float written into it), a `FLOAT` column's single
+    /// precision value is the double written into it, `DATETIME` midnight is
+    /// the date, and trailing spaces of text do not count (PAD SPACE).
+    pub(crate) fn same_as_written(&self, written: &Value) -> bool {
+        use Value::*;
+        if self == written {
+            return true;
+        }
+        match (self, written) {
+            (Bool(b), Int(_) | UInt(_)) | (Int(_) | UInt(_), Bool(b)) => {
+                let n = if matches!(self, Bool(_)) {
+                    written
+                } else {
+                    self
+                };
+                *n == Int(i64::from(*b))
+            }
+            (Float(a), Double(b)) | (Double(b), Float(a)) => *a == *b as f32,
+            (Double(a), Double(b)) => a == b,
+            (Float(a), Float(b)) => a == b,
+            (Text(a), Text(b)) => a.trim_end_matches(' ') == b.trim_end_matches(' '),
+            (Date(d), DateTime(dt)) | (DateTime(dt), Date(d)) => {
+                dt.date == *d && (dt.hour, dt.minute, dt.second, dt.micros) == (0, 0, 0, 0)
+            }
+            (Decimal(_), _) | (_, Decimal(_)) => {
+                match (canonical_number(self), canonical_number(written)) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => false,
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A number as `-123.45` with no leading or trailing zeros (`0` for zero),
+/// or `None` if `v` is not a number written in plain decimal notation.
+fn canonical_number(v: &Value) -> Option<String> {
+    let text = match v {
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Double(d) if d.is_finite() => d.to_string(),
+        Value::Float(f) if f.is_finite() => f.to_string(),
+        Value::Decimal(s) | Value::Text(s) => s.trim().to_string(),
+        _ => return None,
+    };
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(&text)),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let int = int.trim_start_matches('0');
+    let frac = frac.trim_end_matches('0');
+    let mut out = String::with_capacity(int.len() + frac.len() + 3);
+    if negative && !(int.is_empty() && frac.is_empty()) {
+        out.push('-');
+    }
+    out.push_str(if int.is_empty() { "0" } else { int });
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    Some(out)
+}
 
 impl Hash for Value {
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -318,13 +404,16 @@ pub enum ColumnType {
     Uuid,
 }
 
-/// Associates a Rust type with its column type and nullability.
+/// Associates a Rust type with its column type and nullability. A type
+/// that implements it is a model field type, so it also implements
+/// [`ToValue`] and [`FromValue`] (its supertraits): the derive then reports
+/// an unsupported field type with this one error.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be stored in a column: it does not implement `SqlType`",
+    message = "`{Self}` cannot be a model field: it does not implement `SqlType` (with `ToValue` and `FromValue`)",
     label = "not a column type",
-    note = "a model field must be an integer, a float, bool, String, Vec<u8>, an orm date type, an Option of one of those, or a type that implements ToValue, FromValue and SqlType; the chrono, rust_decimal, serde_json and uuid types need the crate features of those names"
+    note = "a model field must be an integer, a float, bool, String, Vec<u8>, an orm date type, an Option of one of those, or a type that implements orm's ToValue, FromValue and SqlType (see orm::value); the chrono, rust_decimal, serde_json and uuid types need the crate features of those names"
 )]
-pub trait SqlType {
+pub trait SqlType: ToValue + FromValue {
     /// The column type used for DDL.
     const COLUMN_TYPE: ColumnType;
     /// Whether the column accepts NULL (true only for `Option<T>`).
@@ -609,14 +698,53 @@ impl ToValue for Date {
         Value::Date(*self)
     }
 }
+/// Whether `d` is a day of the (proleptic Gregorian) calendar, year 0..=9999.
+fn is_calendar_date(d: Date) -> bool {
+    let leap = d.year % 4 == 0 && (d.year % 100 != 0 || d.year % 400 == 0);
+    let days = match d.month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    d.year <= 9999 && (1..=days).contains(&d.day)
+}
+
+/// `d`, or the error the `chrono` conversions give for a non-date.
+fn checked_date(target: &'static str, d: Date) -> Result<Date, ConversionError> {
+    if is_calendar_date(d) {
+        Ok(d)
+    } else {
+        Err(ConversionError::Invalid {
+            target,
+            reason: format!("{} is not a calendar date", Value::Date(d)),
+        })
+    }
+}
+
+/// `dt`, or the error the `chrono` conversions give for a non-date or a
+/// time of day out of range.
+fn checked_datetime(target: &'static str, dt: DateTime) -> Result<DateTime, ConversionError> {
+    checked_date(target, dt.date)?;
+    if dt.hour < 24 && dt.minute < 60 && dt.second < 60 && dt.micros < 1_000_000 {
+        Ok(dt)
+    } else {
+        Err(ConversionError::Invalid {
+            target,
+            reason: format!("{} is not a valid time of day", Value::DateTime(dt)),
+        })
+    }
+}
+
 impl FromValue for Date {
     fn from_value(v: Value) -> Result<Self, ConversionError> {
         match v {
-            Value::Date(d) => Ok(d),
+            Value::Date(d) => checked_date("Date", d),
             Value::DateTime(dt)
                 if dt.hour == 0 && dt.minute == 0 && dt.second == 0 && dt.micros == 0 =>
             {
-                Ok(dt.date)
+                checked_date("Date", dt.date)
             }
             other => Err(wrong("Date", &other)),
         }
@@ -633,9 +761,9 @@ impl ToValue for DateTime {
 impl FromValue for DateTime {
     fn from_value(v: Value) -> Result<Self, ConversionError> {
         match v {
-            Value::DateTime(d) => Ok(d),
+            Value::DateTime(d) => checked_datetime("DateTime", d),
             Value::Date(date) => Ok(DateTime {
-                date,
+                date: checked_date("DateTime", date)?,
                 hour: 0,
                 minute: 0,
                 second: 0,
@@ -705,5 +833,107 @@ mod tests {
         assert_eq!(Value::Int(7), Value::UInt(7));
         assert_eq!(h(&Value::Int(7)), h(&Value::UInt(7)));
         assert_ne!(Value::Int(-1), Value::UInt(u64::MAX));
+    }
+
+    #[test]
+    fn values_read_back_compare_by_sql_equality() {
+        let same = |db: Value, mem: Value| db.same_as_written(&mem);
+        assert!(same(Value::Int(1), Value::Bool(true)));
+        assert!(same(Value::Int(0), Value::Bool(false)));
+        assert!(!same(Value::Int(2), Value::Bool(true)));
+        assert!(same(
+            Value::Decimal("1.5000".into()),
+            Value::Text("1.5".into())
+        ));
+        assert!(same(
+            Value::Decimal("-001.50".into()),
+            Value::Decimal("-1.5".into())
+        ));
+        assert!(same(Value::Decimal("0.000".into()), Value::Int(0)));
+        assert!(same(
+            Value::Decimal("-0.00".into()),
+            Value::Decimal("0".into())
+        ));
+        assert!(same(Value::Decimal("12.0000".into()), Value::UInt(12)));
+        assert!(same(Value::Decimal("0.2500".into()), Value::Double(0.25)));
+        assert!(!same(
+            Value::Decimal("1.5001".into()),
+            Value::Decimal("1.5".into())
+        ));
+        assert!(!same(
+            Value::Decimal("15".into()),
+            Value::Decimal("1.5".into())
+        ));
+        assert!(!same(
+            Value::Decimal("1e3".into()),
+            Value::Decimal("1000".into())
+        ));
+        assert!(same(Value::Float(1.1), Value::Double(1.1)));
+        assert!(!same(Value::Float(1.2), Value::Double(1.1)));
+        assert!(same(Value::Text("ab".into()), Value::Text("ab  ".into())));
+        assert!(!same(Value::Text("ab".into()), Value::Text("AB".into())));
+        let d = Date {
+            year: 2024,
+            month: 2,
+            day: 29,
+        };
+        let midnight = DateTime {
+            date: d,
+            hour: 0,
+            minute: 0,
+            second: 0,
+            micros: 0,
+        };
+        assert!(same(Value::DateTime(midnight), Value::Date(d)));
+        assert!(!same(
+            Value::DateTime(DateTime {
+                hour: 1,
+                ..midnight
+            }),
+            Value::Date(d)
+        ));
+        assert!(same(Value::Null, Value::Null));
+        assert!(!same(Value::Null, Value::Int(0)));
+    }
+
+    #[test]
+    fn built_in_dates_reject_what_is_not_a_date() {
+        let date = |year, month, day| Date { year, month, day };
+        let at = |d, hour, minute, second, micros| DateTime {
+            date: d,
+            hour,
+            minute,
+            second,
+            micros,
+        };
+        for bad in [
+            date(0, 0, 0),
+            date(2024, 0, 1),
+            date(2024, 1, 0),
+            date(2023, 2, 29),
+            date(2024, 4, 31),
+            date(2024, 13, 1),
+        ] {
+            let e = Date::from_value(Value::Date(bad)).unwrap_err();
+            assert!(
+                matches!(&e, ConversionError::Invalid { target: "Date", reason } if reason.contains("is not a calendar date")),
+                "{e}"
+            );
+            assert!(DateTime::from_value(Value::Date(bad)).is_err());
+            assert!(DateTime::from_value(Value::DateTime(at(bad, 0, 0, 0, 0))).is_err());
+        }
+        assert_eq!(
+            Date::from_value(Value::Date(date(2024, 2, 29))),
+            Ok(date(2024, 2, 29))
+        );
+        assert_eq!(
+            Date::from_value(Value::Date(date(0, 1, 1))),
+            Ok(date(0, 1, 1))
+        );
+        let ok = at(date(2000, 2, 29), 23, 59, 59, 999_999);
+        assert_eq!(DateTime::from_value(Value::DateTime(ok)), Ok(ok));
+        let e =
+            DateTime::from_value(Value::DateTime(at(date(2000, 1, 1), 24, 0, 0, 0))).unwrap_err();
+        assert!(e.to_string().contains("not a valid time of day"), "{e}");
     }
 }

@@ -17,6 +17,8 @@ pub struct Model<'a> {
     pub vis: &'a Visibility,
     /// The table name.
     pub table: String,
+    /// The path of the `orm` crate (`crate = "..."`, default `::orm`).
+    pub krate: syn::Path,
     /// Every field, skipped ones included, in declaration order.
     pub fields: Vec<Field<'a>>,
 }
@@ -122,6 +124,7 @@ impl<'a> Model<'a> {
             ident: &input.ident,
             vis: &input.vis,
             table,
+            krate: container.krate.unwrap_or_else(default_crate),
             fields,
         })
     }
@@ -130,6 +133,11 @@ impl<'a> Model<'a> {
     pub fn columns(&self) -> impl Iterator<Item = &Field<'a>> {
         self.fields.iter().filter(|f| f.persisted())
     }
+}
+
+/// `::orm`: where the runtime is unless `crate = "..."` says otherwise.
+pub fn default_crate() -> syn::Path {
+    syn::parse_quote!(::orm)
 }
 
 const INTEGERS: &[&str] = &[

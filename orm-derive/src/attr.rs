@@ -33,6 +33,8 @@ const FIELD_ATTRIBUTE_NAMES: &[&str] = &[
 pub struct ContainerAttrs {
     /// `table = "..."`.
     pub table: Option<LitStr>,
+    /// `crate = "path"`: where the `orm` crate is (default `::orm`).
+    pub krate: Option<syn::Path>,
 }
 
 /// The attributes on one field. Flags keep the span of their keyword, for
@@ -86,6 +88,21 @@ pub fn container(cx: &mut Ctxt, attrs: &[syn::Attribute]) -> ContainerAttrs {
             if meta.path.is_ident("table") {
                 let lit = string_value(cx, &meta)?;
                 set(cx, &mut out.table, lit, &meta, "table");
+            } else if meta.path.is_ident("crate") {
+                let path = string_value(cx, &meta)?.and_then(|lit| match lit.parse::<syn::Path>() {
+                    Ok(path) => Some(path),
+                    Err(_) => {
+                        cx.error_at(
+                            &lit,
+                            format!(
+                                "`crate` must be the path of the orm crate, such as \"::orm\" or \"my_app::db::orm\"; `{}` is not a path",
+                                lit.value()
+                            ),
+                        );
+                        None
+                    }
+                });
+                set(cx, &mut out.krate, path, &meta, "crate");
             } else {
                 let name = path_name(&meta.path);
                 if FIELD_ATTRIBUTE_NAMES.contains(&name.as_str()) {
@@ -96,7 +113,7 @@ pub fn container(cx: &mut Ctxt, attrs: &[syn::Attribute]) -> ContainerAttrs {
                 } else {
                     cx.error_at(
                         &meta.path,
-                        format!("unknown orm attribute `{name}` on a struct; the struct attribute is `table = \"...\"`"),
+                        format!("unknown orm attribute `{name}` on a struct; the struct attributes are `table = \"...\"` and `crate = \"path\"`"),
                     );
                 }
                 skip_value(&meta)?;

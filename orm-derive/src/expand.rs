@@ -29,27 +29,22 @@ pub fn derive(input: &DeriveInput) -> TokenStream {
     }
 }
 
-/// The runtime, as generated code must name it.
-pub fn private() -> TokenStream {
-    quote!(::orm::__private)
+/// The runtime, as generated code must name it: `::orm::__private`, or
+/// under the path given by `#[orm(crate = "...")]`.
+pub fn private(krate: &syn::Path) -> TokenStream {
+    quote!(#krate::__private)
 }
 
 fn expand(model: &Model) -> TokenStream {
-    let p = private();
+    let p = private(&model.krate);
     let ident = model.ident;
     let table_def = table_def(model);
-    let assertions = model.columns().map(|f| {
-        let ty = f.ty;
-        quote_spanned!(ty.span()=> #p::assert_field_type::<#ty>();)
-    });
     let model_impl = model_impl(model);
     let handles = handles(model);
     quote! {
         #[allow(non_upper_case_globals, unused_qualifications, clippy::all)]
         const _: () = {
             static TABLE: #p::TableDef = #table_def;
-
-            #(#assertions)*
 
             #model_impl
 
@@ -69,7 +64,7 @@ fn opt<T: quote::ToTokens>(v: Option<T>) -> TokenStream {
 }
 
 fn table_def(model: &Model) -> TokenStream {
-    let p = private();
+    let p = private(&model.krate);
     let columns: Vec<&Field> = model.columns().collect();
     let position = |pred: &dyn Fn(&Field) -> bool| columns.iter().position(|f| pred(f));
     let column_defs = columns.iter().map(|f| {
@@ -79,8 +74,8 @@ fn table_def(model: &Model) -> TokenStream {
         let sql_type = opt(f.attrs.sql_type.as_ref());
         let unique = f.attrs.unique.is_some();
         let indexed = f.attrs.index.is_some();
-        let column_type = quote_spanned!(ty.span()=> <#ty as #p::SqlType>::COLUMN_TYPE);
-        let nullable = quote_spanned!(ty.span()=> <#ty as #p::SqlType>::NULLABLE);
+        let column_type = quote_spanned!(ty.span()=> #p::field::<#ty>().column_type);
+        let nullable = quote_spanned!(ty.span()=> #p::field::<#ty>().nullable);
         quote! {
             #p::ColumnDef {
                 name: #name,
@@ -121,7 +116,7 @@ fn table_def(model: &Model) -> TokenStream {
 }
 
 fn model_impl(model: &Model) -> TokenStream {
-    let p = private();
+    let p = private(&model.krate);
     let ident = model.ident;
     let columns: Vec<&Field> = model.columns().collect();
     let count = columns.len();
@@ -129,7 +124,15 @@ fn model_impl(model: &Model) -> TokenStream {
     let reads = columns.iter().enumerate().map(|(i, f)| {
         let var = format_ident!("__c{}", i);
         let ty = f.ty;
-        quote_spanned!(ty.span()=> let #var = reader.next::<#ty>()?;)
+        let field = quote_spanned!(ty.span()=> #p::field::<#ty>());
+        quote! {
+            let #var = #p::decode_with(
+                &TABLE,
+                #i,
+                #p::take_value(&mut values, &TABLE, #i)?,
+                #field.decode,
+            )?;
+        }
     });
     let mut column = 0usize;
     let inits = model.fields.iter().map(|f| {
@@ -146,7 +149,8 @@ fn model_impl(model: &Model) -> TokenStream {
     let to_value = |f: &Field| {
         let field = f.ident;
         let ty = f.ty;
-        quote_spanned!(ty.span()=> <#ty as #p::ToValue>::to_value(&self.#field))
+        let ops = quote_spanned!(ty.span()=> #p::field::<#ty>());
+        quote!((#ops.encode)(&self.#field))
     };
     let pushes = columns.iter().map(|f| {
         let v = to_value(f);
@@ -159,7 +163,8 @@ fn model_impl(model: &Model) -> TokenStream {
     let sets = columns.iter().enumerate().map(|(i, f)| {
         let field = f.ident;
         let ty = f.ty;
-        let decode = quote_spanned!(ty.span()=> #p::decode_column::<#ty>(&TABLE, index, value)?);
+        let ops = quote_spanned!(ty.span()=> #p::field::<#ty>());
+        let decode = quote!(#p::decode_with(&TABLE, index, value, #ops.decode)?);
         quote!(#i => { self.#field = #decode; ::core::result::Result::Ok(()) })
     });
     quote! {
@@ -171,7 +176,7 @@ fn model_impl(model: &Model) -> TokenStream {
             }
 
             fn from_row(row: #p::Row) -> #p::Result<Self> {
-                let mut reader = #p::RowReader::new(row, &TABLE);
+                let mut values = row.into_values().into_iter();
                 #(#reads)*
                 ::core::result::Result::Ok(#ident { #(#inits),* })
             }
@@ -201,7 +206,7 @@ fn model_impl(model: &Model) -> TokenStream {
 
 /// The typed column handles (`User::NAME`), one per persisted field.
 pub fn handles(model: &Model) -> TokenStream {
-    let p = private();
+    let p = private(&model.krate);
     let ident = model.ident;
     let vis = model.vis;
     model

@@ -6,7 +6,9 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::DeriveInput;
 
-use crate::ast::Model;
+use crate::ast::{default_crate, Model};
+use crate::attr;
+use crate::ctxt::Ctxt;
 use crate::expand::{handles, private};
 
 /// The stub impls for `input` (`model` when its fields could be read).
@@ -14,7 +16,14 @@ pub fn expand(input: &DeriveInput, model: Option<&Model>) -> TokenStream {
     if !input.generics.params.is_empty() {
         return TokenStream::new();
     }
-    let p = private();
+    let krate = match model {
+        Some(model) => model.krate.clone(),
+        // The attributes' errors were reported already; only the path is wanted.
+        None => attr::container(&mut Ctxt::default(), &input.attrs)
+            .krate
+            .unwrap_or_else(default_crate),
+    };
+    let p = private(&krate);
     let ident = &input.ident;
     let handles = model.map(|m| {
         let handles = handles(m);

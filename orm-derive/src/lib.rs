@@ -48,11 +48,18 @@ use proc_macro::TokenStream;
 /// (The examples here are not compiled; the same code is tested in the `orm`
 /// crate's `tests/derive.rs`.)
 ///
-/// # Struct attribute
+/// # Struct attributes
 ///
 /// - `#[orm(table = "name")]`: the table name. The default is the struct's
 ///   name in snake_case, not pluralised: `BlogPost` maps to `blog_post`,
 ///   `HTTPRequest` to `http_request`.
+/// - `#[orm(crate = "path")]`: where the `orm` crate is, as serde's
+///   `#[serde(crate = "...")]`. The generated code names the runtime
+///   `::orm::__private` by default; a program that renamed the dependency
+///   (`db = { package = "orm", ... }` in Cargo.toml) writes
+///   `#[orm(crate = "::db")]`, and a crate that re-exports `orm` for its
+///   users can point at the re-export (`#[orm(crate = "my_lib::orm")]`). The
+///   path is resolved where the struct is defined.
 ///
 /// # Field attributes
 ///

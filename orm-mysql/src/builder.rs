@@ -52,7 +52,8 @@ impl MySqlEngineBuilder {
         self
     }
 
-    /// How long a checkout waits.
+    /// How long a checkout waits for a connection (default 30 s);
+    /// `Duration::MAX` waits forever.
     pub fn pool_timeout(mut self, timeout: Duration) -> Self {
         self.pool.timeout = timeout;
         self
@@ -114,15 +115,23 @@ impl MySqlEngineBuilder {
         self
     }
 
-    /// TCP connect timeout.
+    /// How long opening a connection may take (TCP connect, then the
+    /// handshake; default 10 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.config.connect_timeout = timeout;
         self
     }
 
-    /// Socket read timeout (`None`: wait forever).
+    /// Socket read timeout for statements (default `None`: wait forever; see
+    /// [`MySqlConfig::read_timeout`] for why and what detects a dead peer).
     pub fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.config.read_timeout = timeout;
+        self
+    }
+
+    /// Read timeout of a ping, the pool's pre-ping (default 5 s).
+    pub fn ping_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.ping_timeout = timeout;
         self
     }
 

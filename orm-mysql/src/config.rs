@@ -14,7 +14,13 @@ pub enum TlsMode {
     /// Plain TCP (the default).
     #[default]
     Disabled,
-    /// TLS, without verifying the server's certificate.
+    /// TLS (without verifying the server's certificate) when the server
+    /// offers it, plain TCP when it does not, as MySQL's `--ssl-mode=PREFERRED`.
+    /// Without the `tls` feature: plain TCP. It protects only against a
+    /// passive eavesdropper; use `Required` or a verifying mode for more.
+    Preferred,
+    /// TLS, without verifying the server's certificate; a server without
+    /// TLS is an error.
     Required,
     /// TLS, verifying the certificate chain but not the host name.
     VerifyCa,
@@ -35,13 +41,25 @@ pub struct MySqlConfig {
     pub password: Option<String>,
     /// Database to select.
     pub database: Option<String>,
-    /// TCP connect timeout (default 10 s).
+    /// How long opening a connection may take, TCP connect and the
+    /// server's handshake each (default 10 s).
     pub connect_timeout: Duration,
-    /// Socket read timeout (default 60 s; `None` waits forever). Bounds how
-    /// long a statement or ping on a half-open connection can hang.
+    /// Socket read timeout for statements (default `None`: wait as long as
+    /// the statement runs). A read timeout cannot tell a long report, a big
+    /// DELETE or DDL from a dead peer, and on expiry the connection is lost
+    /// (and the pool invalidated) while the server goes on running the
+    /// statement, so there is none by default. A dead peer or half-open
+    /// socket is detected instead by TCP keepalive (first probe after 30 s
+    /// idle, then every 10 s, 3 probes) and `TCP_USER_TIMEOUT` (30 s of
+    /// unacknowledged data, Linux), neither of which fires while the server
+    /// is alive, and the pre-ping has its own short [`ping_timeout`](Self::ping_timeout).
     pub read_timeout: Option<Duration>,
     /// Socket write timeout (default 60 s; `None` waits forever).
     pub write_timeout: Option<Duration>,
+    /// Read timeout of a ping (the pool's pre-ping; default 5 s; `None`
+    /// waits as long as `read_timeout`). A ping is answered at once by a
+    /// live server, so a short bound finds a half-open connection quickly.
+    pub ping_timeout: Option<Duration>,
     /// Use `INSERT ... RETURNING` where the server has it (MariaDB 10.5+).
     /// `insert_returning=off` forces the fallback path.
     pub insert_returning: bool,
@@ -58,8 +76,9 @@ impl Default for MySqlConfig {
             password: None,
             database: None,
             connect_timeout: Duration::from_secs(10),
-            read_timeout: Some(Duration::from_secs(60)),
+            read_timeout: None,
             write_timeout: Some(Duration::from_secs(60)),
+            ping_timeout: Some(Duration::from_secs(5)),
             insert_returning: true,
             tls: TlsMode::Disabled,
         }
@@ -71,6 +90,7 @@ pub const BACKEND_OPTIONS: &[&str] = &[
     "connect_timeout",
     "read_timeout",
     "write_timeout",
+    "ping_timeout",
     "insert_returning",
     "ssl_mode",
     "tls",
@@ -110,6 +130,7 @@ impl MySqlConfig {
             "connect_timeout" => self.connect_timeout = parse_seconds(name, value)?,
             "read_timeout" => self.read_timeout = timeout(value)?,
             "write_timeout" => self.write_timeout = timeout(value)?,
+            "ping_timeout" => self.ping_timeout = timeout(value)?,
             "insert_returning" => {
                 self.insert_returning = match value.to_ascii_lowercase().as_str() {
                     "auto" | "on" | "true" | "1" => true,
@@ -124,13 +145,14 @@ impl MySqlConfig {
             "ssl_mode" => {
                 self.tls = match value.to_ascii_lowercase().replace('-', "_").as_str() {
                     "disabled" | "disable" => TlsMode::Disabled,
-                    "required" | "require" | "preferred" => TlsMode::Required,
+                    "preferred" | "prefer" => TlsMode::Preferred,
+                    "required" | "require" => TlsMode::Required,
                     "verify_ca" => TlsMode::VerifyCa,
                     "verify_identity" | "verify_full" => TlsMode::VerifyIdentity,
                     _ => {
                         return Err(Error::Config(format!(
-                            "option `ssl_mode` has the invalid value `{value}`; expected disabled, required, \
-                             verify_ca or verify_identity"
+                            "option `ssl_mode` has the invalid value `{value}`; expected disabled, preferred, \
+                             required, verify_ca or verify_identity"
                         )))
                     }
                 }
@@ -140,7 +162,7 @@ impl MySqlConfig {
             }
             _ => return Ok(false),
         }
-        if self.tls != TlsMode::Disabled && !cfg!(feature = "tls") {
+        if !matches!(self.tls, TlsMode::Disabled | TlsMode::Preferred) && !cfg!(feature = "tls") {
             return Err(Error::Config(format!(
                 "option `{name}={value}` asks for TLS, but orm-mysql was built without its `tls` feature; \
                  enable the feature (orm = {{ features = [\"tls\"] }})"
@@ -157,9 +179,30 @@ impl fmt::Debug for MySqlConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("read_timeout", &self.read_timeout)
             .field("write_timeout", &self.write_timeout)
+            .field("ping_timeout", &self.ping_timeout)
             .field("insert_returning", &self.insert_returning)
             .field("tls", &self.tls)
             .finish()
+    }
+}
+
+/// The timeouts a connection applies and names in its error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Timeouts {
+    pub connect: Duration,
+    pub read: Option<Duration>,
+    pub write: Option<Duration>,
+    pub ping: Option<Duration>,
+}
+
+impl MySqlConfig {
+    pub(crate) fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            connect: self.connect_timeout,
+            read: self.read_timeout,
+            write: self.write_timeout,
+            ping: self.ping_timeout,
+        }
     }
 }
 
@@ -347,5 +390,28 @@ mod tests {
         );
         let e = parse_url("mysql://h/db?echo=loud").unwrap_err().to_string();
         assert!(e.contains("true, false or debug"), "{e}");
+    }
+
+    #[test]
+    fn timeouts_default_to_no_read_timeout_and_a_short_ping() {
+        let (c, _) = parse_url("mysql://h/db").unwrap();
+        assert_eq!(c.read_timeout, None);
+        assert_eq!(c.ping_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(c.write_timeout, Some(Duration::from_secs(60)));
+        let (c, _) = parse_url("mysql://h/db?ping_timeout=0.25&read_timeout=90").unwrap();
+        assert_eq!(c.ping_timeout, Some(Duration::from_millis(250)));
+        assert_eq!(c.read_timeout, Some(Duration::from_secs(90)));
+    }
+
+    #[test]
+    fn ssl_mode_preferred_is_its_own_mode_and_needs_no_tls_feature() {
+        let (c, _) = parse_url("mysql://h/db?ssl_mode=preferred").unwrap();
+        assert_eq!(c.tls, TlsMode::Preferred);
+        let required = parse_url("mysql://h/db?ssl_mode=REQUIRED").map(|(c, _)| c.tls);
+        if cfg!(feature = "tls") {
+            assert_eq!(required.unwrap(), TlsMode::Required);
+        } else {
+            assert!(required.unwrap_err().to_string().contains("`tls` feature"));
+        }
     }
 }

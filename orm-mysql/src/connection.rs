@@ -2,14 +2,17 @@
 
 use mysql::prelude::Queryable;
 use mysql::session_state_change::SessionStateChange;
-use orm_core::backend::{Connection, ExecOutcome, ServerInfo};
+use orm_core::backend::{AutoIncrement, Connection, ExecOutcome, ServerInfo};
 use orm_core::row::Row;
 use orm_core::value::Value;
 use orm_core::DbError;
 use orm_core::Result;
 
+use std::time::Duration;
+
+use crate::config::Timeouts;
 use crate::convert::{from_mysql, to_params};
-use crate::error::from_driver;
+use crate::error::{from_driver_during, Phase};
 
 /// An open MySQL/MariaDB connection.
 pub struct MySqlConnection {
@@ -19,6 +22,7 @@ pub struct MySqlConnection {
     /// `@@innodb_rollback_on_timeout`, read the first time a lock wait
     /// timeout needs it.
     rollback_on_timeout: Option<bool>,
+    timeouts: Timeouts,
 }
 
 /// ER_LOCK_DEADLOCK: InnoDB rolled the transaction back (Galera's
@@ -29,13 +33,80 @@ const DEADLOCK: u16 = 1213;
 const LOCK_WAIT_TIMEOUT: u16 = 1205;
 
 impl MySqlConnection {
-    pub(crate) fn new(conn: mysql::Conn, info: ServerInfo) -> Self {
+    /// Wraps a just-opened connection, whose socket read timeout is still
+    /// the handshake's (`connect_timeout`); [`Self::finish_connect`] sets
+    /// the statements' one.
+    pub(crate) fn new(conn: mysql::Conn, info: ServerInfo, timeouts: Timeouts) -> Self {
         let id = u64::from(conn.connection_id());
         MySqlConnection {
             conn,
             info,
             id,
             rollback_on_timeout: None,
+            timeouts,
+        }
+    }
+
+    /// An error from the driver while doing `phase`.
+    fn error(&self, e: mysql::Error, phase: Phase) -> orm_core::Error {
+        from_driver_during(e, &self.timeouts, phase)
+    }
+
+    /// Ends the opening: reads the session's facts (still under
+    /// `connect_timeout`), then switches the socket to `read_timeout`.
+    pub(crate) fn finish_connect(&mut self) -> Result<()> {
+        self.read_session_facts()
+            .map_err(|e| self.error(e, Phase::Connect))?;
+        self.set_read_timeout(self.timeouts.read, Phase::Connect)
+    }
+
+    /// Sets the socket's read timeout.
+    fn set_read_timeout(&self, timeout: Option<Duration>, phase: Phase) -> Result<()> {
+        set_socket_read_timeout(&self.conn, timeout)
+            .map_err(|e| self.error(mysql::Error::IoError(e), phase))
+    }
+
+    /// Reads the per-session facts of [`ServerInfo`] on this connection:
+    /// its auto-increment settings and `max_allowed_packet`. One round trip.
+    /// `SHOW VARIABLES` lists only the variables the server has, so the same
+    /// statement works on MySQL, MariaDB and Galera.
+    pub(crate) fn read_session_facts(&mut self) -> std::result::Result<(), mysql::Error> {
+        let rows: Vec<(String, String)> = self.conn.query(
+            "SHOW SESSION VARIABLES WHERE Variable_name IN ('auto_increment_increment', \
+             'auto_increment_offset', 'innodb_autoinc_lock_mode', 'wsrep_on', \
+             'wsrep_auto_increment_control', 'max_allowed_packet', 'innodb_rollback_on_timeout')",
+        )?;
+        let mut ai = AutoIncrement::default();
+        let (mut wsrep_on, mut wsrep_control) = (false, false);
+        for (name, value) in rows {
+            let on = value.eq_ignore_ascii_case("on") || value == "1";
+            match name.to_ascii_lowercase().as_str() {
+                "auto_increment_increment" => ai.increment = value.parse().ok(),
+                "auto_increment_offset" => ai.offset = value.parse().ok(),
+                "innodb_autoinc_lock_mode" => ai.lock_mode = value.parse().ok(),
+                "wsrep_on" => wsrep_on = on,
+                "wsrep_auto_increment_control" => wsrep_control = on,
+                "innodb_rollback_on_timeout" => self.rollback_on_timeout = Some(on),
+                "max_allowed_packet" => {
+                    if let Ok(n) = value.parse() {
+                        self.info.max_allowed_packet = n;
+                    }
+                }
+                _ => {}
+            }
+        }
+        ai.galera_control = wsrep_on && wsrep_control;
+        self.info.auto_increment = ai;
+        Ok(())
+    }
+
+    /// After a statement that may have changed the session's auto-increment
+    /// settings, reads them again. If that fails they become unknown, which
+    /// makes the INSERT path send one row per statement (never a wrong key);
+    /// a lost connection then surfaces on the next statement.
+    fn after_statement(&mut self, sql: &str) {
+        if may_change_session_facts(sql) && self.read_session_facts().is_err() {
+            self.info.auto_increment = AutoIncrement::default();
         }
     }
 
@@ -64,15 +135,21 @@ impl MySqlConnection {
 
 impl Connection for MySqlConnection {
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<ExecOutcome> {
-        self.conn
-            .exec_drop(sql, to_params(params))
-            .map_err(from_driver)?;
-        Ok(self.outcome())
+        if let Err(e) = self.conn.exec_drop(sql, to_params(params)) {
+            return Err(self.error(e, Phase::Statement));
+        }
+        let outcome = self.outcome();
+        self.after_statement(sql);
+        Ok(outcome)
     }
 
     fn execute_text(&mut self, sql: &str) -> Result<ExecOutcome> {
-        self.conn.query_drop(sql).map_err(from_driver)?;
-        Ok(self.outcome())
+        if let Err(e) = self.conn.query_drop(sql) {
+            return Err(self.error(e, Phase::Statement));
+        }
+        let outcome = self.outcome();
+        self.after_statement(sql);
+        Ok(outcome)
     }
 
     fn query(
@@ -81,17 +158,16 @@ impl Connection for MySqlConnection {
         params: &[Value],
         each: &mut dyn FnMut(Row) -> Result<()>,
     ) -> Result<()> {
-        let mut result = self
-            .conn
-            .exec_iter(sql, to_params(params))
-            .map_err(from_driver)?;
+        let timeouts = self.timeouts;
+        let error = |e| from_driver_during(e, &timeouts, Phase::Statement);
+        let mut result = self.conn.exec_iter(sql, to_params(params)).map_err(error)?;
         // The first result set only; dropping `result` drains anything left.
         // Every row of a set shares its column metadata: take it once, not
         // per row (the per-row Arc clone and drop were ~10% of loading 10,000
         // rows in the workloads bench's profile).
         let mut columns: Option<std::sync::Arc<[mysql::Column]>> = None;
         for row in result.by_ref() {
-            let row = row.map_err(from_driver)?;
+            let row = row.map_err(error)?;
             let columns = columns.get_or_insert_with(|| row.columns());
             let raw = row.unwrap_raw();
             let mut values = Vec::with_capacity(raw.len());
@@ -103,8 +179,20 @@ impl Connection for MySqlConnection {
         Ok(())
     }
 
+    /// Pings under `ping_timeout` (then restores `read_timeout`), so a
+    /// half-open connection is found in seconds.
     fn ping(&mut self) -> Result<()> {
-        self.conn.ping().map_err(from_driver)
+        let short = self.timeouts.ping.is_some() && self.timeouts.ping != self.timeouts.read;
+        if short {
+            self.set_read_timeout(self.timeouts.ping, Phase::Ping)?;
+        }
+        if let Err(e) = self.conn.ping() {
+            return Err(self.error(e, Phase::Ping));
+        }
+        if short {
+            self.set_read_timeout(self.timeouts.read, Phase::Ping)?;
+        }
+        Ok(())
     }
 
     fn ended_transaction(&mut self, error: &DbError) -> bool {
@@ -133,5 +221,79 @@ impl Connection for MySqlConnection {
 
     fn server_info(&self) -> &ServerInfo {
         &self.info
+    }
+
+    fn refresh_server_info(&mut self) -> Result<()> {
+        self.read_session_facts()
+            .map_err(|e| self.error(e, Phase::Statement))
+    }
+}
+
+/// Sets the read timeout of `conn`'s socket. The `mysql` crate applies
+/// its timeouts only when connecting; this changes it on the open socket
+/// (a socket option, shared by every descriptor of the socket).
+#[cfg(unix)]
+fn set_socket_read_timeout(conn: &mysql::Conn, timeout: Option<Duration>) -> std::io::Result<()> {
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    // SAFETY: the descriptor is that of `conn`'s open socket, and `conn` is
+    // borrowed for this whole call, so it stays open while `fd` is used. Only
+    // the duplicate made from it is owned, and closed, here.
+    let fd = unsafe { BorrowedFd::borrow_raw(conn.as_raw_fd()) };
+    let socket = std::net::TcpStream::from(fd.try_clone_to_owned()?);
+    socket.set_read_timeout(timeout)
+}
+
+/// Elsewhere the socket keeps the timeout it was opened with.
+#[cfg(not(unix))]
+fn set_socket_read_timeout(_conn: &mysql::Conn, _timeout: Option<Duration>) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Whether `sql` may change this session's auto-increment settings: a `SET`
+/// that mentions `auto_increment_` (`SET SESSION auto_increment_increment = 3`,
+/// `SET @@auto_increment_offset = 2`), or a `CALL` (a procedure may run one).
+fn may_change_session_facts(sql: &str) -> bool {
+    let sql = sql.trim_start();
+    let starts = |word: &str| {
+        sql.len() > word.len()
+            && sql.as_bytes()[..word.len()].eq_ignore_ascii_case(word.as_bytes())
+            && !sql.as_bytes()[word.len()].is_ascii_alphanumeric()
+    };
+    if starts("call") {
+        return true;
+    }
+    starts("set")
+        && sql
+            .as_bytes()
+            .windows(b"auto_increment_".len())
+            .any(|w| w.eq_ignore_ascii_case(b"auto_increment_"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_change_session_facts;
+
+    #[test]
+    fn statements_that_may_change_the_increment() {
+        for sql in [
+            "SET SESSION auto_increment_increment = 3",
+            "  set @@Auto_Increment_Offset=2",
+            "SET sql_mode = '', AUTO_INCREMENT_INCREMENT = 1",
+            "CALL setup()",
+            "call\tsetup()",
+        ] {
+            assert!(may_change_session_facts(sql), "{sql}");
+        }
+        for sql in [
+            "INSERT INTO t (auto_increment_x) VALUES (1)",
+            "SET SESSION wait_timeout = 1",
+            "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY)",
+            "SETTINGS",
+            "CALLER",
+            "SET",
+            "",
+        ] {
+            assert!(!may_change_session_facts(sql), "{sql}");
+        }
     }
 }

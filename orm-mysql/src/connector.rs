@@ -1,21 +1,28 @@
 //! [`MySqlConnector`]: opens connections and learns what the server is.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use mysql::consts::CapabilityFlags;
 use mysql::prelude::Queryable;
-use orm_core::backend::{Connection, Connector, Dialect, ServerInfo, ServerKind};
+use orm_core::backend::{AutoIncrement, Connection, Connector, Dialect, ServerInfo, ServerKind};
 use orm_core::Result;
 
 use crate::config::{MySqlConfig, TlsMode};
 use crate::connection::MySqlConnection;
 use crate::dialect::MySqlDialect;
-use crate::error::{from_connect, from_driver};
+use crate::error::{from_connect, from_driver_during, Phase};
 
 /// TCP keepalive: first probe after 30 s idle, then every 10 s, 3 probes.
 const KEEPALIVE_TIME_MS: u32 = 30_000;
 const KEEPALIVE_INTERVAL_S: u32 = 10;
 const KEEPALIVE_PROBES: u32 = 3;
+/// `TCP_USER_TIMEOUT` (Linux): data sent and unacknowledged this long drops
+/// the connection, so a statement sent to a dead peer fails in 30 s instead
+/// of the kernel's ~15 minutes of retransmissions. A live server acknowledges
+/// at once, however long the statement runs.
+#[cfg(target_os = "linux")]
+const USER_TIMEOUT_MS: u32 = 30_000;
 /// The most placeholders a prepared statement may have (a 16-bit count).
 const MAX_PLACEHOLDERS: usize = 65_535;
 
@@ -30,7 +37,15 @@ pub struct MySqlConnector {
     config: MySqlConfig,
     base_opts: mysql::Opts,
     learned: OnceLock<Learned>,
+    /// `ssl_mode=preferred` found a server without TLS: connect in plain TCP.
+    tls_unavailable: AtomicBool,
     description: String,
+}
+
+fn without_tls(opts: mysql::Opts) -> mysql::Opts {
+    mysql::OptsBuilder::from_opts(opts)
+        .ssl_opts(None::<mysql::SslOpts>)
+        .into()
 }
 
 impl MySqlConnector {
@@ -45,7 +60,9 @@ impl MySqlConnector {
             .prefer_socket(false)
             .tcp_nodelay(true)
             .tcp_connect_timeout(Some(config.connect_timeout))
-            .read_timeout(config.read_timeout)
+            // The handshake and the first queries are bounded by
+            // connect_timeout; `finish_connect` then sets read_timeout.
+            .read_timeout(Some(config.connect_timeout))
             .write_timeout(config.write_timeout)
             .tcp_keepalive_time_ms(Some(KEEPALIVE_TIME_MS))
             .tcp_keepalive_probe_interval_secs(Some(KEEPALIVE_INTERVAL_S))
@@ -58,12 +75,17 @@ impl MySqlConnector {
             // a transaction is open, so that a statement that ends the
             // transaction implicitly (DDL, LOCK TABLES) is noticed.
             .init(vec!["SET SESSION session_track_transaction_info = 'STATE'"]);
+        #[cfg(target_os = "linux")]
+        {
+            builder = builder.tcp_user_timeout_ms(Some(USER_TIMEOUT_MS));
+        }
         builder = apply_tls(builder, config.tls)?;
         let description = config.describe();
         Ok(MySqlConnector {
             config,
             base_opts: builder.into(),
             learned: OnceLock::new(),
+            tls_unavailable: AtomicBool::new(false),
             description,
         })
     }
@@ -74,23 +96,32 @@ impl MySqlConnector {
     }
 
     fn open(&self, opts: mysql::Opts) -> Result<mysql::Conn> {
-        mysql::Conn::new(opts).map_err(|e| from_connect(e, &self.description))
+        let opts = if self.tls_unavailable.load(Ordering::Relaxed) {
+            without_tls(opts)
+        } else {
+            opts
+        };
+        match mysql::Conn::new(opts.clone()) {
+            // `ssl_mode=preferred` and the server has no TLS: plain TCP, and
+            // no more TLS attempts by this connector.
+            Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported))
+                if self.config.tls == TlsMode::Preferred =>
+            {
+                self.tls_unavailable.store(true, Ordering::Relaxed);
+                mysql::Conn::new(without_tls(opts))
+            }
+            result => result,
+        }
+        .map_err(|e| from_connect(e, &self.description, &self.config.timeouts()))
     }
 
-    /// Reads version and auto-increment settings in one query.
+    /// Reads the product, version and `max_allowed_packet` in one query.
+    /// The per-session facts are read by every connection itself.
     fn learn(&self, conn: &mut mysql::Conn) -> Result<Learned> {
-        type Vars = Option<(String, Option<i64>, Option<i64>, Option<u64>)>;
-        let row: Vars = match conn.query_first(
-            "SELECT VERSION(), @@innodb_autoinc_lock_mode, @@auto_increment_increment, @@max_allowed_packet",
-        ) {
-            Ok(row) => row,
-            // A server without InnoDB has no @@innodb_autoinc_lock_mode.
-            Err(mysql::Error::MySqlError(_)) => conn
-                .query_first("SELECT VERSION(), NULL, @@auto_increment_increment, @@max_allowed_packet")
-                .map_err(from_driver)?,
-            Err(e) => return Err(from_driver(e)),
-        };
-        let (version, lock_mode, increment, max_packet) = row.unwrap_or_default();
+        let row: Option<(String, Option<u64>)> = conn
+            .query_first("SELECT VERSION(), @@max_allowed_packet")
+            .map_err(|e| from_driver_during(e, &self.config.timeouts(), Phase::Connect))?;
+        let (version, max_packet) = row.unwrap_or_default();
         let (kind, version) = parse_server_version(&version).unwrap_or_else(|| {
             let (a, b, c) = conn.server_version();
             (ServerKind::Other, (a, b, c))
@@ -104,7 +135,7 @@ impl MySqlConnector {
             supports_returning: self.config.insert_returning
                 && kind == ServerKind::MariaDb
                 && version >= (10, 5, 0),
-            consecutive_auto_increment: lock_mode.is_some_and(|m| m < 2) && increment == Some(1),
+            auto_increment: AutoIncrement::default(),
             max_allowed_packet,
             max_placeholders: MAX_PLACEHOLDERS,
         };
@@ -119,7 +150,7 @@ impl MySqlConnector {
 fn apply_tls(builder: mysql::OptsBuilder, mode: TlsMode) -> Result<mysql::OptsBuilder> {
     let ssl = match mode {
         TlsMode::Disabled => return Ok(builder),
-        TlsMode::Required => mysql::SslOpts::default()
+        TlsMode::Preferred | TlsMode::Required => mysql::SslOpts::default()
             .with_danger_accept_invalid_certs(true)
             .with_danger_skip_domain_validation(true),
         TlsMode::VerifyCa => mysql::SslOpts::default().with_danger_skip_domain_validation(true),
@@ -131,7 +162,8 @@ fn apply_tls(builder: mysql::OptsBuilder, mode: TlsMode) -> Result<mysql::OptsBu
 #[cfg(not(feature = "tls"))]
 fn apply_tls(builder: mysql::OptsBuilder, mode: TlsMode) -> Result<mysql::OptsBuilder> {
     match mode {
-        TlsMode::Disabled => Ok(builder),
+        // Preferred: TLS if possible, and this build cannot.
+        TlsMode::Disabled | TlsMode::Preferred => Ok(builder),
         _ => Err(orm_core::Error::Config(
             "TLS was requested, but orm-mysql was built without its `tls` feature; enable the feature".into(),
         )),
@@ -163,16 +195,24 @@ pub(crate) fn parse_server_version(s: &str) -> Option<(ServerKind, (u16, u16, u1
 }
 
 impl Connector for MySqlConnector {
+    /// Opens a connection and reads its session's facts (one round trip;
+    /// the very first connection also learns the server's version).
     fn connect(&self) -> Result<Box<dyn Connection>> {
-        if let Some(learned) = self.learned.get() {
-            let conn = self.open(learned.opts.clone())?;
-            return Ok(Box::new(MySqlConnection::new(conn, learned.info.clone())));
-        }
-        let mut conn = self.open(self.base_opts.clone())?;
-        let learned = self.learn(&mut conn)?;
-        let info = learned.info.clone();
-        let _ = self.learned.set(learned);
-        Ok(Box::new(MySqlConnection::new(conn, info)))
+        let mut conn = match self.learned.get() {
+            Some(learned) => {
+                let conn = self.open(learned.opts.clone())?;
+                MySqlConnection::new(conn, learned.info.clone(), self.config.timeouts())
+            }
+            None => {
+                let mut conn = self.open(self.base_opts.clone())?;
+                let learned = self.learn(&mut conn)?;
+                let info = learned.info.clone();
+                let _ = self.learned.set(learned);
+                MySqlConnection::new(conn, info, self.config.timeouts())
+            }
+        };
+        conn.finish_connect()?;
+        Ok(Box::new(conn))
     }
 
     fn dialect(&self) -> &dyn Dialect {

@@ -4,7 +4,7 @@
 use mysql::consts::{ColumnFlags, ColumnType as MyType};
 use mysql::Value as MyValue;
 use orm_core::value::{Date, DateTime, Time, Value};
-use orm_core::{DbError, DbErrorKind, Error, Result};
+use orm_core::Result;
 
 /// The binary pseudo-charset: a string column with it holds bytes.
 const BINARY_CHARSET: u16 = 63;
@@ -56,15 +56,6 @@ pub(crate) fn to_mysql(v: &Value) -> MyValue {
             )
         }
     }
-}
-
-fn decode_error(column: &mysql::Column, what: &str) -> Error {
-    Error::Database(DbError {
-        kind: DbErrorKind::Other,
-        code: None,
-        sqlstate: None,
-        message: format!("column `{}` returned {what}", column.name_str()),
-    })
 }
 
 fn is_integer(t: MyType) -> bool {
@@ -119,43 +110,31 @@ pub(crate) fn from_mysql(v: MyValue, column: &mysql::Column) -> Result<Value> {
                 micros: if neg { -total } else { total },
             })
         }
-        MyValue::Bytes(bytes) => from_bytes(bytes, column, ty, unsigned)?,
+        MyValue::Bytes(bytes) => from_bytes(bytes, column, ty, unsigned),
     })
 }
 
 /// Bytes: text or binary by charset, or a number sent as text.
-fn from_bytes(bytes: Vec<u8>, column: &mysql::Column, ty: MyType, unsigned: bool) -> Result<Value> {
-    let text = |bytes: Vec<u8>| {
-        String::from_utf8(bytes).map_err(|_| decode_error(column, "text that is not valid UTF-8"))
+///
+/// Never fails: what cannot be interpreted by its column type (text that is
+/// not UTF-8, a malformed number) is passed on as it came (`Bytes` or
+/// `Text`), so that the model's field type rejects it with
+/// [`orm_core::Error::Decode`], which names the table and column.
+fn from_bytes(bytes: Vec<u8>, column: &mysql::Column, ty: MyType, unsigned: bool) -> Value {
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => return Value::Bytes(e.into_bytes()),
     };
     match ty {
-        MyType::MYSQL_TYPE_DECIMAL | MyType::MYSQL_TYPE_NEWDECIMAL => {
-            Ok(Value::Decimal(text(bytes)?))
-        }
-        MyType::MYSQL_TYPE_JSON => Ok(Value::Text(text(bytes)?)),
-        t if is_integer(t) => {
-            let s = text(bytes)?;
-            if unsigned {
-                s.parse()
-                    .map(Value::UInt)
-                    .map_err(|_| decode_error(column, "a malformed unsigned integer"))
-            } else {
-                s.parse()
-                    .map(Value::Int)
-                    .map_err(|_| decode_error(column, "a malformed integer"))
-            }
-        }
-        MyType::MYSQL_TYPE_FLOAT => text(bytes)?
-            .parse()
-            .map(Value::Float)
-            .map_err(|_| decode_error(column, "a malformed float")),
-        MyType::MYSQL_TYPE_DOUBLE => text(bytes)?
-            .parse()
-            .map(Value::Double)
-            .map_err(|_| decode_error(column, "a malformed double")),
-        MyType::MYSQL_TYPE_BIT | MyType::MYSQL_TYPE_GEOMETRY => Ok(Value::Bytes(bytes)),
-        _ if column.character_set() == BINARY_CHARSET => Ok(Value::Bytes(bytes)),
-        _ => Ok(Value::Text(text(bytes)?)),
+        MyType::MYSQL_TYPE_DECIMAL | MyType::MYSQL_TYPE_NEWDECIMAL => Value::Decimal(text),
+        MyType::MYSQL_TYPE_JSON => Value::Text(text),
+        t if is_integer(t) && unsigned => text.parse().map_or(Value::Text(text), Value::UInt),
+        t if is_integer(t) => text.parse().map_or(Value::Text(text), Value::Int),
+        MyType::MYSQL_TYPE_FLOAT => text.parse().map_or(Value::Text(text), Value::Float),
+        MyType::MYSQL_TYPE_DOUBLE => text.parse().map_or(Value::Text(text), Value::Double),
+        MyType::MYSQL_TYPE_BIT | MyType::MYSQL_TYPE_GEOMETRY => Value::Bytes(text.into_bytes()),
+        _ if column.character_set() == BINARY_CHARSET => Value::Bytes(text.into_bytes()),
+        _ => Value::Text(text),
     }
 }
 

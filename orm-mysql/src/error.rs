@@ -1,18 +1,28 @@
 //! Turning the driver's errors into [`DbError`]s with a [`DbErrorKind`].
 
+use std::time::Duration;
+
 use orm_core::{DbError, DbErrorKind, Error};
+
+use crate::config::Timeouts;
 
 /// The kind of a server (or client library) error code.
 ///
 /// Disconnects: 1927 (MariaDB: connection killed), 2006 (server gone
 /// away), 2013 (lost during query), 2014, 2045, 2055, 4031 (MySQL idle
-/// timeout). Not 2007 or 4032. Integrity: 1062, 1451, 1452, 1048, 1216,
-/// 1217, 1364. Retryable: 1213 (deadlock), 1205 (lock wait timeout).
-/// Connect: 1045 (access denied), 1040 (too many connections), 1044, 1049.
+/// timeout), 1053 (server shutdown), 1153 (packet larger than
+/// `max_allowed_packet`: the server closes the connection after sending it).
+/// Not 2007 or 4032. Integrity: duplicate keys 1062, 1022, 1169, 1586;
+/// foreign keys 1451, 1452, 1216, 1217; NOT NULL 1048, 1364; CHECK
+/// constraints 3819 (MySQL) and 4025 (MariaDB). Retryable: 1213 (deadlock),
+/// 1205 (lock wait timeout). Connect: 1045 (access denied), 1040 (too many
+/// connections), 1044, 1049.
 pub fn classify_code(code: u16) -> DbErrorKind {
     match code {
-        1927 | 2006 | 2013 | 2014 | 2045 | 2055 | 4031 | 1053 => DbErrorKind::ConnectionLost,
-        1062 | 1451 | 1452 | 1048 | 1216 | 1217 | 1364 => DbErrorKind::Integrity,
+        1927 | 2006 | 2013 | 2014 | 2045 | 2055 | 4031 | 1053 | 1153 => DbErrorKind::ConnectionLost,
+        1062 | 1022 | 1169 | 1586 | 1451 | 1452 | 1216 | 1217 | 1048 | 1364 | 3819 | 4025 => {
+            DbErrorKind::Integrity
+        }
         1213 | 1205 => DbErrorKind::Retryable,
         1045 | 1040 | 1044 | 1049 => DbErrorKind::Connect,
         _ => DbErrorKind::Other,
@@ -46,6 +56,17 @@ pub(crate) fn from_driver(e: mysql::Error) -> Error {
             None,
             format!("lost connection to the server: {io}"),
         ),
+        // The driver refuses to send a packet over the server's limit and
+        // drops the connection (its state is unknown).
+        mysql::Error::CodecError(c) if c.to_string().contains("max_allowed_packet") => db(
+            DbErrorKind::ConnectionLost,
+            None,
+            None,
+            format!(
+                "the statement was not sent: {c}; the connection is closed. Send less per \
+                 statement, or raise max_allowed_packet on the server"
+            ),
+        ),
         mysql::Error::CodecError(c) => db(
             DbErrorKind::ConnectionLost,
             None,
@@ -74,10 +95,104 @@ pub(crate) fn from_driver(e: mysql::Error) -> Error {
     }
 }
 
+/// What a connection was doing when an error happened, to name the
+/// timeout that expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Opening: the handshake and the first queries.
+    Connect,
+    /// A statement.
+    Statement,
+    /// A ping.
+    Ping,
+}
+
+/// The socket timeout inside `e`, if it is one (`EAGAIN`/`EWOULDBLOCK` from
+/// a socket with `SO_RCVTIMEO`/`SO_SNDTIMEO`, or `ETIMEDOUT`), whether the
+/// driver reports it directly or inside its packet codec's error.
+fn socket_timeout(e: &mysql::Error) -> Option<&std::io::Error> {
+    use std::error::Error as _;
+    let io = match e {
+        mysql::Error::IoError(io) => io,
+        mysql::Error::CodecError(c) => c.source()?.downcast_ref::<std::io::Error>()?,
+        _ => return None,
+    };
+    matches!(
+        io.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+    .then_some(io)
+}
+
+fn secs(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
+}
+
+/// The message for a socket timeout during `phase`: which setting expired,
+/// what state the connection is in, and what to do.
+fn timeout_message(timeouts: &Timeouts, phase: Phase, io: &std::io::Error) -> String {
+    match phase {
+        Phase::Connect => format!(
+            "timed out: the server accepted the TCP connection but did not complete the handshake \
+             within connect_timeout = {} ({io}); check that the server is healthy and not overloaded, \
+             or raise connect_timeout",
+            secs(timeouts.connect)
+        ),
+        Phase::Ping => format!(
+            "timed out: the server did not answer a ping within ping_timeout = {} ({io}); the \
+             connection is treated as lost and replaced. Check the server and the network, or \
+             raise ping_timeout",
+            timeouts.ping.map_or_else(|| "none".to_string(), secs)
+        ),
+        Phase::Statement => {
+            let setting = match (timeouts.read, timeouts.write) {
+                (Some(r), Some(w)) => format!(
+                    "read_timeout = {} (or, while sending, write_timeout = {})",
+                    secs(r),
+                    secs(w)
+                ),
+                (Some(r), None) => format!("read_timeout = {}", secs(r)),
+                (None, Some(w)) => format!("write_timeout = {}", secs(w)),
+                (None, None) => "the TCP keepalive / user timeout".to_string(),
+            };
+            format!(
+                "timed out: no answer from the server within {setting} ({io}); the connection is \
+                 closed, and the statement may still be running on the server. If statements \
+                 legitimately take longer, raise read_timeout (0 = no limit, the default); \
+                 otherwise check the server and the network"
+            )
+        }
+    }
+}
+
+/// An error from a connection during `phase`; a socket timeout says which
+/// setting expired and what to do.
+pub(crate) fn from_driver_during(e: mysql::Error, timeouts: &Timeouts, phase: Phase) -> Error {
+    match socket_timeout(&e) {
+        Some(io) => db(
+            DbErrorKind::ConnectionLost,
+            None,
+            None,
+            timeout_message(timeouts, phase, io),
+        ),
+        None => from_driver(e),
+    }
+}
+
 /// An error while connecting to `target` (a masked description).
-pub(crate) fn from_connect(e: mysql::Error, target: &str) -> Error {
+pub(crate) fn from_connect(e: mysql::Error, target: &str, timeouts: &Timeouts) -> Error {
+    let timed_out = socket_timeout(&e).map(|io| timeout_message(timeouts, Phase::Connect, io));
     let (code, sqlstate, detail) = match e {
         mysql::Error::MySqlError(m) => (Some(m.code), Some(m.state), m.message),
+        _ if timed_out.is_some() => (None, None, timed_out.unwrap_or_default()),
+        mysql::Error::DriverError(mysql::DriverError::ConnectTimeout) => (
+            None,
+            None,
+            format!(
+                "timed out: the TCP connection was not established within connect_timeout = {}",
+                secs(timeouts.connect)
+            ),
+        ),
         other => (None, None, other.to_string()),
     };
     let hint = match code {
@@ -94,4 +209,26 @@ pub(crate) fn from_connect(e: mysql::Error, target: &str) -> Error {
         sqlstate,
         format!("cannot connect to {target}: {detail}; {hint}"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_classified() {
+        for code in [
+            1062, 1022, 1169, 1586, 1451, 1452, 1216, 1217, 1048, 1364, 3819, 4025,
+        ] {
+            assert_eq!(classify_code(code), DbErrorKind::Integrity, "{code}");
+        }
+        for code in [1927, 2006, 2013, 2014, 2045, 2055, 4031, 1053, 1153] {
+            assert_eq!(classify_code(code), DbErrorKind::ConnectionLost, "{code}");
+        }
+        for code in [2007, 4032, 1064, 1146] {
+            assert_eq!(classify_code(code), DbErrorKind::Other, "{code}");
+        }
+        assert_eq!(classify_code(1213), DbErrorKind::Retryable);
+        assert_eq!(classify_code(1045), DbErrorKind::Connect);
+    }
 }

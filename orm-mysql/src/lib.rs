@@ -22,9 +22,20 @@
 //! `pool_pre_ping_idle`, `pool_reset_on_return` (rollback|commit|none),
 //! `pool_use_lifo`, `poolclass` (queue|null|static), `echo` (true|false|debug),
 //! `slow_statement_ms` (0 off), `trace_params`) and the
-//! connection's: `connect_timeout` (default 10 s), `read_timeout` and
-//! `write_timeout` (default 60 s; 0 disables), `insert_returning`
-//! (auto|off), `ssl_mode` / `tls` (needs the `tls` feature).
+//! connection's: `connect_timeout` (default 10 s, for the TCP connect and
+//! the handshake each), `read_timeout` (default none: a statement may run
+//! as long as it needs), `write_timeout` (default 60 s), `ping_timeout`
+//! (default 5 s: the pre-ping's read timeout), 0 disables a timeout;
+//! `insert_returning` (auto|off), `ssl_mode`
+//! (disabled|preferred|required|verify_ca|verify_identity; all but
+//! `disabled` and `preferred` need the `tls` feature; `preferred` falls back
+//! to plain TCP when the server has no TLS) / `tls`.
+//!
+//! A dead server or a half-open socket is detected without a read timeout
+//! that would also kill long statements: TCP keepalive (first probe after
+//! 30 s idle, then every 10 s, 3 probes), `TCP_USER_TIMEOUT` of 30 s on
+//! Linux (data unacknowledged that long drops the connection), and the
+//! pre-ping's short `ping_timeout`.
 //!
 //! Connections always use TCP (never the Unix socket), TCP keepalive,
 //! `CLIENT_FOUND_ROWS` (UPDATE reports matched rows), and prepared

@@ -175,3 +175,6 @@ impl Drop for TempUser {
         let _ = admin_conn().query_drop(format!("DROP USER IF EXISTS '{}'@'%'", self.name));
     }
 }
+
+pub mod private_server;
+pub mod proxy;

@@ -229,10 +229,16 @@ impl PooledConnection {
         match first {
             Err(e) if may_retry && !delivered.get() && e.is_connection_lost() => {
                 instrument::bump(&self.slot.pool.instruments.statement_retries);
-                self.run_with_params(sql, params, |c| {
+                let again = self.run_with_params(sql, params, |c| {
                     observe::counted_query(c, sql, params, &mut counting)
-                })
-                .map(|_| ())
+                });
+                match again {
+                    Ok(_) => Ok(()),
+                    // No fresh connection either: the first failure is the
+                    // one that says what happened.
+                    Err(again) if again.db_kind() == Some(crate::DbErrorKind::Connect) => Err(e),
+                    Err(again) => Err(again),
+                }
             }
             other => other.map(|_| ()),
         }
@@ -382,9 +388,13 @@ impl PooledConnection {
         }
     }
 
-    /// What the server is and can do.
+    /// What the server is and can do, as of the live connection's last
+    /// statement (its session settings may have changed since checkout).
     pub fn server_info(&self) -> &ServerInfo {
-        &self.info
+        match &self.slot.rec {
+            Some(rec) => rec.conn.server_info(),
+            None => &self.info,
+        }
     }
 
     /// The server's id of the current (or last) raw connection (`CONNECTION_ID()`).

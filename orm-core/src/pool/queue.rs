@@ -124,14 +124,12 @@ impl Pool {
     /// and how long it waited for one, if it had to.
     fn acquire(self: &Arc<Self>) -> Result<(Slot, Option<ConnRecord>, Option<Duration>)> {
         let limit = self.options.limit();
-        let mut deadline: Option<Instant> = None;
-        let waited = |deadline: Option<Instant>| {
-            deadline.map(|d| {
-                self.options
-                    .timeout
-                    .saturating_sub(d.saturating_duration_since(Instant::now()))
-            })
-        };
+        // `None` inside: no deadline (a timeout too long for `Instant`,
+        // such as `Duration::MAX`, waits forever).
+        let mut deadline: Option<Option<Instant>> = None;
+        // When this checkout started waiting for a connection, if it had to.
+        let mut waiting_since: Option<Instant> = None;
+        let waited = |since: Option<Instant>| since.map(|s| s.elapsed());
         let mut state = self.lock();
         loop {
             let popped = if self.options.use_lifo {
@@ -141,18 +139,26 @@ impl Pool {
             };
             if let Some(rec) = popped {
                 state.checked_out += 1;
-                return Ok((Slot::new(self), Some(rec), waited(deadline)));
+                return Ok((Slot::new(self), Some(rec), waited(waiting_since)));
             }
             if limit.map_or(true, |limit| state.open < limit) {
                 state.open += 1;
                 state.checked_out += 1;
-                return Ok((Slot::new(self), None, waited(deadline)));
+                return Ok((Slot::new(self), None, waited(waiting_since)));
             }
             let now = Instant::now();
             let deadline = *deadline.get_or_insert_with(|| {
                 bump(&self.instruments.checkout_waits);
-                now + self.options.timeout
+                waiting_since = Some(now);
+                now.checked_add(self.options.timeout)
             });
+            let Some(deadline) = deadline else {
+                state = self
+                    .available
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            };
             if now >= deadline {
                 let (size, overflow) = match self.options.class {
                     PoolClass::Static => (1, 0),
@@ -226,7 +232,11 @@ impl Pool {
             used: false,
         };
         if let Some(hook) = &self.options.hooks.on_connect {
-            if let Err(e) = hook(&mut *rec.conn) {
+            // The hook may change per-session settings (the auto-increment
+            // step decides which keys a multi-row INSERT produced): read them
+            // again on this connection after it ran.
+            let result = hook(&mut *rec.conn).and_then(|()| rec.conn.refresh_server_info());
+            if let Err(e) = result {
                 self.close(rec);
                 return Err(e);
             }

@@ -138,9 +138,11 @@ fn insert_group(
             .sum::<usize>()
     };
     let generated = omit;
-    let one_at_a_time = generated.is_some()
-        && !ctx.server.supports_returning
-        && !ctx.server.consecutive_auto_increment;
+    // Without RETURNING, a multi-row INSERT's keys are computed from the
+    // first one only where this connection's settings guarantee them
+    // (`ServerInfo::multi_row_key_step`); otherwise one row per statement.
+    let step = ctx.server.multi_row_key_step();
+    let one_at_a_time = generated.is_some() && !ctx.server.supports_returning && step.is_none();
     let ranges: Vec<std::ops::Range<usize>> = if one_at_a_time {
         (0..rows.len()).map(|i| i..i + 1).collect()
     } else {
@@ -189,9 +191,19 @@ fn insert_group(
                         table.name
                     ))
                 })?;
-                // One row, or several with provably consecutive keys.
+                // One row, or several whose keys are provably `first + n * step`.
+                let step = step.unwrap_or(1);
                 for (n, row) in batch.iter_mut().enumerate() {
-                    row.generated = Some(Value::UInt(first + n as u64));
+                    let key = (n as u64)
+                        .checked_mul(step)
+                        .and_then(|offset| first.checked_add(offset))
+                        .ok_or_else(|| {
+                            Error::invalid(format!(
+                                "the generated keys of the INSERT into `{}` overflow a 64-bit integer",
+                                table.name
+                            ))
+                        })?;
+                    row.generated = Some(Value::UInt(key));
                 }
             }
             None => {
@@ -221,8 +233,11 @@ pub(crate) fn update(
     }
     for (cols, members) in groups {
         let per_row = table.primary_key.len() + cols.len() + usize::from(table.version.is_some());
-        let bytes =
-            |r: &&UpdateRow| r.changes.iter().map(|(_, v)| v.wire_size()).sum::<usize>() + 16;
+        // Every parameter of the row counts: new values, key, old version.
+        let bytes = |r: &&UpdateRow| {
+            r.changes.iter().map(|(_, v)| v.wire_size()).sum::<usize>()
+                + key_and_version_size(&r.old_key, r.old_version.as_ref())
+        };
         for range in chunks(ctx, &members, per_row, usize::MAX, bytes) {
             let batch = &members[range];
             if batch.len() == 1 {
@@ -488,11 +503,36 @@ fn find_stale<'k>(
         found.insert(Key::new(values), rest);
         Ok(())
     })?;
+    let same_key = |db: &Key, mem: &Key| {
+        db.values().len() == mem.values().len()
+            && db
+                .values()
+                .iter()
+                .zip(mem.values())
+                .all(|(d, m)| d.same_as_written(m))
+    };
     for (key, after) in rows {
-        let stale = match (found.get(*key), after) {
+        // The row of `key`: by exact value, else by SQL equality (a DECIMAL
+        // or PAD SPACE text key reads back spelled differently).
+        let row = found.get(*key).or_else(|| {
+            found
+                .iter()
+                .find(|(db, _)| same_key(db, key))
+                .map(|(_, values)| values)
+        });
+        let stale = match (row, after) {
             (None, Some(_)) => true,
             (Some(_), None) => true,
-            (Some(now), Some(expected)) => now != expected,
+            // By SQL equality: the row holds what the batch wrote even when
+            // it reads back as another variant (TINYINT 1 for true, DECIMAL
+            // "1.5000" for "1.5", FLOAT for a double).
+            (Some(now), Some(expected)) => {
+                now.len() != expected.len()
+                    || now
+                        .iter()
+                        .zip(expected)
+                        .any(|(db, mem)| !db.same_as_written(mem))
+            }
             (None, None) => false,
         };
         if stale {
@@ -500,6 +540,12 @@ fn find_stale<'k>(
         }
     }
     Ok(None)
+}
+
+/// Bytes on the wire of a row's key values and old version (a batch's size
+/// must count them: long text keys fill a packet as fast as new values).
+fn key_and_version_size(key: &Key, version: Option<&Value>) -> usize {
+    key.values().iter().map(Value::wire_size).sum::<usize>() + version.map_or(0, Value::wire_size)
 }
 
 /// The version after an UPDATE's `version = version + 1`.
@@ -545,7 +591,8 @@ pub(crate) fn delete(
     rows: &[(Key, Option<Value>)],
 ) -> Result<()> {
     let per_row = table.primary_key.len() + usize::from(table.version.is_some());
-    for range in chunks(ctx, rows, per_row, usize::MAX, |_| 16) {
+    let bytes = |(key, version): &(Key, Option<Value>)| key_and_version_size(key, version.as_ref());
+    for range in chunks(ctx, rows, per_row, usize::MAX, bytes) {
         let batch = &rows[range];
         let mut sql = String::from("DELETE FROM ");
         ctx.ident(table.name, &mut sql);

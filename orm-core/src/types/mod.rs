@@ -7,7 +7,7 @@
 //! | `chrono::NaiveDateTime` | `chrono` | `DateTime` | `DATETIME(6)` |
 //! | `chrono::NaiveTime` | `chrono` | `Time` | `TIME(6)` |
 //! | `chrono::DateTime<Utc>` | `chrono` | `DateTime`, in UTC | `DATETIME(6)` |
-//! | `rust_decimal::Decimal` | `decimal` | `Decimal` (canonical text) | `DECIMAL(28, 10)` |
+//! | `rust_decimal::Decimal` | `decimal` | `Decimal` (canonical text) | `DECIMAL(65, 30)` (every `Decimal` exactly) |
 //! | `serde_json::Value` | `json` | `Text` (the JSON document) | `JSON` |
 //! | `uuid::Uuid` | `uuid` | `Text` (36 characters, lower-case, hyphenated) | the dialect's UUID type |
 //!
