@@ -117,7 +117,8 @@
 #![warn(missing_docs)]
 
 pub use orm_core::{
-    backend, engine, error, expr, model, pool, query, row, schema, session, types, value,
+    backend, engine, error, expr, model, pool, query, relationship, row, schema, session, types,
+    value,
 };
 
 pub use orm_core::engine::Engine;
@@ -125,6 +126,7 @@ pub use orm_core::error::{DbError, DbErrorKind, Error, Result};
 pub use orm_core::model::{
     Column, ColumnDef, ForeignKeyDef, FromKey, IntoKey, Key, Model, TableDef,
 };
+pub use orm_core::relationship::{Cascade, Many, One, ToMany, ToOne};
 pub use orm_core::row::Row;
 pub use orm_core::value::{ColumnType, ConversionError, FromValue, SqlType, ToValue, Value};
 /// Derives [`Model`](trait@Model); see the attributes below.
@@ -140,7 +142,7 @@ pub use orm_mysql::{builder, create_engine, MySqlEngineBuilder};
 pub mod prelude {
     pub use crate::{
         create_engine, Column, Engine, Error, IntoKey, Key, Model, Obj, ObjState, Result, Session,
-        SessionFactory, Value,
+        SessionFactory, ToMany, ToOne, Value,
     };
 }
 
@@ -150,10 +152,19 @@ pub mod prelude {
 pub mod __private {
     pub use orm_core::error::{Error, Result};
     pub use orm_core::model::{
-        decode_column, Column, ColumnDef, ForeignKeyDef, Model, RowReader, TableDef,
+        decode_column, Column, ColumnDef, ForeignKeyDef, Model, OnDelete, RowReader, TableDef,
     };
+    pub use orm_core::relationship::{
+        key_field, loader, Cascade, HasKey, Lazy, Many, One, RelKind, RelationshipDef,
+    };
+
+    /// `TypeId::of::<T>` as a function pointer, for generated relationship tables.
+    pub fn type_id_of<T: 'static>() -> TypeId {
+        TypeId::of::<T>()
+    }
     pub use orm_core::row::Row;
     pub use orm_core::value::{FromValue, SqlType, ToValue, Value};
+    pub use std::any::TypeId;
     pub use std::vec::Vec;
 
     /// What generated code needs of a field type, obtained through the one

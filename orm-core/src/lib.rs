@@ -16,6 +16,7 @@ pub mod expr;
 pub mod model;
 pub mod pool;
 pub mod query;
+pub mod relationship;
 pub mod row;
 pub mod schema;
 pub mod session;

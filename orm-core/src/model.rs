@@ -39,6 +39,20 @@ pub struct ForeignKeyDef {
     /// The referenced model's table (a function so that models may refer to
     /// each other, or to themselves).
     pub target: fn() -> &'static TableDef,
+    /// What the database does to this row when the referenced row is
+    /// deleted (`#[orm(references = Parent, on_delete = "cascade")]`).
+    pub on_delete: OnDelete,
+}
+
+/// A foreign key's `ON DELETE` action, emitted by `create_all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDelete {
+    /// No clause: the database refuses to delete a referenced row.
+    Restrict,
+    /// `ON DELETE CASCADE`: the referencing rows are deleted too.
+    Cascade,
+    /// `ON DELETE SET NULL`: the reference is cleared (the column must be nullable).
+    SetNull,
 }
 
 /// The static description of a model's table.
@@ -56,8 +70,11 @@ pub struct TableDef {
     pub auto_increment: Option<usize>,
     /// Index of the optimistic-lock version column, if any.
     pub version: Option<usize>,
-    /// Foreign keys declared with `references = Parent`.
+    /// Foreign keys declared with `references = Parent` (or implied by a
+    /// many-to-one relationship).
     pub foreign_keys: &'static [ForeignKeyDef],
+    /// Relationships to other models, in field order.
+    pub relationships: &'static [crate::relationship::RelationshipDef],
 }
 
 impl TableDef {
@@ -69,6 +86,17 @@ impl TableDef {
     /// The index of the column named `name`.
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
+    }
+
+    /// The relationship declared by field `name`.
+    pub fn relationship(
+        &self,
+        name: &str,
+    ) -> Option<(usize, &'static crate::relationship::RelationshipDef)> {
+        self.relationships
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.name == name)
     }
 
     /// Whether `index` is part of the primary key.

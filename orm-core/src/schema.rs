@@ -28,6 +28,7 @@
 //!     auto_increment: None,
 //!     version: None,
 //!     foreign_keys: &[],
+//!     relationships: &[],
 //! };
 //! let sql = orm_core::schema::create_table_sql(&My, &TAG);
 //! assert_eq!(sql, ["CREATE TABLE `tag` (\n  `label` VARCHAR(32) NOT NULL,\n  PRIMARY KEY (`label`)\n)"]);
@@ -53,7 +54,7 @@
 use crate::backend::Dialect;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::model::{ForeignKeyDef, TableDef};
+use crate::model::{ForeignKeyDef, OnDelete, TableDef};
 
 fn quoted(dialect: &dyn Dialect, name: &str) -> String {
     let mut s = String::with_capacity(name.len() + 2);
@@ -90,8 +91,13 @@ fn foreign_key_clause(dialect: &dyn Dialect, table: &TableDef, fk: &ForeignKeyDe
         .iter()
         .map(|&i| quoted(dialect, target.columns[i].name))
         .collect();
+    let on_delete = match fk.on_delete {
+        OnDelete::Restrict => "",
+        OnDelete::Cascade => " ON DELETE CASCADE",
+        OnDelete::SetNull => " ON DELETE SET NULL",
+    };
     format!(
-        "CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({})",
+        "CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}){on_delete}",
         quoted(dialect, &foreign_key_name(table, fk)),
         quoted(dialect, table.columns[fk.column].name),
         quoted(dialect, target.name),

@@ -39,13 +39,74 @@ pub struct Field<'a> {
     pub column_span: Span,
     /// The name of the column handle constant (`USER_ID`).
     pub handle: String,
+    /// `ToOne<T>` / `ToMany<T>`: a relationship field, and its target type.
+    pub relation: Option<(RelType, &'a Type)>,
+}
+
+/// The relationship field types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelType {
+    /// `ToOne<T>`.
+    One,
+    /// `ToMany<T>`.
+    Many,
 }
 
 impl Field<'_> {
     /// Whether the field is stored in a column.
     pub fn persisted(&self) -> bool {
-        self.attrs.skip.is_none()
+        self.attrs.skip.is_none() && self.relation.is_none()
     }
+}
+
+/// `ToOne<T>` or `ToMany<T>` (by the last path segment), with `T`.
+fn relation_type(ty: &Type) -> Option<(RelType, &Type)> {
+    let Type::Path(p) = ty else {
+        return match ty {
+            Type::Group(g) => relation_type(&g.elem),
+            _ => None,
+        };
+    };
+    let last = p.path.segments.last()?;
+    let kind = if last.ident == "ToOne" {
+        RelType::One
+    } else if last.ident == "ToMany" {
+        RelType::Many
+    } else {
+        return None;
+    };
+    match &last.arguments {
+        syn::PathArguments::AngleBracketed(args) if args.args.len() == 1 => match &args.args[0] {
+            syn::GenericArgument::Type(t) => Some((kind, t)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The last identifier of a type path (`crate::models::Author` → `Author`).
+pub fn last_ident(ty: &Type) -> Option<String> {
+    match ty {
+        Type::Path(p) => p.path.segments.last().map(|s| s.ident.to_string()),
+        Type::Group(g) => last_ident(&g.elem),
+        _ => None,
+    }
+}
+
+/// `T` for `Option<T>`, else the type itself.
+pub fn strip_option(ty: &Type) -> &Type {
+    if let Type::Path(p) = ty {
+        if let Some(last) = p.path.segments.last() {
+            if last.ident == "Option" {
+                if let syn::PathArguments::AngleBracketed(args) = &last.arguments {
+                    if let Some(syn::GenericArgument::Type(t)) = args.args.first() {
+                        return t;
+                    }
+                }
+            }
+        }
+    }
+    ty
 }
 
 impl<'a> Model<'a> {
@@ -114,6 +175,7 @@ impl<'a> Model<'a> {
                     handle: screaming_snake_case(&name),
                     name,
                     ty: &f.ty,
+                    relation: relation_type(&f.ty),
                     attrs,
                     column,
                     column_span,
@@ -133,6 +195,62 @@ impl<'a> Model<'a> {
     pub fn columns(&self) -> impl Iterator<Item = &Field<'a>> {
         self.fields.iter().filter(|f| f.persisted())
     }
+
+    /// The relationship fields, in declaration order.
+    pub fn relations(&self) -> impl Iterator<Item = &Field<'a>> {
+        self.fields
+            .iter()
+            .filter(|f| f.relation.is_some() && f.attrs.skip.is_none())
+    }
+
+    /// The key field a many-to-one relationship on `field` uses: `key = ".."`,
+    /// else the one field that `references` its target.
+    pub fn many_to_one_key(&self, field: &Field) -> KeyChoice<'_, 'a> {
+        if let Some(lit) = &field.attrs.key {
+            return match self.columns().find(|f| f.name == lit.value()) {
+                Some(f) => KeyChoice::Found(f),
+                None => KeyChoice::NoSuchField,
+            };
+        }
+        let Some((_, target)) = field.relation else {
+            return KeyChoice::Missing;
+        };
+        let target = last_ident(target);
+        let candidates: Vec<&Field<'a>> = self
+            .columns()
+            .filter(|f| {
+                f.attrs
+                    .references
+                    .as_ref()
+                    .and_then(|p| p.segments.last())
+                    .is_some_and(|s| Some(s.ident.to_string()) == target)
+            })
+            .collect();
+        match candidates.as_slice() {
+            [one] => KeyChoice::Found(one),
+            [] => KeyChoice::Missing,
+            _ => KeyChoice::Ambiguous(candidates.iter().map(|f| f.name.clone()).collect()),
+        }
+    }
+
+    /// The single primary-key field, if the key has one column.
+    pub fn single_key(&self) -> Option<&Field<'a>> {
+        let mut keys = self.columns().filter(|f| f.attrs.is_key());
+        let first = keys.next()?;
+        keys.next().is_none().then_some(first)
+    }
+}
+
+/// Which field a many-to-one relationship uses as its key.
+pub enum KeyChoice<'m, 'a> {
+    /// This one.
+    Found(&'m Field<'a>),
+    /// `key = ".."` names no column field of the struct.
+    NoSuchField,
+    /// No `key` and no field `references` the target.
+    Missing,
+    /// No `key` and several fields reference the target.
+    Ambiguous(Vec<String>),
 }
 
 /// `::orm`: where the runtime is unless `crate = "..."` says otherwise.

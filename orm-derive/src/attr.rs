@@ -13,7 +13,7 @@ use crate::ctxt::Ctxt;
 
 /// The field attributes, for messages.
 pub const FIELD_ATTRIBUTES: &str =
-    "primary_key, auto_increment, column = \"...\", version, references = Model, sql_type = \"...\", unique, index, skip";
+    "primary_key, auto_increment, column = \"...\", version, references = Model, on_delete = \"...\", sql_type = \"...\", unique, index, skip; on relationship fields: many_to_one, one_to_many, one_to_one, key = \"...\", back_populates = \"...\", cascade = \"...\", passive_deletes, lazy = \"select|raise\"";
 
 /// The names of the field attributes.
 const FIELD_ATTRIBUTE_NAMES: &[&str] = &[
@@ -26,6 +26,15 @@ const FIELD_ATTRIBUTE_NAMES: &[&str] = &[
     "unique",
     "index",
     "skip",
+    "on_delete",
+    "many_to_one",
+    "one_to_many",
+    "one_to_one",
+    "key",
+    "back_populates",
+    "cascade",
+    "passive_deletes",
+    "lazy",
 ];
 
 /// The attributes on the struct.
@@ -50,6 +59,17 @@ pub struct FieldAttrs {
     pub sql_type: Option<LitStr>,
     pub unique: Option<Span>,
     pub index: Option<Span>,
+    /// `on_delete = "cascade" | "set null" | "restrict"` beside `references`.
+    pub on_delete: Option<LitStr>,
+    /// Relationship fields.
+    pub many_to_one: Option<Span>,
+    pub one_to_many: Option<Span>,
+    pub one_to_one: Option<Span>,
+    pub key: Option<LitStr>,
+    pub back_populates: Option<LitStr>,
+    pub cascade: Option<LitStr>,
+    pub passive_deletes: Option<Span>,
+    pub lazy: Option<LitStr>,
 }
 
 impl FieldAttrs {
@@ -70,6 +90,30 @@ impl FieldAttrs {
         push("sql_type", self.sql_type.as_ref().map(LitStr::span));
         push("unique", self.unique);
         push("index", self.index);
+        push("on_delete", self.on_delete.as_ref().map(LitStr::span));
+        out
+    }
+
+    /// The relationship attributes, with their names: those only a
+    /// relationship field can have.
+    pub fn relationship_attributes(&self) -> Vec<(&'static str, Span)> {
+        let mut out = Vec::new();
+        let mut push = |name, span: Option<Span>| {
+            if let Some(span) = span {
+                out.push((name, span));
+            }
+        };
+        push("many_to_one", self.many_to_one);
+        push("one_to_many", self.one_to_many);
+        push("one_to_one", self.one_to_one);
+        push("key", self.key.as_ref().map(LitStr::span));
+        push(
+            "back_populates",
+            self.back_populates.as_ref().map(LitStr::span),
+        );
+        push("cascade", self.cascade.as_ref().map(LitStr::span));
+        push("passive_deletes", self.passive_deletes);
+        push("lazy", self.lazy.as_ref().map(LitStr::span));
         out
     }
 
@@ -154,6 +198,29 @@ pub fn field(cx: &mut Ctxt, attrs: &[syn::Attribute]) -> FieldAttrs {
             } else if p.is_ident("references") {
                 let path: syn::Path = meta.value()?.parse()?;
                 set(cx, &mut out.references, Some(path), &meta, "references");
+            } else if p.is_ident("on_delete") {
+                let lit = string_value(cx, &meta)?;
+                set(cx, &mut out.on_delete, lit, &meta, "on_delete");
+            } else if p.is_ident("many_to_one") {
+                flag(cx, &mut out.many_to_one, &meta, "many_to_one")?;
+            } else if p.is_ident("one_to_many") {
+                flag(cx, &mut out.one_to_many, &meta, "one_to_many")?;
+            } else if p.is_ident("one_to_one") {
+                flag(cx, &mut out.one_to_one, &meta, "one_to_one")?;
+            } else if p.is_ident("passive_deletes") {
+                flag(cx, &mut out.passive_deletes, &meta, "passive_deletes")?;
+            } else if p.is_ident("key") {
+                let lit = string_value(cx, &meta)?;
+                set(cx, &mut out.key, lit, &meta, "key");
+            } else if p.is_ident("back_populates") {
+                let lit = string_value(cx, &meta)?;
+                set(cx, &mut out.back_populates, lit, &meta, "back_populates");
+            } else if p.is_ident("cascade") {
+                let lit = string_value(cx, &meta)?;
+                set(cx, &mut out.cascade, lit, &meta, "cascade");
+            } else if p.is_ident("lazy") {
+                let lit = string_value(cx, &meta)?;
+                set(cx, &mut out.lazy, lit, &meta, "lazy");
             } else {
                 let name = path_name(p);
                 let hint = if name == "table" {

@@ -4,12 +4,13 @@
 
 use std::collections::HashMap;
 
-use crate::ast::{is_integer, is_option_of_integer, Model};
+use crate::ast::{is_integer, is_option_of_integer, KeyChoice, Model, RelType};
 use crate::ctxt::Ctxt;
 
 /// Records every broken rule in `cx`.
 pub fn check(cx: &mut Ctxt, model: &Model) {
     check_fields(cx, model);
+    check_relations(cx, model);
     check_unique_names(cx, model);
     check_singletons(cx, model);
     if !model.columns().any(|f| f.attrs.is_key()) {
@@ -61,6 +62,159 @@ fn check_fields(cx: &mut Ctxt, model: &Model) {
     }
 }
 
+/// The relationship kinds, for messages.
+fn kind_of(field: &crate::ast::Field) -> Option<(&'static str, proc_macro2::Span)> {
+    let a = &field.attrs;
+    [
+        ("many_to_one", a.many_to_one),
+        ("one_to_many", a.one_to_many),
+        ("one_to_one", a.one_to_one),
+    ]
+    .into_iter()
+    .find_map(|(name, span)| span.map(|s| (name, s)))
+}
+
+fn check_relations(cx: &mut Ctxt, model: &Model) {
+    for field in &model.fields {
+        let a = &field.attrs;
+        if let Some(span) = a.on_delete.as_ref().map(syn::LitStr::span) {
+            if a.references.is_none() && field.relation.is_none() {
+                cx.error(
+                    span,
+                    "`on_delete` goes with `references = Model` on a foreign-key field",
+                );
+            }
+            let value = a
+                .on_delete
+                .as_ref()
+                .map(|l| l.value().to_lowercase())
+                .unwrap_or_default();
+            if !["cascade", "set null", "restrict"].contains(&value.as_str()) {
+                cx.error(
+                    span,
+                    "`on_delete` must be \"cascade\", \"set null\" or \"restrict\"",
+                );
+            }
+        }
+        let Some((rel_type, _)) = field.relation else {
+            for (name, span) in a.relationship_attributes() {
+                cx.error(
+                    span,
+                    format!(
+                        "`{name}` belongs on a relationship field, whose type is `ToOne<Model>` or `ToMany<Model>`"
+                    ),
+                );
+            }
+            continue;
+        };
+        if a.skip.is_some() {
+            continue;
+        }
+        for (name, span) in a.column_attributes() {
+            if name != "on_delete" {
+                cx.error(
+                    span,
+                    format!("`{name}` describes a column; a relationship field is not stored in a column"),
+                );
+            }
+        }
+        let kinds = [a.many_to_one, a.one_to_many, a.one_to_one]
+            .into_iter()
+            .flatten()
+            .count();
+        if kinds > 1 {
+            cx.error_at(
+                field.ty,
+                "a relationship is one of many_to_one, one_to_many or one_to_one, not several",
+            );
+        }
+        match (rel_type, kind_of(field)) {
+            (RelType::Many, Some(("many_to_one" | "one_to_one", span))) => cx.error(
+                span,
+                "a many-to-one or one-to-one relationship has at most one target: its field type is \
+                 `ToOne<Model>`, not the collection `ToMany<Model>`",
+            ),
+            (RelType::One, Some(("one_to_many", span))) => cx.error(
+                span,
+                "a one-to-many relationship is a collection: its field type is `ToMany<Model>`, not `ToOne<Model>`",
+            ),
+            _ => {}
+        }
+        if let Some(lit) = &a.cascade {
+            if let Err(e) = cascade_bits(&lit.value()) {
+                cx.error(lit.span(), e);
+            }
+        }
+        if let Some(lit) = &a.lazy {
+            if !["select", "raise"].contains(&lit.value().as_str()) {
+                cx.error(lit.span(), "`lazy` must be \"select\" or \"raise\"");
+            }
+        }
+        let many_to_one = rel_type == RelType::One && a.one_to_one.is_none();
+        if many_to_one {
+            match model.many_to_one_key(field) {
+                KeyChoice::Found(_) => {}
+                KeyChoice::NoSuchField => {
+                    let lit = a.key.as_ref().expect("key given");
+                    cx.error(
+                        lit.span(),
+                        format!(
+                            "`key = \"{}\"` names no column field of `{}`; a many-to-one relationship's key is a \
+                             field of this model holding the target's primary key",
+                            lit.value(),
+                            model.ident
+                        ),
+                    );
+                }
+                KeyChoice::Missing => cx.error(
+                    field.ident.span(),
+                    format!(
+                        "relationship `{}` has no key: add a field with #[orm(references = Target)] \
+                         holding the target's primary key, or name it with #[orm(key = \"...\")]",
+                        field.name
+                    ),
+                ),
+                KeyChoice::Ambiguous(names) => cx.error(
+                    field.ident.span(),
+                    format!(
+                        "relationship `{}` has an ambiguous key: fields {} all reference its target; \
+                         choose one with #[orm(key = \"...\")]",
+                        field.name,
+                        names
+                            .iter()
+                            .map(|n| format!("`{n}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ),
+            }
+        }
+    }
+}
+
+/// SQLAlchemy's cascade words as the runtime's bits.
+pub fn cascade_bits(text: &str) -> Result<u8, String> {
+    let mut bits = 0u8;
+    for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        bits |= match word {
+            "all" => 1 | 2 | 4 | 16,
+            "none" | "refresh-expire" => 0,
+            "save-update" => 1,
+            "merge" => 2,
+            "delete" => 4,
+            "delete-orphan" => 8,
+            "expunge" => 16,
+            other => {
+                return Err(format!(
+                    "unknown cascade `{other}`; expected a comma-separated list of: all, none, \
+                     save-update, merge, delete, delete-orphan, expunge"
+                ))
+            }
+        };
+    }
+    Ok(bits)
+}
+
 fn check_unique_names(cx: &mut Ctxt, model: &Model) {
     let mut columns: HashMap<String, &str> = HashMap::new();
     let mut handles: HashMap<&str, &str> = HashMap::new();
@@ -75,6 +229,17 @@ fn check_unique_names(cx: &mut Ctxt, model: &Model) {
                 ),
             );
         }
+        if let Some(other) = handles.insert(&field.handle, &field.name) {
+            cx.error(
+                field.ident.span(),
+                format!(
+                    "fields `{other}` and `{}` would both get the column handle `{}`; rename one of them",
+                    field.name, field.handle
+                ),
+            );
+        }
+    }
+    for field in model.relations() {
         if let Some(other) = handles.insert(&field.handle, &field.name) {
             cx.error(
                 field.ident.span(),

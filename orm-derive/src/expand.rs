@@ -6,7 +6,8 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::DeriveInput;
 
-use crate::ast::{Field, Model};
+use crate::ast::{strip_option, Field, KeyChoice, Model, RelType};
+use crate::case::snake_case;
 use crate::check;
 use crate::ctxt::Ctxt;
 use crate::fallback;
@@ -41,6 +42,17 @@ fn expand(model: &Model) -> TokenStream {
     let table_def = table_def(model);
     let model_impl = model_impl(model);
     let handles = handles(model);
+    let rel_handles = relation_handles(model);
+    let checks = relation_checks(model);
+    let has_key = model.single_key().map(|key| {
+        let ty = strip_option(key.ty);
+        quote! {
+            #[automatically_derived]
+            impl #p::HasKey for #ident {
+                type Key = #ty;
+            }
+        }
+    });
     quote! {
         #[allow(non_upper_case_globals, unused_qualifications, clippy::all)]
         const _: () = {
@@ -48,12 +60,154 @@ fn expand(model: &Model) -> TokenStream {
 
             #model_impl
 
+            #has_key
+
+            #checks
+
             #[automatically_derived]
             impl #ident {
                 #handles
+                #rel_handles
             }
         };
     }
+}
+
+/// The key field of relationship `f` of `model`, by name, and on which
+/// model it lives.
+fn relation_key(model: &Model, f: &Field) -> String {
+    let a = &f.attrs;
+    let many_to_one = matches!(f.relation, Some((RelType::One, _))) && a.one_to_one.is_none();
+    if many_to_one {
+        match model.many_to_one_key(f) {
+            KeyChoice::Found(k) => k.name.clone(),
+            _ => String::new(),
+        }
+    } else {
+        a.key
+            .as_ref()
+            .map(syn::LitStr::value)
+            .unwrap_or_else(|| format!("{}_id", snake_case(&model.ident.to_string())))
+    }
+}
+
+fn relation_defs(model: &Model) -> Vec<TokenStream> {
+    let p = private(&model.krate);
+    model
+        .relations()
+        .map(|f| {
+            let Some((rel_type, target)) = f.relation else {
+                unreachable!("relations() yields relationship fields")
+            };
+            let a = &f.attrs;
+            let kind = match rel_type {
+                RelType::Many => quote!(#p::RelKind::OneToMany),
+                RelType::One if a.one_to_one.is_some() => quote!(#p::RelKind::OneToOne),
+                RelType::One => quote!(#p::RelKind::ManyToOne),
+            };
+            let name = &f.name;
+            let key = relation_key(model, f);
+            let back = opt(a.back_populates.as_ref().map(syn::LitStr::value));
+            let cascade = match &a.cascade {
+                Some(lit) => check::cascade_bits(&lit.value()).unwrap_or(3),
+                None => 3,
+            };
+            let passive = a.passive_deletes.is_some();
+            let lazy = match a.lazy.as_ref().map(syn::LitStr::value).as_deref() {
+                Some("raise") => quote!(#p::Lazy::Raise),
+                _ => quote!(#p::Lazy::Select),
+            };
+            let table = quote_spanned!(target.span()=> <#target as #p::Model>::table);
+            quote! {
+                #p::RelationshipDef {
+                    name: #name,
+                    kind: #kind,
+                    target: #table,
+                    target_type: #p::type_id_of::<#target>,
+                    key: #key,
+                    back_populates: #back,
+                    cascade: #p::Cascade::from_bits(#cascade),
+                    passive_deletes: #passive,
+                    lazy: #lazy,
+                    load: #p::loader::<#target>,
+                }
+            }
+        })
+        .collect()
+}
+
+/// Compile-time checks of the relationships: the key field exists and can
+/// hold the other side's primary key.
+fn relation_checks(model: &Model) -> TokenStream {
+    let p = private(&model.krate);
+    let ident = model.ident;
+    let checks = model.relations().map(|f| {
+        let Some((rel_type, target)) = f.relation else {
+            unreachable!("relations() yields relationship fields")
+        };
+        let key = relation_key(model, f);
+        let many_to_one = rel_type == RelType::One && f.attrs.one_to_one.is_none();
+        let span = f
+            .attrs
+            .key
+            .as_ref()
+            .map_or_else(|| target.span(), syn::LitStr::span);
+        let key_ident = syn::Ident::new(&key, span);
+        if many_to_one {
+            quote_spanned! {span=>
+                fn _check(v: &#ident) {
+                    #p::key_field::<<#target as #p::HasKey>::Key, _>(&v.#key_ident);
+                }
+            }
+        } else {
+            quote_spanned! {span=>
+                fn _check(v: &#target) {
+                    #p::key_field::<<#ident as #p::HasKey>::Key, _>(&v.#key_ident);
+                }
+            }
+        }
+    });
+    quote! {
+        #(
+            const _: () = {
+                #[allow(dead_code)]
+                #checks
+            };
+        )*
+    }
+}
+
+/// The typed relationship handles (`Author::BOOKS`).
+pub fn relation_handles(model: &Model) -> TokenStream {
+    let p = private(&model.krate);
+    let ident = model.ident;
+    let vis = model.vis;
+    model
+        .relations()
+        .enumerate()
+        .map(|(i, f)| {
+            let Some((rel_type, target)) = f.relation else {
+                unreachable!("relations() yields relationship fields")
+            };
+            let handle = format_ident!("{}", f.handle, span = f.ident.span());
+            let doc = format!(
+                "The relationship `{}` of `{}`, for `obj.one`/`obj.many`/`obj.set`/`obj.push` and `Query::load`.",
+                f.name, ident
+            );
+            let ty = match rel_type {
+                RelType::One => quote!(#p::One<#ident, #target>),
+                RelType::Many => quote!(#p::Many<#ident, #target>),
+            };
+            let ctor = match rel_type {
+                RelType::One => quote!(#p::One::new(#i)),
+                RelType::Many => quote!(#p::Many::new(#i)),
+            };
+            quote! {
+                #[doc = #doc]
+                #vis const #handle: #ty = #ctor;
+            }
+        })
+        .collect()
 }
 
 fn opt<T: quote::ToTokens>(v: Option<T>) -> TokenStream {
@@ -95,11 +249,53 @@ fn table_def(model: &Model) -> TokenStream {
         .map(|(i, _)| i);
     let auto_increment = opt(position(&|f| f.attrs.auto_increment.is_some()));
     let version = opt(position(&|f| f.attrs.version.is_some()));
-    let foreign_keys = columns.iter().enumerate().filter_map(|(i, f)| {
-        let target = f.attrs.references.as_ref()?;
+    let on_delete = |f: &Field| match f
+        .attrs
+        .on_delete
+        .as_ref()
+        .map(|l| l.value().to_lowercase())
+        .as_deref()
+    {
+        Some("cascade") => quote!(#p::OnDelete::Cascade),
+        Some("set null") => quote!(#p::OnDelete::SetNull),
+        _ => quote!(#p::OnDelete::Restrict),
+    };
+    let mut foreign_keys: Vec<TokenStream> = Vec::new();
+    let mut referencing: Vec<String> = Vec::new();
+    for (i, f) in columns.iter().enumerate() {
+        if let Some(target) = f.attrs.references.as_ref() {
+            let table = quote_spanned!(target.span()=> <#target as #p::Model>::table);
+            let on_delete = on_delete(f);
+            foreign_keys.push(
+                quote!(#p::ForeignKeyDef { column: #i, target: #table, on_delete: #on_delete }),
+            );
+            referencing.push(f.name.clone());
+        }
+    }
+    // A many-to-one relationship implies the foreign key of its key field.
+    for f in model.relations() {
+        let Some((RelType::One, target)) = f.relation else {
+            continue;
+        };
+        if f.attrs.one_to_one.is_some() {
+            continue;
+        }
+        let KeyChoice::Found(key) = model.many_to_one_key(f) else {
+            continue;
+        };
+        if referencing.contains(&key.name) {
+            continue;
+        }
+        let Some(i) = columns.iter().position(|c| c.name == key.name) else {
+            continue;
+        };
+        referencing.push(key.name.clone());
         let table = quote_spanned!(target.span()=> <#target as #p::Model>::table);
-        Some(quote!(#p::ForeignKeyDef { column: #i, target: #table }))
-    });
+        let on_delete = on_delete(key);
+        foreign_keys
+            .push(quote!(#p::ForeignKeyDef { column: #i, target: #table, on_delete: #on_delete }));
+    }
+    let relationships = relation_defs(model);
     let table = &model.table;
     let model_name = model.ident.to_string();
     quote! {
@@ -111,6 +307,7 @@ fn table_def(model: &Model) -> TokenStream {
             auto_increment: #auto_increment,
             version: #version,
             foreign_keys: &[#(#foreign_keys),*],
+            relationships: &[#(#relationships),*],
         }
     }
 }

@@ -9,7 +9,7 @@ use syn::DeriveInput;
 use crate::ast::{default_crate, Model};
 use crate::attr;
 use crate::ctxt::Ctxt;
-use crate::expand::{handles, private};
+use crate::expand::{handles, private, relation_handles};
 
 /// The stub impls for `input` (`model` when its fields could be read).
 pub fn expand(input: &DeriveInput, model: Option<&Model>) -> TokenStream {
@@ -27,7 +27,8 @@ pub fn expand(input: &DeriveInput, model: Option<&Model>) -> TokenStream {
     let ident = &input.ident;
     let handles = model.map(|m| {
         let handles = handles(m);
-        quote!(impl #ident { #handles })
+        let relations = relation_handles(m);
+        quote!(impl #ident { #handles #relations })
     });
     quote! {
         #[allow(unused_variables, unreachable_code, clippy::all)]

@@ -78,7 +78,9 @@ static USERS: TableDef = TableDef {
     foreign_keys: &[ForeignKeyDef {
         column: 3,
         target: || &USERS,
+        on_delete: OnDelete::Restrict,
     }],
+    relationships: &[],
 };
 
 static POSTS: TableDef = TableDef {
@@ -91,7 +93,9 @@ static POSTS: TableDef = TableDef {
     foreign_keys: &[ForeignKeyDef {
         column: 1,
         target: || &USERS,
+        on_delete: OnDelete::Restrict,
     }],
+    relationships: &[],
 };
 
 static TAGGING: TableDef = TableDef {
@@ -107,7 +111,9 @@ static TAGGING: TableDef = TableDef {
     foreign_keys: &[ForeignKeyDef {
         column: 0,
         target: || &POSTS,
+        on_delete: OnDelete::Restrict,
     }],
+    relationships: &[],
 };
 
 // A cycle: a person's favourite pet and a pet's owner.
@@ -121,7 +127,9 @@ static PERSON: TableDef = TableDef {
     foreign_keys: &[ForeignKeyDef {
         column: 1,
         target: || &PET,
+        on_delete: OnDelete::Restrict,
     }],
+    relationships: &[],
 };
 
 static PET: TableDef = TableDef {
@@ -134,7 +142,9 @@ static PET: TableDef = TableDef {
     foreign_keys: &[ForeignKeyDef {
         column: 1,
         target: || &PERSON,
+        on_delete: OnDelete::Restrict,
     }],
+    relationships: &[],
 };
 
 static OTHER_USERS: TableDef = TableDef {
@@ -145,6 +155,7 @@ static OTHER_USERS: TableDef = TableDef {
     auto_increment: None,
     version: None,
     foreign_keys: &[],
+    relationships: &[],
 };
 
 fn names(tables: &[&TableDef]) -> Vec<&'static str> {

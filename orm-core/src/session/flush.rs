@@ -93,7 +93,8 @@ impl Session {
             if !seen.insert(Rc::as_ptr(obj) as *const ()) {
                 continue; // written, flushed, written again: one entry is enough
             }
-            if let Some(row) = unit_of_work::diff(obj)? {
+            let row = unit_of_work::diff(obj)?;
+            if let Some(row) = super::dependency::update_fks(obj, row)? {
                 updates.push(row);
             }
         }
@@ -156,12 +157,22 @@ impl Session {
         // 1. Write-back, the only fallible part.
         for (table, work) in &plan.tables {
             for row in work.inserts.iter().flatten() {
+                for &column in &row.synced {
+                    row.obj.set_column(column, row.values[column].clone())?;
+                }
                 if let (Some(ai), Some(key)) = (table.auto_increment, &row.generated) {
                     row.obj.set_column(ai, key.clone())?;
                     row.obj.meta().borrow_mut().generated_key = true;
                 }
                 if let Some(v) = table.version {
                     row.obj.set_column(v, Value::Int(1))?;
+                }
+            }
+            for row in &work.updates {
+                for &column in &row.synced {
+                    if let Some((_, value)) = row.changes.iter().find(|(c, _)| *c == column) {
+                        row.obj.set_column(column, value.clone())?;
+                    }
                 }
             }
             if let Some(v) = table.version {
@@ -274,6 +285,10 @@ impl Session {
                 sw.new.clone(),
             );
             record.inserted.push(sw.new);
+        }
+        // Relationship links are now in the foreign keys.
+        for obj in new.iter().chain(modified.iter()).chain(deleted.iter()) {
+            super::links::clear_fks(obj);
         }
         // Objects written back to their loaded values need no UPDATE: clean.
         for obj in modified {

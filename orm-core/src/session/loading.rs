@@ -94,6 +94,7 @@ pub(crate) fn load_rows<M: Model>(
                 marked_deleted: false,
                 seq: 0,
                 generated_key: false,
+                links: None,
             }),
         });
         slot.insert(cell.clone());

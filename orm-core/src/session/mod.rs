@@ -22,8 +22,10 @@
 //! (the SQL), `transaction` (the state machine) and `savepoint` each hold
 //! one concept.
 
+mod dependency;
 mod flush;
 mod identity_map;
+mod links;
 mod loading;
 mod merge;
 mod object;
@@ -46,7 +48,9 @@ use crate::query::Query;
 use crate::value::Value;
 
 use identity_map::{Identity, IdentityMap};
-use object::{downcast, AnyObj};
+pub(crate) use links::load_erased;
+use object::downcast;
+pub(crate) use object::AnyObj;
 pub use object::{Obj, ObjState};
 pub(crate) use persistence::select_sql;
 pub use savepoint::NestedTransaction;
@@ -374,14 +378,27 @@ impl Session {
                 erased.clone(),
             );
             if modified {
-                self.inner.note_modified(erased);
+                self.inner.note_modified(erased.clone());
             }
         } else {
             meta.state = ObjState::Pending;
             meta.snapshot = None;
             meta.expired = false;
             drop(meta);
-            st.new.push(erased);
+            st.new.push(erased.clone());
+        }
+        drop(st);
+        // Save-update cascade: transient objects linked to this one join too.
+        if erased.meta().borrow().links.is_some() {
+            for related in links::reachable(&erased, crate::relationship::Cascade::SAVE_UPDATE) {
+                if related.meta().borrow().state == ObjState::Transient {
+                    self.add_erased(related)?;
+                }
+            }
+            // Its pending foreign keys are flushed with it.
+            if !links::pending_fks(&erased).is_empty() {
+                self.inner.note_modified(erased);
+            }
         }
         Ok(obj)
     }
@@ -404,6 +421,16 @@ impl Session {
                 M::table().model,
                 obj.state()
             )));
+        }
+        if erased.meta().borrow().marked_deleted {
+            return Ok(());
+        }
+        if !M::table().relationships.is_empty() {
+            // Cascades along relationships may load (and autoflush): not
+            // while the state is borrowed.
+            drop(st);
+            self.cascade_delete(&erased)?;
+            st = self.state()?;
         }
         let mut meta = erased.meta().borrow_mut();
         if !meta.marked_deleted {

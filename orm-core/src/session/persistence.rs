@@ -51,6 +51,12 @@ pub(crate) struct UpdateRow {
     pub old_version: Option<Value>,
     /// (column index, new value) for each changed column.
     pub changes: Vec<(usize, Value)>,
+    /// Foreign-key columns whose value is the key of an object INSERTed
+    /// earlier in the same flush, filled in just before sending.
+    pub patches: Vec<(usize, std::rc::Rc<dyn AnyObj>)>,
+    /// Columns set from relationships, written back into the object once
+    /// the flush succeeded.
+    pub synced: Vec<usize>,
 }
 
 /// Rows per multi-row INSERT at most (SQLAlchemy's `insertmanyvalues_page_size`).

@@ -189,6 +189,9 @@ pub(crate) fn expire(obj: &Rc<dyn AnyObj>) {
     let mut meta = obj.meta().borrow_mut();
     meta.expired = true;
     meta.snapshot = None;
+    // Relationships reload with the object; unflushed link changes go with
+    // its other unflushed changes.
+    meta.links = None;
 }
 
 /// Makes an object that was INSERTed (or only added) in a rolled-back

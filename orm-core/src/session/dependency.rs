@@ -1,0 +1,168 @@
+//! Dependency processing at flush (SQLAlchemy's `dependency.py`): turning
+//! the relationship links of the objects being flushed into foreign-key
+//! values. A link to an object whose key is known sets the column now (in
+//! the plan, not yet in the object); a link to an object INSERTed in the
+//! same flush becomes a *patch*, filled in from its generated key just
+//! before the row that needs it is sent; an unlinked child gets NULL, and a
+//! NOT NULL key is an error naming the relationship before any SQL.
+//!
+//! Nothing here writes into the objects: the flush writes the synced
+//! columns back only after the database accepted everything.
+
+use std::rc::Rc;
+
+use crate::error::{Error, Result};
+use crate::value::Value;
+
+use super::links;
+use super::object::{AnyObj, ObjState};
+use super::persistence::UpdateRow;
+
+/// A foreign-key column waiting for the key of an object INSERTed earlier
+/// in the same flush.
+pub(crate) type Patch = (usize, Rc<dyn AnyObj>);
+
+/// What a link gives a foreign-key column.
+enum FkValue {
+    /// A value known now.
+    Known(Value),
+    /// The key of an object INSERTed earlier in this flush.
+    Deferred(Rc<dyn AnyObj>),
+}
+
+fn resolve(
+    obj: &Rc<dyn AnyObj>,
+    column: usize,
+    target: Option<Rc<dyn AnyObj>>,
+    relationship: &str,
+) -> Result<FkValue> {
+    let table = obj.table();
+    let Some(target) = target else {
+        if !table.columns[column].nullable {
+            return Err(Error::invalid(format!(
+                "relationship `{relationship}`: this `{}` object lost its parent (removed from the \
+                 collection, or the parent was deleted), but its key `{}` cannot be NULL. Delete it too \
+                 (cascade = \"all, delete-orphan\"), give it another parent, or make the column nullable. \
+                 Nothing was sent",
+                table.model, table.columns[column].name
+            )));
+        }
+        return Ok(FkValue::Known(Value::Null));
+    };
+    let (key, state, session_id) = {
+        let meta = target.meta().borrow();
+        (meta.key.clone(), meta.state, meta.session_id)
+    };
+    let key = match key {
+        Some(key) => Some(key),
+        None => target.current_key()?,
+    };
+    if let Some(key) = key {
+        return Ok(FkValue::Known(key.values()[0].clone()));
+    }
+    let same_session = session_id != 0 && session_id == obj.meta().borrow().session_id;
+    if state == ObjState::Pending && same_session {
+        return Ok(FkValue::Deferred(target));
+    }
+    Err(Error::invalid(format!(
+        "relationship `{relationship}`: the related `{}` object is not in this session and has no key \
+         yet; add() it to the session (the relationship's save-update cascade is off). Nothing was sent",
+        target.table().model
+    )))
+}
+
+/// Applies `obj`'s pending links to the values of its INSERT. Returns the
+/// synced columns and the patches.
+pub(crate) fn insert_fks(
+    obj: &Rc<dyn AnyObj>,
+    values: &mut [Value],
+) -> Result<(Vec<usize>, Vec<Patch>)> {
+    let mut synced = Vec::new();
+    let mut patches = Vec::new();
+    for links::FkSync {
+        column,
+        target,
+        relationship,
+    } in links::pending_fks(obj)
+    {
+        match resolve(obj, column, target, &relationship)? {
+            FkValue::Known(v) => values[column] = v,
+            FkValue::Deferred(t) => {
+                values[column] = Value::Null;
+                patches.push((column, t));
+            }
+        }
+        synced.push(column);
+    }
+    Ok((synced, patches))
+}
+
+/// Merges `obj`'s pending links into its UPDATE (`row`, from the diff, if
+/// any): a column whose linked value differs from the row's is changed.
+pub(crate) fn update_fks(
+    obj: &Rc<dyn AnyObj>,
+    row: Option<UpdateRow>,
+) -> Result<Option<UpdateRow>> {
+    let fks = links::pending_fks(obj);
+    if fks.is_empty() {
+        return Ok(row);
+    }
+    let (state, marked, expired, key, snapshot) = {
+        let meta = obj.meta().borrow();
+        (
+            meta.state,
+            meta.marked_deleted,
+            meta.expired,
+            meta.key.clone(),
+            meta.snapshot.clone(),
+        )
+    };
+    let Some(key) = key.filter(|_| state == ObjState::Persistent && !marked && !expired) else {
+        return Ok(row);
+    };
+    let table = obj.table();
+    // What the row holds now.
+    let current = match snapshot {
+        Some(s) => s,
+        None => obj.values()?,
+    };
+    let mut row = row.unwrap_or_else(|| UpdateRow {
+        obj: obj.clone(),
+        old_key: key,
+        old_version: table.version.map(|v| current[v].clone()),
+        changes: Vec::new(),
+        patches: Vec::new(),
+        synced: Vec::new(),
+    });
+    for links::FkSync {
+        column,
+        target,
+        relationship,
+    } in fks
+    {
+        let value = match resolve(obj, column, target, &relationship)? {
+            FkValue::Known(v) => {
+                if v == current[column] {
+                    row.changes.retain(|(c, _)| *c != column);
+                    row.synced.push(column);
+                    continue;
+                }
+                v
+            }
+            FkValue::Deferred(t) => {
+                row.patches.push((column, t));
+                Value::Null
+            }
+        };
+        row.changes.retain(|(c, _)| *c != column);
+        row.changes.push((column, value));
+        row.synced.push(column);
+    }
+    row.changes.sort_by_key(|(c, _)| *c);
+    if row.changes.is_empty() {
+        // Nothing to send; the synced columns already hold the values.
+        links::clear_fks(obj);
+        return Ok(None);
+    }
+    Ok(Some(row))
+}

@@ -1,0 +1,714 @@
+//! Relationships at run time: the links an object's handle keeps (loaded
+//! related objects, foreign keys to set at the next flush), the typed
+//! accessors on [`Obj`], in-memory `back_populates` sync, the save-update
+//! and delete-orphan cascades, and lazy and eager (`selectin`) loading.
+//!
+//! Where the links live: in each object's bookkeeping (`Meta::links`), beside
+//! its snapshot, not in the model value (which stays plain `Clone + Send`
+//! data) and not in a session-wide table. An object built and linked before
+//! it is added to any session (a transient graph) carries its links with it,
+//! as SQLAlchemy's instance state does, and `add` cascades along them.
+//! Expiring an object (commit, rollback, `expire`) drops its links: its
+//! relationships reload on next access.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use crate::error::{Error, Result};
+use crate::model::{Key, Model};
+use crate::relationship::{Cascade, Lazy, LoadedRows, Many, One, RelKind, RelationshipDef};
+use crate::value::Value;
+
+use super::identity_map::Identity;
+use super::object::{downcast, AnyObj, Obj, ObjState};
+use super::{persistence, Session};
+
+/// An object's relationship state.
+#[derive(Default)]
+pub(crate) struct Links {
+    /// Related objects known for a relationship, by index: a loaded
+    /// collection, or a loaded one-to-one target (zero or one element).
+    pub loaded: Vec<(usize, Vec<Rc<dyn AnyObj>>)>,
+    /// Foreign-key columns of this object to set at the next flush.
+    pub fks: Vec<FkSync>,
+}
+
+/// A foreign key of the object to set at the next flush from a related
+/// object's key (`None`: set it NULL).
+#[derive(Clone)]
+pub(crate) struct FkSync {
+    pub column: usize,
+    pub target: Option<Rc<dyn AnyObj>>,
+    /// `Model.field` of the relationship, for messages.
+    pub relationship: String,
+}
+
+impl Links {
+    fn loaded(&self, rel: usize) -> Option<&Vec<Rc<dyn AnyObj>>> {
+        self.loaded.iter().find(|(i, _)| *i == rel).map(|(_, v)| v)
+    }
+
+    fn set_loaded(&mut self, rel: usize, objs: Vec<Rc<dyn AnyObj>>) {
+        match self.loaded.iter_mut().find(|(i, _)| *i == rel) {
+            Some((_, v)) => *v = objs,
+            None => self.loaded.push((rel, objs)),
+        }
+    }
+
+    fn set_fk(&mut self, column: usize, target: Option<Rc<dyn AnyObj>>, relationship: String) {
+        self.fks.retain(|f| f.column != column);
+        self.fks.push(FkSync {
+            column,
+            target,
+            relationship,
+        });
+    }
+}
+
+fn ptr(obj: &Rc<dyn AnyObj>) -> *const () {
+    Rc::as_ptr(obj) as *const ()
+}
+
+fn same(a: &Rc<dyn AnyObj>, b: &Rc<dyn AnyObj>) -> bool {
+    ptr(a) == ptr(b)
+}
+
+fn with_links<R>(obj: &Rc<dyn AnyObj>, f: impl FnOnce(&mut Links) -> R) -> R {
+    let mut meta = obj.meta().borrow_mut();
+    f(meta.links.get_or_insert_with(Default::default))
+}
+
+fn loaded_of(obj: &Rc<dyn AnyObj>, rel: usize) -> Option<Vec<Rc<dyn AnyObj>>> {
+    obj.meta()
+        .borrow()
+        .links
+        .as_ref()
+        .and_then(|l| l.loaded(rel).cloned())
+}
+
+/// The pending foreign-key assignment of `obj` for `column`, if any.
+fn pending_fk(obj: &Rc<dyn AnyObj>, column: usize) -> Option<Option<Rc<dyn AnyObj>>> {
+    obj.meta().borrow().links.as_ref().and_then(|l| {
+        l.fks
+            .iter()
+            .find(|f| f.column == column)
+            .map(|f| f.target.clone())
+    })
+}
+
+/// The pending foreign-key assignments of `obj`.
+pub(crate) fn pending_fks(obj: &Rc<dyn AnyObj>) -> Vec<FkSync> {
+    obj.meta()
+        .borrow()
+        .links
+        .as_ref()
+        .map(|l| l.fks.clone())
+        .unwrap_or_default()
+}
+
+/// Forgets the pending foreign-key assignments of `obj` (flushed).
+pub(crate) fn clear_fks(obj: &Rc<dyn AnyObj>) {
+    if let Some(links) = obj.meta().borrow_mut().links.as_mut() {
+        links.fks.clear();
+    }
+}
+
+/// The objects directly reachable from `obj` through its links.
+pub(crate) fn reachable(obj: &Rc<dyn AnyObj>, cascade: Cascade) -> Vec<Rc<dyn AnyObj>> {
+    let table = obj.table();
+    let meta = obj.meta().borrow();
+    let Some(links) = meta.links.as_ref() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (rel, objs) in &links.loaded {
+        if table.relationships[*rel].cascade.contains(cascade) {
+            out.extend(objs.iter().cloned());
+        }
+    }
+    for fk in &links.fks {
+        let cascades = table.relationships.iter().any(|r| {
+            r.kind == RelKind::ManyToOne
+                && r.fk_column(table) == Some(fk.column)
+                && r.cascade.contains(cascade)
+        });
+        if cascades {
+            out.extend(fk.target.iter().cloned());
+        }
+    }
+    out
+}
+
+fn rel_name(owner: &Rc<dyn AnyObj>, rel: &RelationshipDef) -> String {
+    format!("{}.{}", owner.table().model, rel.name)
+}
+
+fn fk_column(owner: &Rc<dyn AnyObj>, rel: &RelationshipDef) -> Result<usize> {
+    rel.fk_column(owner.table()).ok_or_else(|| {
+        Error::invalid(format!(
+            "relationship `{}`: key field `{}` is not a column of `{}`",
+            rel_name(owner, rel),
+            rel.key,
+            rel.fk_table(owner.table()).model
+        ))
+    })
+}
+
+/// The session an object belongs to, if any.
+fn session_of(obj: &Rc<dyn AnyObj>) -> Option<Session> {
+    obj.meta()
+        .borrow()
+        .session
+        .as_ref()
+        .and_then(std::rc::Weak::upgrade)
+        .map(Session::from_inner)
+}
+
+/// Records that `obj` has unflushed relationship changes.
+fn touch(obj: &Rc<dyn AnyObj>) {
+    if let Some(session) = session_of(obj) {
+        session.inner.note_modified(obj.clone());
+    }
+}
+
+/// Save-update cascade at link time: a transient target linked to an
+/// object in a session joins that session.
+fn cascade_add(
+    owner: &Rc<dyn AnyObj>,
+    rel: &RelationshipDef,
+    target: &Rc<dyn AnyObj>,
+) -> Result<()> {
+    let Some(session) = session_of(owner) else {
+        return Ok(());
+    };
+    let (state, other) = {
+        let meta = target.meta().borrow();
+        (meta.state, meta.session_id)
+    };
+    if other != 0 && other != session.inner.id {
+        return Err(Error::invalid(format!(
+            "relationship `{}`: the `{}` object belongs to another session; merge() it into this one first",
+            rel_name(owner, rel),
+            target.table().model
+        )));
+    }
+    if rel.cascade.contains(Cascade::SAVE_UPDATE) && state == ObjState::Transient {
+        session.add_erased(target.clone())?;
+    }
+    Ok(())
+}
+
+fn raise_error(owner: &Rc<dyn AnyObj>, rel: &RelationshipDef) -> Error {
+    Error::invalid(format!(
+        "relationship `{}` is lazy = \"raise\": loading it on access is refused (the N+1 guard); \
+         load it with the query, e.g. .load({}::{})",
+        rel_name(owner, rel),
+        owner.table().model,
+        rel.name.to_uppercase()
+    ))
+}
+
+/// The objects related to `owner` through relationship `index`, loading
+/// them if needed (one SELECT; none for a many-to-one whose target is in the
+/// identity map).
+pub(crate) fn related(owner: &Rc<dyn AnyObj>, index: usize) -> Result<Vec<Rc<dyn AnyObj>>> {
+    let table = owner.table();
+    let rel = &table.relationships[index];
+    match rel.kind {
+        RelKind::ManyToOne => {
+            let column = fk_column(owner, rel)?;
+            if let Some(pending) = pending_fk(owner, column) {
+                return Ok(pending.into_iter().collect());
+            }
+            if owner.meta().borrow().expired {
+                match session_of(owner) {
+                    Some(s) => s.load_expired(owner)?,
+                    None => return Err(Error::DetachedInstance { table: table.name }),
+                }
+            }
+            let value = owner.column_value(column)?;
+            if value.is_null() {
+                return Ok(Vec::new());
+            }
+            let target = (rel.target)();
+            let identity = Identity {
+                model: (rel.target_type)(),
+                key: Key::new(vec![value.clone()]),
+            };
+            let Some(session) = session_of(owner) else {
+                return Err(Error::DetachedInstance { table: table.name });
+            };
+            if let Some(hit) = session.state()?.map.get(&identity).cloned() {
+                return Ok(vec![hit]);
+            }
+            if rel.lazy == Lazy::Raise {
+                return Err(raise_error(owner, rel));
+            }
+            session.autoflush()?;
+            let sql = persistence::select_by_key_sql(session.engine().dialect(), target);
+            Ok((rel.load)(&session, &sql, &[value])?.0)
+        }
+        RelKind::OneToMany | RelKind::OneToOne => {
+            if let Some(objs) = loaded_of(owner, index) {
+                return Ok(objs);
+            }
+            let (state, key) = {
+                let meta = owner.meta().borrow();
+                (meta.state, meta.key.clone())
+            };
+            let key = match (state, key) {
+                (ObjState::Persistent | ObjState::Deleted, Some(key)) => key,
+                (ObjState::Detached, _) => {
+                    return Err(Error::DetachedInstance { table: table.name })
+                }
+                // Not in the database yet: nothing to load.
+                _ => {
+                    with_links(owner, |l| l.set_loaded(index, Vec::new()));
+                    return Ok(Vec::new());
+                }
+            };
+            if rel.lazy == Lazy::Raise {
+                return Err(raise_error(owner, rel));
+            }
+            let session = session_of(owner).ok_or(Error::DetachedInstance { table: table.name })?;
+            let target = (rel.target)();
+            let column = fk_column(owner, rel)?;
+            let mut sql = persistence::select_sql(session.engine().dialect(), target);
+            sql.push_str(" WHERE ");
+            session
+                .engine()
+                .dialect()
+                .quote_ident(target.columns[column].name, &mut sql);
+            sql.push_str(" = ?");
+            let mut objs = session.query_erased(rel, &sql, key.values())?;
+            if rel.kind == RelKind::OneToOne {
+                objs.truncate(1);
+            }
+            with_links(owner, |l| l.set_loaded(index, objs.clone()));
+            Ok(objs)
+        }
+    }
+}
+
+/// What `related` would return without sending SQL: `None` when unknown.
+fn related_cached(owner: &Rc<dyn AnyObj>, index: usize) -> Option<Vec<Rc<dyn AnyObj>>> {
+    let table = owner.table();
+    let rel = &table.relationships[index];
+    match rel.kind {
+        RelKind::ManyToOne => {
+            let column = rel.fk_column(table)?;
+            if let Some(pending) = pending_fk(owner, column) {
+                return Some(pending.into_iter().collect());
+            }
+            if owner.meta().borrow().expired {
+                return None;
+            }
+            let value = owner.column_value(column).ok()?;
+            if value.is_null() {
+                return Some(Vec::new());
+            }
+            let session = session_of(owner)?;
+            let identity = Identity {
+                model: (rel.target_type)(),
+                key: Key::new(vec![value]),
+            };
+            let hit = session.state().ok()?.map.get(&identity).cloned();
+            hit.map(|h| vec![h])
+        }
+        RelKind::OneToMany | RelKind::OneToOne => loaded_of(owner, index),
+    }
+}
+
+/// The index of the relationship on `target`'s table that mirrors `rel`.
+fn back_index(rel: &RelationshipDef) -> Option<usize> {
+    let name = rel.back_populates?;
+    (rel.target)().relationship(name).map(|(i, _)| i)
+}
+
+fn add_to_loaded(obj: &Rc<dyn AnyObj>, rel: usize, member: &Rc<dyn AnyObj>) {
+    let mut meta = obj.meta().borrow_mut();
+    if let Some(list) = meta
+        .links
+        .as_mut()
+        .and_then(|l| l.loaded.iter_mut().find(|(i, _)| *i == rel))
+    {
+        if !list.1.iter().any(|o| same(o, member)) {
+            list.1.push(member.clone());
+        }
+    }
+}
+
+fn remove_from_loaded(obj: &Rc<dyn AnyObj>, rel: usize, member: &Rc<dyn AnyObj>) {
+    let mut meta = obj.meta().borrow_mut();
+    if let Some(list) = meta
+        .links
+        .as_mut()
+        .and_then(|l| l.loaded.iter_mut().find(|(i, _)| *i == rel))
+    {
+        list.1.retain(|o| !same(o, member));
+    }
+}
+
+/// `child` now belongs to `parent` through `parent`'s relationship
+/// `index` (one-to-many or one-to-one): its foreign key follows at flush,
+/// and the collection it left (if loaded) loses it.
+fn attach_child(parent: &Rc<dyn AnyObj>, index: usize, child: &Rc<dyn AnyObj>) -> Result<()> {
+    let table = parent.table();
+    let rel = &table.relationships[index];
+    let column = fk_column(parent, rel)?;
+    // The collection the child leaves: the one of its current parent.
+    let old_parent = child_parent(child, parent.model_type(), column);
+    if let Some(old) = old_parent.filter(|o| !same(o, parent)) {
+        remove_from_loaded(&old, index, child);
+    }
+    with_links(child, |l| {
+        l.set_fk(column, Some(parent.clone()), rel_name(parent, rel))
+    });
+    touch(child);
+    Ok(())
+}
+
+/// The parent `child` currently has through the foreign key `column` of
+/// relationship `rel` (pending assignment, else the identity map), if known
+/// without SQL.
+fn child_parent(
+    child: &Rc<dyn AnyObj>,
+    parent_type: TypeId,
+    column: usize,
+) -> Option<Rc<dyn AnyObj>> {
+    if let Some(pending) = pending_fk(child, column) {
+        return pending;
+    }
+    if child.meta().borrow().expired {
+        return None;
+    }
+    let value = child.column_value(column).ok()?;
+    if value.is_null() {
+        return None;
+    }
+    let session = session_of(child)?;
+    let identity = Identity {
+        model: parent_type,
+        key: Key::new(vec![value]),
+    };
+    let hit = session.state().ok()?.map.get(&identity).cloned();
+    hit
+}
+
+/// `child` leaves `parent`'s relationship `index`: its foreign key becomes
+/// NULL at flush, or, with `delete-orphan`, it is deleted.
+fn detach_child(parent: &Rc<dyn AnyObj>, index: usize, child: &Rc<dyn AnyObj>) -> Result<()> {
+    let rel = &parent.table().relationships[index];
+    let column = fk_column(parent, rel)?;
+    if rel.cascade.contains(Cascade::DELETE_ORPHAN) {
+        if let Some(session) = session_of(child) {
+            let state = child.meta().borrow().state;
+            match state {
+                ObjState::Persistent => return session.delete_erased(child.clone()),
+                ObjState::Pending => {
+                    return session.expunge_erased(child);
+                }
+                _ => {}
+            }
+        }
+    }
+    with_links(child, |l| l.set_fk(column, None, rel_name(parent, rel)));
+    touch(child);
+    Ok(())
+}
+
+fn set_one(owner: &Rc<dyn AnyObj>, index: usize, target: Option<Rc<dyn AnyObj>>) -> Result<()> {
+    let table = owner.table();
+    let rel = &table.relationships[index];
+    if let Some(t) = &target {
+        cascade_add(owner, rel, t)?;
+    }
+    match rel.kind {
+        RelKind::ManyToOne => {
+            let column = fk_column(owner, rel)?;
+            let old = related_cached(owner, index).and_then(|v| v.into_iter().next());
+            with_links(owner, |l| {
+                l.set_fk(column, target.clone(), rel_name(owner, rel))
+            });
+            touch(owner);
+            if let Some(back) = back_index(rel) {
+                let back_rel = &(rel.target)().relationships[back];
+                if let Some(old) = old.filter(|o| target.as_ref().map_or(true, |t| !same(o, t))) {
+                    remove_from_loaded(&old, back, owner);
+                }
+                if let Some(t) = &target {
+                    match back_rel.kind {
+                        RelKind::OneToOne => {
+                            let mut meta = t.meta().borrow_mut();
+                            if let Some(links) = meta.links.as_mut() {
+                                links.set_loaded(back, vec![owner.clone()]);
+                            }
+                        }
+                        _ => add_to_loaded(t, back, owner),
+                    }
+                }
+            }
+            Ok(())
+        }
+        RelKind::OneToOne => {
+            let old = related(owner, index)?.into_iter().next();
+            if let Some(old) = old.filter(|o| target.as_ref().map_or(true, |t| !same(o, t))) {
+                detach_child(owner, index, &old)?;
+            }
+            if let Some(t) = &target {
+                attach_child(owner, index, t)?;
+            }
+            with_links(owner, |l| l.set_loaded(index, target.into_iter().collect()));
+            Ok(())
+        }
+        RelKind::OneToMany => Err(Error::invalid(format!(
+            "relationship `{}` is a collection: use push() and remove()",
+            rel_name(owner, rel)
+        ))),
+    }
+}
+
+fn push(owner: &Rc<dyn AnyObj>, index: usize, child: Rc<dyn AnyObj>) -> Result<()> {
+    let rel = &owner.table().relationships[index];
+    cascade_add(owner, rel, &child)?;
+    let mut members = related(owner, index)?;
+    if members.iter().any(|o| same(o, &child)) {
+        return Ok(());
+    }
+    attach_child(owner, index, &child)?;
+    members.push(child);
+    with_links(owner, |l| l.set_loaded(index, members));
+    Ok(())
+}
+
+fn remove(owner: &Rc<dyn AnyObj>, index: usize, child: &Rc<dyn AnyObj>) -> Result<()> {
+    let mut members = related(owner, index)?;
+    let before = members.len();
+    members.retain(|o| !same(o, child));
+    if members.len() == before {
+        return Ok(());
+    }
+    with_links(owner, |l| l.set_loaded(index, members));
+    detach_child(owner, index, child)
+}
+
+impl<M: Model> Obj<M> {
+    /// The object on the other side of a to-one relationship
+    /// (`book.one(Book::AUTHOR)`), loading it on first access: no SQL when
+    /// the target is already in the identity map (or was just set), one
+    /// SELECT otherwise (after autoflush).
+    pub fn one<T: Model>(&self, rel: One<M, T>) -> Result<Option<Obj<T>>> {
+        Ok(related(&self.erased(), rel.index)?
+            .into_iter()
+            .next()
+            .and_then(downcast::<T>))
+    }
+
+    /// The objects of a collection relationship (`author.many(Author::BOOKS)`),
+    /// loading them on first access with one SELECT (after autoflush).
+    pub fn many<T: Model>(&self, rel: Many<M, T>) -> Result<Vec<Obj<T>>> {
+        Ok(related(&self.erased(), rel.index)?
+            .into_iter()
+            .filter_map(downcast::<T>)
+            .collect())
+    }
+
+    /// Sets (or, with `None`, clears) a to-one relationship
+    /// (`book.set(Book::AUTHOR, Some(&author))`). The foreign key follows at
+    /// the next flush, even when the target gets its key in that flush; the
+    /// mirror collection (`back_populates`) is updated in memory; a
+    /// transient target joins the session (save-update cascade).
+    pub fn set<T: Model>(&self, rel: One<M, T>, target: Option<&Obj<T>>) -> Result<()> {
+        set_one(&self.erased(), rel.index, target.map(Obj::erased))
+    }
+
+    /// Adds an object to a collection relationship
+    /// (`author.push(Author::BOOKS, &book)`): its foreign key follows at the
+    /// next flush, it leaves its previous parent's collection, and a
+    /// transient object joins the session (save-update cascade). Loads the
+    /// collection first if needed.
+    pub fn push<T: Model>(&self, rel: Many<M, T>, target: &Obj<T>) -> Result<()> {
+        push(&self.erased(), rel.index, target.erased())
+    }
+
+    /// Removes an object from a collection relationship: its foreign key
+    /// becomes NULL at the next flush, or, with the `delete-orphan` cascade,
+    /// it is deleted.
+    pub fn remove<T: Model>(&self, rel: Many<M, T>, target: &Obj<T>) -> Result<()> {
+        remove(&self.erased(), rel.index, &target.erased())
+    }
+}
+
+/// Loads `T` rows through `session`'s identity map, type-erased (the
+/// relationship loaders).
+pub(crate) fn load_erased<T: Model>(
+    session: &Session,
+    sql: &str,
+    params: &[Value],
+) -> Result<LoadedRows> {
+    let objs = super::loading::load_rows::<T>(session, sql, params)?;
+    Ok(LoadedRows(objs.into_iter().map(|o| o.erased()).collect()))
+}
+
+impl Session {
+    /// Runs `sql` (autoflushing first) and loads its rows as `rel`'s target model.
+    pub(crate) fn query_erased(
+        &self,
+        rel: &RelationshipDef,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<Rc<dyn AnyObj>>> {
+        self.autoflush()?;
+        Ok((rel.load)(self, sql, params)?.0)
+    }
+
+    /// Eager `selectin` loading of relationship `index` for `parents` (all
+    /// of one model): one `IN (...)` SELECT per batch of keys, whatever the
+    /// number of parents. Returns the related objects, for the next level.
+    pub(crate) fn load_eager(
+        &self,
+        parents: &[Rc<dyn AnyObj>],
+        index: usize,
+    ) -> Result<Vec<Rc<dyn AnyObj>>> {
+        const BATCH: usize = 500;
+        let Some(first) = parents.first() else {
+            return Ok(Vec::new());
+        };
+        let table = first.table();
+        let rel = &table.relationships[index];
+        let target = (rel.target)();
+        let column = fk_column(first, rel)?;
+        let dialect = self.engine().dialect();
+        let mut out = Vec::new();
+        match rel.kind {
+            RelKind::ManyToOne => {
+                let mut wanted: Vec<Value> = Vec::new();
+                {
+                    let st = self.state()?;
+                    for p in parents {
+                        if let Some(pending) = pending_fk(p, column) {
+                            out.extend(pending);
+                            continue;
+                        }
+                        let value = p.column_value(column)?;
+                        if value.is_null() {
+                            continue;
+                        }
+                        let identity = Identity {
+                            model: (rel.target_type)(),
+                            key: Key::new(vec![value.clone()]),
+                        };
+                        match st.map.get(&identity) {
+                            Some(hit) => out.push(hit.clone()),
+                            None if !wanted.contains(&value) => wanted.push(value),
+                            None => {}
+                        }
+                    }
+                }
+                for chunk in wanted.chunks(BATCH) {
+                    let mut sql = persistence::select_sql(dialect, target);
+                    sql.push_str(" WHERE ");
+                    dialect.quote_ident(target.columns[target.primary_key[0]].name, &mut sql);
+                    sql.push_str(" IN (");
+                    crate::expr::push_placeholders(&mut sql, chunk.len());
+                    sql.push(')');
+                    out.extend(self.query_erased(rel, &sql, chunk)?);
+                }
+            }
+            RelKind::OneToMany | RelKind::OneToOne => {
+                let mut by_key: HashMap<Value, Vec<Rc<dyn AnyObj>>> = HashMap::new();
+                let mut todo: Vec<(Value, Rc<dyn AnyObj>)> = Vec::new();
+                for p in parents {
+                    if let Some(done) = loaded_of(p, index) {
+                        out.extend(done);
+                        continue;
+                    }
+                    let key = p.meta().borrow().key.clone();
+                    match key {
+                        Some(key) => todo.push((key.values()[0].clone(), p.clone())),
+                        None => with_links(p, |l| l.set_loaded(index, Vec::new())),
+                    }
+                }
+                let keys: Vec<Value> = todo.iter().map(|(k, _)| k.clone()).collect();
+                for chunk in keys.chunks(BATCH) {
+                    let mut sql = persistence::select_sql(dialect, target);
+                    sql.push_str(" WHERE ");
+                    dialect.quote_ident(target.columns[column].name, &mut sql);
+                    sql.push_str(" IN (");
+                    crate::expr::push_placeholders(&mut sql, chunk.len());
+                    sql.push(')');
+                    for child in self.query_erased(rel, &sql, chunk)? {
+                        let fk = child.column_value(column)?;
+                        by_key.entry(fk).or_default().push(child);
+                    }
+                }
+                for (key, parent) in todo {
+                    let mut members = by_key.get(&key).cloned().unwrap_or_default();
+                    if rel.kind == RelKind::OneToOne {
+                        members.truncate(1);
+                    }
+                    out.extend(members.iter().cloned());
+                    with_links(&parent, |l| l.set_loaded(index, members));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds a type-erased object (save-update cascade).
+    pub(crate) fn add_erased(&self, obj: Rc<dyn AnyObj>) -> Result<()> {
+        obj.add_to(self)
+    }
+
+    /// Deletes a type-erased object (delete and delete-orphan cascades).
+    pub(crate) fn delete_erased(&self, obj: Rc<dyn AnyObj>) -> Result<()> {
+        obj.delete_in(self)
+    }
+
+    /// Expunges a type-erased object (a pending orphan).
+    pub(crate) fn expunge_erased(&self, obj: &Rc<dyn AnyObj>) -> Result<()> {
+        obj.clone().expunge_from(self)
+    }
+
+    /// What `delete()` does along the relationships of `obj`: with the
+    /// `delete` cascade the related objects are deleted too (children
+    /// first at flush); without it, loaded children get a NULL foreign key at
+    /// flush. `passive_deletes` trusts the database's `ON DELETE` and loads
+    /// nothing.
+    pub(crate) fn cascade_delete(&self, obj: &Rc<dyn AnyObj>) -> Result<()> {
+        let table = obj.table();
+        for (index, rel) in table.relationships.iter().enumerate() {
+            if rel.kind == RelKind::ManyToOne {
+                continue;
+            }
+            let children = if rel.passive_deletes {
+                loaded_of(obj, index).unwrap_or_default()
+            } else {
+                related(obj, index)?
+            };
+            if rel.cascade.contains(Cascade::DELETE) {
+                for child in children {
+                    let (state, marked) = {
+                        let meta = child.meta().borrow();
+                        (meta.state, meta.marked_deleted)
+                    };
+                    match state {
+                        ObjState::Persistent if !marked => self.delete_erased(child)?,
+                        ObjState::Pending => self.expunge_erased(&child)?,
+                        _ => {}
+                    }
+                }
+            } else if !rel.passive_deletes {
+                let column = fk_column(obj, rel)?;
+                for child in children {
+                    if child.meta().borrow().state == ObjState::Persistent {
+                        with_links(&child, |l| l.set_fk(column, None, rel_name(obj, rel)));
+                        touch(&child);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,611 @@
+//! Relationships against a real MariaDB: one flush for a whole object graph
+//! (foreign keys synced from generated keys), lazy and eager (`selectin`)
+//! loading, `back_populates`, the save-update, delete and delete-orphan
+//! cascades, setting children's keys NULL, self-referential trees,
+//! one-to-one, rollback. Statement order and rows asserted, after
+//! SQLAlchemy's test_unitofworkv2.py, test_cascade.py, test_lazy_relations.py,
+//! test_selectin_relations.py and test_backref_mutations.py.
+
+mod common;
+
+use common::TestDb;
+use orm::prelude::*;
+use orm::session::SessionFactory;
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+#[orm(table = "authors")]
+struct Author {
+    #[orm(primary_key, auto_increment)]
+    id: Option<i64>,
+    #[orm(sql_type = "VARCHAR(64)")]
+    name: String,
+    #[orm(
+        one_to_many,
+        key = "author_id",
+        back_populates = "author",
+        cascade = "all, delete-orphan"
+    )]
+    books: ToMany<Book>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+#[orm(table = "books")]
+struct Book {
+    #[orm(primary_key, auto_increment)]
+    id: Option<i64>,
+    #[orm(references = Author)]
+    author_id: Option<i64>,
+    #[orm(sql_type = "VARCHAR(64)")]
+    title: String,
+    #[orm(many_to_one, back_populates = "books")]
+    author: ToOne<Author>,
+    #[orm(one_to_many, key = "book_id", cascade = "all")]
+    reviews: ToMany<Review>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+#[orm(table = "reviews")]
+struct Review {
+    #[orm(primary_key, auto_increment)]
+    id: Option<i64>,
+    #[orm(references = Book, on_delete = "cascade")]
+    book_id: i64,
+    stars: i32,
+    #[orm(many_to_one)]
+    book: ToOne<Book>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+#[orm(table = "publishers")]
+struct Publisher {
+    #[orm(primary_key, auto_increment)]
+    id: Option<i64>,
+    #[orm(sql_type = "VARCHAR(64)")]
+    name: String,
+    #[orm(one_to_many, key = "publisher_id", lazy = "raise")]
+    titles: ToMany<Title>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+#[orm(table = "titles")]
+struct Title {
+    #[orm(primary_key, auto_increment)]
+    id: Option<i64>,
+    #[orm(references = Publisher, on_delete = "set null")]
+    publisher_id: Option<i64>,
+    #[orm(sql_type = "VARCHAR(64)")]
+    name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+#[orm(table = "shelves")]
+struct Shelf {
+    #[orm(primary_key)]
+    id: i64,
+    #[orm(one_to_many, key = "shelf_id")]
+    slots: ToMany<Slot>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+#[orm(table = "slots")]
+struct Slot {
+    #[orm(primary_key)]
+    id: i64,
+    #[orm(references = Shelf)]
+    shelf_id: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+#[orm(table = "nodes")]
+struct Node {
+    #[orm(primary_key, auto_increment)]
+    id: Option<i64>,
+    #[orm(references = Node)]
+    parent_id: Option<i64>,
+    #[orm(sql_type = "VARCHAR(32)")]
+    label: String,
+    #[orm(many_to_one, key = "parent_id", back_populates = "children")]
+    parent: ToOne<Node>,
+    #[orm(
+        one_to_many,
+        key = "parent_id",
+        back_populates = "parent",
+        cascade = "all"
+    )]
+    children: ToMany<Node>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+#[orm(table = "people")]
+struct Person {
+    #[orm(primary_key, auto_increment)]
+    id: Option<i64>,
+    #[orm(sql_type = "VARCHAR(32)")]
+    name: String,
+    #[orm(one_to_one, key = "person_id", back_populates = "person")]
+    passport: ToOne<Passport>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+#[orm(table = "passports")]
+struct Passport {
+    #[orm(primary_key, auto_increment)]
+    id: Option<i64>,
+    #[orm(references = Person, unique)]
+    person_id: Option<i64>,
+    #[orm(sql_type = "VARCHAR(16)")]
+    number: String,
+    #[orm(many_to_one, back_populates = "passport")]
+    person: ToOne<Person>,
+}
+
+struct Fixture {
+    db: TestDb,
+    engine: Engine,
+    factory: SessionFactory,
+}
+
+fn setup(tag: &str) -> Fixture {
+    let db = TestDb::new(tag);
+    let engine = orm::create_engine(&db.url).expect("engine");
+    orm::schema::create_all(
+        &engine,
+        &[
+            Author::table(),
+            Book::table(),
+            Review::table(),
+            Publisher::table(),
+            Title::table(),
+            Shelf::table(),
+            Slot::table(),
+            Node::table(),
+            Person::table(),
+            Passport::table(),
+        ],
+    )
+    .expect("create tables");
+    let factory = SessionFactory::new(engine.clone());
+    Fixture {
+        db,
+        engine,
+        factory,
+    }
+}
+
+fn author(name: &str) -> Author {
+    Author {
+        name: name.into(),
+        ..Default::default()
+    }
+}
+
+fn book(title: &str) -> Book {
+    Book {
+        title: title.into(),
+        ..Default::default()
+    }
+}
+
+/// The statements' first words, for order assertions.
+fn verbs(statements: &[String]) -> Vec<String> {
+    statements
+        .iter()
+        .map(|s| {
+            let mut words = s.split_whitespace();
+            let first = words.next().unwrap_or_default().to_string();
+            match first.as_str() {
+                "INSERT" | "DELETE" => {
+                    let _ = words.next();
+                    format!("{first} {}", words.next().unwrap_or_default())
+                }
+                "UPDATE" => format!("{first} {}", words.next().unwrap_or_default()),
+                "SELECT" => {
+                    let from = s.split(" FROM ").nth(1).unwrap_or_default();
+                    format!(
+                        "SELECT {}",
+                        from.split_whitespace().next().unwrap_or_default()
+                    )
+                }
+                _ => first,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_new_graph_is_one_flush_with_keys_synced() {
+    let f = setup("rel_graph");
+    let s = f.factory.session();
+    let le_guin = s.add(author("Le Guin")).unwrap();
+    let earthsea = s.add(book("Earthsea")).unwrap();
+    le_guin.push(Author::BOOKS, &earthsea).unwrap();
+    // A transient book joins through the save-update cascade.
+    let lathe = Obj::new(book("The Lathe of Heaven"));
+    le_guin.push(Author::BOOKS, &lathe).unwrap();
+    assert!(s.contains(&lathe));
+    let capture = f.engine.capture_statements();
+    s.commit().unwrap();
+    assert_eq!(
+        verbs(&capture.take()),
+        ["BEGIN", "INSERT `authors`", "INSERT `books`", "COMMIT"]
+    );
+    let id: i64 = le_guin.key().unwrap();
+    assert_eq!(
+        f.db.rows("SELECT author_id, title FROM books ORDER BY id"),
+        [
+            [id.to_string(), "Earthsea".to_string()],
+            [id.to_string(), "The Lathe of Heaven".to_string()]
+        ]
+    );
+    // The synced key is in the object too, and the way back costs no SQL.
+    assert_eq!(earthsea.read().unwrap().author_id, Some(id));
+    let capture = f.engine.capture_statements();
+    let back = earthsea.one(Book::AUTHOR).unwrap().unwrap();
+    assert!(back.ptr_eq(&le_guin));
+    assert!(capture
+        .take()
+        .iter()
+        .all(|s| !s.starts_with("SELECT `id`, `name` FROM `authors`")));
+}
+
+#[test]
+fn a_thousand_parents_with_ten_children_each_is_one_flush() {
+    let f = setup("rel_bulk");
+    let s = f.factory.session();
+    let mut authors = Vec::new();
+    for a in 0..1000 {
+        let parent = s.add(author(&format!("a{a}"))).unwrap();
+        for b in 0..10 {
+            let child = Obj::new(book(&format!("a{a}b{b}")));
+            parent.push(Author::BOOKS, &child).unwrap();
+        }
+        authors.push(parent);
+    }
+    let capture = f.engine.capture_statements();
+    s.commit().unwrap();
+    let sent = verbs(&capture.take());
+    // 1,000 authors in one INSERT, 10,000 books in ten: 2 + ceil(11,000 / 1,000).
+    assert_eq!(sent.len(), 1 + 1 + 10 + 1, "{sent:?}");
+    assert_eq!(sent[1], "INSERT `authors`");
+    assert!(sent[2..12].iter().all(|v| v == "INSERT `books`"));
+    let mismatched = f.db.rows(
+        "SELECT COUNT(*) FROM books b JOIN authors a ON a.id = b.author_id \
+         WHERE b.title NOT LIKE CONCAT(a.name, 'b%')",
+    );
+    assert_eq!(mismatched, [["0"]]);
+    assert_eq!(f.db.rows("SELECT COUNT(*) FROM books"), [["10000"]]);
+}
+
+#[test]
+fn lazy_loading_one_select_per_collection_none_for_a_known_parent() {
+    let f = setup("rel_lazy");
+    f.db.exec("INSERT INTO authors (id, name) VALUES (1, 'a'), (2, 'b')");
+    f.db.exec(
+        "INSERT INTO books (id, author_id, title) VALUES (1, 1, 'x'), (2, 1, 'y'), (3, 2, 'z')",
+    );
+    let s = f.factory.session();
+    let a = s.get::<Author>(1).unwrap().unwrap();
+    let capture = f.engine.capture_statements();
+    let books = a.many(Author::BOOKS).unwrap();
+    assert_eq!(books.len(), 2);
+    assert_eq!(verbs(&capture.take()), ["SELECT `books`"]);
+    // Loaded: no more SQL; the parent is in the identity map: no SQL either.
+    assert_eq!(a.many(Author::BOOKS).unwrap().len(), 2);
+    assert!(books[0].one(Book::AUTHOR).unwrap().unwrap().ptr_eq(&a));
+    assert!(capture.take().is_empty());
+    // A parent not yet loaded: one SELECT by key.
+    let z = s.get::<Book>(3).unwrap().unwrap();
+    capture.take();
+    let b = z.one(Book::AUTHOR).unwrap().unwrap();
+    assert_eq!(b.read().unwrap().name, "b");
+    assert_eq!(verbs(&capture.take()), ["SELECT `authors`"]);
+}
+
+#[test]
+fn selectin_eager_loading_is_one_select_per_level() {
+    let f = setup("rel_eager");
+    for a in 1..=30 {
+        f.db.exec(&format!(
+            "INSERT INTO authors (id, name) VALUES ({a}, 'a{a}')"
+        ));
+        for b in 0..3 {
+            let id = a * 10 + b;
+            f.db.exec(&format!(
+                "INSERT INTO books (id, author_id, title) VALUES ({id}, {a}, 't{id}')"
+            ));
+            f.db.exec(&format!(
+                "INSERT INTO reviews (book_id, stars) VALUES ({id}, 5), ({id}, 4)"
+            ));
+        }
+    }
+    let s = f.factory.session();
+    let capture = f.engine.capture_statements();
+    let authors = s
+        .query::<Author>()
+        .load(Author::BOOKS.then(Book::REVIEWS))
+        .all()
+        .unwrap();
+    assert_eq!(
+        verbs(&capture.take())[1..],
+        ["SELECT `authors`", "SELECT `books`", "SELECT `reviews`"]
+    );
+    assert_eq!(authors.len(), 30);
+    let mut reviews = 0;
+    for a in &authors {
+        let books = a.many(Author::BOOKS).unwrap();
+        assert_eq!(books.len(), 3);
+        for b in &books {
+            assert_eq!(b.read().unwrap().author_id, a.read().unwrap().id);
+            reviews += b.many(Book::REVIEWS).unwrap().len();
+        }
+    }
+    assert_eq!(reviews, 180);
+    assert!(capture.take().is_empty(), "everything was loaded eagerly");
+    // Many-to-one eagerly: one SELECT for the parents not in the identity map.
+    let s = f.factory.session();
+    capture.take();
+    let books = s.query::<Book>().load(Book::AUTHOR).all().unwrap();
+    assert_eq!(
+        verbs(&capture.take())[1..],
+        ["SELECT `books`", "SELECT `authors`"]
+    );
+    assert!(books.iter().all(|b| b.one(Book::AUTHOR).unwrap().is_some()));
+    assert!(capture.take().is_empty());
+}
+
+#[test]
+fn back_populates_keeps_both_sides_in_sync_and_moves_children() {
+    let f = setup("rel_backref");
+    f.db.exec("INSERT INTO authors (id, name) VALUES (1, 'a'), (2, 'b')");
+    f.db.exec("INSERT INTO books (id, author_id, title) VALUES (1, 1, 'x')");
+    let s = f.factory.session();
+    let a = s.get::<Author>(1).unwrap().unwrap();
+    let b = s.get::<Author>(2).unwrap().unwrap();
+    let x = s.get::<Book>(1).unwrap().unwrap();
+    assert_eq!(a.many(Author::BOOKS).unwrap().len(), 1);
+    assert_eq!(b.many(Author::BOOKS).unwrap().len(), 0);
+    x.set(Book::AUTHOR, Some(&b)).unwrap();
+    assert_eq!(a.many(Author::BOOKS).unwrap().len(), 0);
+    assert!(b.many(Author::BOOKS).unwrap()[0].ptr_eq(&x));
+    assert!(x.one(Book::AUTHOR).unwrap().unwrap().ptr_eq(&b));
+    s.commit().unwrap();
+    assert_eq!(f.db.rows("SELECT author_id FROM books"), [["2"]]);
+    // push() moves it back; the old collection (loaded) loses it.
+    let s = f.factory.session();
+    let a = s.get::<Author>(1).unwrap().unwrap();
+    let b = s.get::<Author>(2).unwrap().unwrap();
+    let x = s.get::<Book>(1).unwrap().unwrap();
+    assert_eq!(b.many(Author::BOOKS).unwrap().len(), 1);
+    a.push(Author::BOOKS, &x).unwrap();
+    assert_eq!(b.many(Author::BOOKS).unwrap().len(), 0);
+    assert!(x.one(Book::AUTHOR).unwrap().unwrap().ptr_eq(&a));
+    s.commit().unwrap();
+    assert_eq!(f.db.rows("SELECT author_id FROM books"), [["1"]]);
+}
+
+#[test]
+fn delete_cascades_to_children_first_and_orphans_are_deleted() {
+    let f = setup("rel_cascade");
+    f.db.exec("INSERT INTO authors (id, name) VALUES (1, 'a'), (2, 'b')");
+    f.db.exec(
+        "INSERT INTO books (id, author_id, title) VALUES (1, 1, 'x'), (2, 1, 'y'), (3, 2, 'z')",
+    );
+    f.db.exec("INSERT INTO reviews (id, book_id, stars) VALUES (1, 1, 5), (2, 2, 3), (3, 3, 1)");
+    let s = f.factory.session();
+    let a = s.get::<Author>(1).unwrap().unwrap();
+    s.delete(&a).unwrap();
+    let capture = f.engine.capture_statements();
+    s.commit().unwrap();
+    let sent = verbs(&capture.take());
+    assert_eq!(
+        sent,
+        [
+            "DELETE `reviews`",
+            "DELETE `books`",
+            "DELETE `authors`",
+            "COMMIT"
+        ],
+        "children first"
+    );
+    assert_eq!(f.db.rows("SELECT id FROM books"), [["3"]]);
+    assert_eq!(f.db.rows("SELECT id FROM reviews"), [["3"]]);
+    // delete-orphan: removed from the collection, the book is deleted.
+    let s = f.factory.session();
+    let b = s.get::<Author>(2).unwrap().unwrap();
+    let z = s.get::<Book>(3).unwrap().unwrap();
+    b.remove(Author::BOOKS, &z).unwrap();
+    assert!(s.is_deleted(&z));
+    s.commit().unwrap();
+    assert_eq!(f.db.rows("SELECT COUNT(*) FROM books"), [["0"]]);
+    assert_eq!(f.db.rows("SELECT COUNT(*) FROM authors"), [["1"]]);
+}
+
+#[test]
+fn without_delete_cascade_children_keys_become_null_or_the_flush_refuses() {
+    let f = setup("rel_setnull");
+    f.db.exec("INSERT INTO publishers (id, name) VALUES (1, 'p')");
+    f.db.exec("INSERT INTO titles (id, publisher_id, name) VALUES (1, 1, 't1'), (2, 1, 't2')");
+    let s = f.factory.session();
+    let p = s.get::<Publisher>(1).unwrap().unwrap();
+    // lazy = "raise": access without eager loading is refused, naming it.
+    let err = p.many(Publisher::TITLES).unwrap_err();
+    assert!(err.to_string().contains("Publisher.titles"), "{err}");
+    let p = s
+        .query::<Publisher>()
+        .load(Publisher::TITLES)
+        .one()
+        .unwrap();
+    assert_eq!(p.many(Publisher::TITLES).unwrap().len(), 2);
+    s.delete(&p).unwrap();
+    let capture = f.engine.capture_statements();
+    s.commit().unwrap();
+    assert_eq!(
+        verbs(&capture.take()),
+        ["UPDATE `titles`", "DELETE `publishers`", "COMMIT"]
+    );
+    assert_eq!(
+        f.db.rows("SELECT publisher_id FROM titles ORDER BY id"),
+        [["NULL"], ["NULL"]]
+    );
+    // A NOT NULL key: a clear error before any SQL, naming the relationship.
+    f.db.exec("INSERT INTO shelves (id) VALUES (1)");
+    f.db.exec("INSERT INTO slots (id, shelf_id) VALUES (1, 1)");
+    let s = f.factory.session();
+    let shelf = s.get::<Shelf>(1).unwrap().unwrap();
+    s.delete(&shelf).unwrap();
+    let capture = f.engine.capture_statements();
+    let err = s.flush().unwrap_err();
+    assert!(err.to_string().contains("Shelf.slots"), "{err}");
+    assert!(err.to_string().contains("cannot be NULL"), "{err}");
+    assert!(capture.take().is_empty(), "nothing sent");
+    s.rollback().unwrap();
+    assert_eq!(f.db.rows("SELECT COUNT(*) FROM slots"), [["1"]]);
+}
+
+#[test]
+fn a_self_referential_tree_of_new_nodes_is_one_flush() {
+    let f = setup("rel_tree");
+    let s = f.factory.session();
+    let root = s
+        .add(Node {
+            label: "root".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let mut parent = root.clone();
+    for depth in 1..=4 {
+        let child = Obj::new(Node {
+            label: format!("d{depth}"),
+            ..Default::default()
+        });
+        parent.push(Node::CHILDREN, &child).unwrap();
+        let sibling = Obj::new(Node {
+            label: format!("s{depth}"),
+            ..Default::default()
+        });
+        sibling.set(Node::PARENT, Some(&parent)).unwrap();
+        s.add(&sibling).unwrap();
+        parent = child;
+    }
+    s.commit().unwrap();
+    let rows = f.db.rows(
+        "SELECT c.label, COALESCE(p.label, '-') FROM nodes c LEFT JOIN nodes p ON p.id = c.parent_id ORDER BY c.label",
+    );
+    let expected: Vec<[&str; 2]> = vec![
+        ["d1", "root"],
+        ["d2", "d1"],
+        ["d3", "d2"],
+        ["d4", "d3"],
+        ["root", "-"],
+        ["s1", "root"],
+        ["s2", "d1"],
+        ["s3", "d2"],
+        ["s4", "d3"],
+    ];
+    assert_eq!(rows, expected);
+    // Deleting the root cascades down the whole tree, leaves first.
+    let s = f.factory.session();
+    let root = s
+        .query::<Node>()
+        .filter(Node::LABEL.eq("root"))
+        .one()
+        .unwrap();
+    s.delete(&root).unwrap();
+    s.commit().unwrap();
+    assert_eq!(f.db.rows("SELECT COUNT(*) FROM nodes"), [["0"]]);
+}
+
+#[test]
+fn one_to_one_replaces_and_syncs() {
+    let f = setup("rel_one");
+    let s = f.factory.session();
+    let ann = s
+        .add(Person {
+            name: "ann".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let first = Obj::new(Passport {
+        number: "P1".into(),
+        ..Default::default()
+    });
+    ann.set(Person::PASSPORT, Some(&first)).unwrap();
+    s.commit().unwrap();
+    let id: i64 = ann.key().unwrap();
+    assert_eq!(
+        f.db.rows("SELECT person_id, number FROM passports"),
+        [[id.to_string(), "P1".to_string()]]
+    );
+    let s = f.factory.session();
+    let ann = s.get::<Person>(id).unwrap().unwrap();
+    let old = ann.one(Person::PASSPORT).unwrap().unwrap();
+    assert!(old.one(Passport::PERSON).unwrap().unwrap().ptr_eq(&ann));
+    let second = Obj::new(Passport {
+        number: "P2".into(),
+        ..Default::default()
+    });
+    ann.set(Person::PASSPORT, Some(&second)).unwrap();
+    s.commit().unwrap();
+    assert_eq!(
+        f.db.rows("SELECT COALESCE(person_id, 0), number FROM passports ORDER BY number"),
+        [
+            ["0".to_string(), "P1".to_string()],
+            [id.to_string(), "P2".to_string()]
+        ]
+    );
+}
+
+#[test]
+fn rollback_forgets_links_and_reloads() {
+    let f = setup("rel_rollback");
+    f.db.exec("INSERT INTO authors (id, name) VALUES (1, 'a')");
+    let s = f.factory.session();
+    let a = s.get::<Author>(1).unwrap().unwrap();
+    let x = Obj::new(book("x"));
+    a.push(Author::BOOKS, &x).unwrap();
+    s.flush().unwrap();
+    assert_eq!(
+        f.db.rows("SELECT COUNT(*) FROM books"),
+        [["0"]],
+        "not committed"
+    );
+    s.rollback().unwrap();
+    assert_eq!(x.state(), ObjState::Transient);
+    assert!(
+        a.many(Author::BOOKS).unwrap().is_empty(),
+        "reloaded after rollback"
+    );
+    s.commit().unwrap();
+    assert_eq!(f.db.rows("SELECT COUNT(*) FROM books"), [["0"]]);
+}
+
+#[test]
+fn create_all_emits_on_delete_clauses() {
+    let f = setup("rel_ddl");
+    let reviews = f.db.rows("SHOW CREATE TABLE reviews")[0][1].clone();
+    assert!(reviews.contains("ON DELETE CASCADE"), "{reviews}");
+    let titles = f.db.rows("SHOW CREATE TABLE titles")[0][1].clone();
+    assert!(titles.contains("ON DELETE SET NULL"), "{titles}");
+    // The database cascades too: deleting a book row removes its reviews.
+    f.db.exec("INSERT INTO authors (id, name) VALUES (1, 'a')");
+    f.db.exec("INSERT INTO books (id, author_id, title) VALUES (1, 1, 'x')");
+    f.db.exec("INSERT INTO reviews (book_id, stars) VALUES (1, 5)");
+    f.db.exec("DELETE FROM books");
+    assert_eq!(f.db.rows("SELECT COUNT(*) FROM reviews"), [["0"]]);
+}
+
+#[test]
+fn values_stay_plain_data_and_merge_ignores_relationship_fields() {
+    let f = setup("rel_values");
+    f.db.exec("INSERT INTO authors (id, name) VALUES (1, 'a')");
+    let s = f.factory.session();
+    let a = s.get::<Author>(1).unwrap().unwrap();
+    let plain: Author = a.value().unwrap();
+    let handle = std::thread::spawn(move || plain.name.clone());
+    assert_eq!(handle.join().unwrap(), "a");
+    let mut changed = a.value().unwrap();
+    changed.name = "b".into();
+    s.merge(&changed).unwrap();
+    s.commit().unwrap();
+    assert_eq!(f.db.rows("SELECT name FROM authors"), [["b"]]);
+}

@@ -1,0 +1,19 @@
+use orm::{Model, ToMany};
+
+#[derive(Clone, Model)]
+struct Author {
+    #[orm(primary_key)]
+    id: i64,
+}
+
+#[derive(Clone, Model)]
+struct Book {
+    #[orm(primary_key)]
+    id: i64,
+    #[orm(references = Author)]
+    author_id: i64,
+    #[orm(many_to_one)]
+    author: ToMany<Author>,
+}
+
+fn main() {}
