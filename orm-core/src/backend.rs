@@ -19,6 +19,8 @@ pub enum ServerKind {
     MariaDb,
     /// Oracle MySQL (or a compatible server that is not MariaDB).
     MySql,
+    /// SQLite, embedded in the process.
+    Sqlite,
     /// Another product.
     Other,
 }
@@ -126,5 +128,21 @@ pub trait Dialect: Send + Sync {
     /// references that form a cycle. The default is MySQL's spelling.
     fn drop_foreign_key_sql(&self, table: &str, name: &str) -> String {
         format!("ALTER TABLE {table} DROP FOREIGN KEY {name}")
+    }
+
+    /// Whether foreign keys can be added and dropped with `ALTER TABLE`
+    /// (MySQL: yes). When not (SQLite), `schema::create_all` declares every
+    /// foreign key inside its `CREATE TABLE`, even one pointing at a table
+    /// created later, which such a database accepts.
+    fn alter_foreign_keys(&self) -> bool {
+        true
+    }
+
+    /// Whether one UPDATE may join the table to a derived table of new
+    /// values (`UPDATE t JOIN (SELECT ...) ...`, MySQL). When not, the
+    /// session sends one prepared UPDATE per row, which is cheap on an
+    /// embedded database (no round trip).
+    fn update_join(&self) -> bool {
+        true
     }
 }

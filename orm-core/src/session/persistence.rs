@@ -234,7 +234,11 @@ pub(crate) fn update(
             |r: &&UpdateRow| r.changes.iter().map(|(_, v)| v.wire_size()).sum::<usize>() + 16;
         for range in chunks(ctx, &members, per_row, usize::MAX, bytes) {
             let batch = &members[range];
-            if batch.len() == 1 {
+            if !ctx.dialect.update_join() {
+                for row in batch {
+                    update_one(ctx, table, &cols, row)?;
+                }
+            } else if batch.len() == 1 {
                 update_one(ctx, table, &cols, batch[0])?;
             } else {
                 update_many(ctx, table, &cols, batch)?;

@@ -1,0 +1,111 @@
+//! [`SqliteConnection`]: one `rusqlite::Connection` behind the core's
+//! `Connection` trait.
+
+use orm_core::backend::{Connection, ExecOutcome, ServerInfo};
+use orm_core::row::Row;
+use orm_core::value::Value;
+use orm_core::Result;
+
+use crate::convert::{check_params, from_sqlite, Bind};
+use crate::dialect::Declared;
+use crate::error::from_driver;
+
+/// An open SQLite connection. Statements with parameters go through
+/// rusqlite's prepared-statement cache.
+pub struct SqliteConnection {
+    conn: rusqlite::Connection,
+    info: ServerInfo,
+    id: u64,
+}
+
+impl SqliteConnection {
+    pub(crate) fn new(conn: rusqlite::Connection, info: ServerInfo, id: u64) -> Self {
+        SqliteConnection { conn, info, id }
+    }
+
+    /// The underlying rusqlite connection, for what the core does not cover.
+    pub fn raw(&mut self) -> &mut rusqlite::Connection {
+        &mut self.conn
+    }
+
+    fn prepare(&self, sql: &str, params: &[Value]) -> Result<rusqlite::CachedStatement<'_>> {
+        check_params(params)?;
+        let mut stmt = self.conn.prepare_cached(sql).map_err(from_driver)?;
+        for (n, p) in params.iter().enumerate() {
+            stmt.raw_bind_parameter(n + 1, Bind(p))
+                .map_err(from_driver)?;
+        }
+        Ok(stmt)
+    }
+}
+
+/// Whether `sql` is an INSERT (whose single generated rowid is reported).
+fn is_insert(sql: &str) -> bool {
+    sql.trim_start()
+        .get(..6)
+        .is_some_and(|w| w.eq_ignore_ascii_case("INSERT"))
+}
+
+impl Connection for SqliteConnection {
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<ExecOutcome> {
+        let changed = {
+            let mut stmt = self.prepare(sql, params)?;
+            stmt.raw_execute().map_err(from_driver)?
+        };
+        // SQLite reports the last rowid of a statement, MySQL the first:
+        // they agree only for one row, so only a one-row INSERT reports it.
+        let last_insert_id = (is_insert(sql) && changed == 1)
+            .then(|| u64::try_from(self.conn.last_insert_rowid()).ok())
+            .flatten();
+        Ok(ExecOutcome {
+            affected_rows: changed as u64,
+            last_insert_id,
+        })
+    }
+
+    fn execute_text(&mut self, sql: &str) -> Result<ExecOutcome> {
+        let before = self.conn.total_changes();
+        self.conn.execute_batch(sql).map_err(from_driver)?;
+        Ok(ExecOutcome {
+            affected_rows: self.conn.total_changes().saturating_sub(before),
+            last_insert_id: None,
+        })
+    }
+
+    fn query(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut dyn FnMut(Row) -> Result<()>,
+    ) -> Result<()> {
+        let mut stmt = self.prepare(sql, params)?;
+        let declared: Vec<Declared> = stmt
+            .columns()
+            .iter()
+            .map(|c| Declared::of(c.decl_type()))
+            .collect();
+        let mut rows = stmt.raw_query();
+        while let Some(row) = rows.next().map_err(from_driver)? {
+            let mut values = Vec::with_capacity(declared.len());
+            for (i, d) in declared.iter().enumerate() {
+                values.push(from_sqlite(row.get_ref(i).map_err(from_driver)?, *d)?);
+            }
+            each(Row::new(values))?;
+        }
+        Ok(())
+    }
+
+    /// An embedded database has no connection to lose: always fine.
+    fn ping(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// A number unique among this process's SQLite connections.
+    fn connection_id(&self) -> u64 {
+        self.id
+    }
+
+    fn server_info(&self) -> &ServerInfo {
+        &self.info
+    }
+}

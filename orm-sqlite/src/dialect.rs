@@ -1,0 +1,133 @@
+//! How SQLite spells SQL, and how each column type is stored.
+
+use orm_core::backend::Dialect;
+use orm_core::value::ColumnType;
+
+/// The SQLite dialect: double-quoted identifiers, SQLite's type affinities.
+///
+/// Every integer type is `INTEGER` (so that an auto-increment primary key is
+/// SQLite's rowid); a declared type is kept where its affinity stores the
+/// value faithfully. Decimals, JSON and UUIDs are stored as text
+/// (`DECIMAL_TEXT(p,s)`, `JSON_TEXT`, `CHAR(36)`: TEXT affinity, so
+/// `"12.50"` keeps its digits instead of becoming the float 12.5); dates
+/// and times as ISO-8601 text (`DATE`, `DATETIME`, `TIME`; see the crate docs).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SqliteDialect;
+
+impl Dialect for SqliteDialect {
+    fn quote_ident(&self, name: &str, out: &mut String) {
+        out.reserve(name.len() + 2);
+        out.push('"');
+        for c in name.chars() {
+            if c == '"' {
+                out.push('"');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    }
+
+    fn column_type_sql(&self, column_type: ColumnType) -> String {
+        match column_type {
+            ColumnType::TinyInt { .. }
+            | ColumnType::SmallInt { .. }
+            | ColumnType::Int { .. }
+            | ColumnType::BigInt { .. } => "INTEGER".into(),
+            ColumnType::Float | ColumnType::Double => "REAL".into(),
+            ColumnType::Bool => "BOOLEAN".into(),
+            ColumnType::VarChar(n) => format!("VARCHAR({n})"),
+            ColumnType::Text => "TEXT".into(),
+            ColumnType::Blob => "BLOB".into(),
+            ColumnType::Date => "DATE".into(),
+            ColumnType::Time => "TIME".into(),
+            ColumnType::DateTime => "DATETIME".into(),
+            ColumnType::Decimal(p, s) => format!("DECIMAL_TEXT({p},{s})"),
+            ColumnType::Json => "JSON_TEXT".into(),
+            ColumnType::Uuid => "CHAR(36)".into(),
+        }
+    }
+
+    /// Nothing: an `INTEGER` column that is the whole primary key is the
+    /// rowid, which SQLite generates (as SQLAlchemy does, without
+    /// `AUTOINCREMENT`: the largest key may be reused after it is deleted).
+    fn auto_increment_sql(&self) -> &'static str {
+        ""
+    }
+
+    fn create_table_suffix(&self) -> &'static str {
+        ""
+    }
+
+    fn drop_foreign_key_sql(&self, table: &str, _name: &str) -> String {
+        // Never called: `alter_foreign_keys` is false. Harmless if it is.
+        format!("SELECT 1 FROM {table} WHERE 0")
+    }
+
+    fn alter_foreign_keys(&self) -> bool {
+        false
+    }
+
+    fn update_join(&self) -> bool {
+        false
+    }
+}
+
+/// What a declared column type says about how to read its stored values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Declared {
+    /// Read values as SQLite stores them.
+    Plain,
+    /// `BOOL`/`BOOLEAN`: integers 0 and 1 become booleans.
+    Bool,
+    /// `DATE`: ISO text becomes a date.
+    Date,
+    /// `DATETIME`/`TIMESTAMP`: ISO text becomes a date and time.
+    DateTime,
+    /// `TIME`: `[-]HH:MM:SS[.ffffff]` becomes a time.
+    Time,
+    /// `DECIMAL...`/`NUMERIC...`: text (or a number) becomes a decimal.
+    Decimal,
+}
+
+impl Declared {
+    /// Classifies a declared type (`None` for an expression column).
+    pub(crate) fn of(decl: Option<&str>) -> Declared {
+        let Some(decl) = decl else {
+            return Declared::Plain;
+        };
+        let upper = decl.trim().to_ascii_uppercase();
+        let base = upper.split('(').next().unwrap_or("").trim();
+        match base {
+            "BOOL" | "BOOLEAN" => Declared::Bool,
+            "DATE" => Declared::Date,
+            "DATETIME" | "TIMESTAMP" => Declared::DateTime,
+            "TIME" => Declared::Time,
+            "DECIMAL" | "DECIMAL_TEXT" | "NUMERIC" => Declared::Decimal,
+            _ => Declared::Plain,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_and_types() {
+        let mut s = String::new();
+        SqliteDialect.quote_ident("we\"ird", &mut s);
+        assert_eq!(s, "\"we\"\"ird\"");
+        assert_eq!(
+            SqliteDialect.column_type_sql(ColumnType::Int { unsigned: true }),
+            "INTEGER"
+        );
+        assert_eq!(
+            SqliteDialect.column_type_sql(ColumnType::Decimal(10, 2)),
+            "DECIMAL_TEXT(10,2)"
+        );
+        assert_eq!(Declared::of(Some("decimal_text(10,2)")), Declared::Decimal);
+        assert_eq!(Declared::of(Some("DATETIME")), Declared::DateTime);
+        assert_eq!(Declared::of(Some("VARCHAR(40)")), Declared::Plain);
+        assert_eq!(Declared::of(None), Declared::Plain);
+    }
+}
