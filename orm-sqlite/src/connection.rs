@@ -12,15 +12,50 @@ use crate::error::from_driver;
 
 /// An open SQLite connection. Statements with parameters go through
 /// rusqlite's prepared-statement cache.
+///
+/// Transactions begin at their first write, as with Python's sqlite3
+/// driver under SQLAlchemy: `BEGIN` is remembered, and `BEGIN IMMEDIATE`
+/// (which takes the write lock, waiting up to `busy_timeout`) is sent just
+/// before the first statement that writes. Reads before it see the newest
+/// committed data, like MySQL's UPDATE does, so a lost race shows as a
+/// version mismatch (`StaleData`) rather than as SQLite refusing to write
+/// over an old snapshot; and two transactions never deadlock on upgrading
+/// a read lock. A `COMMIT` or `ROLLBACK` of a transaction that never wrote
+/// sends nothing.
 pub struct SqliteConnection {
     conn: rusqlite::Connection,
     info: ServerInfo,
     id: u64,
+    /// `BEGIN` was asked for and not sent yet.
+    begin_pending: bool,
+}
+
+/// Sends the remembered `BEGIN`, as `BEGIN IMMEDIATE`.
+fn begin_now(conn: &rusqlite::Connection, pending: &mut bool) -> Result<()> {
+    if *pending {
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(from_driver)?;
+        *pending = false;
+    }
+    Ok(())
+}
+
+/// The first keyword of `sql`, upper-cased (`"ROLLBACK"`).
+fn first_word(sql: &str) -> String {
+    sql.trim_start()
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase()
 }
 
 impl SqliteConnection {
     pub(crate) fn new(conn: rusqlite::Connection, info: ServerInfo, id: u64) -> Self {
-        SqliteConnection { conn, info, id }
+        SqliteConnection {
+            conn,
+            info,
+            id,
+            begin_pending: false,
+        }
     }
 
     /// The underlying rusqlite connection, for what the core does not cover.
@@ -28,9 +63,14 @@ impl SqliteConnection {
         &mut self.conn
     }
 
-    fn prepare(&self, sql: &str, params: &[Value]) -> Result<rusqlite::CachedStatement<'_>> {
+    /// Prepares (from the cache) and binds `sql`, sending a pending
+    /// `BEGIN` first when the statement writes.
+    fn prepare(&mut self, sql: &str, params: &[Value]) -> Result<rusqlite::CachedStatement<'_>> {
         check_params(params)?;
         let mut stmt = self.conn.prepare_cached(sql).map_err(from_driver)?;
+        if !stmt.readonly() {
+            begin_now(&self.conn, &mut self.begin_pending)?;
+        }
         for (n, p) in params.iter().enumerate() {
             stmt.raw_bind_parameter(n + 1, Bind(p))
                 .map_err(from_driver)?;
@@ -64,6 +104,24 @@ impl Connection for SqliteConnection {
     }
 
     fn execute_text(&mut self, sql: &str) -> Result<ExecOutcome> {
+        let word = first_word(sql);
+        let to_savepoint = sql.to_ascii_uppercase().contains(" TO ");
+        match word.as_str() {
+            "BEGIN" if self.conn.is_autocommit() && !self.begin_pending => {
+                self.begin_pending = true;
+                return Ok(ExecOutcome::default());
+            }
+            "COMMIT" | "END" | "ROLLBACK" if !to_savepoint && self.begin_pending => {
+                self.begin_pending = false;
+                return Ok(ExecOutcome::default());
+            }
+            // SQLite may already have rolled the transaction back (after
+            // SQLITE_FULL, SQLITE_IOERR, ...): nothing is left to undo.
+            "ROLLBACK" if !to_savepoint && self.conn.is_autocommit() => {
+                return Ok(ExecOutcome::default());
+            }
+            _ => begin_now(&self.conn, &mut self.begin_pending)?,
+        }
         let before = self.conn.total_changes();
         self.conn.execute_batch(sql).map_err(from_driver)?;
         Ok(ExecOutcome {
