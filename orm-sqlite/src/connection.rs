@@ -4,11 +4,14 @@
 use orm_core::backend::{Connection, ExecOutcome, ServerInfo};
 use orm_core::row::Row;
 use orm_core::value::Value;
-use orm_core::Result;
+use orm_core::{DbError, DbErrorKind, Error, Result};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::convert::{check_params, from_sqlite, Bind};
 use crate::dialect::Declared;
 use crate::error::from_driver;
+use crate::gate::WriteGate;
 
 /// An open SQLite connection. Statements with parameters go through
 /// rusqlite's prepared-statement cache.
@@ -28,15 +31,50 @@ pub struct SqliteConnection {
     id: u64,
     /// `BEGIN` was asked for and not sent yet.
     begin_pending: bool,
+    /// The engine's writers' queue, and whether this connection holds it.
+    gate: Arc<WriteGate>,
+    holds_gate: bool,
+    busy_timeout: Duration,
 }
 
-/// Sends the remembered `BEGIN`, as `BEGIN IMMEDIATE`.
-fn begin_now(conn: &rusqlite::Connection, pending: &mut bool) -> Result<()> {
-    if *pending {
-        conn.execute_batch("BEGIN IMMEDIATE").map_err(from_driver)?;
-        *pending = false;
+/// Sends the remembered `BEGIN`, as `BEGIN IMMEDIATE`, after waiting for
+/// this engine's other writers (see `WriteGate`).
+fn begin_now(conn: &rusqlite::Connection, tx: &mut TxState<'_>) -> Result<()> {
+    if !*tx.pending {
+        return Ok(());
     }
+    if !*tx.holds_gate {
+        if !tx.gate.acquire(tx.busy_timeout) {
+            return Err(Error::Database(DbError {
+                kind: DbErrorKind::Retryable,
+                code: None,
+                sqlstate: None,
+                message: format!(
+                    "another connection of this engine kept its write transaction open for \
+                     longer than busy_timeout ({:?}); roll back and retry, commit sooner, \
+                     or raise busy_timeout",
+                    tx.busy_timeout
+                ),
+            }));
+        }
+        *tx.holds_gate = true;
+    }
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        tx.gate.release();
+        *tx.holds_gate = false;
+        return Err(from_driver(e));
+    }
+    *tx.pending = false;
     Ok(())
+}
+
+/// The transaction fields of a connection, borrowed apart from its
+/// `rusqlite::Connection` (which a prepared statement may be borrowing).
+struct TxState<'a> {
+    pending: &'a mut bool,
+    holds_gate: &'a mut bool,
+    gate: &'a WriteGate,
+    busy_timeout: Duration,
 }
 
 /// The first keyword of `sql`, upper-cased (`"ROLLBACK"`).
@@ -49,12 +87,29 @@ fn first_word(sql: &str) -> String {
 }
 
 impl SqliteConnection {
-    pub(crate) fn new(conn: rusqlite::Connection, info: ServerInfo, id: u64) -> Self {
+    pub(crate) fn new(
+        conn: rusqlite::Connection,
+        info: ServerInfo,
+        id: u64,
+        gate: Arc<WriteGate>,
+        busy_timeout: Duration,
+    ) -> Self {
         SqliteConnection {
             conn,
             info,
             id,
             begin_pending: false,
+            gate,
+            holds_gate: false,
+            busy_timeout,
+        }
+    }
+
+    /// Lets the next writer in once no transaction is open any more.
+    fn release_if_done(&mut self) {
+        if self.holds_gate && self.conn.is_autocommit() {
+            self.holds_gate = false;
+            self.gate.release();
         }
     }
 
@@ -69,7 +124,13 @@ impl SqliteConnection {
         check_params(params)?;
         let mut stmt = self.conn.prepare_cached(sql).map_err(from_driver)?;
         if !stmt.readonly() {
-            begin_now(&self.conn, &mut self.begin_pending)?;
+            let mut tx = TxState {
+                pending: &mut self.begin_pending,
+                holds_gate: &mut self.holds_gate,
+                gate: &self.gate,
+                busy_timeout: self.busy_timeout,
+            };
+            begin_now(&self.conn, &mut tx)?;
         }
         for (n, p) in params.iter().enumerate() {
             stmt.raw_bind_parameter(n + 1, Bind(p))
@@ -90,8 +151,11 @@ impl Connection for SqliteConnection {
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<ExecOutcome> {
         let changed = {
             let mut stmt = self.prepare(sql, params)?;
-            stmt.raw_execute().map_err(from_driver)?
+            stmt.raw_execute().map_err(from_driver)
         };
+        // A write outside a transaction (no BEGIN) holds nothing after it.
+        self.release_if_done();
+        let changed = changed?;
         // SQLite reports the last rowid of a statement, MySQL the first:
         // they agree only for one row, so only a one-row INSERT reports it.
         let last_insert_id = (is_insert(sql) && changed == 1)
@@ -120,10 +184,20 @@ impl Connection for SqliteConnection {
             "ROLLBACK" if !to_savepoint && self.conn.is_autocommit() => {
                 return Ok(ExecOutcome::default());
             }
-            _ => begin_now(&self.conn, &mut self.begin_pending)?,
+            _ => {
+                let mut tx = TxState {
+                    pending: &mut self.begin_pending,
+                    holds_gate: &mut self.holds_gate,
+                    gate: &self.gate,
+                    busy_timeout: self.busy_timeout,
+                };
+                begin_now(&self.conn, &mut tx)?;
+            }
         }
         let before = self.conn.total_changes();
-        self.conn.execute_batch(sql).map_err(from_driver)?;
+        let result = self.conn.execute_batch(sql).map_err(from_driver);
+        self.release_if_done();
+        result?;
         Ok(ExecOutcome {
             affected_rows: self.conn.total_changes().saturating_sub(before),
             last_insert_id: None,
@@ -165,5 +239,15 @@ impl Connection for SqliteConnection {
 
     fn server_info(&self) -> &ServerInfo {
         &self.info
+    }
+}
+
+impl Drop for SqliteConnection {
+    fn drop(&mut self) {
+        if self.holds_gate {
+            // Closing the connection rolls back whatever it had open.
+            self.holds_gate = false;
+            self.gate.release();
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! foreign keys on and (for a file) the WAL journal.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use orm_core::backend::{Connection, Connector, Dialect, ServerInfo, ServerKind};
 use orm_core::Result;
@@ -10,6 +11,7 @@ use crate::config::{SqliteConfig, SqliteTarget};
 use crate::connection::SqliteConnection;
 use crate::dialect::SqliteDialect;
 use crate::error::{from_connect, from_driver};
+use crate::gate::WriteGate;
 
 /// SQLite's default `SQLITE_MAX_VARIABLE_NUMBER` since 3.32.
 const MAX_PLACEHOLDERS: usize = 32_766;
@@ -25,6 +27,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 pub struct SqliteConnector {
     config: SqliteConfig,
     description: String,
+    gate: Arc<WriteGate>,
 }
 
 impl SqliteConnector {
@@ -34,6 +37,7 @@ impl SqliteConnector {
         SqliteConnector {
             config,
             description,
+            gate: Arc::new(WriteGate::default()),
         }
     }
 
@@ -90,7 +94,13 @@ impl Connector for SqliteConnector {
             }
         }
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        Ok(Box::new(SqliteConnection::new(conn, self.info(), id)))
+        Ok(Box::new(SqliteConnection::new(
+            conn,
+            self.info(),
+            id,
+            Arc::clone(&self.gate),
+            self.config.busy_timeout,
+        )))
     }
 
     fn dialect(&self) -> &dyn Dialect {

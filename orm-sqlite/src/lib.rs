@@ -73,6 +73,7 @@ mod connector;
 mod convert;
 mod dialect;
 mod error;
+mod gate;
 
 pub use builder::{builder, create_engine, SqliteEngineBuilder};
 pub use config::{default_pool, SqliteConfig, SqliteTarget};
