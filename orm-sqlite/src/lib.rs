@@ -30,13 +30,25 @@
 //!
 //! # Transactions
 //!
-//! `BEGIN` is SQLite's deferred BEGIN. A transaction that has read and then
-//! writes after another connection committed a change fails with a
-//! retryable error (`SQLITE_BUSY_SNAPSHOT`, code 517): SQLite does not let a
-//! transaction write over a snapshot that is out of date, where MySQL's
-//! UPDATE would read the newest row. Optimistic locking still holds: the
-//! lost race is reported, as a retryable error rather than `StaleData`.
-//! Savepoints are SQLite's `SAVEPOINT` / `RELEASE` / `ROLLBACK TO`.
+//! As Python's sqlite3 driver does under SQLAlchemy, a transaction begins
+//! at its first write: `BEGIN` is remembered, and `BEGIN IMMEDIATE` (which
+//! takes SQLite's write lock) is sent just before the first statement that
+//! writes. Reads before it see the newest committed data, as MySQL's
+//! UPDATE does, so optimistic locking reports a lost race as `StaleData`
+//! (where a snapshot taken at `BEGIN` would make SQLite refuse the write
+//! with `SQLITE_BUSY_SNAPSHOT`), and two transactions never deadlock
+//! upgrading read locks. From its first write to its end a transaction
+//! holds the write lock: the engine's other writers queue in arrival
+//! order (a FIFO gate, fairer than SQLite's busy handler, which polls) for
+//! up to `busy_timeout`, then fail with a retryable error. Two sessions of
+//! one thread that both write therefore wait on each other; commit one
+//! first. `COMMIT`/`ROLLBACK` of a transaction that never wrote sends
+//! nothing. Savepoints are SQLite's `SAVEPOINT` / `RELEASE` /
+//! `ROLLBACK TO` (a savepoint begins the transaction).
+//!
+//! Errors: constraint violations are integrity errors (code = SQLite's
+//! extended result code, e.g. 2067 for UNIQUE, 787 for a foreign key),
+//! `SQLITE_BUSY`/`SQLITE_LOCKED` are retryable.
 //!
 //! # Types
 //!
@@ -59,10 +71,10 @@
 //!
 //! # Batches
 //!
-//! INSERTs are multi-row with `RETURNING` like on MariaDB. UPDATEs go one
-//! row per statement, prepared once and reused from the statement cache:
-//! without a network round trip that costs about as much as one batched
-//! statement (see the workloads bench).
+//! INSERTs are multi-row with `RETURNING` like on MariaDB (1,000 rows per
+//! statement, within SQLite's 32,766 placeholders). UPDATEs go one row per
+//! statement, prepared once and reused from the statement cache: there is
+//! no round trip to save (see the workloads bench, W4).
 
 #![warn(missing_docs)]
 
