@@ -216,3 +216,68 @@ fn generated_keys_come_back_with_and_without_returning() {
         }
     }
 }
+
+#[derive(Debug, Clone, PartialEq, Model)]
+#[orm(table = "scores")]
+struct Score {
+    #[orm(primary_key)]
+    id: i64,
+    points: i64,
+    #[orm(version)]
+    version: i64,
+}
+
+/// Batched UPDATEs on SQLite: `UPDATE ... FROM (VALUES ...)` by default,
+/// one prepared UPDATE per row with `update_batch=per_row`; both check
+/// every row's version and name the stale one.
+#[test]
+fn batched_updates_from_values_or_per_row_check_versions() {
+    for (options, statements) in [("", 1), ("update_batch=per_row", 3)] {
+        let db = TestDb::sqlite("be_update");
+        let engine = orm::create_engine(&db.url_with(options)).unwrap();
+        orm::schema::create_all(&engine, &[Score::table()]).unwrap();
+        db.exec("INSERT INTO scores (id, points, version) VALUES (1, 0, 1), (2, 0, 1), (3, 0, 1)");
+        let s = SessionFactory::new(engine.clone()).session();
+        let all = s.query::<Score>().all().unwrap();
+        for (n, o) in all.iter().enumerate() {
+            o.write().unwrap().points = 10 + n as i64;
+        }
+        let capture = engine.capture_statements();
+        s.commit().unwrap();
+        let updates: Vec<String> = capture
+            .take()
+            .into_iter()
+            .filter(|q| q.starts_with("UPDATE"))
+            .collect();
+        assert_eq!(updates.len(), statements, "{options}: {updates:?}");
+        if options.is_empty() {
+            assert_eq!(
+                updates[0],
+                "UPDATE \"scores\" SET \"points\" = \"__b\".\"column2\", \"version\" = \
+                 \"scores\".\"version\" + 1 FROM (VALUES (?, ?, ?), (?, ?, ?), (?, ?, ?)) AS \"__b\" \
+                 WHERE \"scores\".\"id\" = \"__b\".\"column1\" AND \"scores\".\"version\" = \"__b\".\"column3\""
+            );
+        }
+        assert_eq!(
+            db.rows("SELECT points, version FROM scores ORDER BY id"),
+            vec![vec!["10", "2"], vec!["11", "2"], vec!["12", "2"]],
+            "{options}"
+        );
+        // A row changed behind the session's back is named.
+        let all = s.query::<Score>().all().unwrap();
+        db.exec("UPDATE scores SET version = 9 WHERE id = 3");
+        for o in &all {
+            o.write().unwrap().points += 1;
+        }
+        match s.commit().unwrap_err() {
+            Error::StaleData { table, key, .. } => assert_eq!((table, key.as_str()), ("scores", "3")),
+            other => panic!("{options}: expected StaleData, got {other}"),
+        }
+        s.rollback().unwrap();
+        assert_eq!(
+            db.rows("SELECT points FROM scores ORDER BY id"),
+            vec![vec!["10"], vec!["11"], vec!["12"]],
+            "{options}: rolled back"
+        );
+    }
+}

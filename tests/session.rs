@@ -494,23 +494,17 @@ fn updates_and_deletes_are_batched(b: Backend) {
     let capture = fx.engine.capture_statements();
     s.flush().unwrap();
     let sent = capture.take();
-    match b {
-        Backend::MySql => assert_eq!(
-            sent.len(),
-            1,
-            "3,000 same-column updates in one statement: {}",
-            sent.len()
-        ),
-        // No UPDATE ... JOIN: one prepared statement, run once per row.
-        Backend::Sqlite => {
-            assert_eq!(sent.len(), 3000, "one UPDATE per row");
-            assert!(sent.iter().all(|q| *q == sent[0]), "{:?}", &sent[..2]);
-            assert_eq!(
-                sent[0],
-                "UPDATE \"users\" SET \"age\" = ? WHERE \"id\" = ?"
-            );
-        }
-    }
+    assert_eq!(
+        sent.len(),
+        1,
+        "3,000 same-column updates in one statement: {}",
+        sent.len()
+    );
+    let batched = match b {
+        Backend::MySql => "UPDATE `users` JOIN (SELECT ? AS `k0`, ? AS `c0` UNION ALL VALUES (?, ?), ",
+        Backend::Sqlite => "UPDATE \"users\" SET \"age\" = \"__b\".\"column2\" FROM (VALUES (?, ?), (?, ?), ",
+    };
+    assert!(sent[0].starts_with(batched), "{}", &sent[0][..120]);
     assert_eq!(
         fx.db.rows("SELECT COUNT(*) FROM users WHERE age = 2")[0][0],
         "0",
@@ -1066,14 +1060,10 @@ fn composite_keys_get_update_and_delete_in_batches(b: Backend) {
         m.write().unwrap().role = "admin".into();
     }
     s.flush().unwrap();
-    let updates = match b {
-        Backend::MySql => 1,
-        Backend::Sqlite => 3, // one prepared UPDATE per row
-    };
     assert_eq!(
         capture.take().len(),
-        updates,
-        "three composite-key updates in {updates} statement(s)"
+        1,
+        "three composite-key updates in one statement"
     );
     for m in all.iter().filter(|m| m.read().unwrap().group_id == 1) {
         s.delete(m).unwrap();
@@ -1239,13 +1229,7 @@ fn a_stale_row_in_a_batched_update_is_named(b: Backend) {
                 ("UPDATE", "accounts", "2"),
                 "{err}"
             );
-            // MySQL: one batched statement matched 2 of 3 rows; SQLite:
-            // the row's own statement matched none.
-            let counts = match b {
-                Backend::MySql => (3, 2),
-                Backend::Sqlite => (1, 0),
-            };
-            assert_eq!((*expected, *matched), counts);
+            assert_eq!((*expected, *matched), (3, 2));
         }
         other => panic!("expected StaleData, got {other}"),
     }

@@ -138,11 +138,22 @@ pub trait Dialect: Send + Sync {
         true
     }
 
-    /// Whether one UPDATE may join the table to a derived table of new
-    /// values (`UPDATE t JOIN (SELECT ...) ...`, MySQL). When not, the
-    /// session sends one prepared UPDATE per row, which is cheap on an
-    /// embedded database (no round trip).
-    fn update_join(&self) -> bool {
-        true
+    /// How the session sends UPDATEs of many rows that change the same
+    /// columns (default: MySQL's `UPDATE ... JOIN`).
+    fn update_batch(&self) -> UpdateBatch {
+        UpdateBatch::Join
     }
+}
+
+/// How one statement updates many rows with different new values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateBatch {
+    /// `UPDATE t JOIN (SELECT ? AS k0, ? AS c0 UNION ALL ...) AS b ON ...
+    /// SET t.c = b.c0` (MySQL, MariaDB).
+    Join,
+    /// `UPDATE t SET c = b.column2 FROM (VALUES (?, ?), ...) AS b WHERE
+    /// t.k = b.column1` (SQLite 3.33+, PostgreSQL).
+    FromValues,
+    /// One prepared `UPDATE ... WHERE key = ?` per row.
+    PerRow,
 }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use orm_core::backend::UpdateBatch;
 use orm_core::pool::options::{parse_bool, parse_seconds};
 use orm_core::pool::{PoolClass, PoolOptions};
 use orm_core::{Error, Result};
@@ -27,10 +28,12 @@ pub struct SqliteConfig {
     pub busy_timeout: Duration,
     /// Use `INSERT ... RETURNING` (SQLite 3.35+; default on).
     pub insert_returning: bool,
+    /// How batched UPDATEs are sent (`update_batch=from_values|per_row`).
+    pub update_batch: UpdateBatch,
 }
 
 /// The options this backend adds to the pool's.
-const BACKEND_OPTIONS: &[&str] = &["busy_timeout", "insert_returning"];
+const BACKEND_OPTIONS: &[&str] = &["busy_timeout", "insert_returning", "update_batch"];
 
 impl SqliteConfig {
     /// A description for messages: the URL without options.
@@ -49,6 +52,17 @@ impl SqliteConfig {
                 self.insert_returning = match value.trim() {
                     "auto" => true,
                     other => parse_bool(name, other)?,
+                }
+            }
+            "update_batch" => {
+                self.update_batch = match value.trim() {
+                    "from_values" => UpdateBatch::FromValues,
+                    "per_row" => UpdateBatch::PerRow,
+                    other => {
+                        return Err(Error::Config(format!(
+                            "update_batch={other} is not valid; use from_values or per_row"
+                        )))
+                    }
                 }
             }
             _ => return Ok(false),
@@ -101,6 +115,7 @@ pub(crate) fn parse_url(url: &str) -> Result<(SqliteConfig, PoolOptions)> {
         target,
         busy_timeout: Duration::from_secs(5),
         insert_returning: true,
+        update_batch: UpdateBatch::FromValues,
     };
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -170,8 +185,10 @@ mod tests {
             assert_eq!(c.target, SqliteTarget::Memory);
             assert_eq!(p.class, PoolClass::Static);
         }
-        let (c, _) = parse_url("sqlite::memory:?insert_returning=off").unwrap();
+        let (c, _) = parse_url("sqlite::memory:?insert_returning=off&update_batch=per_row").unwrap();
         assert!(!c.insert_returning);
+        assert_eq!(c.update_batch, UpdateBatch::PerRow);
+        assert!(parse_url("sqlite::memory:?update_batch=join").is_err());
     }
 
     #[test]

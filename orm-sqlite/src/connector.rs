@@ -26,6 +26,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// Opens SQLite connections.
 pub struct SqliteConnector {
     config: SqliteConfig,
+    dialect: SqliteDialect,
     description: String,
     gate: Arc<WriteGate>,
 }
@@ -35,6 +36,9 @@ impl SqliteConnector {
     pub fn new(config: SqliteConfig) -> SqliteConnector {
         let description = config.describe();
         SqliteConnector {
+            dialect: SqliteDialect {
+                update_batch: config.update_batch,
+            },
             config,
             description,
             gate: Arc::new(WriteGate::default()),
@@ -104,7 +108,7 @@ impl Connector for SqliteConnector {
     }
 
     fn dialect(&self) -> &dyn Dialect {
-        &SqliteDialect
+        &self.dialect
     }
 
     fn describe(&self) -> String {

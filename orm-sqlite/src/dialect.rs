@@ -1,6 +1,6 @@
 //! How SQLite spells SQL, and how each column type is stored.
 
-use orm_core::backend::Dialect;
+use orm_core::backend::{Dialect, UpdateBatch};
 use orm_core::value::ColumnType;
 
 /// The SQLite dialect: double-quoted identifiers, SQLite's type affinities.
@@ -11,8 +11,23 @@ use orm_core::value::ColumnType;
 /// (`DECIMAL_TEXT(p,s)`, `JSON_TEXT`, `CHAR(36)`: TEXT affinity, so
 /// `"12.50"` keeps its digits instead of becoming the float 12.5); dates
 /// and times as ISO-8601 text (`DATE`, `DATETIME`, `TIME`; see the crate docs).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SqliteDialect;
+///
+/// UPDATEs of many rows are one `UPDATE ... FROM (VALUES ...)` per batch by
+/// default, or one prepared UPDATE per row (the `update_batch=per_row` URL
+/// option; measured in the crate docs).
+#[derive(Debug, Clone, Copy)]
+pub struct SqliteDialect {
+    /// How batched UPDATEs are sent.
+    pub update_batch: UpdateBatch,
+}
+
+impl Default for SqliteDialect {
+    fn default() -> Self {
+        SqliteDialect {
+            update_batch: UpdateBatch::FromValues,
+        }
+    }
+}
 
 impl Dialect for SqliteDialect {
     fn quote_ident(&self, name: &str, out: &mut String) {
@@ -67,8 +82,8 @@ impl Dialect for SqliteDialect {
         false
     }
 
-    fn update_join(&self) -> bool {
-        false
+    fn update_batch(&self) -> UpdateBatch {
+        self.update_batch
     }
 }
 
@@ -115,14 +130,14 @@ mod tests {
     #[test]
     fn quotes_and_types() {
         let mut s = String::new();
-        SqliteDialect.quote_ident("we\"ird", &mut s);
+        SqliteDialect::default().quote_ident("we\"ird", &mut s);
         assert_eq!(s, "\"we\"\"ird\"");
         assert_eq!(
-            SqliteDialect.column_type_sql(ColumnType::Int { unsigned: true }),
+            SqliteDialect::default().column_type_sql(ColumnType::Int { unsigned: true }),
             "INTEGER"
         );
         assert_eq!(
-            SqliteDialect.column_type_sql(ColumnType::Decimal(10, 2)),
+            SqliteDialect::default().column_type_sql(ColumnType::Decimal(10, 2)),
             "DECIMAL_TEXT(10,2)"
         );
         assert_eq!(Declared::of(Some("decimal_text(10,2)")), Declared::Decimal);
