@@ -110,16 +110,23 @@ impl Declared {
         let Some(decl) = decl else {
             return Declared::Plain;
         };
-        let upper = decl.trim().to_ascii_uppercase();
-        let base = upper.split('(').next().unwrap_or("").trim();
-        match base {
-            "BOOL" | "BOOLEAN" => Declared::Bool,
-            "DATE" => Declared::Date,
-            "DATETIME" | "TIMESTAMP" => Declared::DateTime,
-            "TIME" => Declared::Time,
-            "DECIMAL" | "DECIMAL_TEXT" | "NUMERIC" => Declared::Decimal,
-            _ => Declared::Plain,
-        }
+        // Called for every column of every query: no allocation.
+        let base = decl.split('(').next().unwrap_or("").trim();
+        const KINDS: [(&str, Declared); 9] = [
+            ("BOOL", Declared::Bool),
+            ("BOOLEAN", Declared::Bool),
+            ("DATE", Declared::Date),
+            ("DATETIME", Declared::DateTime),
+            ("TIMESTAMP", Declared::DateTime),
+            ("TIME", Declared::Time),
+            ("DECIMAL", Declared::Decimal),
+            ("DECIMAL_TEXT", Declared::Decimal),
+            ("NUMERIC", Declared::Decimal),
+        ];
+        KINDS
+            .iter()
+            .find(|(name, _)| base.eq_ignore_ascii_case(name))
+            .map_or(Declared::Plain, |(_, kind)| *kind)
     }
 }
 
