@@ -165,7 +165,10 @@ fn a_lock_held_elsewhere_past_busy_timeout_is_retryable() {
         },
         DbErrorKind::Retryable
     );
-    assert!(err.to_string().contains("busy_timeout"), "says what to do: {err}");
+    assert!(
+        err.to_string().contains("busy_timeout"),
+        "says what to do: {err}"
+    );
     s.rollback().unwrap();
     other.execute_batch("COMMIT").unwrap();
     s.add(Note {
@@ -207,12 +210,18 @@ fn generated_keys_come_back_with_and_without_returning() {
                 ["INSERT INTO \"notes\" (\"body\") VALUES (?), (?), (?) RETURNING \"id\""]
             );
         } else {
-            assert_eq!(inserts, vec!["INSERT INTO \"notes\" (\"body\") VALUES (?)"; 3]);
+            assert_eq!(
+                inserts,
+                vec!["INSERT INTO \"notes\" (\"body\") VALUES (?)"; 3]
+            );
         }
         let rows = db.rows("SELECT id, body FROM notes ORDER BY id");
         for (obj, row) in notes.iter().zip(&rows) {
             let n = obj.read().unwrap();
-            assert_eq!((n.id.unwrap().to_string(), n.body.clone()), (row[0].clone(), row[1].clone()));
+            assert_eq!(
+                (n.id.unwrap().to_string(), n.body.clone()),
+                (row[0].clone(), row[1].clone())
+            );
         }
     }
 }
@@ -270,7 +279,9 @@ fn batched_updates_from_values_or_per_row_check_versions() {
             o.write().unwrap().points += 1;
         }
         match s.commit().unwrap_err() {
-            Error::StaleData { table, key, .. } => assert_eq!((table, key.as_str()), ("scores", "3")),
+            Error::StaleData { table, key, .. } => {
+                assert_eq!((table, key.as_str()), ("scores", "3"))
+            }
             other => panic!("{options}: expected StaleData, got {other}"),
         }
         s.rollback().unwrap();

@@ -501,8 +501,12 @@ fn updates_and_deletes_are_batched(b: Backend) {
         sent.len()
     );
     let batched = match b {
-        Backend::MySql => "UPDATE `users` JOIN (SELECT ? AS `k0`, ? AS `c0` UNION ALL VALUES (?, ?), ",
-        Backend::Sqlite => "UPDATE \"users\" SET \"age\" = \"__b\".\"column2\" FROM (VALUES (?, ?), (?, ?), ",
+        Backend::MySql => {
+            "UPDATE `users` JOIN (SELECT ? AS `k0`, ? AS `c0` UNION ALL VALUES (?, ?), "
+        }
+        Backend::Sqlite => {
+            "UPDATE \"users\" SET \"age\" = \"__b\".\"column2\" FROM (VALUES (?, ?), (?, ?), "
+        }
     };
     assert!(sent[0].starts_with(batched), "{}", &sent[0][..120]);
     assert_eq!(

@@ -137,9 +137,7 @@ fn every_type_round_trips_through_a_session(b: Backend) {
         Backend::Sqlite => "SELECT LENGTH(CAST(text AS BLOB)) FROM all_types WHERE id = 2",
     };
     assert_eq!(
-        db.rows(length)[0][0]
-            .parse::<usize>()
-            .unwrap(),
+        db.rows(length)[0][0].parse::<usize>().unwrap(),
         written[1].text.len()
     );
     // Filters bind the same values.
@@ -175,7 +173,10 @@ fn every_type_round_trips_through_a_session(b: Backend) {
                 Ok(())
             })
             .unwrap_err();
-        assert!(err.to_string().contains("above SQLite's largest integer"), "{err}");
+        assert!(
+            err.to_string().contains("above SQLite's largest integer"),
+            "{err}"
+        );
         assert_eq!(db.rows("SELECT COUNT(*) FROM all_types"), vec![vec!["2"]]);
     }
 }

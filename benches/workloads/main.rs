@@ -335,7 +335,9 @@ fn run_one(
         }
         ("W3", Impl::Raw) => {
             let mut cache = HashMap::new();
-            let cold = m.phase("W3 get cold", || raw_call!(raw, w3_cold(&lookups, &mut cache)));
+            let cold = m.phase("W3 get cold", || {
+                raw_call!(raw, w3_cold(&lookups, &mut cache))
+            });
             let warm = m.phase("W3 get warm", || raw::w3_warm(&lookups, &cache));
             for ((c, w), id) in cold.iter().zip(&warm).zip(&lookups) {
                 assert_eq!((c.id, &*c.name), (*id, &*format!("user{id}")), "{what}");

@@ -185,7 +185,8 @@ mod tests {
             assert_eq!(c.target, SqliteTarget::Memory);
             assert_eq!(p.class, PoolClass::Static);
         }
-        let (c, _) = parse_url("sqlite::memory:?insert_returning=off&update_batch=per_row").unwrap();
+        let (c, _) =
+            parse_url("sqlite::memory:?insert_returning=off&update_batch=per_row").unwrap();
         assert!(!c.insert_returning);
         assert_eq!(c.update_batch, UpdateBatch::PerRow);
         assert!(parse_url("sqlite::memory:?update_batch=join").is_err());

@@ -34,7 +34,9 @@ impl rusqlite::ToSql for Bind<'_> {
             },
             Value::Float(f) => ToSqlOutput::Owned(S::Real(f64::from(*f))),
             Value::Double(d) => ToSqlOutput::Owned(S::Real(*d)),
-            Value::Text(s) | Value::Decimal(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Value::Text(s) | Value::Decimal(s) => {
+                ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()))
+            }
             Value::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
             Value::Date(d) => ToSqlOutput::Owned(S::Text(date_text(d))),
             Value::DateTime(dt) => ToSqlOutput::Owned(S::Text(datetime_text(dt))),

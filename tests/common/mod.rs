@@ -132,6 +132,17 @@ impl TestDb {
         }
     }
 
+    /// A handle on the existing MariaDB database `name`, for admin queries
+    /// from another thread. Dropping it drops the database: `forget` it.
+    pub fn existing(name: String) -> TestDb {
+        TestDb {
+            name,
+            url: String::new(),
+            backend: Backend::MySql,
+            path: None,
+        }
+    }
+
     /// Creates `orm_<tag>_<pid>_<n>` on MariaDB.
     pub fn new(tag: &str) -> TestDb {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
