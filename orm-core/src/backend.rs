@@ -12,8 +12,10 @@ use crate::error::Result;
 use crate::row::Row;
 use crate::value::{ColumnType, Value};
 
-/// Which server product is on the other end.
+/// Which server product is on the other end. More may be added: match
+/// with a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ServerKind {
     /// MariaDB.
     MariaDb,
