@@ -149,9 +149,9 @@ const SCHEMES: &[(&str, &str, bool)] = &[
 /// An engine for a database URL, the backend picked by its scheme:
 ///
 /// - `mysql://user:password@host:port/db?options` or `mariadb://...`
-///   (the `mysql` feature; see [`mysql`](crate::mysql));
+///   (the `mysql` feature; see [`mysql`]);
 /// - `sqlite://path/to/file.db?options` or `sqlite::memory:` (the
-///   `sqlite` feature; see [`sqlite`](crate::sqlite)).
+///   `sqlite` feature; see [`sqlite`]).
 ///
 /// Both features are on by default. An unknown scheme, or the scheme of a
 /// backend compiled out, is an [`Error::Config`] listing what is available.
