@@ -292,3 +292,47 @@ fn batched_updates_from_values_or_per_row_check_versions() {
         );
     }
 }
+
+/// Two writers of one engine: the second waits for the first's transaction
+/// (the engine's write queue), fails as retryable after busy_timeout, and
+/// gets in once the first has committed.
+#[test]
+fn a_second_writer_of_the_engine_waits_its_turn() {
+    let db = TestDb::sqlite("be_gate");
+    let engine = orm::create_engine(&db.url_with("busy_timeout=0.1")).unwrap();
+    orm::schema::create_all(&engine, &[Note::table()]).unwrap();
+    let factory = SessionFactory::new(engine.clone());
+    let first = factory.session();
+    first
+        .add(Note {
+            id: None,
+            body: "first".into(),
+        })
+        .unwrap();
+    first.flush().unwrap(); // holds the write lock until commit
+    let second = factory.session();
+    second
+        .add(Note {
+            id: None,
+            body: "second".into(),
+        })
+        .unwrap();
+    let err = second.flush().unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("busy_timeout"), "{err}");
+    second.rollback().unwrap();
+    first.commit().unwrap();
+    second
+        .add(Note {
+            id: None,
+            body: "second".into(),
+        })
+        .unwrap();
+    second.commit().unwrap();
+    assert_eq!(
+        db.rows("SELECT body FROM notes ORDER BY id"),
+        vec![vec!["first"], vec!["second"]]
+    );
+    drop((first, second));
+    assert_eq!(engine.status().checked_out, 0);
+}

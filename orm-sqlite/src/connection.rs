@@ -149,11 +149,12 @@ fn is_insert(sql: &str) -> bool {
 
 impl Connection for SqliteConnection {
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<ExecOutcome> {
-        let changed = {
-            let mut stmt = self.prepare(sql, params)?;
-            stmt.raw_execute().map_err(from_driver)
+        let changed = match self.prepare(sql, params) {
+            Ok(mut stmt) => stmt.raw_execute().map_err(from_driver),
+            Err(e) => Err(e),
         };
-        // A write outside a transaction (no BEGIN) holds nothing after it.
+        // A write outside a transaction (no BEGIN) holds nothing after it;
+        // nor does a transaction SQLite rolled back by itself.
         self.release_if_done();
         let changed = changed?;
         // SQLite reports the last rowid of a statement, MySQL the first:
@@ -182,6 +183,7 @@ impl Connection for SqliteConnection {
             // SQLite may already have rolled the transaction back (after
             // SQLITE_FULL, SQLITE_IOERR, ...): nothing is left to undo.
             "ROLLBACK" if !to_savepoint && self.conn.is_autocommit() => {
+                self.release_if_done();
                 return Ok(ExecOutcome::default());
             }
             _ => {
@@ -210,6 +212,36 @@ impl Connection for SqliteConnection {
         params: &[Value],
         each: &mut dyn FnMut(Row) -> Result<()>,
     ) -> Result<()> {
+        let result = self.query_rows(sql, params, each);
+        // A failed write may have ended the transaction (SQLite rolls back
+        // by itself after some errors): let the next writer in.
+        self.release_if_done();
+        result
+    }
+
+    /// An embedded database has no connection to lose: always fine.
+    fn ping(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// A number unique among this process's SQLite connections.
+    fn connection_id(&self) -> u64 {
+        self.id
+    }
+
+    fn server_info(&self) -> &ServerInfo {
+        &self.info
+    }
+}
+
+impl SqliteConnection {
+    /// Streams the rows of `sql`, converted by declared column type.
+    fn query_rows(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut dyn FnMut(Row) -> Result<()>,
+    ) -> Result<()> {
         let mut stmt = self.prepare(sql, params)?;
         let declared: Vec<Declared> = stmt
             .columns()
@@ -225,20 +257,6 @@ impl Connection for SqliteConnection {
             each(Row::new(values))?;
         }
         Ok(())
-    }
-
-    /// An embedded database has no connection to lose: always fine.
-    fn ping(&mut self) -> Result<()> {
-        Ok(())
-    }
-
-    /// A number unique among this process's SQLite connections.
-    fn connection_id(&self) -> u64 {
-        self.id
-    }
-
-    fn server_info(&self) -> &ServerInfo {
-        &self.info
     }
 }
 
