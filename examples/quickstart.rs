@@ -2,7 +2,8 @@
 //! commit, query, update, delete.
 //!
 //! ```sh
-//! cargo run --example quickstart        # uses DATABASE_URL or mysql://root@127.0.0.1:3306/test
+//! cargo run --example quickstart        # embedded SQLite, nothing to install
+//! DATABASE_URL=mysql://root@127.0.0.1:3306/test cargo run --example quickstart
 //! ```
 //!
 //! `main` installs a `tracing-subscriber` that prints the ORM's spans as
@@ -142,6 +143,21 @@ pub fn run(url: &str) -> orm::Result<()> {
     Ok(())
 }
 
+/// `DATABASE_URL` when it is set; otherwise an embedded in-memory SQLite
+/// database, so that the tour runs on any machine with a Rust toolchain.
+pub fn database_url() -> String {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => {
+            println!("using DATABASE_URL");
+            url
+        }
+        _ => {
+            println!("DATABASE_URL is not set: using an embedded in-memory SQLite database");
+            "sqlite::memory:".into()
+        }
+    }
+}
+
 #[allow(dead_code)]
 fn main() {
     use tracing_subscriber::filter::{LevelFilter, Targets};
@@ -156,8 +172,7 @@ fn main() {
         )
         .with(Targets::new().with_target("orm", LevelFilter::DEBUG))
         .init();
-    let url =
-        std::env::var("DATABASE_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
+    let url = database_url();
     if let Err(e) = run(&url) {
         eprintln!("quickstart failed: {e}");
         std::process::exit(1);

@@ -25,3 +25,23 @@ fn worker_threads_runs() {
     let db = common::TestDb::new("ex_workers");
     worker_threads::run(&db.url, 4, 200).expect("the worker_threads example");
 }
+
+/// Without DATABASE_URL the quickstart uses SQLite in memory; here on a file
+/// too, to check that it cleans up.
+#[test]
+fn quickstart_runs_on_sqlite() {
+    quickstart::run("sqlite::memory:").expect("the quickstart on sqlite::memory:");
+    let db = common::TestDb::sqlite("ex_quick");
+    quickstart::run(&db.url).expect("the quickstart on an SQLite file");
+    assert!(
+        db.rows("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .is_empty(),
+        "the example cleans up its tables"
+    );
+}
+
+#[test]
+fn worker_threads_runs_on_sqlite() {
+    let db = common::TestDb::sqlite("ex_workers");
+    worker_threads::run(&db.url, 4, 200).expect("the worker_threads example on SQLite");
+}

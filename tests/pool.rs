@@ -232,10 +232,7 @@ fn many_threads_never_exceed_the_limit() {
         let db_name = db.name.clone();
         thread::spawn(move || {
             let mut max = 0;
-            let probe = TestDb {
-                name: db_name,
-                url: String::new(),
-            };
+            let probe = TestDb::existing(db_name);
             while !done.load(Ordering::SeqCst) {
                 max = max.max(probe.server_connections());
                 thread::sleep(Duration::from_millis(10));

@@ -1,12 +1,13 @@
 //! Sessions and threads: merge (SQLAlchemy's test_merge.py), scoped sessions
 //! (test_scoping.py), and a merge-and-commit stress test on versioned rows.
+//! Every test runs on MariaDB and on an SQLite file (`mysql::name`, `sqlite::name`).
 
 mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use common::TestDb;
+use common::{Backend, TestDb};
 use orm::prelude::*;
 use orm::session::{ObjState, ScopedSession, SessionFactory};
 
@@ -29,8 +30,8 @@ struct Counter {
     version: i64,
 }
 
-fn setup(tag: &str, options: &str) -> (TestDb, Engine, SessionFactory) {
-    let db = TestDb::new(tag);
+fn setup(backend: Backend, tag: &str, options: &str) -> (TestDb, Engine, SessionFactory) {
+    let db = TestDb::on(backend, tag);
     let engine = orm::create_engine(&db.url_with(options)).expect("engine");
     orm::schema::create_all(&engine, &[Item::table(), Counter::table()]).expect("tables");
     let factory = SessionFactory::new(engine.clone());
@@ -45,9 +46,8 @@ fn item(id: Option<i64>, name: &str, qty: i32) -> Item {
     }
 }
 
-#[test]
-fn merge_transient_without_key_becomes_pending_with_no_sql() {
-    let (db, engine, factory) = setup("m_pending", "");
+fn merge_transient_without_key_becomes_pending_with_no_sql(b: Backend) {
+    let (db, engine, factory) = setup(b, "m_pending", "");
     let s = factory.session();
     let capture = engine.capture_statements();
     let value = item(None, "new", 1);
@@ -63,9 +63,8 @@ fn merge_transient_without_key_becomes_pending_with_no_sql() {
     );
 }
 
-#[test]
-fn merge_transient_with_unknown_key_is_pending_after_one_select() {
-    let (db, engine, factory) = setup("m_pending_key", "");
+fn merge_transient_with_unknown_key_is_pending_after_one_select(b: Backend) {
+    let (db, engine, factory) = setup(b, "m_pending_key", "");
     let s = factory.session();
     let capture = engine.capture_statements();
     let merged = s.merge(&item(Some(42), "keyed", 2)).unwrap();
@@ -83,9 +82,8 @@ fn merge_transient_with_unknown_key_is_pending_after_one_select() {
     );
 }
 
-#[test]
-fn merge_onto_a_persistent_row_updates_only_changed_columns() {
-    let (db, engine, factory) = setup("m_persist", "");
+fn merge_onto_a_persistent_row_updates_only_changed_columns(b: Backend) {
+    let (db, engine, factory) = setup(b, "m_persist", "");
     db.exec("INSERT INTO items (id, name, qty) VALUES (1, 'bolt', 10)");
     let s = factory.session();
     let capture = engine.capture_statements();
@@ -102,7 +100,7 @@ fn merge_onto_a_persistent_row_updates_only_changed_columns() {
         .collect();
     assert_eq!(updates.len(), 1);
     assert!(
-        updates[0].contains("SET `qty` = ?") && !updates[0].contains("`name` ="),
+        updates[0].contains(&db.sql("SET `qty` = ?")) && !updates[0].contains(&db.sql("`name` =")),
         "{updates:?}"
     );
     assert_eq!(
@@ -119,9 +117,8 @@ fn merge_onto_a_persistent_row_updates_only_changed_columns() {
     assert!(capture.take().iter().all(|q| !q.starts_with("UPDATE")));
 }
 
-#[test]
-fn merge_detached_value_from_another_session_into_the_map_hit_sends_no_select() {
-    let (db, engine, factory) = setup("m_detached", "");
+fn merge_detached_value_from_another_session_into_the_map_hit_sends_no_select(b: Backend) {
+    let (db, engine, factory) = setup(b, "m_detached", "");
     db.exec("INSERT INTO items (id, name, qty) VALUES (1, 'nut', 5)");
     let s1 = factory.session();
     let loaded = s1.get::<Item>(1).unwrap().unwrap();
@@ -139,9 +136,8 @@ fn merge_detached_value_from_another_session_into_the_map_hit_sends_no_select() 
     assert_eq!(db.rows("SELECT qty FROM items"), vec![vec!["6"]]);
 }
 
-#[test]
-fn merge_no_load_sends_nothing_and_stamps_the_object_clean() {
-    let (db, engine, factory) = setup("m_noload", "");
+fn merge_no_load_sends_nothing_and_stamps_the_object_clean(b: Backend) {
+    let (db, engine, factory) = setup(b, "m_noload", "");
     db.exec("INSERT INTO items (id, name, qty) VALUES (1, 'cog', 3)");
     let s = factory.session();
     let capture = engine.capture_statements();
@@ -161,9 +157,8 @@ fn merge_no_load_sends_nothing_and_stamps_the_object_clean() {
     assert!(err.to_string().contains("primary key"), "{err}");
 }
 
-#[test]
-fn merge_with_a_stale_version_is_stale_data() {
-    let (db, _engine, factory) = setup("m_version", "");
+fn merge_with_a_stale_version_is_stale_data(b: Backend) {
+    let (db, _engine, factory) = setup(b, "m_version", "");
     db.exec("INSERT INTO counters (id, hits, version) VALUES (1, 0, 3)");
     let s = factory.session();
     let err = s
@@ -198,9 +193,8 @@ fn merge_with_a_stale_version_is_stale_data() {
     assert_eq!(ok.read().unwrap().version, 4);
 }
 
-#[test]
-fn scoped_session_is_one_per_thread_and_remove_gives_a_fresh_one() {
-    let (_db, engine, factory) = setup("m_scoped", "");
+fn scoped_session_is_one_per_thread_and_remove_gives_a_fresh_one(b: Backend) {
+    let (_db, engine, factory) = setup(b, "m_scoped", "");
     let scoped = Arc::new(ScopedSession::new(factory));
     let a = scoped.current();
     let b = scoped.current();
@@ -260,10 +254,12 @@ fn scoped_session_is_one_per_thread_and_remove_gives_a_fresh_one() {
 
 /// 8 threads x 1,000 merge-and-commit cycles over 100 versioned rows. Every
 /// lost race must be a StaleData error; no increment may be lost silently.
-#[test]
-fn stress_merge_and_commit_loses_no_update() {
-    let (db, engine, factory) = setup("m_stress", "pool_size=4&max_overflow=4");
-    db.exec("INSERT INTO counters (id, hits, version) SELECT seq, 0, 1 FROM seq_1_to_100");
+fn stress_merge_and_commit_loses_no_update(b: Backend) {
+    let (db, engine, factory) = setup(b, "m_stress", "pool_size=4&max_overflow=4");
+    db.exec(&format!(
+        "INSERT INTO counters (id, hits, version) SELECT seq, 0, 1 FROM {}",
+        db.seq(100)
+    ));
     let successes = Arc::new(AtomicU64::new(0));
     let stale = Arc::new(AtomicU64::new(0));
     let threads: Vec<_> = (0..8u64)
@@ -327,3 +323,14 @@ fn stress_merge_and_commit_loses_no_update() {
     assert_eq!(versions, ok, "each success bumped a version exactly once");
     assert_eq!(engine.status().checked_out, 0);
 }
+
+backend_tests!(
+    merge_transient_without_key_becomes_pending_with_no_sql,
+    merge_transient_with_unknown_key_is_pending_after_one_select,
+    merge_onto_a_persistent_row_updates_only_changed_columns,
+    merge_detached_value_from_another_session_into_the_map_hit_sends_no_select,
+    merge_no_load_sends_nothing_and_stamps_the_object_clean,
+    merge_with_a_stale_version_is_stale_data,
+    scoped_session_is_one_per_thread_and_remove_gives_a_fresh_one,
+    stress_merge_and_commit_loses_no_update,
+);

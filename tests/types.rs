@@ -1,11 +1,12 @@
 //! Every supported field type round-trips through a model, the session and
 //! the server: NULL, integer extremes, unicode, empty strings, a 1 MiB blob,
 //! hostile strings stored verbatim, and the feature types. A value that does
-//! not fit its field is an error naming table and column.
+//! not fit its field is an error naming table and column. On MariaDB and on
+//! an SQLite file (`mysql::name`, `sqlite::name`).
 
 mod common;
 
-use common::TestDb;
+use common::{Backend, TestDb};
 use orm::prelude::*;
 use orm::session::SessionFactory;
 
@@ -98,13 +99,17 @@ fn max_row(id: i64) -> AllTypes {
     }
 }
 
-#[test]
-fn every_type_round_trips_through_a_session() {
-    let db = TestDb::new("types_rt");
+fn every_type_round_trips_through_a_session(b: Backend) {
+    let db = TestDb::on(b, "types_rt");
     let engine = orm::create_engine(&db.url).unwrap();
     orm::schema::create_all(&engine, &[AllTypes::table()]).unwrap();
     let factory = SessionFactory::new(engine.clone());
-    let written = [min_row(1), max_row(2)];
+    let mut max = max_row(2);
+    if b == Backend::Sqlite {
+        // SQLite's integers are signed 64-bit: the largest u64 it stores.
+        max.u64_ = i64::MAX as u64;
+    }
+    let written = [min_row(1), max];
     factory
         .begin(|s| {
             for row in &written {
@@ -126,20 +131,54 @@ fn every_type_round_trips_through_a_session() {
         assert_eq!(w, r, "row {} did not round-trip", w.id);
     }
     // The hostile string is stored verbatim, and the table is still there.
+    // (SQLite's LENGTH of text counts characters up to a NUL: count bytes.)
+    let length = match b {
+        Backend::MySql => "SELECT LENGTH(text) FROM all_types WHERE id = 2",
+        Backend::Sqlite => "SELECT LENGTH(CAST(text AS BLOB)) FROM all_types WHERE id = 2",
+    };
     assert_eq!(
-        db.rows("SELECT LENGTH(text) FROM all_types WHERE id = 2")[0][0]
-            .parse::<usize>()
-            .unwrap(),
+        db.rows(length)[0][0].parse::<usize>().unwrap(),
         written[1].text.len()
     );
     // Filters bind the same values.
     let hit = s
         .query::<AllTypes>()
-        .filter(AllTypes::U64_.eq(u64::MAX))
+        .filter(AllTypes::U64_.eq(written[1].u64_))
         .filter(AllTypes::UID.eq(written[1].uid))
         .one()
         .unwrap();
     assert_eq!(hit.read().unwrap().id, 2);
+    if b == Backend::Sqlite {
+        // How SQLite stores them (the documented forms), read raw.
+        assert_eq!(
+            db.rows(
+                "SELECT typeof(money), money, day, \"when\", typeof(flag), flag, uid, doc \
+                 FROM all_types WHERE id = 1"
+            ),
+            vec![vec![
+                "text",
+                "-12345678.0000000001",
+                "1970-01-01",
+                "1000-01-01 00:00:00.000001",
+                "integer",
+                "0",
+                "00000000-0000-0000-0000-000000000000",
+                "null",
+            ]]
+        );
+        // A u64 above i64::MAX is refused with a message, not wrapped.
+        let err = factory
+            .begin(|s| {
+                s.add(max_row(3))?;
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("above SQLite's largest integer"),
+            "{err}"
+        );
+        assert_eq!(db.rows("SELECT COUNT(*) FROM all_types"), vec![vec!["2"]]);
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Model)]
@@ -151,9 +190,8 @@ struct Narrow {
     name: String,
 }
 
-#[test]
-fn values_that_do_not_fit_are_errors_naming_table_and_column() {
-    let db = TestDb::new("types_fit");
+fn values_that_do_not_fit_are_errors_naming_table_and_column(b: Backend) {
+    let db = TestDb::on(b, "types_fit");
     // The table is wider than the model thinks: NULLs and big numbers are possible.
     db.exec("CREATE TABLE narrow (id BIGINT PRIMARY KEY, small INT NULL, name VARCHAR(10) NULL)");
     db.exec("INSERT INTO narrow VALUES (1, 1000, 'ok'), (2, 1, NULL)");
@@ -252,7 +290,7 @@ fn zero_dates_are_decode_errors_for_the_built_in_types() {
     );
     // A zero date is storable when sql_mode allows it.
     {
-        use mysql::prelude::Queryable;
+        use ::mysql::prelude::Queryable;
         let mut admin = common::admin_conn();
         admin.query_drop(format!("USE `{}`", db.name)).unwrap();
         admin.query_drop("SET SESSION sql_mode = ''").unwrap();
@@ -272,3 +310,8 @@ fn zero_dates_are_decode_errors_for_the_built_in_types() {
         assert!(msg.contains("is not a calendar date"), "{msg}");
     }
 }
+
+backend_tests!(
+    every_type_round_trips_through_a_session,
+    values_that_do_not_fit_are_errors_naming_table_and_column,
+);

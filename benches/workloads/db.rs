@@ -1,6 +1,7 @@
 //! The database side of the harness: the private database, the admin
 //! connection that seeds, verifies and reads the server's `Questions`
-//! counter, and the fresh schema of each run.
+//! counter, and the fresh schema of each run. With `BENCH_URL=sqlite://...`
+//! the database is an SQLite file instead (no server, no `Questions`).
 
 use mysql::prelude::Queryable;
 use mysql::{Conn, Opts, OptsBuilder, Value as MyValue};
@@ -38,17 +39,59 @@ pub fn tcp_opts(url: &str) -> OptsBuilder {
     OptsBuilder::from_opts(opts).prefer_socket(false)
 }
 
-/// The private database `orm_bench_<pid>`, dropped on drop.
+/// The admin connection.
+pub enum Admin {
+    MySql(Conn),
+    Sqlite(rusqlite::Connection),
+}
+
+/// `BENCH_URL` when it names an SQLite database: the file to use.
+pub fn sqlite_path() -> Option<std::path::PathBuf> {
+    let url = std::env::var("BENCH_URL").ok()?;
+    let rest = url.strip_prefix("sqlite:")?;
+    let path = rest.trim_start_matches("//");
+    if path.is_empty() || path.starts_with(":memory:") {
+        // The raw side and the admin connection need the same database.
+        let name = format!("orm_bench_{}.db", std::process::id());
+        return Some(std::env::temp_dir().join(name));
+    }
+    Some(std::path::PathBuf::from(path))
+}
+
+/// The private database `orm_bench_<pid>` (or SQLite file), dropped on drop.
 pub struct BenchDb {
     pub name: String,
     pub url: String,
-    pub admin: Conn,
+    pub admin: Admin,
     /// Server `Questions` increments caused by one `read_questions` call.
     questions_overhead: u64,
 }
 
 impl BenchDb {
+    /// Whether this is the SQLite file.
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self.admin, Admin::Sqlite(_))
+    }
+
+    /// The MySQL admin connection (MySQL only).
+    fn my(&mut self) -> &mut Conn {
+        match &mut self.admin {
+            Admin::MySql(c) => c,
+            Admin::Sqlite(_) => unreachable!("a MySQL-only admin call on SQLite"),
+        }
+    }
+
     pub fn create() -> BenchDb {
+        if let Some(path) = sqlite_path() {
+            remove_sqlite(&path);
+            let conn = crate::raw_sqlite::open(&path);
+            return BenchDb {
+                name: path.display().to_string(),
+                url: format!("sqlite://{}", path.display()),
+                admin: Admin::Sqlite(conn),
+                questions_overhead: 0,
+            };
+        }
         let base = base_url();
         let name = format!("orm_bench_{}", std::process::id());
         let mut admin = Conn::new(tcp_opts(&base)).unwrap_or_else(|e| {
@@ -67,7 +110,7 @@ impl BenchDb {
         let mut db = BenchDb {
             name,
             url,
-            admin,
+            admin: Admin::MySql(admin),
             questions_overhead: 0,
         };
         // Calibrate: two reads back to back; the difference is the cost of
@@ -83,10 +126,13 @@ impl BenchDb {
         db
     }
 
-    /// The server-wide `Questions` counter.
+    /// The server-wide `Questions` counter (0 on SQLite, which has none).
     pub fn read_questions(&mut self) -> u64 {
+        if self.is_sqlite() {
+            return 0;
+        }
         let row: Option<(String, u64)> = self
-            .admin
+            .my()
             .query_first("SHOW GLOBAL STATUS LIKE 'Questions'")
             .expect("read Questions");
         row.expect("Questions row").1
@@ -98,15 +144,26 @@ impl BenchDb {
     }
 
     pub fn exec(&mut self, sql: &str) {
-        self.admin
+        if let Admin::Sqlite(c) = &self.admin {
+            c.execute_batch(sql)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            return;
+        }
+        self.my()
             .query_drop(sql)
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     /// One integer from a query (`COUNT(*)`, `SUM(...)`); NULL as 0.
     pub fn scalar(&mut self, sql: &str) -> i64 {
+        if let Admin::Sqlite(c) = &self.admin {
+            let v: Option<i64> = c
+                .query_row(sql, [], |r| r.get(0))
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            return v.unwrap_or(0);
+        }
         let v: Option<Option<i64>> = self
-            .admin
+            .my()
             .query_first(sql)
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
         v.flatten().unwrap_or(0)
@@ -160,7 +217,16 @@ impl BenchDb {
 
     /// Rows of `SELECT id, name FROM users ORDER BY id`.
     pub fn user_names(&mut self) -> Vec<(i64, String)> {
-        self.admin
+        if let Admin::Sqlite(c) = &self.admin {
+            let mut stmt = c
+                .prepare("SELECT \"id\", \"name\" FROM \"users\" ORDER BY \"id\"")
+                .expect("read users");
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .expect("read users");
+            return rows.map(|r| r.expect("user row")).collect();
+        }
+        self.my()
             .query("SELECT `id`, `name` FROM `users` ORDER BY `id`")
             .expect("read users")
     }
@@ -168,9 +234,21 @@ impl BenchDb {
 
 impl Drop for BenchDb {
     fn drop(&mut self) {
-        let _ = self
-            .admin
-            .query_drop(format!("DROP DATABASE IF EXISTS `{}`", self.name));
+        match &mut self.admin {
+            Admin::MySql(c) => {
+                let _ = c.query_drop(format!("DROP DATABASE IF EXISTS `{}`", self.name));
+            }
+            Admin::Sqlite(_) => remove_sqlite(std::path::Path::new(&self.name)),
+        }
+    }
+}
+
+/// Removes an SQLite file and its WAL files.
+fn remove_sqlite(path: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(std::path::PathBuf::from(p));
     }
 }
 

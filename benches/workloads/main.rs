@@ -15,7 +15,12 @@
 //! Environment: `BENCH_N` (default 10,000), `BENCH_RUNS` (default 5),
 //! `BENCH_ONLY` (e.g. `W1,W2,W4`), `BENCH_ORM_OPTIONS` (URL options for the
 //! ORM's engine, e.g. `insert_returning=off`), `BENCH_SCALE=1` (also run W1, W2, W4 at
-//! 10×N and report the growth), `DATABASE_URL`.
+//! 10×N and report the growth), `DATABASE_URL`, and `BENCH_URL`: a
+//! `sqlite://path/to/file.db` URL (or `sqlite::memory:`, which becomes a
+//! temporary file, since the raw side needs the same database) runs every
+//! workload on SQLite against raw `rusqlite` code instead. SQLite has no
+//! server statement counter (the server columns are 0) and no round trips
+//! to save, so only the time ratios have targets there.
 //! Writes one JSON object per line to `target/workloads.jsonl`.
 
 mod alloc;
@@ -23,6 +28,7 @@ mod db;
 mod models;
 mod orm_side;
 mod raw;
+mod raw_sqlite;
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -35,6 +41,22 @@ use orm::session::SessionFactory;
 use db::BenchDb;
 use models::{lookup_ids, seed_user, Post, User};
 use raw::Raw;
+
+/// The raw side: `mysql` crate code, or `rusqlite` code.
+enum RawSide {
+    MySql(Raw),
+    Sqlite(raw_sqlite::Raw),
+}
+
+/// Calls the workload function of the same name on whichever raw side.
+macro_rules! raw_call {
+    ($raw:expr, $f:ident ( $($arg:expr),* )) => {
+        match $raw {
+            RawSide::MySql(r) => raw::$f(r, $($arg),*),
+            RawSide::Sqlite(r) => raw_sqlite::$f(r, $($arg),*),
+        }
+    };
+}
 
 #[global_allocator]
 static ALLOC: alloc::Counting = alloc::Counting;
@@ -104,7 +126,7 @@ struct Ctx {
     db: BenchDb,
     engine: Engine,
     factory: SessionFactory,
-    raw: Raw,
+    raw: RawSide,
 }
 
 const WORKLOADS: [&str; 7] = ["W1", "W2", "W3", "W4", "W5", "W6", "W7"];
@@ -266,7 +288,7 @@ fn run_one(
             verify_inserted_users(m.db, &ids, n, what);
         }
         ("W1", Impl::Raw) => {
-            let users = m.phase("W1 insert", || raw::w1_insert(raw, n));
+            let users = m.phase("W1 insert", || raw_call!(raw, w1_insert(n)));
             let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
             verify_inserted_users(m.db, &ids, n, what);
         }
@@ -289,7 +311,7 @@ fn run_one(
             verify_loaded(rows, n, what);
         }
         ("W2", Impl::Raw) => {
-            let users = m.phase("W2 load", || raw::w2_load(raw));
+            let users = m.phase("W2 load", || raw_call!(raw, w2_load()));
             let rows = users
                 .into_iter()
                 .map(|u| (u.id, u.name, u.email, u.age, u.score))
@@ -313,7 +335,9 @@ fn run_one(
         }
         ("W3", Impl::Raw) => {
             let mut cache = HashMap::new();
-            let cold = m.phase("W3 get cold", || raw::w3_cold(raw, &lookups, &mut cache));
+            let cold = m.phase("W3 get cold", || {
+                raw_call!(raw, w3_cold(&lookups, &mut cache))
+            });
             let warm = m.phase("W3 get warm", || raw::w3_warm(&lookups, &cache));
             for ((c, w), id) in cold.iter().zip(&warm).zip(&lookups) {
                 assert_eq!((c.id, &*c.name), (*id, &*format!("user{id}")), "{what}");
@@ -326,7 +350,7 @@ fn run_one(
             verify_scores(m.db, n, what);
         }
         ("W4", Impl::Raw) => {
-            let got = m.phase("W4 update", || raw::w4_update(raw));
+            let got = m.phase("W4 update", || raw_call!(raw, w4_update()));
             assert_eq!(got, n, "{what}: loaded");
             verify_scores(m.db, n, what);
         }
@@ -337,7 +361,7 @@ fn run_one(
             verify_graph(m.db, &uids, &pids, n / 10, what);
         }
         ("W5", Impl::Raw) => {
-            let (us, ps) = m.phase("W5 graph", || raw::w5_graph(raw, n / 10));
+            let (us, ps) = m.phase("W5 graph", || raw_call!(raw, w5_graph(n / 10)));
             let uids: Vec<i64> = us.iter().map(|u| u.id).collect();
             let pids: Vec<i64> = ps.iter().map(|p| p.id).collect();
             verify_graph(m.db, &uids, &pids, n / 10, what);
@@ -347,7 +371,7 @@ fn run_one(
             verify_short(m.db, n, lookups.len(), what);
         }
         ("W6", Impl::Raw) => {
-            m.phase("W6 short tx", || raw::w6_short(raw, &lookups));
+            m.phase("W6 short tx", || raw_call!(raw, w6_short(&lookups)));
             verify_short(m.db, n, lookups.len(), what);
         }
         ("W7", Impl::Orm) => {
@@ -355,7 +379,7 @@ fn run_one(
             verify_empty(m.db, got, n, what);
         }
         ("W7", Impl::Raw) => {
-            let got = m.phase("W7 delete", || raw::w7_delete(raw));
+            let got = m.phase("W7 delete", || raw_call!(raw, w7_delete()));
             verify_empty(m.db, got, n, what);
         }
         _ => unreachable!(),
@@ -493,6 +517,8 @@ fn report(
             let (o, r) = (summarize(o), summarize(r));
             let ratio = o.median_ms / r.median_ms;
             let (max_ratio, max_stmts) = target(row, n);
+            // Statement targets count round trips, which SQLite does not make.
+            let max_stmts = max_stmts.filter(|_| db::sqlite_path().is_none());
             let mut problems = Vec::new();
             if let Some(t) = max_ratio {
                 if ratio > t {
@@ -553,6 +579,9 @@ fn report(
          something else used the server); engine = the ORM engine's stats().statements"
     );
     println!("peak = heap growth during the timed region (counting allocator, warm-up run)");
+    if db::sqlite_path().is_some() {
+        println!("SQLite: no server counter (server = 0); statement targets do not apply");
+    }
     all_met
 }
 
@@ -565,11 +594,18 @@ fn env_usize(name: &str, default: usize) -> usize {
     }
 }
 
-fn check_ddl(engine: &Engine) {
+fn check_ddl(engine: &Engine, sqlite: bool) {
     let sql = orm::schema::create_all_sql(engine.dialect(), &[User::table(), Post::table()])
         .expect("DDL");
     let all = sql.join(";\n");
-    for want in [
+    let sqlite_ddl = [
+        "\"id\" INTEGER NOT NULL",
+        "\"name\" VARCHAR(64) NOT NULL",
+        "\"score\" REAL NOT NULL",
+        "PRIMARY KEY (\"id\")",
+        "REFERENCES \"users\" (\"id\")",
+    ];
+    let mysql_ddl = [
         "`id` BIGINT NOT NULL AUTO_INCREMENT",
         "`name` VARCHAR(64) NOT NULL",
         "`email` VARCHAR(128),",
@@ -580,7 +616,9 @@ fn check_ddl(engine: &Engine) {
         "`body` TEXT NOT NULL",
         "REFERENCES `users` (`id`)",
         "InnoDB",
-    ] {
+    ];
+    let wanted: &[&str] = if sqlite { &sqlite_ddl } else { &mysql_ddl };
+    for want in wanted {
         assert!(all.contains(want), "DDL lacks `{want}`:\n{all}");
     }
     if std::env::var("BENCH_SHOW_DDL").is_ok() {
@@ -612,9 +650,12 @@ fn main() {
         _ => db.url.clone(),
     };
     let engine = orm::create_engine(&orm_url).expect("ORM engine");
-    check_ddl(&engine);
+    check_ddl(&engine, db.is_sqlite());
     let factory = SessionFactory::new(engine.clone());
-    let raw = Raw::connect(&db.url);
+    let raw = match db::sqlite_path() {
+        Some(path) => RawSide::Sqlite(raw_sqlite::Raw::connect(&path)),
+        None => RawSide::MySql(Raw::connect(&db.url)),
+    };
     let mut ctx = Ctx {
         db,
         engine,

@@ -12,13 +12,17 @@ use crate::error::Result;
 use crate::row::Row;
 use crate::value::{ColumnType, Value};
 
-/// Which server product is on the other end.
+/// Which server product is on the other end. More may be added: match
+/// with a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ServerKind {
     /// MariaDB.
     MariaDb,
     /// Oracle MySQL (or a compatible server that is not MariaDB).
     MySql,
+    /// SQLite, embedded in the process.
+    Sqlite,
     /// Another product.
     Other,
 }
@@ -198,6 +202,33 @@ pub trait Dialect: Send + Sync {
     fn drop_foreign_key_sql(&self, table: &str, name: &str) -> String {
         format!("ALTER TABLE {table} DROP FOREIGN KEY {name}")
     }
+
+    /// Whether foreign keys can be added and dropped with `ALTER TABLE`
+    /// (MySQL: yes). When not (SQLite), `schema::create_all` declares every
+    /// foreign key inside its `CREATE TABLE`, even one pointing at a table
+    /// created later, which such a database accepts.
+    fn alter_foreign_keys(&self) -> bool {
+        true
+    }
+
+    /// How the session sends UPDATEs of many rows that change the same
+    /// columns (default: MySQL's `UPDATE ... JOIN`).
+    fn update_batch(&self) -> UpdateBatch {
+        UpdateBatch::Join
+    }
+}
+
+/// How one statement updates many rows with different new values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateBatch {
+    /// `UPDATE t JOIN (SELECT ? AS k0, ? AS c0 UNION ALL ...) AS b ON ...
+    /// SET t.c = b.c0` (MySQL, MariaDB).
+    Join,
+    /// `UPDATE t SET c = b.column2 FROM (VALUES (?, ?), ...) AS b WHERE
+    /// t.k = b.column1` (SQLite 3.33+, PostgreSQL).
+    FromValues,
+    /// One prepared `UPDATE ... WHERE key = ?` per row.
+    PerRow,
 }
 
 #[cfg(test)]

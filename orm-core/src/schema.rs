@@ -128,7 +128,7 @@ fn create_table_with(
         if !c.nullable || table.is_key_column(i) {
             line.push_str(" NOT NULL");
         }
-        if table.auto_increment == Some(i) {
+        if table.auto_increment == Some(i) && !dialect.auto_increment_sql().is_empty() {
             line.push(' ');
             line.push_str(dialect.auto_increment_sql());
         }
@@ -264,7 +264,11 @@ fn deferred(order: &[&'static TableDef]) -> Vec<(&'static TableDef, &'static For
 /// their indexes, then the foreign keys of reference cycles.
 pub fn create_all_sql(dialect: &dyn Dialect, tables: &[&'static TableDef]) -> Result<Vec<String>> {
     let order = creation_order(tables)?;
-    let later = deferred(&order);
+    let later = if dialect.alter_foreign_keys() {
+        deferred(&order)
+    } else {
+        Vec::new()
+    };
     let is_later = |t: &TableDef, fk: &ForeignKeyDef| {
         later
             .iter()
@@ -288,7 +292,12 @@ pub fn create_all_sql(dialect: &dyn Dialect, tables: &[&'static TableDef]) -> Re
 /// reference cycles, then the tables children first (`DROP TABLE IF EXISTS`).
 pub fn drop_all_sql(dialect: &dyn Dialect, tables: &[&'static TableDef]) -> Result<Vec<String>> {
     let order = creation_order(tables)?;
-    let mut out: Vec<String> = deferred(&order)
+    let later = if dialect.alter_foreign_keys() {
+        deferred(&order)
+    } else {
+        Vec::new()
+    };
+    let mut out: Vec<String> = later
         .iter()
         .map(|(t, fk)| {
             dialect.drop_foreign_key_sql(

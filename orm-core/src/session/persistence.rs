@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::backend::{Dialect, ServerInfo, ServerKind};
+use crate::backend::{Dialect, ServerInfo, ServerKind, UpdateBatch};
 use crate::engine::PooledConnection;
 use crate::error::{Error, Result};
 use crate::expr::push_placeholders;
@@ -246,10 +246,15 @@ pub(crate) fn update(
         };
         for range in chunks(ctx, &members, per_row, usize::MAX, bytes) {
             let batch = &members[range];
-            if batch.len() == 1 {
-                update_one(ctx, table, &cols, batch[0])?;
-            } else {
-                update_many(ctx, table, &cols, batch)?;
+            match ctx.dialect.update_batch() {
+                _ if batch.len() == 1 => update_one(ctx, table, &cols, batch[0])?,
+                UpdateBatch::Join => update_many(ctx, table, &cols, batch)?,
+                UpdateBatch::FromValues => update_from_values(ctx, table, &cols, batch)?,
+                UpdateBatch::PerRow => {
+                    for row in batch {
+                        update_one(ctx, table, &cols, row)?;
+                    }
+                }
             }
         }
     }
@@ -398,7 +403,19 @@ fn update_many(
         sql.push_str(" + 1");
     }
     let outcome = ctx.conn.execute(&sql, &params)?;
-    if outcome.affected_rows != batch.len() as u64 {
+    check_batch(ctx, table, cols, batch, outcome.affected_rows)
+}
+
+/// After a batched UPDATE that matched `affected` rows: every row must have
+/// matched, else [`Error::StaleData`] naming the stale one.
+fn check_batch(
+    ctx: &mut Ctx<'_>,
+    table: &'static TableDef,
+    cols: &[usize],
+    batch: &[&UpdateRow],
+    affected: u64,
+) -> Result<()> {
+    if affected != batch.len() as u64 {
         // A matched row now has the bumped version and this batch's values.
         let mut check: Vec<usize> = table.version.into_iter().collect();
         check.extend_from_slice(cols);
@@ -410,16 +427,80 @@ fn update_many(
                 (&r.old_key, Some(after))
             })
             .collect();
-        return Err(stale_data(
-            ctx,
-            table,
-            "UPDATE",
-            &check,
-            &rows,
-            outcome.affected_rows,
-        ));
+        return Err(stale_data(ctx, table, "UPDATE", &check, &rows, affected));
     }
     Ok(())
+}
+
+/// [`update_many`] for a dialect with `UPDATE ... FROM` (SQLite 3.33+): the
+/// new values are a `VALUES` list joined on the key (one key lookup per row):
+///
+/// ```sql
+/// UPDATE "t" SET "score" = "__b"."column2" FROM (VALUES (?, ?), (?, ?)) AS "__b"
+///   WHERE "t"."id" = "__b"."column1"
+/// ```
+fn update_from_values(
+    ctx: &mut Ctx<'_>,
+    table: &'static TableDef,
+    cols: &[usize],
+    batch: &[&UpdateRow],
+) -> Result<()> {
+    let nkey = table.primary_key.len();
+    let per_row = nkey + cols.len() + usize::from(table.version.is_some());
+    // `VALUES` names its columns column1, column2, ...: keys, changes, version.
+    let value = |ctx: &Ctx<'_>, n: usize, sql: &mut String| {
+        ctx.ident("__b", sql);
+        sql.push('.');
+        ctx.ident(&format!("column{}", n + 1), sql);
+    };
+    let mut sql = String::with_capacity(128 + batch.len() * (per_row * 3 + 4));
+    sql.push_str("UPDATE ");
+    ctx.ident(table.name, &mut sql);
+    sql.push_str(" SET ");
+    for (n, &c) in cols.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(", ");
+        }
+        ctx.ident(table.columns[c].name, &mut sql);
+        sql.push_str(" = ");
+        value(ctx, nkey + n, &mut sql);
+    }
+    if let Some(v) = table.version {
+        sql.push_str(", ");
+        ctx.ident(table.columns[v].name, &mut sql);
+        sql.push_str(" = ");
+        qualified(ctx, table.name, table.columns[v].name, &mut sql);
+        sql.push_str(" + 1");
+    }
+    sql.push_str(" FROM (VALUES ");
+    push_row_placeholders(&mut sql, batch.len(), per_row);
+    sql.push_str(") AS ");
+    ctx.ident("__b", &mut sql);
+    sql.push_str(" WHERE ");
+    for (n, &k) in table.primary_key.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(" AND ");
+        }
+        qualified(ctx, table.name, table.columns[k].name, &mut sql);
+        sql.push_str(" = ");
+        value(ctx, n, &mut sql);
+    }
+    if let Some(v) = table.version {
+        sql.push_str(" AND ");
+        qualified(ctx, table.name, table.columns[v].name, &mut sql);
+        sql.push_str(" = ");
+        value(ctx, per_row - 1, &mut sql);
+    }
+    let mut params = Vec::with_capacity(batch.len() * per_row);
+    for row in batch {
+        params.extend(row.old_key.values().iter().cloned());
+        params.extend(row.changes.iter().map(|(_, v)| v.clone()));
+        if table.version.is_some() {
+            params.push(row.old_version.clone().unwrap_or(Value::Null));
+        }
+    }
+    let outcome = ctx.conn.execute(&sql, &params)?;
+    check_batch(ctx, table, cols, batch, outcome.affected_rows)
 }
 
 /// `(?, ?), (?, ?), ...`: `rows` groups of `per_row` placeholders.
