@@ -217,7 +217,7 @@ pub mod __private {
         decode_column, Column, ColumnDef, ForeignKeyDef, Model, OnDelete, RowReader, TableDef,
     };
     pub use orm_core::relationship::{
-        key_field, loader, Cascade, HasKey, Lazy, Many, One, RelKind, RelationshipDef,
+        key_field, loader, Cascade, HasKey, Lazy, Many, One, RelKind, RelationshipDef, Secondary,
     };
 
     /// `TypeId::of::<T>` as a function pointer, for generated relationship tables.

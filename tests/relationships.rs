@@ -41,6 +41,45 @@ struct Book {
     author: ToOne<Author>,
     #[orm(one_to_many, key = "book_id", cascade = "all")]
     reviews: ToMany<Review>,
+    #[orm(many_to_many, secondary = "book_tags", back_populates = "books")]
+    tags: ToMany<Tag>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+#[orm(table = "tags")]
+struct Tag {
+    #[orm(primary_key, auto_increment)]
+    id: Option<i64>,
+    #[orm(unique, sql_type = "VARCHAR(32)")]
+    label: String,
+    #[orm(many_to_many, secondary = "book_tags", back_populates = "tags")]
+    books: ToMany<Book>,
+}
+
+/// A member's favourite post, and a post's member: two rows that point at
+/// each other, resolved by post_update.
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+#[orm(table = "members")]
+struct Member {
+    #[orm(primary_key, auto_increment)]
+    id: Option<i64>,
+    #[orm(sql_type = "VARCHAR(32)")]
+    name: String,
+    #[orm(references = Post)]
+    favorite_post_id: Option<i64>,
+    #[orm(many_to_one, key = "favorite_post_id", post_update)]
+    favorite: ToOne<Post>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+#[orm(table = "posts")]
+struct Post {
+    #[orm(primary_key, auto_increment)]
+    id: Option<i64>,
+    #[orm(references = Member)]
+    member_id: Option<i64>,
+    #[orm(many_to_one)]
+    member: ToOne<Member>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Model)]
@@ -161,6 +200,9 @@ fn setup(tag: &str) -> Fixture {
             Node::table(),
             Person::table(),
             Passport::table(),
+            Tag::table(),
+            Member::table(),
+            Post::table(),
         ],
     )
     .expect("create tables");
@@ -608,4 +650,189 @@ fn values_stay_plain_data_and_merge_ignores_relationship_fields() {
     s.merge(&changed).unwrap();
     s.commit().unwrap();
     assert_eq!(f.db.rows("SELECT name FROM authors"), [["b"]]);
+}
+
+fn tag(label: &str) -> Tag {
+    Tag {
+        label: label.into(),
+        ..Default::default()
+    }
+}
+
+fn links_in_db(f: &Fixture) -> Vec<[String; 2]> {
+    f.db.rows(
+        "SELECT b.title, t.label FROM book_tags bt JOIN books b ON b.id = bt.book_id \
+         JOIN tags t ON t.id = bt.tag_id ORDER BY b.title, t.label",
+    )
+    .into_iter()
+    .map(|r| [r[0].clone(), r[1].clone()])
+    .collect()
+}
+
+#[test]
+fn many_to_many_links_are_association_rows() {
+    let f = setup("rel_m2m");
+    let s = f.factory.session();
+    let dune = s.add(book("Dune")).unwrap();
+    let emma = s.add(book("Emma")).unwrap();
+    let scifi = Obj::new(tag("scifi"));
+    let classic = Obj::new(tag("classic"));
+    dune.push(Book::TAGS, &scifi).unwrap();
+    dune.push(Book::TAGS, &classic).unwrap();
+    // The other side, with back_populates: the same link is written once.
+    emma.push(Book::TAGS, &classic).unwrap();
+    assert_eq!(classic.many(Tag::BOOKS).unwrap().len(), 2);
+    classic.push(Tag::BOOKS, &emma).unwrap();
+    let capture = f.engine.capture_statements();
+    s.commit().unwrap();
+    assert_eq!(
+        verbs(&capture.take()),
+        [
+            "BEGIN",
+            "INSERT `books`",
+            "INSERT `tags`",
+            "INSERT `book_tags`",
+            "COMMIT"
+        ]
+    );
+    let expected = |pairs: &[(&str, &str)]| -> Vec<[String; 2]> {
+        pairs
+            .iter()
+            .map(|(a, b)| [a.to_string(), b.to_string()])
+            .collect()
+    };
+    assert_eq!(
+        links_in_db(&f),
+        expected(&[("Dune", "classic"), ("Dune", "scifi"), ("Emma", "classic")])
+    );
+    // Loading: lazily (one SELECT with the association table), eagerly
+    // (the association rows, then the targets not yet in the session).
+    let s = f.factory.session();
+    let capture = f.engine.capture_statements();
+    let books = s.query::<Book>().load(Book::TAGS).all().unwrap();
+    assert_eq!(
+        verbs(&capture.take())[1..],
+        ["SELECT `books`", "SELECT `book_tags`", "SELECT `tags`"]
+    );
+    let dune = books
+        .iter()
+        .find(|b| b.read().unwrap().title == "Dune")
+        .unwrap();
+    assert_eq!(dune.many(Book::TAGS).unwrap().len(), 2);
+    let scifi = s
+        .query::<Tag>()
+        .filter(Tag::LABEL.eq("scifi"))
+        .one()
+        .unwrap();
+    capture.take();
+    assert_eq!(scifi.many(Tag::BOOKS).unwrap().len(), 1);
+    assert_eq!(verbs(&capture.take()), ["SELECT `books`"]);
+    // Removing a link deletes its row; deleting a book drops its rows (ON DELETE CASCADE).
+    let classic = s
+        .query::<Tag>()
+        .filter(Tag::LABEL.eq("classic"))
+        .one()
+        .unwrap();
+    dune.remove(Book::TAGS, &classic).unwrap();
+    assert_eq!(classic.many(Tag::BOOKS).unwrap().len(), 1, "back_populates");
+    s.commit().unwrap();
+    assert_eq!(
+        links_in_db(&f),
+        expected(&[("Dune", "scifi"), ("Emma", "classic")])
+    );
+    let s = f.factory.session();
+    let emma = s
+        .query::<Book>()
+        .filter(Book::TITLE.eq("Emma"))
+        .one()
+        .unwrap();
+    s.delete(&emma).unwrap();
+    s.commit().unwrap();
+    assert_eq!(links_in_db(&f), expected(&[("Dune", "scifi")]));
+    assert_eq!(f.db.rows("SELECT COUNT(*) FROM tags"), [["2"]]);
+}
+
+#[test]
+fn rows_that_point_at_each_other_use_post_update() {
+    let f = setup("rel_post_update");
+    let s = f.factory.session();
+    let ann = s
+        .add(Member {
+            name: "ann".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let post = Obj::new(Post::default());
+    post.set(Post::MEMBER, Some(&ann)).unwrap();
+    ann.set(Member::FAVORITE, Some(&post)).unwrap();
+    let capture = f.engine.capture_statements();
+    s.commit().unwrap();
+    assert_eq!(
+        verbs(&capture.take()),
+        [
+            "BEGIN",
+            "INSERT `members`",
+            "INSERT `posts`",
+            "UPDATE `members`",
+            "COMMIT"
+        ]
+    );
+    let member: i64 = ann.key().unwrap();
+    let post_id: i64 = post.key().unwrap();
+    assert_eq!(
+        f.db.rows("SELECT favorite_post_id FROM members"),
+        [[post_id.to_string()]]
+    );
+    assert_eq!(
+        f.db.rows("SELECT member_id FROM posts"),
+        [[member.to_string()]]
+    );
+    // Deleting both: the post_update key is cleared first, then children first.
+    let s = f.factory.session();
+    let ann = s.get::<Member>(member).unwrap().unwrap();
+    let post = s.get::<Post>(post_id).unwrap().unwrap();
+    s.delete(&post).unwrap();
+    s.delete(&ann).unwrap();
+    let capture = f.engine.capture_statements();
+    s.commit().unwrap();
+    assert_eq!(
+        verbs(&capture.take()),
+        [
+            "UPDATE `members`",
+            "DELETE `posts`",
+            "DELETE `members`",
+            "COMMIT"
+        ]
+    );
+    assert_eq!(f.db.rows("SELECT COUNT(*) FROM members"), [["0"]]);
+}
+
+#[test]
+fn raise_lazy_per_query_refuses_what_was_not_loaded() {
+    let f = setup("rel_raise");
+    f.db.exec("INSERT INTO authors (id, name) VALUES (1, 'a')");
+    f.db.exec("INSERT INTO books (id, author_id, title) VALUES (1, 1, 'x')");
+    let s = f.factory.session();
+    let books = s.query::<Book>().raise_lazy().all().unwrap();
+    let err = books[0].one(Book::AUTHOR).unwrap_err();
+    assert!(err.to_string().contains("Book.author"), "{err}");
+    assert!(books[0].many(Book::REVIEWS).is_err());
+    // What the query loaded is there.
+    let s = f.factory.session();
+    let books = s
+        .query::<Book>()
+        .load(Book::AUTHOR)
+        .raise_lazy()
+        .all()
+        .unwrap();
+    assert_eq!(
+        books[0]
+            .one(Book::AUTHOR)
+            .unwrap()
+            .unwrap()
+            .read()
+            .unwrap()
+            .name,
+        "a"
+    );
 }

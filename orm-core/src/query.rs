@@ -28,6 +28,8 @@ pub struct Query<'s, M: Model> {
     offset: Option<u64>,
     /// Relationship paths to load eagerly (`selectin`).
     eager: Vec<Vec<usize>>,
+    /// Mark the loaded objects so that relationship access that would load raises.
+    raise_lazy: bool,
 }
 
 impl<'s, M: Model> Query<'s, M> {
@@ -39,7 +41,16 @@ impl<'s, M: Model> Query<'s, M> {
             limit: None,
             offset: None,
             eager: Vec::new(),
+            raise_lazy: false,
         }
+    }
+
+    /// Makes every relationship of the objects this query returns refuse
+    /// to load on access (SQLAlchemy's `raiseload("*")`): what the code
+    /// needs must come from `.load(...)`. An error names the relationship.
+    pub fn raise_lazy(mut self) -> Self {
+        self.raise_lazy = true;
+        self
     }
 
     /// Loads a relationship of the results eagerly (SQLAlchemy's
@@ -53,6 +64,11 @@ impl<'s, M: Model> Query<'s, M> {
     }
 
     fn run_eager(&self, objs: &[Obj<M>]) -> Result<()> {
+        if self.raise_lazy {
+            for o in objs {
+                o.erased().meta().borrow_mut().raise_lazy = true;
+            }
+        }
         for path in &self.eager {
             let mut level: Vec<_> = objs.iter().map(|o| o.erased()).collect();
             for &index in path {

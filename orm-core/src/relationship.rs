@@ -50,6 +50,22 @@ pub enum RelKind {
     OneToMany,
     /// The target holds the foreign key, at most one target row (`User.profile`).
     OneToOne,
+    /// Rows of both models are linked through an association table
+    /// ([`RelationshipDef::secondary`]), SQLAlchemy's `secondary`.
+    ManyToMany,
+}
+
+/// The association table of a many-to-many relationship. `create_all`
+/// creates it (both keys NOT NULL, the pair the primary key, each a foreign
+/// key with `ON DELETE CASCADE`).
+#[derive(Debug)]
+pub struct Secondary {
+    /// The table's name.
+    pub table: &'static str,
+    /// Its column holding this model's key.
+    pub local: &'static str,
+    /// Its column holding the target's key.
+    pub remote: &'static str,
 }
 
 /// SQLAlchemy's cascades, per relationship (`cascade = "all, delete-orphan"`).
@@ -159,6 +175,12 @@ pub struct RelationshipDef {
     /// Loads rows of the target model through a session's identity map
     /// (`loader::<Target>`, generated).
     pub load: Loader,
+    /// The association table of a many-to-many relationship.
+    pub secondary: Option<Secondary>,
+    /// Many-to-one only: the foreign key is set by a second UPDATE after
+    /// both rows are INSERTed (SQLAlchemy's `post_update`), which resolves
+    /// two rows that point at each other.
+    pub post_update: bool,
 }
 
 /// Loads rows of one model through a session's identity map: see [`loader`].
@@ -181,7 +203,7 @@ impl RelationshipDef {
     /// The table that holds the foreign key.
     pub fn fk_table(&self, owner: &'static TableDef) -> &'static TableDef {
         match self.kind {
-            RelKind::ManyToOne => owner,
+            RelKind::ManyToOne | RelKind::ManyToMany => owner,
             RelKind::OneToMany | RelKind::OneToOne => (self.target)(),
         }
     }
@@ -194,7 +216,7 @@ impl RelationshipDef {
 
     /// Whether the target is a collection.
     pub fn is_collection(&self) -> bool {
-        self.kind == RelKind::OneToMany
+        matches!(self.kind, RelKind::OneToMany | RelKind::ManyToMany)
     }
 }
 

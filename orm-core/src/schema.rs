@@ -169,6 +169,69 @@ fn create_table_with(
     out
 }
 
+/// The association tables of the many-to-many relationships of `tables`
+/// (each once): (table, owner, local column, target, remote column).
+type Association = (
+    &'static str,
+    &'static TableDef,
+    &'static str,
+    &'static TableDef,
+    &'static str,
+);
+
+fn associations(tables: &[&'static TableDef]) -> Vec<Association> {
+    let mut out: Vec<Association> = Vec::new();
+    for t in tables {
+        for rel in t.relationships {
+            if let Some(sec) = &rel.secondary {
+                if !out.iter().any(|a| a.0 == sec.table) {
+                    out.push((sec.table, *t, sec.local, (rel.target)(), sec.remote));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `CREATE TABLE` of a many-to-many association table: both keys NOT NULL,
+/// the pair the primary key, each a foreign key with `ON DELETE CASCADE`.
+fn association_sql(dialect: &dyn Dialect, a: &Association) -> String {
+    let (name, owner, local, target, remote) = *a;
+    let key_type = |t: &TableDef| {
+        let c = &t.columns[t.primary_key[0]];
+        c.sql_type
+            .map(str::to_string)
+            .unwrap_or_else(|| dialect.column_type_sql(c.column_type))
+    };
+    let fk = |column: &str, t: &TableDef| {
+        format!(
+            "  CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) ON DELETE CASCADE",
+            quoted(dialect, &constraint_name("fk", name, column)),
+            quoted(dialect, column),
+            quoted(dialect, t.name),
+            quoted(dialect, t.columns[t.primary_key[0]].name)
+        )
+    };
+    let mut sql = format!(
+        "CREATE TABLE {} (\n  {} {} NOT NULL,\n  {} {} NOT NULL,\n  PRIMARY KEY ({}, {}),\n{},\n{}\n)",
+        quoted(dialect, name),
+        quoted(dialect, local),
+        key_type(owner),
+        quoted(dialect, remote),
+        key_type(target),
+        quoted(dialect, local),
+        quoted(dialect, remote),
+        fk(local, owner),
+        fk(remote, target)
+    );
+    let suffix = dialect.create_table_suffix();
+    if !suffix.is_empty() {
+        sql.push(' ');
+        sql.push_str(suffix);
+    }
+    sql
+}
+
 /// `DROP TABLE IF EXISTS` for `table`.
 pub fn drop_table_sql(dialect: &dyn Dialect, table: &TableDef) -> String {
     format!("DROP TABLE IF EXISTS {}", quoted(dialect, table.name))
@@ -285,6 +348,9 @@ pub fn create_all_sql(dialect: &dyn Dialect, tables: &[&'static TableDef]) -> Re
             foreign_key_clause(dialect, t, fk)
         ));
     }
+    for a in associations(tables) {
+        out.push(association_sql(dialect, &a));
+    }
     Ok(out)
 }
 
@@ -306,6 +372,9 @@ pub fn drop_all_sql(dialect: &dyn Dialect, tables: &[&'static TableDef]) -> Resu
             )
         })
         .collect();
+    for a in associations(tables) {
+        out.push(format!("DROP TABLE IF EXISTS {}", quoted(dialect, a.0)));
+    }
     out.extend(order.iter().rev().map(|t| drop_table_sql(dialect, t)));
     Ok(out)
 }

@@ -13,7 +13,7 @@ use crate::ctxt::Ctxt;
 
 /// The field attributes, for messages.
 pub const FIELD_ATTRIBUTES: &str =
-    "primary_key, auto_increment, column = \"...\", version, references = Model, on_delete = \"...\", sql_type = \"...\", unique, index, skip; on relationship fields: many_to_one, one_to_many, one_to_one, key = \"...\", back_populates = \"...\", cascade = \"...\", passive_deletes, lazy = \"select|raise\"";
+    "primary_key, auto_increment, column = \"...\", version, references = Model, on_delete = \"...\", sql_type = \"...\", unique, index, skip; on relationship fields: many_to_one, one_to_many, one_to_one, many_to_many, key = \"...\", back_populates = \"...\", cascade = \"...\", passive_deletes, post_update, lazy = \"select|raise\", secondary = \"...\", local_key = \"...\", remote_key = \"...\"";
 
 /// The names of the field attributes.
 const FIELD_ATTRIBUTE_NAMES: &[&str] = &[
@@ -35,6 +35,11 @@ const FIELD_ATTRIBUTE_NAMES: &[&str] = &[
     "cascade",
     "passive_deletes",
     "lazy",
+    "many_to_many",
+    "post_update",
+    "secondary",
+    "local_key",
+    "remote_key",
 ];
 
 /// The attributes on the struct.
@@ -70,6 +75,11 @@ pub struct FieldAttrs {
     pub cascade: Option<LitStr>,
     pub passive_deletes: Option<Span>,
     pub lazy: Option<LitStr>,
+    pub many_to_many: Option<Span>,
+    pub post_update: Option<Span>,
+    pub secondary: Option<LitStr>,
+    pub local_key: Option<LitStr>,
+    pub remote_key: Option<LitStr>,
 }
 
 impl FieldAttrs {
@@ -114,6 +124,11 @@ impl FieldAttrs {
         push("cascade", self.cascade.as_ref().map(LitStr::span));
         push("passive_deletes", self.passive_deletes);
         push("lazy", self.lazy.as_ref().map(LitStr::span));
+        push("many_to_many", self.many_to_many);
+        push("post_update", self.post_update);
+        push("secondary", self.secondary.as_ref().map(LitStr::span));
+        push("local_key", self.local_key.as_ref().map(LitStr::span));
+        push("remote_key", self.remote_key.as_ref().map(LitStr::span));
         out
     }
 
@@ -221,6 +236,19 @@ pub fn field(cx: &mut Ctxt, attrs: &[syn::Attribute]) -> FieldAttrs {
             } else if p.is_ident("lazy") {
                 let lit = string_value(cx, &meta)?;
                 set(cx, &mut out.lazy, lit, &meta, "lazy");
+            } else if p.is_ident("many_to_many") {
+                flag(cx, &mut out.many_to_many, &meta, "many_to_many")?;
+            } else if p.is_ident("post_update") {
+                flag(cx, &mut out.post_update, &meta, "post_update")?;
+            } else if p.is_ident("secondary") {
+                let lit = string_value(cx, &meta)?;
+                set(cx, &mut out.secondary, lit, &meta, "secondary");
+            } else if p.is_ident("local_key") {
+                let lit = string_value(cx, &meta)?;
+                set(cx, &mut out.local_key, lit, &meta, "local_key");
+            } else if p.is_ident("remote_key") {
+                let lit = string_value(cx, &meta)?;
+                set(cx, &mut out.remote_key, lit, &meta, "remote_key");
             } else {
                 let name = path_name(p);
                 let hint = if name == "table" {

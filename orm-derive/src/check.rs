@@ -69,6 +69,7 @@ fn kind_of(field: &crate::ast::Field) -> Option<(&'static str, proc_macro2::Span
         ("many_to_one", a.many_to_one),
         ("one_to_many", a.one_to_many),
         ("one_to_one", a.one_to_one),
+        ("many_to_many", a.many_to_many),
     ]
     .into_iter()
     .find_map(|(name, span)| span.map(|s| (name, s)))
@@ -118,14 +119,14 @@ fn check_relations(cx: &mut Ctxt, model: &Model) {
                 );
             }
         }
-        let kinds = [a.many_to_one, a.one_to_many, a.one_to_one]
+        let kinds = [a.many_to_one, a.one_to_many, a.one_to_one, a.many_to_many]
             .into_iter()
             .flatten()
             .count();
         if kinds > 1 {
             cx.error_at(
                 field.ty,
-                "a relationship is one of many_to_one, one_to_many or one_to_one, not several",
+                "a relationship is one of many_to_one, one_to_many, one_to_one or many_to_many, not several",
             );
         }
         match (rel_type, kind_of(field)) {
@@ -134,9 +135,9 @@ fn check_relations(cx: &mut Ctxt, model: &Model) {
                 "a many-to-one or one-to-one relationship has at most one target: its field type is \
                  `ToOne<Model>`, not the collection `ToMany<Model>`",
             ),
-            (RelType::One, Some(("one_to_many", span))) => cx.error(
+            (RelType::One, Some((kind @ ("one_to_many" | "many_to_many"), span))) => cx.error(
                 span,
-                "a one-to-many relationship is a collection: its field type is `ToMany<Model>`, not `ToOne<Model>`",
+                format!("a {kind} relationship is a collection: its field type is `ToMany<Model>`, not `ToOne<Model>`"),
             ),
             _ => {}
         }
@@ -148,6 +149,33 @@ fn check_relations(cx: &mut Ctxt, model: &Model) {
         if let Some(lit) = &a.lazy {
             if !["select", "raise"].contains(&lit.value().as_str()) {
                 cx.error(lit.span(), "`lazy` must be \"select\" or \"raise\"");
+            }
+        }
+        if a.many_to_many.is_some() {
+            if a.secondary.is_none() {
+                cx.error_at(
+                    field.ty,
+                    "a many_to_many relationship needs its association table: #[orm(many_to_many, secondary = \"...\")] \
+                     (create_all creates it)",
+                );
+            }
+            if let Some(lit) = &a.key {
+                cx.error(
+                    lit.span(),
+                    "a many_to_many relationship has `local_key` and `remote_key`, not `key`",
+                );
+            }
+        } else {
+            for lit in [&a.secondary, &a.local_key, &a.remote_key]
+                .into_iter()
+                .flatten()
+            {
+                cx.error(lit.span(), "`secondary`, `local_key` and `remote_key` belong to a many_to_many relationship");
+            }
+        }
+        if let Some(span) = a.post_update {
+            if !(rel_type == RelType::One && a.one_to_one.is_none()) {
+                cx.error(span, "`post_update` applies to a many_to_one relationship");
             }
         }
         let many_to_one = rel_type == RelType::One && a.one_to_one.is_none();

@@ -78,7 +78,9 @@ fn expand(model: &Model) -> TokenStream {
 fn relation_key(model: &Model, f: &Field) -> String {
     let a = &f.attrs;
     let many_to_one = matches!(f.relation, Some((RelType::One, _))) && a.one_to_one.is_none();
-    if many_to_one {
+    if a.many_to_many.is_some() {
+        String::new()
+    } else if many_to_one {
         match model.many_to_one_key(f) {
             KeyChoice::Found(k) => k.name.clone(),
             _ => String::new(),
@@ -101,6 +103,7 @@ fn relation_defs(model: &Model) -> Vec<TokenStream> {
             };
             let a = &f.attrs;
             let kind = match rel_type {
+                RelType::Many if a.many_to_many.is_some() => quote!(#p::RelKind::ManyToMany),
                 RelType::Many => quote!(#p::RelKind::OneToMany),
                 RelType::One if a.one_to_one.is_some() => quote!(#p::RelKind::OneToOne),
                 RelType::One => quote!(#p::RelKind::ManyToOne),
@@ -118,6 +121,26 @@ fn relation_defs(model: &Model) -> Vec<TokenStream> {
                 _ => quote!(#p::Lazy::Select),
             };
             let table = quote_spanned!(target.span()=> <#target as #p::Model>::table);
+            let secondary = match &a.secondary {
+                Some(sec) if a.many_to_many.is_some() => {
+                    let local = a.local_key.as_ref().map_or_else(
+                        || format!("{}_id", snake_case(&model.ident.to_string())),
+                        syn::LitStr::value,
+                    );
+                    let remote = a.remote_key.as_ref().map_or_else(
+                        || {
+                            format!(
+                                "{}_id",
+                                snake_case(&crate::ast::last_ident(target).unwrap_or_default())
+                            )
+                        },
+                        syn::LitStr::value,
+                    );
+                    quote!(::core::option::Option::Some(#p::Secondary { table: #sec, local: #local, remote: #remote }))
+                }
+                _ => quote!(::core::option::Option::None),
+            };
+            let post_update = a.post_update.is_some();
             quote! {
                 #p::RelationshipDef {
                     name: #name,
@@ -130,6 +153,8 @@ fn relation_defs(model: &Model) -> Vec<TokenStream> {
                     passive_deletes: #passive,
                     lazy: #lazy,
                     load: #p::loader::<#target>,
+                    secondary: #secondary,
+                    post_update: #post_update,
                 }
             }
         })
@@ -145,6 +170,17 @@ fn relation_checks(model: &Model) -> TokenStream {
         let Some((rel_type, target)) = f.relation else {
             unreachable!("relations() yields relationship fields")
         };
+        if f.attrs.many_to_many.is_some() {
+            // Both sides need a single-column key.
+            return quote_spanned! {target.span()=>
+                fn _check() -> (
+                    ::core::marker::PhantomData<<#target as #p::HasKey>::Key>,
+                    ::core::marker::PhantomData<<#ident as #p::HasKey>::Key>,
+                ) {
+                    (::core::marker::PhantomData, ::core::marker::PhantomData)
+                }
+            };
+        }
         let key = relation_key(model, f);
         let many_to_one = rel_type == RelType::One && f.attrs.one_to_one.is_none();
         let span = f

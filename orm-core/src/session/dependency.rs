@@ -71,6 +71,42 @@ fn resolve(
     )))
 }
 
+/// Whether `column` of `table` is the key of a many-to-one relationship
+/// declared `post_update`: set by a second UPDATE after the INSERTs, and
+/// left out of the table order.
+pub(crate) fn is_post_update(table: &'static crate::model::TableDef, column: usize) -> bool {
+    table.relationships.iter().any(|r| {
+        r.post_update
+            && r.kind == crate::relationship::RelKind::ManyToOne
+            && r.fk_column(table) == Some(column)
+    })
+}
+
+/// A foreign key set by its own UPDATE once every row exists (or cleared
+/// before a DELETE): SQLAlchemy's `post_update`.
+pub(crate) struct PostUpdate {
+    pub obj: Rc<dyn AnyObj>,
+    pub column: usize,
+    pub target: Option<Rc<dyn AnyObj>>,
+    /// The value sent, for the write-back.
+    pub value: Option<Value>,
+}
+
+/// The post-update links of `obj` (taken out of its INSERT or UPDATE).
+pub(crate) fn post_updates(obj: &Rc<dyn AnyObj>) -> Vec<PostUpdate> {
+    let table = obj.table();
+    links::pending_fks(obj)
+        .into_iter()
+        .filter(|f| is_post_update(table, f.column))
+        .map(|f| PostUpdate {
+            obj: obj.clone(),
+            column: f.column,
+            target: f.target,
+            value: None,
+        })
+        .collect()
+}
+
 /// Applies `obj`'s pending links to the values of its INSERT. Returns the
 /// synced columns and the patches.
 pub(crate) fn insert_fks(
@@ -85,6 +121,9 @@ pub(crate) fn insert_fks(
         relationship,
     } in links::pending_fks(obj)
     {
+        if is_post_update(obj.table(), column) {
+            continue;
+        }
         match resolve(obj, column, target, &relationship)? {
             FkValue::Known(v) => values[column] = v,
             FkValue::Deferred(t) => {
@@ -140,6 +179,9 @@ pub(crate) fn update_fks(
         relationship,
     } in fks
     {
+        if is_post_update(table, column) {
+            continue;
+        }
         let value = match resolve(obj, column, target, &relationship)? {
             FkValue::Known(v) => {
                 if v == current[column] {
@@ -165,4 +207,62 @@ pub(crate) fn update_fks(
         return Ok(None);
     }
     Ok(Some(row))
+}
+
+/// A many-to-many link to INSERT into (or DELETE from) an association table.
+pub(crate) struct AssocChange {
+    pub secondary: &'static crate::relationship::Secondary,
+    pub owner: Rc<dyn AnyObj>,
+    pub target: Rc<dyn AnyObj>,
+    pub add: bool,
+}
+
+/// The association rows to write for the many-to-many changes of `objs`:
+/// links of objects being deleted are left to the association table's
+/// `ON DELETE CASCADE`; the same link recorded from both sides is written once.
+pub(crate) fn association_changes<'a>(
+    objs: impl Iterator<Item = &'a Rc<dyn AnyObj>>,
+) -> Vec<AssocChange> {
+    let mut out: Vec<AssocChange> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for owner in objs {
+        let changes = links::pending_m2m(owner);
+        if changes.is_empty() {
+            continue;
+        }
+        let table = owner.table();
+        for change in changes {
+            let rel = &table.relationships[change.rel];
+            let Some(secondary) = rel.secondary.as_ref() else {
+                continue;
+            };
+            let gone = |o: &Rc<dyn AnyObj>| {
+                let meta = o.meta().borrow();
+                meta.marked_deleted || matches!(meta.state, ObjState::Deleted | ObjState::Transient)
+            };
+            if change.add && (gone(owner) || gone(&change.target)) {
+                continue;
+            }
+            // One row per (table, pair), whichever side recorded it.
+            let (a, b) = (
+                Rc::as_ptr(owner) as *const (),
+                Rc::as_ptr(&change.target) as *const (),
+            );
+            let pair = if secondary.local <= secondary.remote {
+                (a, b)
+            } else {
+                (b, a)
+            };
+            if !seen.insert((secondary.table, pair, change.add)) {
+                continue;
+            }
+            out.push(AssocChange {
+                secondary,
+                owner: owner.clone(),
+                target: change.target,
+                add: change.add,
+            });
+        }
+    }
+    out
 }

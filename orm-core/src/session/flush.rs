@@ -100,7 +100,41 @@ impl Session {
         }
         let (inserts, deletes, mut switched) = unit_of_work::row_switches(&st.new, &st.deleted)?;
         updates.extend(switched.iter_mut().filter_map(|s| s.update.take()));
-        let plan = unit_of_work::Plan::build(&inserts, updates, &deletes)?;
+        let mut plan = unit_of_work::Plan::build(&inserts, updates, &deletes)?;
+        plan.assoc = super::dependency::association_changes(st.new.iter().chain(modified));
+        let mut seen_post: HashSet<*const ()> = HashSet::new();
+        for obj in st.new.iter().chain(modified) {
+            if seen_post.insert(Rc::as_ptr(obj) as *const ()) {
+                plan.post_updates
+                    .extend(super::dependency::post_updates(obj));
+            }
+        }
+        // A row about to be deleted first lets go of the rows it points at
+        // through a post_update key (they may be deleted in this flush too).
+        for obj in &deletes {
+            let table = obj.table();
+            for rel in table.relationships.iter().filter(|r| r.post_update) {
+                if let Some(column) = rel.fk_column(table) {
+                    if !obj.column_value(column)?.is_null() {
+                        plan.post_updates.push(super::dependency::PostUpdate {
+                            obj: obj.clone(),
+                            column,
+                            target: None,
+                            value: None,
+                        });
+                    }
+                }
+            }
+        }
+        for pu in &plan.post_updates {
+            if !pu.obj.can_write() {
+                return Err(Error::AlreadyBorrowed {
+                    table: pu.obj.table().name,
+                    action: "flushing (an explicit flush, or the autoflush of a query, get(), merge() or commit()): \
+                             the flush writes a post_update key into it. Nothing was sent",
+                });
+            }
+        }
         plan.check_writable()?;
         for sw in &switched {
             if sw.table.version.is_some() && !sw.new.can_write() {
@@ -180,6 +214,13 @@ impl Session {
                     if let Some(old) = &row.old_version {
                         row.obj.set_column(v, persistence::bumped(old))?;
                     }
+                }
+            }
+        }
+        for pu in &plan.post_updates {
+            if let Some(value) = &pu.value {
+                if !pu.obj.meta().borrow().marked_deleted {
+                    pu.obj.set_column(pu.column, value.clone())?;
                 }
             }
         }

@@ -32,6 +32,17 @@ pub(crate) struct Links {
     pub loaded: Vec<(usize, Vec<Rc<dyn AnyObj>>)>,
     /// Foreign-key columns of this object to set at the next flush.
     pub fks: Vec<FkSync>,
+    /// Many-to-many links made or broken from this side since the last flush.
+    pub m2m: Vec<M2mChange>,
+}
+
+/// A many-to-many link to add (or remove) at the next flush.
+#[derive(Clone)]
+pub(crate) struct M2mChange {
+    /// The relationship's index in the owner's table.
+    pub rel: usize,
+    pub target: Rc<dyn AnyObj>,
+    pub add: bool,
 }
 
 /// A foreign key of the object to set at the next flush from a related
@@ -107,11 +118,60 @@ pub(crate) fn pending_fks(obj: &Rc<dyn AnyObj>) -> Vec<FkSync> {
         .unwrap_or_default()
 }
 
-/// Forgets the pending foreign-key assignments of `obj` (flushed).
+/// Forgets the pending foreign-key assignments and many-to-many changes of
+/// `obj` (flushed).
 pub(crate) fn clear_fks(obj: &Rc<dyn AnyObj>) {
     if let Some(links) = obj.meta().borrow_mut().links.as_mut() {
         links.fks.clear();
+        links.m2m.clear();
     }
+}
+
+/// The pending many-to-many changes of `obj`.
+pub(crate) fn pending_m2m(obj: &Rc<dyn AnyObj>) -> Vec<M2mChange> {
+    obj.meta()
+        .borrow()
+        .links
+        .as_ref()
+        .map(|l| l.m2m.clone())
+        .unwrap_or_default()
+}
+
+fn secondary_of<'r>(
+    owner: &Rc<dyn AnyObj>,
+    rel: &'r RelationshipDef,
+) -> Result<&'r crate::relationship::Secondary> {
+    rel.secondary.as_ref().ok_or_else(|| {
+        Error::invalid(format!(
+            "relationship `{}` is many-to-many but names no association table",
+            rel_name(owner, rel)
+        ))
+    })
+}
+
+/// `SELECT t.cols FROM target AS t JOIN secondary AS s ON s.remote = t.pk`.
+fn many_to_many_select(
+    dialect: &dyn crate::backend::Dialect,
+    target: &crate::model::TableDef,
+    sec: &crate::relationship::Secondary,
+) -> String {
+    let mut sql = String::from("SELECT ");
+    for (n, c) in target.columns.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str("t.");
+        dialect.quote_ident(c.name, &mut sql);
+    }
+    sql.push_str(" FROM ");
+    dialect.quote_ident(target.name, &mut sql);
+    sql.push_str(" t JOIN ");
+    dialect.quote_ident(sec.table, &mut sql);
+    sql.push_str(" s ON s.");
+    dialect.quote_ident(sec.remote, &mut sql);
+    sql.push_str(" = t.");
+    dialect.quote_ident(target.columns[target.primary_key[0]].name, &mut sql);
+    sql
 }
 
 /// The objects directly reachable from `obj` through its links.
@@ -201,8 +261,8 @@ fn cascade_add(
 
 fn raise_error(owner: &Rc<dyn AnyObj>, rel: &RelationshipDef) -> Error {
     Error::invalid(format!(
-        "relationship `{}` is lazy = \"raise\": loading it on access is refused (the N+1 guard); \
-         load it with the query, e.g. .load({}::{})",
+        "relationship `{}` may not be loaded on access (lazy = \"raise\" on the relationship, or the \
+         query's raise_lazy()): the N+1 guard; load it with the query, e.g. .load({}::{})",
         rel_name(owner, rel),
         owner.table().model,
         rel.name.to_uppercase()
@@ -242,14 +302,14 @@ pub(crate) fn related(owner: &Rc<dyn AnyObj>, index: usize) -> Result<Vec<Rc<dyn
             if let Some(hit) = session.state()?.map.get(&identity).cloned() {
                 return Ok(vec![hit]);
             }
-            if rel.lazy == Lazy::Raise {
+            if rel.lazy == Lazy::Raise || owner.meta().borrow().raise_lazy {
                 return Err(raise_error(owner, rel));
             }
             session.autoflush()?;
             let sql = persistence::select_by_key_sql(session.engine().dialect(), target);
             Ok((rel.load)(&session, &sql, &[value])?.0)
         }
-        RelKind::OneToMany | RelKind::OneToOne => {
+        RelKind::OneToMany | RelKind::OneToOne | RelKind::ManyToMany => {
             if let Some(objs) = loaded_of(owner, index) {
                 return Ok(objs);
             }
@@ -268,19 +328,27 @@ pub(crate) fn related(owner: &Rc<dyn AnyObj>, index: usize) -> Result<Vec<Rc<dyn
                     return Ok(Vec::new());
                 }
             };
-            if rel.lazy == Lazy::Raise {
+            if rel.lazy == Lazy::Raise || owner.meta().borrow().raise_lazy {
                 return Err(raise_error(owner, rel));
             }
             let session = session_of(owner).ok_or(Error::DetachedInstance { table: table.name })?;
             let target = (rel.target)();
-            let column = fk_column(owner, rel)?;
-            let mut sql = persistence::select_sql(session.engine().dialect(), target);
-            sql.push_str(" WHERE ");
-            session
-                .engine()
-                .dialect()
-                .quote_ident(target.columns[column].name, &mut sql);
-            sql.push_str(" = ?");
+            let dialect = session.engine().dialect();
+            let sql = if rel.kind == RelKind::ManyToMany {
+                let sec = secondary_of(owner, rel)?;
+                let mut sql = many_to_many_select(dialect, target, sec);
+                sql.push_str(" WHERE s.");
+                dialect.quote_ident(sec.local, &mut sql);
+                sql.push_str(" = ?");
+                sql
+            } else {
+                let column = fk_column(owner, rel)?;
+                let mut sql = persistence::select_sql(dialect, target);
+                sql.push_str(" WHERE ");
+                dialect.quote_ident(target.columns[column].name, &mut sql);
+                sql.push_str(" = ?");
+                sql
+            };
             let mut objs = session.query_erased(rel, &sql, key.values())?;
             if rel.kind == RelKind::OneToOne {
                 objs.truncate(1);
@@ -316,7 +384,7 @@ fn related_cached(owner: &Rc<dyn AnyObj>, index: usize) -> Option<Vec<Rc<dyn Any
             let hit = session.state().ok()?.map.get(&identity).cloned();
             hit.map(|h| vec![h])
         }
-        RelKind::OneToMany | RelKind::OneToOne => loaded_of(owner, index),
+        RelKind::OneToMany | RelKind::OneToOne | RelKind::ManyToMany => loaded_of(owner, index),
     }
 }
 
@@ -326,16 +394,17 @@ fn back_index(rel: &RelationshipDef) -> Option<usize> {
     (rel.target)().relationship(name).map(|(i, _)| i)
 }
 
+/// Adds `member` to `obj`'s collection `rel` if it is loaded, or if `obj`
+/// has no row yet (its collection is then known: what was linked to it).
 fn add_to_loaded(obj: &Rc<dyn AnyObj>, rel: usize, member: &Rc<dyn AnyObj>) {
     let mut meta = obj.meta().borrow_mut();
-    if let Some(list) = meta
-        .links
-        .as_mut()
-        .and_then(|l| l.loaded.iter_mut().find(|(i, _)| *i == rel))
-    {
-        if !list.1.iter().any(|o| same(o, member)) {
-            list.1.push(member.clone());
-        }
+    let new_object = matches!(meta.state, ObjState::Transient | ObjState::Pending);
+    let links = meta.links.get_or_insert_with(Default::default);
+    match links.loaded.iter_mut().find(|(i, _)| *i == rel) {
+        Some(list) if !list.1.iter().any(|o| same(o, member)) => list.1.push(member.clone()),
+        Some(_) => {}
+        None if new_object => links.loaded.push((rel, vec![member.clone()])),
+        None => {}
     }
 }
 
@@ -462,11 +531,34 @@ fn set_one(owner: &Rc<dyn AnyObj>, index: usize, target: Option<Rc<dyn AnyObj>>)
             with_links(owner, |l| l.set_loaded(index, target.into_iter().collect()));
             Ok(())
         }
-        RelKind::OneToMany => Err(Error::invalid(format!(
+        RelKind::OneToMany | RelKind::ManyToMany => Err(Error::invalid(format!(
             "relationship `{}` is a collection: use push() and remove()",
             rel_name(owner, rel)
         ))),
     }
+}
+
+/// Records a many-to-many link change on `owner`; a change that undoes a
+/// pending one cancels it.
+fn note_m2m(owner: &Rc<dyn AnyObj>, index: usize, target: &Rc<dyn AnyObj>, add: bool) {
+    with_links(owner, |l| {
+        match l
+            .m2m
+            .iter()
+            .position(|c| c.rel == index && same(&c.target, target))
+        {
+            Some(pos) if l.m2m[pos].add != add => {
+                l.m2m.remove(pos);
+            }
+            Some(_) => {}
+            None => l.m2m.push(M2mChange {
+                rel: index,
+                target: target.clone(),
+                add,
+            }),
+        }
+    });
+    touch(owner);
 }
 
 fn push(owner: &Rc<dyn AnyObj>, index: usize, child: Rc<dyn AnyObj>) -> Result<()> {
@@ -474,6 +566,15 @@ fn push(owner: &Rc<dyn AnyObj>, index: usize, child: Rc<dyn AnyObj>) -> Result<(
     cascade_add(owner, rel, &child)?;
     let mut members = related(owner, index)?;
     if members.iter().any(|o| same(o, &child)) {
+        return Ok(());
+    }
+    if rel.kind == RelKind::ManyToMany {
+        note_m2m(owner, index, &child, true);
+        if let Some(back) = back_index(rel) {
+            add_to_loaded(&child, back, owner);
+        }
+        members.push(child);
+        with_links(owner, |l| l.set_loaded(index, members));
         return Ok(());
     }
     attach_child(owner, index, &child)?;
@@ -490,6 +591,14 @@ fn remove(owner: &Rc<dyn AnyObj>, index: usize, child: &Rc<dyn AnyObj>) -> Resul
         return Ok(());
     }
     with_links(owner, |l| l.set_loaded(index, members));
+    let rel = &owner.table().relationships[index];
+    if rel.kind == RelKind::ManyToMany {
+        note_m2m(owner, index, child, false);
+        if let Some(back) = back_index(rel) {
+            remove_from_loaded(child, back, owner);
+        }
+        return Ok(());
+    }
     detach_child(owner, index, child)
 }
 
@@ -578,7 +687,10 @@ impl Session {
         let table = first.table();
         let rel = &table.relationships[index];
         let target = (rel.target)();
-        let column = fk_column(first, rel)?;
+        let column = match rel.kind {
+            RelKind::ManyToMany => 0, // unused: the association table links them
+            _ => fk_column(first, rel)?,
+        };
         let dialect = self.engine().dialect();
         let mut out = Vec::new();
         match rel.kind {
@@ -614,6 +726,86 @@ impl Session {
                     crate::expr::push_placeholders(&mut sql, chunk.len());
                     sql.push(')');
                     out.extend(self.query_erased(rel, &sql, chunk)?);
+                }
+            }
+            RelKind::ManyToMany => {
+                let sec = secondary_of(first, rel)?;
+                let mut todo: Vec<(Value, Rc<dyn AnyObj>)> = Vec::new();
+                for p in parents {
+                    if let Some(done) = loaded_of(p, index) {
+                        out.extend(done);
+                        continue;
+                    }
+                    let key = p.meta().borrow().key.clone();
+                    match key {
+                        Some(key) => todo.push((key.values()[0].clone(), p.clone())),
+                        None => with_links(p, |l| l.set_loaded(index, Vec::new())),
+                    }
+                }
+                // The association rows, then the targets not in the identity map.
+                let mut pairs: Vec<(Value, Value)> = Vec::new();
+                let keys: Vec<Value> = todo.iter().map(|(k, _)| k.clone()).collect();
+                for chunk in keys.chunks(BATCH) {
+                    let mut sql = String::from("SELECT ");
+                    dialect.quote_ident(sec.local, &mut sql);
+                    sql.push_str(", ");
+                    dialect.quote_ident(sec.remote, &mut sql);
+                    sql.push_str(" FROM ");
+                    dialect.quote_ident(sec.table, &mut sql);
+                    sql.push_str(" WHERE ");
+                    dialect.quote_ident(sec.local, &mut sql);
+                    sql.push_str(" IN (");
+                    crate::expr::push_placeholders(&mut sql, chunk.len());
+                    sql.push(')');
+                    for row in self.query_rows(&sql, chunk)? {
+                        let mut values = row.into_values().into_iter();
+                        if let (Some(l), Some(r)) = (values.next(), values.next()) {
+                            pairs.push((l, r));
+                        }
+                    }
+                }
+                let mut targets: HashMap<Value, Rc<dyn AnyObj>> = HashMap::new();
+                let mut missing: Vec<Value> = Vec::new();
+                {
+                    let st = self.state()?;
+                    for (_, r) in &pairs {
+                        if targets.contains_key(r) || missing.contains(r) {
+                            continue;
+                        }
+                        let identity = Identity {
+                            model: (rel.target_type)(),
+                            key: Key::new(vec![r.clone()]),
+                        };
+                        match st.map.get(&identity) {
+                            Some(hit) => {
+                                targets.insert(r.clone(), hit.clone());
+                            }
+                            None => missing.push(r.clone()),
+                        }
+                    }
+                }
+                let pk = target.primary_key[0];
+                for chunk in missing.chunks(BATCH) {
+                    let mut sql = persistence::select_sql(dialect, target);
+                    sql.push_str(" WHERE ");
+                    dialect.quote_ident(target.columns[pk].name, &mut sql);
+                    sql.push_str(" IN (");
+                    crate::expr::push_placeholders(&mut sql, chunk.len());
+                    sql.push(')');
+                    for obj in self.query_erased(rel, &sql, chunk)? {
+                        targets.insert(obj.column_value(pk)?, obj);
+                    }
+                }
+                let mut by_key: HashMap<Value, Vec<Rc<dyn AnyObj>>> = HashMap::new();
+                for (l, r) in pairs {
+                    if let Some(t) = targets.get(&r) {
+                        by_key.entry(l).or_default().push(t.clone());
+                    }
+                }
+                for (key, parent) in todo {
+                    let members = by_key.remove(&key).unwrap_or_default();
+                    out.extend(members.iter().cloned());
+                    with_links(&parent, |l| l.set_loaded(index, members));
                 }
             }
             RelKind::OneToMany | RelKind::OneToOne => {
@@ -679,7 +871,9 @@ impl Session {
     pub(crate) fn cascade_delete(&self, obj: &Rc<dyn AnyObj>) -> Result<()> {
         let table = obj.table();
         for (index, rel) in table.relationships.iter().enumerate() {
-            if rel.kind == RelKind::ManyToOne {
+            // The association rows of a many-to-many go with the row (ON
+            // DELETE CASCADE on the association table).
+            if matches!(rel.kind, RelKind::ManyToOne | RelKind::ManyToMany) {
                 continue;
             }
             let children = if rel.passive_deletes {

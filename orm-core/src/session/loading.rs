@@ -95,6 +95,7 @@ pub(crate) fn load_rows<M: Model>(
                 seq: 0,
                 generated_key: false,
                 links: None,
+                raise_lazy: false,
             }),
         });
         slot.insert(cell.clone());

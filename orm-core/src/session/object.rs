@@ -62,6 +62,9 @@ pub(crate) struct Meta {
     /// at the next flush. `None` until the object is linked or one of its
     /// relationships loaded, so plain loads pay nothing.
     pub links: Option<Box<super::links::Links>>,
+    /// Loaded by a query with `raise_lazy()`: a relationship access that
+    /// would load is an error (the N+1 guard, per query).
+    pub raise_lazy: bool,
 }
 
 impl Meta {
@@ -77,6 +80,7 @@ impl Meta {
             seq: 0,
             generated_key: false,
             links: None,
+            raise_lazy: false,
         }
     }
 

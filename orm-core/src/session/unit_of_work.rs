@@ -91,11 +91,17 @@ pub(crate) struct Plan {
     save_order: Vec<usize>,
     /// Indexes into `tables`: DELETEs, children first.
     delete_order: Vec<usize>,
+    /// Many-to-many association rows, written after every INSERT and
+    /// UPDATE and before any DELETE.
+    pub assoc: Vec<super::dependency::AssocChange>,
+    /// Foreign keys set (or cleared) by their own UPDATE: after the
+    /// association rows, before any DELETE.
+    pub post_updates: Vec<super::dependency::PostUpdate>,
 }
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        self.tables.is_empty()
+        self.tables.is_empty() && self.assoc.is_empty() && self.post_updates.is_empty()
     }
 
     /// The tables with their work, parents first.
@@ -193,6 +199,8 @@ impl Plan {
             tables,
             save_order,
             delete_order,
+            assoc: Vec::new(),
+            post_updates: Vec::new(),
         })
     }
 
@@ -275,6 +283,8 @@ impl Plan {
                 persistence::update(ctx, table, waiting)?;
             }
         }
+        self.write_associations(ctx, &generated)?;
+        self.write_post_updates(ctx, &generated)?;
         for &t in &self.delete_order {
             let (table, work) = &self.tables[t];
             for level in work.deletes.iter().rev() {
@@ -286,6 +296,98 @@ impl Plan {
                     .map(|r| (r.key.clone(), r.version.clone()))
                     .collect();
                 persistence::delete(ctx, table, &rows)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Plan {
+    /// The `post_update` foreign keys: one UPDATE per row, once both rows exist.
+    fn write_post_updates(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        generated: &HashMap<*const (), Value>,
+    ) -> Result<()> {
+        for pu in &mut self.post_updates {
+            let table = pu.obj.table();
+            let value = match &pu.target {
+                Some(t) => patched(generated, t)?,
+                None => Value::Null,
+            };
+            let key = patched(generated, &pu.obj)?;
+            let mut sql = String::from("UPDATE ");
+            ctx.dialect.quote_ident(table.name, &mut sql);
+            sql.push_str(" SET ");
+            ctx.dialect
+                .quote_ident(table.columns[pu.column].name, &mut sql);
+            sql.push_str(" = ? WHERE ");
+            ctx.dialect
+                .quote_ident(table.columns[table.primary_key[0]].name, &mut sql);
+            sql.push_str(" = ?");
+            ctx.conn.execute(&sql, &[value.clone(), key])?;
+            pu.value = Some(value);
+        }
+        Ok(())
+    }
+
+    /// INSERTs and DELETEs the many-to-many association rows, batched per
+    /// table, with keys generated in this flush filled in.
+    fn write_associations(
+        &self,
+        ctx: &mut Ctx<'_>,
+        generated: &HashMap<*const (), Value>,
+    ) -> Result<()> {
+        const BATCH: usize = 1000;
+        let mut groups: Vec<(&'static crate::relationship::Secondary, bool, Vec<Value>)> =
+            Vec::new();
+        for change in &self.assoc {
+            let owner = patched(generated, &change.owner)?;
+            let target = patched(generated, &change.target)?;
+            let group = match groups
+                .iter_mut()
+                .find(|(s, add, _)| std::ptr::eq(*s, change.secondary) && *add == change.add)
+            {
+                Some(g) => g,
+                None => {
+                    groups.push((change.secondary, change.add, Vec::new()));
+                    groups.last_mut().expect("just pushed")
+                }
+            };
+            group.2.push(owner);
+            group.2.push(target);
+        }
+        // Removals first: a link removed and added again in one flush ends present.
+        groups.sort_by_key(|(_, add, _)| *add);
+        for (sec, add, params) in groups {
+            for chunk in params.chunks(BATCH * 2) {
+                let mut sql = String::new();
+                let rows = chunk.len() / 2;
+                if add {
+                    sql.push_str("INSERT INTO ");
+                    ctx.dialect.quote_ident(sec.table, &mut sql);
+                    sql.push_str(" (");
+                    ctx.dialect.quote_ident(sec.local, &mut sql);
+                    sql.push_str(", ");
+                    ctx.dialect.quote_ident(sec.remote, &mut sql);
+                    sql.push_str(") VALUES ");
+                    for n in 0..rows {
+                        sql.push_str(if n == 0 { "(?, ?)" } else { ", (?, ?)" });
+                    }
+                } else {
+                    sql.push_str("DELETE FROM ");
+                    ctx.dialect.quote_ident(sec.table, &mut sql);
+                    sql.push_str(" WHERE (");
+                    ctx.dialect.quote_ident(sec.local, &mut sql);
+                    sql.push_str(", ");
+                    ctx.dialect.quote_ident(sec.remote, &mut sql);
+                    sql.push_str(") IN (");
+                    for n in 0..rows {
+                        sql.push_str(if n == 0 { "(?, ?)" } else { ", (?, ?)" });
+                    }
+                    sql.push(')');
+                }
+                ctx.conn.execute(&sql, chunk)?;
             }
         }
         Ok(())
@@ -364,13 +466,20 @@ fn sort_tables(
             let (t, child) = &tables[i];
             // References declared on the child, and one-to-many / one-to-one
             // relationships of other tables whose key lives on the child.
-            let referenced = t.foreign_keys.iter().map(|fk| (fk.target)());
+            let referenced = t
+                .foreign_keys
+                .iter()
+                .filter(|fk| !super::dependency::is_post_update(t, fk.column))
+                .map(|fk| (fk.target)());
             let owners = tables
                 .iter()
                 .filter(|(p, _)| {
                     p.relationships.iter().any(|r| {
-                        r.kind != crate::relationship::RelKind::ManyToOne
-                            && std::ptr::eq((r.target)(), *t)
+                        matches!(
+                            r.kind,
+                            crate::relationship::RelKind::OneToMany
+                                | crate::relationship::RelKind::OneToOne
+                        ) && std::ptr::eq((r.target)(), *t)
                     })
                 })
                 .map(|(p, _)| *p);
@@ -444,6 +553,7 @@ fn levels<T>(
         .foreign_keys
         .iter()
         .filter(|fk| std::ptr::eq((fk.target)(), table))
+        .filter(|fk| !super::dependency::is_post_update(table, fk.column))
         .map(|fk| fk.column)
         .collect();
     if self_fks.is_empty() || rows.len() < 2 || table.primary_key.len() != 1 {
