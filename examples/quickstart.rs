@@ -1,5 +1,6 @@
-//! The tour: define models, create their tables, add objects, flush,
-//! commit, query, update, delete.
+//! The tour: define models and their relationship, create their tables,
+//! add a whole object graph, commit, query with eager loading, update,
+//! delete with a cascade.
 //!
 //! ```sh
 //! cargo run --example quickstart        # embedded SQLite, nothing to install
@@ -25,7 +26,7 @@ use orm::prelude::*;
 use orm::session::SessionFactory;
 
 /// An author. `id` is `None` until the row is inserted.
-#[derive(Debug, Clone, PartialEq, Model)]
+#[derive(Debug, Clone, Default, PartialEq, Model)]
 #[orm(table = "qs_authors")]
 pub struct Author {
     #[orm(primary_key, auto_increment)]
@@ -33,21 +34,41 @@ pub struct Author {
     #[orm(unique, sql_type = "VARCHAR(100)")]
     pub name: String,
     pub email: Option<String>,
+    /// The author's books: deleting the author deletes them, and a book
+    /// removed from the collection is deleted (`delete-orphan`).
+    #[orm(
+        one_to_many,
+        key = "author_id",
+        back_populates = "author",
+        cascade = "all, delete-orphan"
+    )]
+    pub books: ToMany<Book>,
 }
 
 /// A book, which references its author.
-#[derive(Debug, Clone, PartialEq, Model)]
+#[derive(Debug, Clone, Default, PartialEq, Model)]
 #[orm(table = "qs_books")]
 pub struct Book {
     #[orm(primary_key, auto_increment)]
     pub id: Option<i64>,
     #[orm(references = Author, index)]
-    pub author_id: i64,
+    pub author_id: Option<i64>,
     pub title: String,
     pub year: i32,
     /// Optimistic lock: bumped on every UPDATE.
     #[orm(version)]
     pub version: i64,
+    /// The other side of `Author::BOOKS`, kept in sync in memory.
+    #[orm(many_to_one, back_populates = "books")]
+    pub author: ToOne<Author>,
+}
+
+fn book(title: &str, year: i32) -> Obj<Book> {
+    Obj::new(Book {
+        title: title.into(),
+        year,
+        ..Default::default()
+    })
 }
 
 /// Runs the tour against `url`; prints what it does.
@@ -61,50 +82,41 @@ pub fn run(url: &str) -> orm::Result<()> {
     let sessions = SessionFactory::new(engine.clone());
     let session = sessions.session();
 
-    // Add objects: pending until the flush INSERTs them.
+    // A whole object graph: pending until the flush INSERTs it. The books
+    // join the session through their author (save-update cascade).
     let le_guin = session.add(Author {
-        id: None,
         name: "Ursula K. Le Guin".into(),
-        email: None,
+        ..Default::default()
     })?;
     let herbert = session.add(Author {
-        id: None,
         name: "Frank Herbert".into(),
-        email: None,
+        ..Default::default()
     })?;
-    session.flush()?; // INSERT ... RETURNING id, in the open transaction
-    let le_guin_id = le_guin
-        .read()?
-        .id
-        .expect("a flushed author has its generated id");
-    let herbert_id = herbert
-        .read()?
-        .id
-        .expect("a flushed author has its generated id");
+    le_guin.push(Author::BOOKS, &book("A Wizard of Earthsea", 1968))?;
+    le_guin.push(Author::BOOKS, &book("The Left Hand of Darkness", 1969))?;
+    let dune = book("Dune", 1965);
+    dune.set(Book::AUTHOR, Some(&herbert))?; // the same link, from the other side
+                                             // One flush: the authors' INSERT ... RETURNING id, then the books' with
+                                             // those ids; then COMMIT. The connection goes back to the pool.
+    session.commit()?;
+    let (le_guin_id, herbert_id): (i64, i64) = (le_guin.key()?, herbert.key()?);
     println!("inserted authors {le_guin_id} and {herbert_id}");
 
-    for (title, year) in [
-        ("A Wizard of Earthsea", 1968),
-        ("The Left Hand of Darkness", 1969),
-    ] {
-        session.add(Book {
-            id: None,
-            author_id: le_guin_id,
-            title: title.into(),
-            year,
-            version: 0,
-        })?;
+    // Query: typed filters, ordering; rows go through the identity map. The
+    // authors' books come eagerly, in one more SELECT for all of them.
+    let authors = session
+        .query::<Author>()
+        .order_by(Author::NAME.asc())
+        .load(Author::BOOKS)
+        .all()?;
+    for author in &authors {
+        let titles: Vec<String> = author
+            .many(Author::BOOKS)?
+            .iter()
+            .map(|b| Ok(b.read()?.title.clone()))
+            .collect::<orm::Result<_>>()?;
+        println!("{}: {}", author.read()?.name, titles.join(", "));
     }
-    session.add(Book {
-        id: None,
-        author_id: herbert_id,
-        title: "Dune".into(),
-        year: 1965,
-        version: 0,
-    })?;
-    session.commit()?; // flush + COMMIT; the connection goes back to the pool
-
-    // Query: typed filters, ordering; rows go through the identity map.
     let sixties = session
         .query::<Book>()
         .filter(Book::YEAR.ge(1966).and(Book::AUTHOR_ID.eq(le_guin_id)))
@@ -117,27 +129,25 @@ pub fn run(url: &str) -> orm::Result<()> {
 
     // Update: change the object; the flush sends only the changed column.
     herbert.write()?.email = Some("frank@arrakis.example".into());
-    let dune = session
-        .query::<Book>()
-        .filter(Book::TITLE.eq("Dune"))
-        .one()?;
     dune.write()?.year = 1966;
     session.commit()?;
     println!("Dune is now at version {}", dune.read()?.version);
 
-    // Delete: children before parents, in one flush.
-    for book in session
-        .query::<Book>()
-        .filter(Book::AUTHOR_ID.eq(herbert_id))
-        .all()?
-    {
-        session.delete(&book)?;
-    }
+    // Delete: the author's books go with it, children first, in one flush.
     session.delete(&herbert)?;
     session.commit()?;
 
     let remaining = session.query::<Author>().count()?;
-    println!("{remaining} author(s) left; pool: {:?}", engine.status());
+    let books = session.query::<Book>().count()?;
+    println!(
+        "{remaining} author(s) and {books} book(s) left; pool: {:?}",
+        engine.status()
+    );
+    if (remaining, books) != (1, 2) {
+        return Err(orm::Error::invalid(format!(
+            "the tour expected 1 author and 2 books left, found {remaining} and {books}"
+        )));
+    }
     session.close();
     orm::schema::drop_all(&engine, &tables)?;
     Ok(())

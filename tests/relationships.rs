@@ -836,3 +836,21 @@ fn raise_lazy_per_query_refuses_what_was_not_loaded() {
         "a"
     );
 }
+
+#[test]
+fn expunge_cascades_to_loaded_children() {
+    let f = setup("rel_expunge");
+    f.db.exec("INSERT INTO authors (id, name) VALUES (1, 'a')");
+    f.db.exec("INSERT INTO books (id, author_id, title) VALUES (1, 1, 'x'), (2, 1, 'y')");
+    let s = f.factory.session();
+    let a = s.get::<Author>(1).unwrap().unwrap();
+    let books = a.many(Author::BOOKS).unwrap();
+    assert_eq!(s.identity_count().unwrap(), 3);
+    s.expunge(&a).unwrap();
+    assert_eq!(
+        s.identity_count().unwrap(),
+        0,
+        "cascade = all includes expunge"
+    );
+    assert!(books.iter().all(|b| b.state() == ObjState::Detached));
+}

@@ -388,6 +388,33 @@ fn related_cached(owner: &Rc<dyn AnyObj>, index: usize) -> Option<Vec<Rc<dyn Any
     }
 }
 
+/// Save-update cascade through the mirror relationship: a transient
+/// `owner` linked to an object of a session joins that session when the
+/// mirror relationship (`back_populates`) cascades save-update, as
+/// SQLAlchemy's backref cascade does (`book.author = author` adds `book`).
+fn cascade_back(
+    owner: &Rc<dyn AnyObj>,
+    rel: &RelationshipDef,
+    target: &Rc<dyn AnyObj>,
+) -> Result<()> {
+    if owner.meta().borrow().state != ObjState::Transient {
+        return Ok(());
+    }
+    let Some(back) = back_index(rel) else {
+        return Ok(());
+    };
+    if !(rel.target)().relationships[back]
+        .cascade
+        .contains(Cascade::SAVE_UPDATE)
+    {
+        return Ok(());
+    }
+    match session_of(target) {
+        Some(session) => session.add_erased(owner.clone()),
+        None => Ok(()),
+    }
+}
+
 /// The index of the relationship on `target`'s table that mirrors `rel`.
 fn back_index(rel: &RelationshipDef) -> Option<usize> {
     let name = rel.back_populates?;
@@ -518,6 +545,9 @@ fn set_one(owner: &Rc<dyn AnyObj>, index: usize, target: Option<Rc<dyn AnyObj>>)
                     }
                 }
             }
+            if let Some(t) = &target {
+                cascade_back(owner, rel, t)?;
+            }
             Ok(())
         }
         RelKind::OneToOne => {
@@ -564,6 +594,7 @@ fn note_m2m(owner: &Rc<dyn AnyObj>, index: usize, target: &Rc<dyn AnyObj>, add: 
 fn push(owner: &Rc<dyn AnyObj>, index: usize, child: Rc<dyn AnyObj>) -> Result<()> {
     let rel = &owner.table().relationships[index];
     cascade_add(owner, rel, &child)?;
+    cascade_back(owner, rel, &child)?;
     let mut members = related(owner, index)?;
     if members.iter().any(|o| same(o, &child)) {
         return Ok(());

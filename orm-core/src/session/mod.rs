@@ -454,11 +454,19 @@ impl Session {
                 M::table().model
             )));
         }
+        let cascade = links::reachable(&erased, crate::relationship::Cascade::EXPUNGE);
         expunge_one(&mut st, &erased);
         self.inner
             .modified
             .borrow_mut()
             .retain(|o| !Rc::ptr_eq(o, &erased));
+        drop(st);
+        // The expunge cascade: related objects this session holds go too.
+        for related in cascade {
+            if self.owns(&related) {
+                self.expunge_erased(&related)?;
+            }
+        }
         Ok(())
     }
 
