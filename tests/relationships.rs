@@ -854,3 +854,40 @@ fn expunge_cascades_to_loaded_children() {
     );
     assert!(books.iter().all(|b| b.state() == ObjState::Detached));
 }
+
+#[test]
+fn joined_eager_loading_is_one_select() {
+    let f = setup("rel_joined");
+    f.db.exec("INSERT INTO authors (id, name) VALUES (1, 'a'), (2, 'b')");
+    f.db.exec(
+        "INSERT INTO books (id, author_id, title) VALUES (1, 2, 'x'), (2, 1, 'y'), (3, NULL, 'z'), (4, 2, 'w')",
+    );
+    let s = f.factory.session();
+    let capture = f.engine.capture_statements();
+    let books = s
+        .query::<Book>()
+        .filter(Book::ID.le(3))
+        .order_by(Book::TITLE.desc())
+        .load_joined(Book::AUTHOR)
+        .all()
+        .unwrap();
+    let sent = capture.take();
+    assert_eq!(verbs(&sent)[1..].len(), 1, "{sent:?}");
+    assert!(sent[1].contains("LEFT OUTER JOIN"), "{sent:?}");
+    let titles: Vec<String> = books
+        .iter()
+        .map(|b| b.read().unwrap().title.clone())
+        .collect();
+    assert_eq!(titles, ["z", "y", "x"]);
+    let authors: Vec<Option<String>> = books
+        .iter()
+        .map(|b| {
+            b.one(Book::AUTHOR)
+                .unwrap()
+                .map(|a| a.read().unwrap().name.clone())
+        })
+        .collect();
+    assert_eq!(authors, [None, Some("a".into()), Some("b".into())]);
+    assert!(capture.take().is_empty(), "the authors came with the books");
+    assert_eq!(s.identity_count().unwrap(), 5);
+}

@@ -30,6 +30,12 @@ pub struct Query<'s, M: Model> {
     eager: Vec<Vec<usize>>,
     /// Mark the loaded objects so that relationship access that would load raises.
     raise_lazy: bool,
+    /// Many-to-one relationships loaded in the same SELECT (LEFT OUTER JOIN).
+    joined: Vec<(
+        usize,
+        &'static crate::model::TableDef,
+        crate::session::JoinedMapper,
+    )>,
 }
 
 impl<'s, M: Model> Query<'s, M> {
@@ -42,7 +48,83 @@ impl<'s, M: Model> Query<'s, M> {
             offset: None,
             eager: Vec::new(),
             raise_lazy: false,
+            joined: Vec::new(),
         }
+    }
+
+    /// Loads a many-to-one relationship in the same SELECT (SQLAlchemy's
+    /// `joinedload`): `LEFT OUTER JOIN` to the target's table, whose rows
+    /// go through the identity map, so that `obj.one(rel)` needs no SQL.
+    pub fn load_joined<T: Model>(mut self, rel: crate::relationship::One<M, T>) -> Self {
+        self.joined
+            .push((rel.index, T::table(), crate::session::map_joined::<T>));
+        self
+    }
+
+    /// Runs the query (with its joined loads), then its eager loads.
+    fn fetch(&self, limit: Option<u64>) -> Result<Vec<Obj<M>>> {
+        let (inner, params) = self.select(limit);
+        let objs = if self.joined.is_empty() {
+            self.session.query_sql(&inner, &params)?
+        } else {
+            let sql = self.joined_sql(&inner)?;
+            let joins: Vec<(usize, crate::session::JoinedMapper)> = self
+                .joined
+                .iter()
+                .map(|(_, t, mapper)| (t.columns.len(), *mapper))
+                .collect();
+            self.session.autoflush()?;
+            crate::session::load_rows_joined::<M>(self.session, &sql, &params, &joins)?
+        };
+        self.run_eager(&objs)?;
+        Ok(objs)
+    }
+
+    /// `SELECT m.*, j0.*, ... FROM (<the query>) m LEFT OUTER JOIN target j0 ON ...`.
+    fn joined_sql(&self, inner: &str) -> Result<String> {
+        let dialect = self.session.engine().dialect();
+        let table = M::table();
+        let mut sql = String::from("SELECT ");
+        for (n, c) in table.columns.iter().enumerate() {
+            if n > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str("m.");
+            dialect.quote_ident(c.name, &mut sql);
+        }
+        for (j, (_, target, _)) in self.joined.iter().enumerate() {
+            for c in target.columns {
+                sql.push_str(&format!(", j{j}."));
+                dialect.quote_ident(c.name, &mut sql);
+            }
+        }
+        sql.push_str(" FROM (");
+        sql.push_str(inner);
+        sql.push_str(") m");
+        for (j, (index, target, _)) in self.joined.iter().enumerate() {
+            let rel = &table.relationships[*index];
+            let fk = rel.fk_column(table).ok_or_else(|| {
+                Error::invalid(format!(
+                    "load_joined: relationship `{}.{}` has no key column",
+                    table.model, rel.name
+                ))
+            })?;
+            sql.push_str(" LEFT OUTER JOIN ");
+            dialect.quote_ident(target.name, &mut sql);
+            sql.push_str(&format!(" j{j} ON j{j}."));
+            dialect.quote_ident(target.columns[target.primary_key[0]].name, &mut sql);
+            sql.push_str(" = m.");
+            dialect.quote_ident(table.columns[fk].name, &mut sql);
+        }
+        for (n, o) in self.order.iter().enumerate() {
+            sql.push_str(if n == 0 { " ORDER BY m." } else { ", m." });
+            dialect.quote_ident(o.column, &mut sql);
+            sql.push_str(match o.direction {
+                Direction::Asc => " ASC",
+                Direction::Desc => " DESC",
+            });
+        }
+        Ok(sql)
     }
 
     /// Makes every relationship of the objects this query returns refuse
@@ -152,18 +234,12 @@ impl<'s, M: Model> Query<'s, M> {
 
     /// Every matching object.
     pub fn all(self) -> Result<Vec<Obj<M>>> {
-        let (sql, params) = self.select(self.limit);
-        let objs = self.session.query_sql(&sql, &params)?;
-        self.run_eager(&objs)?;
-        Ok(objs)
+        self.fetch(self.limit)
     }
 
     /// The first matching object, if any (sends `LIMIT 1`).
     pub fn first(self) -> Result<Option<Obj<M>>> {
-        let (sql, params) = self.select(Some(1));
-        let objs = self.session.query_sql(&sql, &params)?;
-        self.run_eager(&objs)?;
-        Ok(objs.into_iter().next())
+        Ok(self.fetch(Some(1))?.into_iter().next())
     }
 
     /// Exactly one object: [`Error::NoResultFound`] when none matches,
@@ -177,9 +253,7 @@ impl<'s, M: Model> Query<'s, M> {
     /// One object or none: [`Error::MultipleResultsFound`] when several match.
     pub fn one_or_none(self) -> Result<Option<Obj<M>>> {
         let limit = Some(self.limit.map_or(2, |l| l.min(2)));
-        let (sql, params) = self.select(limit);
-        let mut rows = self.session.query_sql::<M>(&sql, &params)?;
-        self.run_eager(&rows)?;
+        let mut rows = self.fetch(limit)?;
         match rows.len() {
             0 => Ok(None),
             1 => Ok(rows.pop()),

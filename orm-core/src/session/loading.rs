@@ -181,3 +181,102 @@ fn remove_deleted(map: &mut IdentityMap, obj: &Rc<dyn AnyObj>) {
     }
     obj.meta().borrow_mut().release(ObjState::Detached);
 }
+
+/// Maps the values of one model's columns in a joined row through the
+/// identity map (`None` when the outer join found no row: every key column
+/// NULL). Used by joined eager loading.
+pub(crate) type JoinedMapper = fn(
+    &mut IdentityMap,
+    &std::rc::Weak<super::SessionInner>,
+    u64,
+    Vec<Value>,
+) -> Result<Option<Rc<dyn AnyObj>>>;
+
+/// [`JoinedMapper`] for model `T`.
+pub(crate) fn map_joined<T: Model>(
+    map: &mut IdentityMap,
+    weak: &std::rc::Weak<super::SessionInner>,
+    session_id: u64,
+    values: Vec<Value>,
+) -> Result<Option<Rc<dyn AnyObj>>> {
+    let table = T::table();
+    if table.primary_key.iter().any(|&i| values[i].is_null()) {
+        return Ok(None);
+    }
+    let row = Row::new(values);
+    let key = row_key(table.primary_key, &row)?;
+    let identity = Identity {
+        model: TypeId::of::<T>(),
+        key,
+    };
+    match map.entry(identity) {
+        Entry::Occupied(existing) => {
+            refresh_if_expired(existing.get(), row)?;
+            Ok(Some(existing.get().clone()))
+        }
+        Entry::Vacant(slot) => {
+            let value = T::from_row(row)?;
+            let cell: Rc<dyn AnyObj> = Rc::new(ObjCell {
+                value: std::cell::RefCell::new(value),
+                meta: std::cell::RefCell::new(Meta {
+                    state: ObjState::Persistent,
+                    session: Some(weak.clone()),
+                    session_id,
+                    key: Some(slot.key().key.clone()),
+                    snapshot: None,
+                    expired: false,
+                    marked_deleted: false,
+                    seq: 0,
+                    generated_key: false,
+                    links: None,
+                    raise_lazy: false,
+                }),
+            });
+            slot.insert(cell.clone());
+            Ok(Some(cell))
+        }
+    }
+}
+
+/// Runs a SELECT whose rows are `M`'s columns followed by the columns of
+/// each joined model (`joins`: its column count and mapper), mapping every
+/// part through the identity map. Returns the `M` objects in row order.
+pub(crate) fn load_rows_joined<M: Model>(
+    session: &Session,
+    sql: &str,
+    params: &[Value],
+    joins: &[(usize, JoinedMapper)],
+) -> Result<Vec<Obj<M>>> {
+    let mut st = session.state()?;
+    let weak = Rc::downgrade(&session.inner);
+    let session_id = session.inner.id;
+    let width = M::table().columns.len();
+    session.connection(&mut st)?;
+    let State { map, tx, .. } = &mut *st;
+    let conn = tx
+        .conn
+        .as_mut()
+        .ok_or_else(|| Error::invalid("the session lost its connection"))?;
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut each = |row: Row| -> Result<()> {
+        let mut values = row.into_values();
+        let mut rest = values.split_off(width.min(values.len()));
+        if let Some(obj) = map_joined::<M>(map, &weak, session_id, values)? {
+            if seen.insert(Rc::as_ptr(&obj) as *const ()) {
+                if let Some(typed) = downcast::<M>(obj) {
+                    out.push(typed);
+                }
+            }
+        }
+        for (columns, mapper) in joins {
+            let tail = rest.split_off((*columns).min(rest.len()));
+            mapper(map, &weak, session_id, std::mem::replace(&mut rest, tail))?;
+        }
+        Ok(())
+    };
+    match conn.query(sql, params, &mut each) {
+        Ok(()) => Ok(out),
+        Err(e) => Err(session.note_error(&mut st, e)),
+    }
+}

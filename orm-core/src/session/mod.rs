@@ -49,6 +49,7 @@ use crate::value::Value;
 
 use identity_map::{Identity, IdentityMap};
 pub(crate) use links::load_erased;
+pub(crate) use loading::{load_rows_joined, map_joined, JoinedMapper};
 use object::downcast;
 pub(crate) use object::AnyObj;
 pub use object::{Obj, ObjState};
