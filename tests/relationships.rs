@@ -43,6 +43,8 @@ struct Book {
     reviews: ToMany<Review>,
     #[orm(many_to_many, secondary = "book_tags", back_populates = "books")]
     tags: ToMany<Tag>,
+    #[orm(one_to_many, key = "book_id", cascade = "all", passive_deletes)]
+    notes: ToMany<Note>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Model)]
@@ -80,6 +82,16 @@ struct Post {
     member_id: Option<i64>,
     #[orm(many_to_one)]
     member: ToOne<Member>,
+}
+
+/// A book's notes: deleting a book trusts the database's ON DELETE CASCADE.
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+#[orm(table = "notes")]
+struct Note {
+    #[orm(primary_key, auto_increment)]
+    id: Option<i64>,
+    #[orm(references = Book, on_delete = "cascade")]
+    book_id: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Model)]
@@ -193,6 +205,7 @@ fn setup(tag: &str) -> Fixture {
             Author::table(),
             Book::table(),
             Review::table(),
+            Note::table(),
             Publisher::table(),
             Title::table(),
             Shelf::table(),
@@ -890,4 +903,57 @@ fn joined_eager_loading_is_one_select() {
     assert_eq!(authors, [None, Some("a".into()), Some("b".into())]);
     assert!(capture.take().is_empty(), "the authors came with the books");
     assert_eq!(s.identity_count().unwrap(), 5);
+}
+
+#[test]
+fn passive_deletes_load_nothing_and_trust_on_delete_cascade() {
+    let f = setup("rel_passive");
+    f.db.exec("INSERT INTO authors (id, name) VALUES (1, 'a')");
+    f.db.exec("INSERT INTO books (id, author_id, title) VALUES (1, 1, 'x')");
+    f.db.exec("INSERT INTO notes (book_id) VALUES (1), (1), (1)");
+    let s = f.factory.session();
+    let x = s.get::<Book>(1).unwrap().unwrap();
+    let capture = f.engine.capture_statements();
+    s.delete(&x).unwrap();
+    s.commit().unwrap();
+    let sent = verbs(&capture.take());
+    // The reviews (not passive) are loaded to be deleted; the notes are not.
+    assert!(!sent.iter().any(|v| v == "SELECT `notes`"), "{sent:?}");
+    assert!(sent.iter().any(|v| v == "SELECT `reviews`"), "{sent:?}");
+    assert_eq!(f.db.rows("SELECT COUNT(*) FROM notes"), [["0"]]);
+}
+
+#[test]
+fn rollback_restores_collections_and_orphans() {
+    let f = setup("rel_rollback_orphans");
+    f.db.exec("INSERT INTO authors (id, name) VALUES (1, 'a')");
+    f.db.exec("INSERT INTO books (id, author_id, title) VALUES (1, 1, 'x'), (2, 1, 'y')");
+    let s = f.factory.session();
+    let a = s.get::<Author>(1).unwrap().unwrap();
+    let books = a.many(Author::BOOKS).unwrap();
+    let x = books
+        .iter()
+        .find(|b| b.read().unwrap().title == "x")
+        .unwrap()
+        .clone();
+    a.remove(Author::BOOKS, &x).unwrap(); // delete-orphan
+    a.push(Author::BOOKS, &Obj::new(book("z"))).unwrap();
+    s.flush().unwrap();
+    assert_eq!(a.many(Author::BOOKS).unwrap().len(), 2);
+    s.rollback().unwrap();
+    assert_eq!(
+        x.state(),
+        ObjState::Persistent,
+        "the orphan's DELETE was rolled back"
+    );
+    let mut titles: Vec<String> = a
+        .many(Author::BOOKS)
+        .unwrap()
+        .iter()
+        .map(|b| b.read().unwrap().title.clone())
+        .collect();
+    titles.sort();
+    assert_eq!(titles, ["x", "y"], "reloaded as it was");
+    s.commit().unwrap();
+    assert_eq!(f.db.rows("SELECT COUNT(*) FROM books"), [["2"]]);
 }
