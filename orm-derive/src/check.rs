@@ -257,17 +257,9 @@ fn check_unique_names(cx: &mut Ctxt, model: &Model) {
                 ),
             );
         }
-        if let Some(other) = handles.insert(&field.handle, &field.name) {
-            cx.error(
-                field.ident.span(),
-                format!(
-                    "fields `{other}` and `{}` would both get the column handle `{}`; rename one of them",
-                    field.name, field.handle
-                ),
-            );
-        }
     }
-    for field in model.relations() {
+    // Column and relationship handles share the struct's namespace.
+    for field in model.columns().chain(model.relations()) {
         if let Some(other) = handles.insert(&field.handle, &field.name) {
             cx.error(
                 field.ident.span(),

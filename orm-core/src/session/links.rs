@@ -691,6 +691,29 @@ pub(crate) fn load_erased<T: Model>(
     Ok(LoadedRows(objs.into_iter().map(|o| o.erased()).collect()))
 }
 
+/// The parents whose collection `index` must be loaded, with their keys;
+/// already loaded collections go to `out`, and a parent with no row yet gets
+/// an empty one.
+fn to_load(
+    parents: &[Rc<dyn AnyObj>],
+    index: usize,
+    out: &mut Vec<Rc<dyn AnyObj>>,
+) -> Vec<(Value, Rc<dyn AnyObj>)> {
+    let mut todo = Vec::new();
+    for p in parents {
+        if let Some(done) = loaded_of(p, index) {
+            out.extend(done);
+            continue;
+        }
+        let key = p.meta().borrow().key.clone();
+        match key {
+            Some(key) => todo.push((key.values()[0].clone(), p.clone())),
+            None => with_links(p, |l| l.set_loaded(index, Vec::new())),
+        }
+    }
+    todo
+}
+
 impl Session {
     /// Runs `sql` (autoflushing first) and loads its rows as `rel`'s target model.
     pub(crate) fn query_erased(
@@ -761,18 +784,7 @@ impl Session {
             }
             RelKind::ManyToMany => {
                 let sec = secondary_of(first, rel)?;
-                let mut todo: Vec<(Value, Rc<dyn AnyObj>)> = Vec::new();
-                for p in parents {
-                    if let Some(done) = loaded_of(p, index) {
-                        out.extend(done);
-                        continue;
-                    }
-                    let key = p.meta().borrow().key.clone();
-                    match key {
-                        Some(key) => todo.push((key.values()[0].clone(), p.clone())),
-                        None => with_links(p, |l| l.set_loaded(index, Vec::new())),
-                    }
-                }
+                let todo = to_load(parents, index, &mut out);
                 // The association rows, then the targets not in the identity map.
                 let mut pairs: Vec<(Value, Value)> = Vec::new();
                 let keys: Vec<Value> = todo.iter().map(|(k, _)| k.clone()).collect();
@@ -841,18 +853,7 @@ impl Session {
             }
             RelKind::OneToMany | RelKind::OneToOne => {
                 let mut by_key: HashMap<Value, Vec<Rc<dyn AnyObj>>> = HashMap::new();
-                let mut todo: Vec<(Value, Rc<dyn AnyObj>)> = Vec::new();
-                for p in parents {
-                    if let Some(done) = loaded_of(p, index) {
-                        out.extend(done);
-                        continue;
-                    }
-                    let key = p.meta().borrow().key.clone();
-                    match key {
-                        Some(key) => todo.push((key.values()[0].clone(), p.clone())),
-                        None => with_links(p, |l| l.set_loaded(index, Vec::new())),
-                    }
-                }
+                let todo = to_load(parents, index, &mut out);
                 let keys: Vec<Value> = todo.iter().map(|(k, _)| k.clone()).collect();
                 for chunk in keys.chunks(BATCH) {
                     let mut sql = persistence::select_sql(dialect, target);

@@ -218,19 +218,11 @@ pub(crate) fn map_joined<T: Model>(
             let value = T::from_row(row)?;
             let cell: Rc<dyn AnyObj> = Rc::new(ObjCell {
                 value: std::cell::RefCell::new(value),
-                meta: std::cell::RefCell::new(Meta {
-                    state: ObjState::Persistent,
-                    session: Some(weak.clone()),
+                meta: std::cell::RefCell::new(Meta::loaded(
+                    weak.clone(),
                     session_id,
-                    key: Some(slot.key().key.clone()),
-                    snapshot: None,
-                    expired: false,
-                    marked_deleted: false,
-                    seq: 0,
-                    generated_key: false,
-                    links: None,
-                    raise_lazy: false,
-                }),
+                    slot.key().key.clone(),
+                )),
             });
             slot.insert(cell.clone());
             Ok(Some(cell))

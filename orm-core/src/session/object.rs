@@ -84,6 +84,17 @@ impl Meta {
         }
     }
 
+    /// A persistent object just loaded in session `session_id` under `key`.
+    pub fn loaded(session: Weak<SessionInner>, session_id: u64, key: Key) -> Meta {
+        Meta {
+            state: ObjState::Persistent,
+            session: Some(session),
+            session_id,
+            key: Some(key),
+            ..Meta::transient()
+        }
+    }
+
     /// Forget the session: the object becomes `state` (transient or detached).
     pub fn release(&mut self, state: ObjState) {
         self.state = state;

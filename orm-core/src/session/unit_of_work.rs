@@ -361,32 +361,21 @@ impl Plan {
         groups.sort_by_key(|(_, add, _)| *add);
         for (sec, add, params) in groups {
             for chunk in params.chunks(BATCH * 2) {
-                let mut sql = String::new();
                 let rows = chunk.len() / 2;
-                if add {
-                    sql.push_str("INSERT INTO ");
-                    ctx.dialect.quote_ident(sec.table, &mut sql);
-                    sql.push_str(" (");
-                    ctx.dialect.quote_ident(sec.local, &mut sql);
-                    sql.push_str(", ");
-                    ctx.dialect.quote_ident(sec.remote, &mut sql);
-                    sql.push_str(") VALUES ");
-                    for n in 0..rows {
-                        sql.push_str(if n == 0 { "(?, ?)" } else { ", (?, ?)" });
-                    }
+                // `(local, remote)` and `(?, ?), (?, ?), ...`
+                let mut columns = String::from("(");
+                ctx.dialect.quote_ident(sec.local, &mut columns);
+                columns.push_str(", ");
+                ctx.dialect.quote_ident(sec.remote, &mut columns);
+                columns.push(')');
+                let tuples = vec!["(?, ?)"; rows].join(", ");
+                let mut table = String::new();
+                ctx.dialect.quote_ident(sec.table, &mut table);
+                let sql = if add {
+                    format!("INSERT INTO {table} {columns} VALUES {tuples}")
                 } else {
-                    sql.push_str("DELETE FROM ");
-                    ctx.dialect.quote_ident(sec.table, &mut sql);
-                    sql.push_str(" WHERE (");
-                    ctx.dialect.quote_ident(sec.local, &mut sql);
-                    sql.push_str(", ");
-                    ctx.dialect.quote_ident(sec.remote, &mut sql);
-                    sql.push_str(") IN (");
-                    for n in 0..rows {
-                        sql.push_str(if n == 0 { "(?, ?)" } else { ", (?, ?)" });
-                    }
-                    sql.push(')');
-                }
+                    format!("DELETE FROM {table} WHERE {columns} IN ({tuples})")
+                };
                 ctx.conn.execute(&sql, chunk)?;
             }
         }
