@@ -191,6 +191,24 @@ pub trait Dialect: Send + Sync {
     /// Text appended after a CREATE TABLE's closing parenthesis (`ENGINE=InnoDB`).
     fn create_table_suffix(&self) -> &'static str;
 
+    /// The clause that locks the rows a SELECT reads, appended after its
+    /// `LIMIT` (MySQL/MariaDB spelling by default: `FOR UPDATE`,
+    /// `LOCK IN SHARE MODE`, with ` NOWAIT` / ` SKIP LOCKED`). A backend
+    /// without row locks returns an empty string.
+    fn row_lock_sql(&self, lock: crate::query::RowLock) -> String {
+        use crate::query::{LockMode, LockWait};
+        let mut sql = String::from(match lock.mode {
+            LockMode::Update => " FOR UPDATE",
+            LockMode::Share => " LOCK IN SHARE MODE",
+        });
+        match lock.wait {
+            LockWait::Wait => {}
+            LockWait::NoWait => sql.push_str(" NOWAIT"),
+            LockWait::SkipLocked => sql.push_str(" SKIP LOCKED"),
+        }
+        sql
+    }
+
     /// The statement that begins a transaction.
     fn begin_sql(&self) -> &'static str {
         "BEGIN"

@@ -89,6 +89,15 @@ pub enum Expr {
     Or(Vec<Expr>),
     /// The negation.
     Not(Box<Expr>),
+    /// `(c1, c2, ...) op (?, ?, ...)`: a row-value comparison (keyset pagination).
+    RowCmp {
+        /// The column names.
+        columns: Vec<&'static str>,
+        /// The operator.
+        op: CmpOp,
+        /// The bound values, one per column.
+        values: Vec<Value>,
+    },
 }
 
 impl Expr {
@@ -138,8 +147,147 @@ impl Expr {
                 inner.render(dialect, sql, params);
                 sql.push(')');
             }
+            Expr::RowCmp {
+                columns,
+                op,
+                values,
+            } => {
+                sql.push('(');
+                for (i, c) in columns.iter().enumerate() {
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    dialect.quote_ident(c, sql);
+                }
+                sql.push(')');
+                sql.push_str(op.sql());
+                sql.push('(');
+                push_placeholders(sql, values.len());
+                sql.push(')');
+                params.extend(values.iter().cloned());
+            }
         }
     }
+
+    /// Evaluates the expression against one object's values in memory
+    /// (`value_of(column)`), as the database would; `None` when it cannot
+    /// tell (values of kinds that do not compare, a column it does not know).
+    /// Used by `Query::update` with [`Synchronize::Evaluate`](crate::query::Synchronize).
+    pub fn evaluate(&self, value_of: &dyn Fn(&str) -> Option<Value>) -> Option<bool> {
+        use std::cmp::Ordering;
+        let cmp = |a: &Value, b: &Value| -> Option<Ordering> { compare_values(a, b) };
+        match self {
+            Expr::Cmp { column, op, value } => {
+                let v = value_of(column)?;
+                if value.is_null() {
+                    return match op {
+                        CmpOp::Eq => Some(v.is_null()),
+                        CmpOp::Ne => Some(!v.is_null()),
+                        _ => Some(false),
+                    };
+                }
+                if v.is_null() {
+                    return Some(false);
+                }
+                let o = cmp(&v, value)?;
+                Some(match op {
+                    CmpOp::Eq => o == Ordering::Equal,
+                    CmpOp::Ne => o != Ordering::Equal,
+                    CmpOp::Lt => o == Ordering::Less,
+                    CmpOp::Le => o != Ordering::Greater,
+                    CmpOp::Gt => o == Ordering::Greater,
+                    CmpOp::Ge => o != Ordering::Less,
+                })
+            }
+            Expr::In {
+                column,
+                values,
+                negated,
+            } => {
+                let v = value_of(column)?;
+                if v.is_null() {
+                    return Some(false);
+                }
+                let mut found = false;
+                for candidate in values {
+                    if cmp(&v, candidate)? == Ordering::Equal {
+                        found = true;
+                    }
+                }
+                Some(found != *negated)
+            }
+            Expr::Like { column, pattern } => {
+                let (Value::Text(v), Value::Text(p)) = (value_of(column)?, pattern.clone()) else {
+                    return None;
+                };
+                Some(like_matches(&v.to_lowercase(), &p.to_lowercase()))
+            }
+            Expr::IsNull { column, negated } => Some(value_of(column)?.is_null() != *negated),
+            Expr::And(parts) => {
+                let mut all = true;
+                for p in parts {
+                    all &= p.evaluate(value_of)?;
+                }
+                Some(all)
+            }
+            Expr::Or(parts) => {
+                let mut any = false;
+                for p in parts {
+                    any |= p.evaluate(value_of)?;
+                }
+                Some(any)
+            }
+            Expr::Not(inner) => inner.evaluate(value_of).map(|b| !b),
+            Expr::RowCmp { .. } => None,
+        }
+    }
+}
+
+/// Orders two values as SQL would, across the integer, float and decimal
+/// text spellings; `None` for kinds that do not compare.
+fn compare_values(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+    fn number(v: &Value) -> Option<f64> {
+        match v {
+            Value::Int(i) => Some(*i as f64),
+            Value::UInt(u) => Some(*u as f64),
+            Value::Float(f) => Some(f64::from(*f)),
+            Value::Double(d) => Some(*d),
+            Value::Bool(b) => Some(f64::from(u8::from(*b))),
+            Value::Decimal(d) => d.parse().ok(),
+            _ => None,
+        }
+    }
+    match (a, b) {
+        (Value::Int(x), Value::Int(y)) => Some(x.cmp(y)),
+        (Value::UInt(x), Value::UInt(y)) => Some(x.cmp(y)),
+        (Value::Text(x), Value::Text(y)) => Some(x.cmp(y)),
+        (Value::Bytes(x), Value::Bytes(y)) => Some(x.cmp(y)),
+        _ => number(a)?.partial_cmp(&number(b)?),
+    }
+}
+
+/// SQL `LIKE` with `%` and `_` (no escape character).
+fn like_matches(text: &str, pattern: &str) -> bool {
+    let t: Vec<char> = text.chars().collect();
+    let p: Vec<char> = pattern.chars().collect();
+    // dp[j]: pattern[..j] matches text[..i]
+    let mut dp = vec![false; p.len() + 1];
+    dp[0] = true;
+    for j in 1..=p.len() {
+        dp[j] = dp[j - 1] && p[j - 1] == '%';
+    }
+    for &c in &t {
+        let mut next = vec![false; p.len() + 1];
+        for j in 1..=p.len() {
+            next[j] = match p[j - 1] {
+                '%' => next[j - 1] || dp[j],
+                '_' => dp[j - 1],
+                pc => dp[j - 1] && pc == c,
+            };
+        }
+        dp = next;
+    }
+    dp[p.len()]
 }
 
 fn render_list(
@@ -317,6 +465,17 @@ pub struct Order<M> {
     _model: PhantomData<fn() -> M>,
 }
 
+impl<M> Order<M> {
+    /// An ordering term on column `column`.
+    pub(crate) fn new(column: &'static str, direction: Direction) -> Self {
+        Order {
+            column,
+            direction,
+            _model: PhantomData,
+        }
+    }
+}
+
 impl<M> Clone for Order<M> {
     fn clone(&self) -> Self {
         *self
@@ -324,7 +483,29 @@ impl<M> Clone for Order<M> {
 }
 impl<M> Copy for Order<M> {}
 
+/// `column = value` in a bulk `Query::update`, made by `Column::set`.
+pub struct Assignment<M> {
+    /// The column's index in the table.
+    pub index: usize,
+    /// The column name.
+    pub column: &'static str,
+    /// The new value.
+    pub value: Value,
+    _model: PhantomData<fn() -> M>,
+}
+
 impl<M, T> Column<M, T> {
+    /// `SET column = value` for a bulk `Query::update`; the value has the
+    /// column's type.
+    pub fn set(self, value: impl ExprValue<T>) -> Assignment<M> {
+        Assignment {
+            index: self.index,
+            column: self.name,
+            value: value.into_value(),
+            _model: PhantomData,
+        }
+    }
+
     fn cmp(self, op: CmpOp, value: Value) -> Filter<M> {
         Filter::new(Expr::Cmp {
             column: self.name,

@@ -13,10 +13,54 @@
 //! session returns that object, with its unflushed changes kept.
 
 use crate::error::{Error, Result};
-use crate::expr::{Direction, Expr, Filter, Order};
+use crate::expr::{Assignment, CmpOp, Direction, Expr, Filter, Order};
 use crate::model::Model;
 use crate::session::{Obj, Session};
 use crate::value::Value;
+
+/// Which rows lock a SELECT takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// `FOR UPDATE`: exclusive, until the transaction ends.
+    Update,
+    /// `LOCK IN SHARE MODE` (`FOR SHARE`): others may read-lock too.
+    Share,
+}
+
+/// What a locking SELECT does when a row is locked by another transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockWait {
+    /// Wait (up to the server's lock wait timeout: a retryable error).
+    Wait,
+    /// Fail at once with a retryable error.
+    NoWait,
+    /// Leave the locked rows out.
+    SkipLocked,
+}
+
+/// A SELECT's row lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowLock {
+    /// Exclusive or shared.
+    pub mode: LockMode,
+    /// What to do with rows locked elsewhere.
+    pub wait: LockWait,
+}
+
+/// How a bulk `Query::update` keeps the objects already in the session
+/// consistent with the rows it changed (SQLAlchemy's `synchronize_session`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronize {
+    /// Evaluate the filter in memory against the objects of the model in
+    /// the session and set the new values on those that match (no extra
+    /// SQL). A filter that cannot be evaluated is an error: use `Fetch`.
+    Evaluate,
+    /// SELECT the keys of the matching rows first, then set the new values
+    /// on the objects with those keys (one extra SELECT).
+    Fetch,
+    /// Expire every object of the model in the session: the next use reloads it.
+    Expire,
+}
 
 /// A query under construction. Nothing is sent until a terminal method
 /// (`all`, `first`, `one`, `one_or_none`, `count`, `exists`, `delete`).
@@ -36,6 +80,10 @@ pub struct Query<'s, M: Model> {
         &'static crate::model::TableDef,
         crate::session::JoinedMapper,
     )>,
+    /// `FOR UPDATE` / `FOR SHARE`.
+    lock: Option<RowLock>,
+    /// Rows per batch for `iter()`.
+    batch: usize,
 }
 
 impl<'s, M: Model> Query<'s, M> {
@@ -49,7 +97,133 @@ impl<'s, M: Model> Query<'s, M> {
             eager: Vec::new(),
             raise_lazy: false,
             joined: Vec::new(),
+            lock: None,
+            batch: 1000,
         }
+    }
+
+    /// Locks the rows read, exclusively, until the transaction ends
+    /// (`SELECT ... FOR UPDATE`). A lock wait timeout or deadlock is a
+    /// retryable error ([`Error::is_retryable`]). On SQLite the writing
+    /// transaction holds the whole database and no clause is sent.
+    pub fn with_for_update(mut self) -> Self {
+        self.lock = Some(RowLock {
+            mode: LockMode::Update,
+            wait: self.lock.map_or(LockWait::Wait, |l| l.wait),
+        });
+        self
+    }
+
+    /// Locks the rows read in share mode (`LOCK IN SHARE MODE`).
+    pub fn for_share(mut self) -> Self {
+        self.lock = Some(RowLock {
+            mode: LockMode::Share,
+            wait: self.lock.map_or(LockWait::Wait, |l| l.wait),
+        });
+        self
+    }
+
+    /// With a row lock: fail at once (retryable) instead of waiting for a
+    /// row another transaction holds. Implies `with_for_update()` if no lock
+    /// was asked for.
+    pub fn nowait(mut self) -> Self {
+        let mode = self.lock.map_or(LockMode::Update, |l| l.mode);
+        self.lock = Some(RowLock {
+            mode,
+            wait: LockWait::NoWait,
+        });
+        self
+    }
+
+    /// With a row lock: leave out the rows other transactions hold (a work
+    /// queue's "take the next free job"). Implies `with_for_update()`.
+    pub fn skip_locked(mut self) -> Self {
+        let mode = self.lock.map_or(LockMode::Update, |l| l.mode);
+        self.lock = Some(RowLock {
+            mode,
+            wait: LockWait::SkipLocked,
+        });
+        self
+    }
+
+    /// Keyset pagination: the rows that come after `last` in this query's
+    /// order (its `order_by` terms, then the primary key as tiebreaker), as
+    /// one row-value comparison that an index can use, instead of an OFFSET
+    /// that reads and skips. Every `order_by` term must go the same way, and
+    /// every page (the first one too) should order by a unique set of
+    /// columns (end with the key) so that pages neither skip nor repeat rows.
+    pub fn after(mut self, last: &Obj<M>) -> Result<Self> {
+        let (columns, direction) = self.keyset_columns()?;
+        let values = {
+            let value = last.read()?;
+            let table = M::table();
+            columns
+                .iter()
+                .map(|c| {
+                    table
+                        .column_index(c)
+                        .map(|i| value.column_value(i))
+                        .ok_or_else(|| Error::invalid(format!("after(): no column `{c}`")))
+                })
+                .collect::<Result<Vec<Value>>>()?
+        };
+        let op = match direction {
+            Direction::Asc => CmpOp::Gt,
+            Direction::Desc => CmpOp::Lt,
+        };
+        self.filters.push(Expr::RowCmp {
+            columns: columns.clone(),
+            op,
+            values,
+        });
+        Ok(self)
+    }
+
+    /// The keyset: the order_by columns then the primary key, in one direction.
+    fn keyset_columns(&mut self) -> Result<(Vec<&'static str>, Direction)> {
+        let direction = self.order.first().map_or(Direction::Asc, |o| o.direction);
+        if self.order.iter().any(|o| o.direction != direction) {
+            return Err(Error::invalid(
+                "keyset pagination (after(), iter()) needs every order_by term in one direction",
+            ));
+        }
+        let table = M::table();
+        let mut columns: Vec<&'static str> = self.order.iter().map(|o| o.column).collect();
+        for &k in table.primary_key {
+            let name = table.columns[k].name;
+            if !columns.contains(&name) {
+                columns.push(name);
+                self.order.push(Order::new(name, direction));
+            }
+        }
+        Ok((columns, direction))
+    }
+
+    /// Rows per batch for [`iter`](Self::iter) (default 1,000; SQLAlchemy's `yield_per`).
+    pub fn yield_per(mut self, rows: usize) -> Self {
+        self.batch = rows.max(1);
+        self
+    }
+
+    /// Iterates over every matching object without loading them all at
+    /// once: batches of `yield_per` rows, each the next keyset page. Objects
+    /// of a finished batch that the caller did not keep (and that have no
+    /// unflushed change) leave the identity map, so memory stays flat
+    /// however many rows there are.
+    pub fn iter(mut self) -> Result<QueryIter<'s, M>> {
+        if self.limit.is_some() || self.offset.is_some() {
+            return Err(Error::invalid(
+                "iter() pages through the whole result by keyset; remove limit() and offset()",
+            ));
+        }
+        self.keyset_columns()?;
+        Ok(QueryIter {
+            query: self,
+            buffer: std::collections::VecDeque::new(),
+            previous: Vec::new(),
+            last: None,
+            done: false,
+        })
     }
 
     /// Loads a many-to-one relationship in the same SELECT (SQLAlchemy's
@@ -212,6 +386,10 @@ impl<'s, M: Model> Query<'s, M> {
                 Direction::Desc => " DESC",
             });
         }
+        let lock = self
+            .lock
+            .map(|l| dialect.row_lock_sql(l))
+            .unwrap_or_default();
         match (limit, self.offset) {
             (Some(l), Some(o)) => {
                 sql.push_str(" LIMIT ? OFFSET ?");
@@ -229,6 +407,7 @@ impl<'s, M: Model> Query<'s, M> {
             }
             (None, None) => {}
         }
+        sql.push_str(&lock);
         (sql, params)
     }
 
@@ -330,5 +509,165 @@ impl<'s, M: Model> Query<'s, M> {
         let outcome = self.session.execute(&sql, &params)?;
         self.session.expire_model::<M>()?;
         Ok(outcome.affected_rows)
+    }
+
+    /// Bulk `UPDATE t SET ... WHERE ...` in the session's transaction,
+    /// without loading objects (SQLAlchemy's `query.update()`); the objects
+    /// of this model already in the session are kept consistent as `sync`
+    /// says, so none holds a stale value. Returns the rows matched. Version
+    /// columns are not bumped (as in SQLAlchemy). Limit, offset and
+    /// ordering are not allowed.
+    pub fn update(
+        self,
+        assignments: impl IntoIterator<Item = Assignment<M>>,
+        sync: Synchronize,
+    ) -> Result<u64> {
+        if self.limit.is_some() || self.offset.is_some() || !self.order.is_empty() {
+            return Err(Error::invalid(
+                "query.update() takes filters only; remove limit, offset and order_by",
+            ));
+        }
+        let assignments: Vec<Assignment<M>> = assignments.into_iter().collect();
+        if assignments.is_empty() {
+            return Ok(0);
+        }
+        let dialect = self.session.engine().dialect();
+        let table = M::table();
+        // Which objects of the session the UPDATE touches, decided before it runs.
+        let targets: Option<Vec<Obj<M>>> = match sync {
+            Synchronize::Expire => None,
+            Synchronize::Evaluate => {
+                self.session.autoflush()?;
+                let filter = Expr::And(self.filters.clone());
+                let mut hits = Vec::new();
+                for obj in self.session.objects_of::<M>()? {
+                    if obj.is_expired() {
+                        continue;
+                    }
+                    let matched = {
+                        let value = obj.read()?;
+                        filter.evaluate(&|c| table.column_index(c).map(|i| value.column_value(i)))
+                    };
+                    match matched {
+                        Some(true) => hits.push(obj),
+                        Some(false) => {}
+                        None => {
+                            return Err(Error::invalid(
+                                "query.update(Synchronize::Evaluate): the filter cannot be evaluated in \
+                                 memory (values of kinds that do not compare); use Synchronize::Fetch",
+                            ))
+                        }
+                    }
+                }
+                Some(hits)
+            }
+            Synchronize::Fetch => {
+                let mut sql = String::from("SELECT ");
+                for (n, &k) in table.primary_key.iter().enumerate() {
+                    if n > 0 {
+                        sql.push_str(", ");
+                    }
+                    dialect.quote_ident(table.columns[k].name, &mut sql);
+                }
+                let (from_where, params) = self.table_and_filter();
+                sql.push_str(&from_where);
+                let mut hits = Vec::new();
+                for row in self.session.query_rows(&sql, &params)? {
+                    let key = crate::model::Key::new(row.into_values());
+                    if let Some(obj) = self.session.identity_lookup::<M>(key)? {
+                        hits.push(obj);
+                    }
+                }
+                Some(hits)
+            }
+        };
+        let mut sql = String::from("UPDATE ");
+        dialect.quote_ident(table.name, &mut sql);
+        sql.push_str(" SET ");
+        let mut params = Vec::new();
+        for (n, a) in assignments.iter().enumerate() {
+            if n > 0 {
+                sql.push_str(", ");
+            }
+            dialect.quote_ident(a.column, &mut sql);
+            sql.push_str(" = ?");
+            params.push(a.value.clone());
+        }
+        let mut where_params = Vec::new();
+        self.where_clause(&mut sql, &mut where_params);
+        params.extend(where_params);
+        let outcome = self.session.execute(&sql, &params)?;
+        match targets {
+            None => self.session.expire_model::<M>()?,
+            Some(objs) => {
+                for obj in objs {
+                    let changes: Vec<(usize, Value)> = assignments
+                        .iter()
+                        .map(|a| (a.index, a.value.clone()))
+                        .collect();
+                    crate::session::set_committed(&obj, &changes)?;
+                }
+            }
+        }
+        Ok(outcome.affected_rows)
+    }
+}
+
+/// The iterator of [`Query::iter`]: keyset pages of `yield_per` rows.
+pub struct QueryIter<'s, M: Model> {
+    query: Query<'s, M>,
+    buffer: std::collections::VecDeque<Obj<M>>,
+    /// The objects of the batch being handed out.
+    previous: Vec<Obj<M>>,
+    last: Option<Obj<M>>,
+    done: bool,
+}
+
+impl<M: Model> QueryIter<'_, M> {
+    fn next_batch(&mut self) -> Result<()> {
+        // Objects of the finished batch the caller did not keep leave the session.
+        let finished = std::mem::take(&mut self.previous);
+        self.query.session.release_unused(finished)?;
+        let (sql, params) = {
+            let mut page = Query {
+                session: self.query.session,
+                filters: self.query.filters.clone(),
+                order: self.query.order.clone(),
+                limit: Some(self.query.batch as u64),
+                offset: None,
+                eager: Vec::new(),
+                raise_lazy: false,
+                joined: Vec::new(),
+                lock: self.query.lock,
+                batch: self.query.batch,
+            };
+            if let Some(last) = &self.last {
+                page = page.after(last)?;
+            }
+            page.select(page.limit)
+        };
+        let objs = self.query.session.query_sql::<M>(&sql, &params)?;
+        self.query.run_eager(&objs)?;
+        if objs.len() < self.query.batch {
+            self.done = true;
+        }
+        self.last = objs.last().cloned();
+        self.previous = objs.clone();
+        self.buffer.extend(objs);
+        Ok(())
+    }
+}
+
+impl<M: Model> Iterator for QueryIter<'_, M> {
+    type Item = Result<Obj<M>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.buffer.is_empty() && !self.done {
+            if let Err(e) = self.next_batch() {
+                self.done = true;
+                return Some(Err(e));
+            }
+        }
+        self.buffer.pop_front().map(Ok)
     }
 }

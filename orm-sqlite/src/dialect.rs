@@ -73,6 +73,12 @@ impl Dialect for SqliteDialect {
         ""
     }
 
+    /// SQLite has no row locks: a writing transaction holds the database
+    /// (`BEGIN IMMEDIATE`), so a locking read needs no clause.
+    fn row_lock_sql(&self, _lock: orm_core::query::RowLock) -> String {
+        String::new()
+    }
+
     fn drop_foreign_key_sql(&self, table: &str, _name: &str) -> String {
         // Never called: `alter_foreign_keys` is false. Harmless if it is.
         format!("SELECT 1 FROM {table} WHERE 0")

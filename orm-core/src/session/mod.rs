@@ -646,6 +646,81 @@ impl Session {
     }
 }
 
+impl Session {
+    /// The objects of model `M` in the identity map.
+    pub(crate) fn objects_of<M: Model>(&self) -> Result<Vec<Obj<M>>> {
+        let st = self.state_ref()?;
+        Ok(st
+            .map
+            .values()
+            .filter(|o| o.model_type() == TypeId::of::<M>())
+            .filter_map(|o| downcast(o.clone()))
+            .collect())
+    }
+
+    /// The object of model `M` with `key` in the identity map (no SQL).
+    pub(crate) fn identity_lookup<M: Model>(
+        &self,
+        key: crate::model::Key,
+    ) -> Result<Option<Obj<M>>> {
+        let identity = Identity {
+            model: TypeId::of::<M>(),
+            key,
+        };
+        Ok(self
+            .state_ref()?
+            .map
+            .get(&identity)
+            .cloned()
+            .and_then(downcast))
+    }
+
+    /// Lets go of the objects in `objs` that nobody else holds and that have
+    /// nothing to flush: they leave the identity map (detached, unseen).
+    /// What `Query::iter` does with a finished batch.
+    pub(crate) fn release_unused<M: Model>(&self, objs: Vec<Obj<M>>) -> Result<()> {
+        if objs.is_empty() {
+            return Ok(());
+        }
+        let mut st = self.state()?;
+        for obj in objs {
+            let erased = obj.erased();
+            drop(obj);
+            // The map, this function's `erased`: nobody else.
+            if Rc::strong_count(&erased) > 2 {
+                continue;
+            }
+            let idle = {
+                let meta = erased.meta().borrow();
+                meta.state == ObjState::Persistent
+                    && meta.snapshot.is_none()
+                    && !meta.marked_deleted
+                    && meta.links.is_none()
+            };
+            if idle {
+                expunge_one(&mut st, &erased);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sets `changes` on `obj` as the database now holds them (a bulk UPDATE
+/// synchronized): the values change, and a snapshot taken by an earlier
+/// `write()` records them too, so that the flush does not send them again.
+pub(crate) fn set_committed<M: Model>(obj: &Obj<M>, changes: &[(usize, Value)]) -> Result<()> {
+    let erased = obj.erased();
+    for (index, value) in changes {
+        erased.set_column(*index, value.clone())?;
+    }
+    if let Some(snapshot) = erased.meta().borrow_mut().snapshot.as_mut() {
+        for (index, value) in changes {
+            snapshot[*index] = value.clone();
+        }
+    }
+    Ok(())
+}
+
 fn busy() -> Error {
     Error::invalid(
         "the session is busy: this was called from inside one of its own operations \

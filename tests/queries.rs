@@ -1,0 +1,199 @@
+//! Queries beyond filters and ordering, against a real MariaDB: row locks
+//! (FOR UPDATE, NOWAIT, SKIP LOCKED, share mode), keyset pagination,
+//! streaming with a flat identity map, and bulk UPDATEs that keep the
+//! session's objects consistent (SQLAlchemy's synchronize_session).
+
+mod common;
+
+use common::TestDb;
+use orm::prelude::*;
+use orm::query::Synchronize;
+use orm::session::SessionFactory;
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+#[orm(table = "jobs")]
+struct Job {
+    #[orm(primary_key)]
+    id: i64,
+    #[orm(sql_type = "VARCHAR(32)")]
+    state: String,
+    priority: i32,
+}
+
+fn setup(tag: &str, rows: i64) -> (TestDb, Engine, SessionFactory) {
+    let db = TestDb::new(tag);
+    let engine = orm::create_engine(&db.url).expect("engine");
+    orm::schema::create_all(&engine, &[Job::table()]).unwrap();
+    if rows > 0 {
+        let values: Vec<String> = (1..=rows)
+            .map(|i| format!("({i}, 'new', {})", i % 7))
+            .collect();
+        for chunk in values.chunks(1000) {
+            db.exec(&format!(
+                "INSERT INTO jobs (id, state, priority) VALUES {}",
+                chunk.join(", ")
+            ));
+        }
+    }
+    let factory = SessionFactory::new(engine.clone());
+    (db, engine, factory)
+}
+
+#[test]
+fn row_locks_nowait_and_skip_locked() {
+    let (_db, engine, factory) = setup("q_locks", 3);
+    let a = factory.session();
+    let capture = engine.capture_statements();
+    let first = a
+        .query::<Job>()
+        .filter(Job::ID.eq(1))
+        .with_for_update()
+        .one()
+        .unwrap();
+    assert!(capture.take()[1].ends_with("FOR UPDATE"));
+    let b = factory.session();
+    let err = b
+        .query::<Job>()
+        .filter(Job::ID.eq(1))
+        .with_for_update()
+        .nowait()
+        .one()
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+    b.rollback().unwrap();
+    // A work queue: take the next free job.
+    let c = factory.session();
+    let free = c
+        .query::<Job>()
+        .order_by(Job::ID.asc())
+        .skip_locked()
+        .first()
+        .unwrap()
+        .unwrap();
+    assert_eq!(free.read().unwrap().id, 2);
+    // Share locks do not block each other.
+    let d = factory.session();
+    let shared = d
+        .query::<Job>()
+        .filter(Job::ID.eq(3))
+        .for_share()
+        .one()
+        .unwrap();
+    assert_eq!(shared.read().unwrap().id, 3);
+    drop(first);
+    a.rollback().unwrap();
+}
+
+#[test]
+fn keyset_pagination_pages_in_order_without_offset() {
+    let (_db, engine, factory) = setup("q_keyset", 25);
+    let s = factory.session();
+    let mut seen = Vec::new();
+    let mut last: Option<Obj<Job>> = None;
+    let capture = engine.capture_statements();
+    loop {
+        // Every page in the same total order: priority, then the key.
+        let mut q = s
+            .query::<Job>()
+            .order_by(Job::PRIORITY.desc())
+            .order_by(Job::ID.desc())
+            .limit(10);
+        if let Some(l) = &last {
+            q = q.after(l).unwrap();
+        }
+        let page = q.all().unwrap();
+        if page.is_empty() {
+            break;
+        }
+        seen.extend(page.iter().map(|j| {
+            let j = j.read().unwrap();
+            (j.priority, j.id)
+        }));
+        last = page.last().cloned();
+    }
+    let sent = capture.take();
+    assert!(sent.iter().all(|q| !q.contains("OFFSET")), "{sent:?}");
+    assert!(
+        sent.iter()
+            .any(|q| q.contains("(`priority`, `id`) < (?, ?)")),
+        "{sent:?}"
+    );
+    let mut expected: Vec<(i32, i64)> = (1..=25).map(|i| ((i % 7) as i32, i)).collect();
+    expected.sort_by(|a, b| b.cmp(a));
+    assert_eq!(seen, expected);
+    let mixed = s
+        .query::<Job>()
+        .order_by(Job::PRIORITY.desc())
+        .order_by(Job::ID.asc())
+        .after(&last.unwrap());
+    assert!(mixed.is_err(), "one direction only");
+}
+
+#[test]
+fn iter_streams_with_a_flat_identity_map() {
+    let (_db, engine, factory) = setup("q_iter", 5000);
+    let s = factory.session();
+    let capture = engine.capture_statements();
+    let mut n = 0;
+    let mut max_held = 0;
+    let mut kept = Vec::new();
+    for job in s.query::<Job>().yield_per(500).iter().unwrap() {
+        let job = job.unwrap();
+        n += 1;
+        if n % 1000 == 0 {
+            kept.push(job.clone()); // what the caller keeps stays
+        }
+        max_held = max_held.max(s.identity_count().unwrap());
+    }
+    assert_eq!(n, 5000);
+    assert!(max_held <= 500 + 10, "identity map peaked at {max_held}");
+    let selects = capture
+        .take()
+        .iter()
+        .filter(|q| q.starts_with("SELECT"))
+        .count();
+    assert_eq!(selects, 11, "ten full pages and one empty");
+    assert!(kept.iter().all(|j| s.contains(j)));
+    assert_eq!(kept[4].read().unwrap().id, 5000);
+}
+
+#[test]
+fn bulk_update_keeps_session_objects_consistent() {
+    for sync in [
+        Synchronize::Evaluate,
+        Synchronize::Fetch,
+        Synchronize::Expire,
+    ] {
+        let (db, _engine, factory) = setup("q_update", 6);
+        let s = factory.session();
+        let jobs = s.query::<Job>().order_by(Job::ID.asc()).all().unwrap();
+        // An unflushed change to another column survives the bulk UPDATE.
+        jobs[0].write().unwrap().priority = 99;
+        let n = s
+            .query::<Job>()
+            .filter(Job::ID.le(3))
+            .update([Job::STATE.set("done")], sync)
+            .unwrap();
+        assert_eq!(n, 3, "{sync:?}");
+        let states: Vec<String> = jobs
+            .iter()
+            .map(|j| j.read().unwrap().state.clone())
+            .collect();
+        assert_eq!(
+            states,
+            ["done", "done", "done", "new", "new", "new"],
+            "{sync:?}"
+        );
+        s.commit().unwrap();
+        assert_eq!(
+            db.rows("SELECT state, priority FROM jobs WHERE id = 1"),
+            [["done", "99"]],
+            "{sync:?}"
+        );
+        assert_eq!(
+            db.rows("SELECT COUNT(*) FROM jobs WHERE state = 'done'"),
+            [["3"]],
+            "{sync:?}"
+        );
+    }
+}
