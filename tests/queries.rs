@@ -197,3 +197,70 @@ fn bulk_update_keeps_session_objects_consistent() {
         );
     }
 }
+
+#[test]
+fn typed_selects_with_aggregates_group_by_and_having() {
+    use orm::select::{avg, count, count_all, max, sum};
+    let (_db, engine, factory) = setup("q_select", 30);
+    let s = factory.session();
+    let q = s
+        .select::<Job, _>((
+            Job::PRIORITY,
+            count(Job::ID),
+            max(Job::ID),
+            sum(Job::PRIORITY),
+        ))
+        .filter(Job::ID.le(28))
+        .group_by(Job::PRIORITY)
+        .having(count(Job::ID).gt(3))
+        .order_by(Job::PRIORITY.asc());
+    let (sql, params) = q.sql();
+    assert_eq!(
+        sql,
+        "SELECT `priority`, COUNT(`id`), MAX(`id`), SUM(`priority`) FROM `jobs` WHERE (`id` <= ?) \
+         GROUP BY `priority` HAVING (COUNT(`id`) > ?) ORDER BY `priority` ASC"
+    );
+    assert_eq!(params, [Value::Int(28), Value::Int(3)]);
+    let rows: Vec<(i32, i64, Option<i64>, Option<i32>)> = q.all().unwrap();
+    // ids 1..=28, priority = id % 7: four of each priority 0..=6.
+    let expected: Vec<(i32, i64, Option<i64>, Option<i32>)> = (0..7)
+        .map(|p| {
+            let ids: Vec<i64> = (1..=28).filter(|i| i % 7 == p as i64).collect();
+            (
+                p,
+                ids.len() as i64,
+                ids.iter().max().copied(),
+                Some(p * ids.len() as i32),
+            )
+        })
+        .collect();
+    assert_eq!(rows, expected);
+    let total: Option<i64> = s.select::<Job, _>((count_all::<Job>(),)).scalar().unwrap();
+    assert_eq!(total, Some(30));
+    let mean: Option<f64> = s
+        .select::<Job, _>((avg(Job::PRIORITY),))
+        .filter(Job::ID.gt(100))
+        .scalar()
+        .unwrap()
+        .flatten();
+    assert_eq!(mean, None, "AVG over no rows is NULL");
+    let capture = engine.capture_statements();
+    let states: Vec<String> = s
+        .select::<Job, _>((Job::STATE,))
+        .distinct()
+        .scalars()
+        .unwrap();
+    assert_eq!(states, ["new"]);
+    assert_eq!(capture.take(), ["SELECT DISTINCT `state` FROM `jobs`"]);
+    let raw: Vec<(i64, String)> = s
+        .query_tuples(
+            "SELECT id, state FROM jobs WHERE id < ? ORDER BY id",
+            &[Value::Int(3)],
+        )
+        .unwrap();
+    assert_eq!(raw, [(1, "new".to_string()), (2, "new".to_string())]);
+    let err = s
+        .query_tuples::<(i64, String, i64)>("SELECT id, state FROM jobs", &[])
+        .unwrap_err();
+    assert!(err.to_string().contains("fewer columns"), "{err}");
+}

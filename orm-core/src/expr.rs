@@ -89,6 +89,20 @@ pub enum Expr {
     Or(Vec<Expr>),
     /// The negation.
     Not(Box<Expr>),
+    /// `FUNC([DISTINCT] column) op value` (`HAVING COUNT(id) > ?`); no
+    /// column means `*`.
+    Aggregate {
+        /// `COUNT`, `SUM`, `AVG`, `MIN` or `MAX`.
+        func: &'static str,
+        /// The column, or `None` for `*`.
+        column: Option<&'static str>,
+        /// `DISTINCT`.
+        distinct: bool,
+        /// The operator.
+        op: CmpOp,
+        /// The bound value.
+        value: Value,
+    },
     /// `(c1, c2, ...) op (?, ?, ...)`: a row-value comparison (keyset pagination).
     RowCmp {
         /// The column names.
@@ -146,6 +160,27 @@ impl Expr {
                 sql.push_str("NOT (");
                 inner.render(dialect, sql, params);
                 sql.push(')');
+            }
+            Expr::Aggregate {
+                func,
+                column,
+                distinct,
+                op,
+                value,
+            } => {
+                sql.push_str(func);
+                sql.push('(');
+                if *distinct {
+                    sql.push_str("DISTINCT ");
+                }
+                match column {
+                    Some(c) => dialect.quote_ident(c, sql),
+                    None => sql.push('*'),
+                }
+                sql.push(')');
+                sql.push_str(op.sql());
+                sql.push('?');
+                params.push(value.clone());
             }
             Expr::RowCmp {
                 columns,
@@ -238,7 +273,7 @@ impl Expr {
                 Some(any)
             }
             Expr::Not(inner) => inner.evaluate(value_of).map(|b| !b),
-            Expr::RowCmp { .. } => None,
+            Expr::RowCmp { .. } | Expr::Aggregate { .. } => None,
         }
     }
 }
@@ -347,6 +382,12 @@ impl<M> Filter<M> {
             expr,
             _model: PhantomData,
         }
+    }
+
+    /// A filter of model `M` from an expression over its table (used by
+    /// the select builder's aggregates).
+    pub(crate) fn from_expr(expr: Expr) -> Self {
+        Filter::new(expr)
     }
 
     /// Both this and `other`.

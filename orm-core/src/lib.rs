@@ -19,6 +19,7 @@ pub mod query;
 pub mod relationship;
 pub mod row;
 pub mod schema;
+pub mod select;
 pub mod session;
 pub(crate) mod trace;
 pub mod types;

@@ -1,0 +1,410 @@
+//! Selecting columns and aggregates into typed tuples: reports without
+//! raw SQL strings.
+//!
+//! ```ignore
+//! use orm::select::{avg, count};
+//! let per_author: Vec<(Option<i64>, i64, Option<f64>)> = session
+//!     .select::<Book, _>((Book::AUTHOR_ID, count(Book::ID), avg(Book::SCORE)))
+//!     .filter(Book::YEAR.ge(1960))
+//!     .group_by(Book::AUTHOR_ID)
+//!     .having(count(Book::ID).gt(2))
+//!     .all()?;
+//! let titles: Vec<String> = session.select::<Book, _>((Book::TITLE,)).distinct().scalars()?;
+//! let rows: Vec<(i64, String)> = session.query_tuples("SELECT id, title FROM book", &[])?;
+//! ```
+//!
+//! Every expression is typed by its model and its Rust type, so the tuple
+//! a query returns is known at compile time, and a column of another model
+//! does not compile. Aggregates over no rows give `None` (`SUM`, `AVG`,
+//! `MIN`, `MAX`) or 0 (`COUNT`).
+
+use std::marker::PhantomData;
+
+use crate::backend::Dialect;
+use crate::error::{Error, Result};
+use crate::expr::{CmpOp, Expr, ExprValue, Filter, Order};
+use crate::model::{Column, Model};
+use crate::session::Session;
+use crate::value::{FromValue, Value};
+
+/// An expression of model `M` that yields values of type [`Self::Output`].
+pub trait SqlExpr<M> {
+    /// The Rust type of its values.
+    type Output: FromValue;
+    /// Appends its SQL.
+    fn render(&self, dialect: &dyn Dialect, sql: &mut String);
+}
+
+impl<M, T: FromValue> SqlExpr<M> for Column<M, T> {
+    type Output = T;
+    fn render(&self, dialect: &dyn Dialect, sql: &mut String) {
+        dialect.quote_ident(self.name, sql);
+    }
+}
+
+/// The type inside a nullable column type (`i64` for `Option<i64>` and `i64`).
+pub trait Scalar {
+    /// The non-null type.
+    type Inner: FromValue;
+}
+
+impl<T: Scalar> Scalar for Option<T> {
+    type Inner = T::Inner;
+}
+
+macro_rules! scalar {
+    ($($t:ty),*) => {$(
+        impl Scalar for $t {
+            type Inner = $t;
+        }
+    )*};
+}
+scalar!(
+    i8,
+    i16,
+    i32,
+    i64,
+    u8,
+    u16,
+    u32,
+    u64,
+    f32,
+    f64,
+    bool,
+    String,
+    Vec<u8>
+);
+scalar!(
+    crate::value::Date,
+    crate::value::DateTime,
+    crate::value::Time
+);
+
+/// An aggregate over a column (`COUNT`, `SUM`, `AVG`, `MIN`, `MAX`).
+pub struct Aggregate<M, T> {
+    func: &'static str,
+    column: Option<&'static str>,
+    distinct: bool,
+    _marker: PhantomData<fn() -> (M, T)>,
+}
+
+impl<M, T> Clone for Aggregate<M, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<M, T> Copy for Aggregate<M, T> {}
+
+impl<M, T: FromValue> SqlExpr<M> for Aggregate<M, T> {
+    type Output = T;
+    fn render(&self, dialect: &dyn Dialect, sql: &mut String) {
+        sql.push_str(self.func);
+        sql.push('(');
+        if self.distinct {
+            sql.push_str("DISTINCT ");
+        }
+        match self.column {
+            Some(c) => dialect.quote_ident(c, sql),
+            None => sql.push('*'),
+        }
+        sql.push(')');
+    }
+}
+
+impl<M, T> Aggregate<M, T> {
+    fn new(func: &'static str, column: Option<&'static str>, distinct: bool) -> Self {
+        Aggregate {
+            func,
+            column,
+            distinct,
+            _marker: PhantomData,
+        }
+    }
+
+    fn cmp(self, op: CmpOp, value: Value) -> Filter<M> {
+        Filter::from_expr(Expr::Aggregate {
+            func: self.func,
+            column: self.column,
+            distinct: self.distinct,
+            op,
+            value,
+        })
+    }
+
+    /// `aggregate = value`, for `having`.
+    pub fn eq(self, value: impl ExprValue<T>) -> Filter<M> {
+        self.cmp(CmpOp::Eq, value.into_value())
+    }
+    /// `aggregate > value`, for `having`.
+    pub fn gt(self, value: impl ExprValue<T>) -> Filter<M> {
+        self.cmp(CmpOp::Gt, value.into_value())
+    }
+    /// `aggregate >= value`, for `having`.
+    pub fn ge(self, value: impl ExprValue<T>) -> Filter<M> {
+        self.cmp(CmpOp::Ge, value.into_value())
+    }
+    /// `aggregate < value`, for `having`.
+    pub fn lt(self, value: impl ExprValue<T>) -> Filter<M> {
+        self.cmp(CmpOp::Lt, value.into_value())
+    }
+    /// `aggregate <= value`, for `having`.
+    pub fn le(self, value: impl ExprValue<T>) -> Filter<M> {
+        self.cmp(CmpOp::Le, value.into_value())
+    }
+}
+
+/// `COUNT(*)`.
+pub fn count_all<M>() -> Aggregate<M, i64> {
+    Aggregate::new("COUNT", None, false)
+}
+
+/// `COUNT(column)`: the rows where it is not NULL.
+pub fn count<M, T>(column: Column<M, T>) -> Aggregate<M, i64> {
+    Aggregate::new("COUNT", Some(column.name), false)
+}
+
+/// `COUNT(DISTINCT column)`.
+pub fn count_distinct<M, T>(column: Column<M, T>) -> Aggregate<M, i64> {
+    Aggregate::new("COUNT", Some(column.name), true)
+}
+
+/// `SUM(column)`: `None` over no rows.
+pub fn sum<M, T: Scalar>(column: Column<M, T>) -> Aggregate<M, Option<T::Inner>> {
+    Aggregate::new("SUM", Some(column.name), false)
+}
+
+/// `AVG(column)`: `None` over no rows.
+pub fn avg<M, T>(column: Column<M, T>) -> Aggregate<M, Option<f64>> {
+    Aggregate::new("AVG", Some(column.name), false)
+}
+
+/// `MIN(column)`: `None` over no rows.
+pub fn min<M, T: Scalar>(column: Column<M, T>) -> Aggregate<M, Option<T::Inner>> {
+    Aggregate::new("MIN", Some(column.name), false)
+}
+
+/// `MAX(column)`: `None` over no rows.
+pub fn max<M, T: Scalar>(column: Column<M, T>) -> Aggregate<M, Option<T::Inner>> {
+    Aggregate::new("MAX", Some(column.name), false)
+}
+
+/// A row decoded into a tuple of Rust values.
+pub trait FromRow: Sized {
+    /// How many columns it takes.
+    const WIDTH: usize;
+    /// Decodes the values of one row (in select order).
+    fn from_values(values: Vec<Value>) -> Result<Self>;
+}
+
+/// What a typed select lists: a tuple of expressions of model `M`.
+pub trait Selection<M> {
+    /// The tuple each row decodes to.
+    type Row: FromRow;
+    /// Appends the select list.
+    fn render(&self, dialect: &dyn Dialect, sql: &mut String);
+}
+
+fn decode<T: FromValue>(values: &mut std::vec::IntoIter<Value>, n: usize) -> Result<T> {
+    let value = values.next().ok_or_else(|| {
+        Error::invalid(format!(
+            "the row has fewer columns than the select list ({n} expected)"
+        ))
+    })?;
+    T::from_value(value).map_err(|source| Error::Decode {
+        table: "(select)",
+        column: "(expression)",
+        source,
+    })
+}
+
+macro_rules! tuples {
+    ($n:expr; $($name:ident : $i:tt),+) => {
+        impl<$($name: FromValue),+> FromRow for ($($name,)+) {
+            const WIDTH: usize = $n;
+            fn from_values(values: Vec<Value>) -> Result<Self> {
+                let mut values = values.into_iter();
+                Ok(($(decode::<$name>(&mut values, $n)?,)+))
+            }
+        }
+
+        impl<M, $($name: SqlExpr<M>),+> Selection<M> for ($($name,)+) {
+            type Row = ($($name::Output,)+);
+            fn render(&self, dialect: &dyn Dialect, sql: &mut String) {
+                $(
+                    if $i > 0 {
+                        sql.push_str(", ");
+                    }
+                    self.$i.render(dialect, sql);
+                )+
+            }
+        }
+    };
+}
+tuples!(1; A: 0);
+tuples!(2; A: 0, B: 1);
+tuples!(3; A: 0, B: 1, C: 2);
+tuples!(4; A: 0, B: 1, C: 2, D: 3);
+tuples!(5; A: 0, B: 1, C: 2, D: 3, E: 4);
+tuples!(6; A: 0, B: 1, C: 2, D: 3, E: 4, F: 5);
+
+/// A typed SELECT of expressions of model `M` (see the module docs). Made
+/// by `Session::select`; nothing is sent until `all`, `first`, `one`,
+/// `scalar` or `scalars`.
+pub struct Select<'s, M: Model, S: Selection<M>> {
+    session: &'s Session,
+    selection: S,
+    filters: Vec<Expr>,
+    group: Vec<&'static str>,
+    having: Vec<Expr>,
+    order: Vec<Order<M>>,
+    distinct: bool,
+    limit: Option<u64>,
+}
+
+impl<'s, M: Model, S: Selection<M>> Select<'s, M, S> {
+    pub(crate) fn new(session: &'s Session, selection: S) -> Self {
+        Select {
+            session,
+            selection,
+            filters: Vec::new(),
+            group: Vec::new(),
+            having: Vec::new(),
+            order: Vec::new(),
+            distinct: false,
+            limit: None,
+        }
+    }
+
+    /// Adds a `WHERE` filter; several are ANDed.
+    pub fn filter(mut self, filter: Filter<M>) -> Self {
+        self.filters.push(filter.into_expr());
+        self
+    }
+
+    /// Adds a `GROUP BY` column.
+    pub fn group_by<T>(mut self, column: Column<M, T>) -> Self {
+        self.group.push(column.name);
+        self
+    }
+
+    /// Adds a `HAVING` condition (on an aggregate: `count(Book::ID).gt(2)`).
+    pub fn having(mut self, filter: Filter<M>) -> Self {
+        self.having.push(filter.into_expr());
+        self
+    }
+
+    /// Adds an `ORDER BY` term.
+    pub fn order_by(mut self, order: Order<M>) -> Self {
+        self.order.push(order);
+        self
+    }
+
+    /// `SELECT DISTINCT`.
+    pub fn distinct(mut self) -> Self {
+        self.distinct = true;
+        self
+    }
+
+    /// At most `n` rows.
+    pub fn limit(mut self, n: u64) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
+    /// The SQL and its parameters.
+    pub fn sql(&self) -> (String, Vec<Value>) {
+        let dialect = self.session.engine().dialect();
+        let mut sql = String::from(if self.distinct {
+            "SELECT DISTINCT "
+        } else {
+            "SELECT "
+        });
+        self.selection.render(dialect, &mut sql);
+        sql.push_str(" FROM ");
+        dialect.quote_ident(M::table().name, &mut sql);
+        let mut params = Vec::new();
+        if !self.filters.is_empty() {
+            sql.push_str(" WHERE ");
+            Expr::And(self.filters.clone()).render(dialect, &mut sql, &mut params);
+        }
+        for (n, g) in self.group.iter().enumerate() {
+            sql.push_str(if n == 0 { " GROUP BY " } else { ", " });
+            dialect.quote_ident(g, &mut sql);
+        }
+        if !self.having.is_empty() {
+            sql.push_str(" HAVING ");
+            Expr::And(self.having.clone()).render(dialect, &mut sql, &mut params);
+        }
+        for (n, o) in self.order.iter().enumerate() {
+            sql.push_str(if n == 0 { " ORDER BY " } else { ", " });
+            dialect.quote_ident(o.column, &mut sql);
+            sql.push_str(match o.direction {
+                crate::expr::Direction::Asc => " ASC",
+                crate::expr::Direction::Desc => " DESC",
+            });
+        }
+        if let Some(l) = self.limit {
+            sql.push_str(" LIMIT ?");
+            params.push(Value::UInt(l));
+        }
+        (sql, params)
+    }
+
+    /// Every row, decoded (after autoflush).
+    pub fn all(self) -> Result<Vec<S::Row>> {
+        let (sql, params) = self.sql();
+        self.session.query_tuples(&sql, &params)
+    }
+
+    /// The first row, if any.
+    pub fn first(mut self) -> Result<Option<S::Row>> {
+        self.limit = Some(1);
+        Ok(self.all()?.into_iter().next())
+    }
+
+    /// Exactly one row: [`Error::NoResultFound`] or
+    /// [`Error::MultipleResultsFound`] otherwise.
+    pub fn one(mut self) -> Result<S::Row> {
+        self.limit = Some(2);
+        let mut rows = self.all()?;
+        match rows.len() {
+            1 => Ok(rows.remove(0)),
+            0 => Err(Error::NoResultFound {
+                table: M::table().name,
+            }),
+            _ => Err(Error::MultipleResultsFound {
+                table: M::table().name,
+            }),
+        }
+    }
+}
+
+impl<M: Model, A: SqlExpr<M>> Select<'_, M, (A,)> {
+    /// The first column of the first row (`None` without rows).
+    pub fn scalar(self) -> Result<Option<A::Output>> {
+        Ok(self.first()?.map(|(a,)| a))
+    }
+
+    /// The first column of every row.
+    pub fn scalars(self) -> Result<Vec<A::Output>> {
+        Ok(self.all()?.into_iter().map(|(a,)| a).collect())
+    }
+}
+
+impl Session {
+    /// A typed SELECT of columns and aggregates of model `M`:
+    /// `session.select::<Book, _>((Book::AUTHOR_ID, count(Book::ID)))`.
+    pub fn select<M: Model, S: Selection<M>>(&self, selection: S) -> Select<'_, M, S> {
+        Select::new(self, selection)
+    }
+
+    /// Runs raw SQL (after autoflush) and decodes each row into the tuple
+    /// `R` (`(i64, String)`); a row narrower than the tuple, or a value that
+    /// does not fit, is an error.
+    pub fn query_tuples<R: FromRow>(&self, sql: &str, params: &[Value]) -> Result<Vec<R>> {
+        self.query_rows(sql, params)?
+            .into_iter()
+            .map(|row| R::from_values(row.into_values()))
+            .collect()
+    }
+}

@@ -1,0 +1,14 @@
+use orm::prelude::*;
+use orm::select::count;
+
+#[derive(Debug, Clone, Model)]
+struct Job {
+    #[orm(primary_key)]
+    id: i64,
+}
+
+fn main() {
+    let engine = orm::create_engine("sqlite::memory:").unwrap();
+    let s = SessionFactory::new(engine).session();
+    let _ = s.select::<Job, _>((Job::ID,)).having(count(Job::ID).gt("three"));
+}
