@@ -209,6 +209,22 @@ pub trait Dialect: Send + Sync {
         sql
     }
 
+    /// What follows `INSERT ... VALUES (...)` to make it an upsert that
+    /// updates `update` (quoted column names) from the proposed row when a
+    /// unique key conflicts (`conflict`: the key's quoted columns). MySQL's
+    /// `ON DUPLICATE KEY UPDATE c = VALUES(c)` by default; `auto_increment`
+    /// (quoted) makes the statement report the existing row's key as its
+    /// last insert id.
+    fn upsert_sql(&self, conflict: &[String], update: &[String], auto_increment: Option<&str>) -> String {
+        let _ = conflict;
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(ai) = auto_increment {
+            parts.push(format!("{ai} = LAST_INSERT_ID({ai})"));
+        }
+        parts.extend(update.iter().map(|c| format!("{c} = VALUES({c})")));
+        format!(" ON DUPLICATE KEY UPDATE {}", parts.join(", "))
+    }
+
     /// The statement that begins a transaction.
     fn begin_sql(&self) -> &'static str {
         "BEGIN"

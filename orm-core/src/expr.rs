@@ -103,6 +103,22 @@ pub enum Expr {
         /// The bound value.
         value: Value,
     },
+    /// `column IN (subquery)`, the subquery's SQL already rendered.
+    InSql {
+        /// The column name.
+        column: &'static str,
+        /// The subquery.
+        sql: String,
+        /// Its parameters.
+        params: Vec<Value>,
+    },
+    /// `EXISTS (subquery)`.
+    Exists {
+        /// The subquery.
+        sql: String,
+        /// Its parameters.
+        params: Vec<Value>,
+    },
     /// `(c1, c2, ...) op (?, ?, ...)`: a row-value comparison (keyset pagination).
     RowCmp {
         /// The column names.
@@ -181,6 +197,26 @@ impl Expr {
                 sql.push_str(op.sql());
                 sql.push('?');
                 params.push(value.clone());
+            }
+            Expr::InSql {
+                column,
+                sql: sub,
+                params: sub_params,
+            } => {
+                dialect.quote_ident(column, sql);
+                sql.push_str(" IN (");
+                sql.push_str(sub);
+                sql.push(')');
+                params.extend(sub_params.iter().cloned());
+            }
+            Expr::Exists {
+                sql: sub,
+                params: sub_params,
+            } => {
+                sql.push_str("EXISTS (");
+                sql.push_str(sub);
+                sql.push(')');
+                params.extend(sub_params.iter().cloned());
             }
             Expr::RowCmp {
                 columns,
@@ -273,9 +309,23 @@ impl Expr {
                 Some(any)
             }
             Expr::Not(inner) => inner.evaluate(value_of).map(|b| !b),
-            Expr::RowCmp { .. } | Expr::Aggregate { .. } => None,
+            Expr::RowCmp { .. }
+            | Expr::Aggregate { .. }
+            | Expr::InSql { .. }
+            | Expr::Exists { .. } => None,
         }
     }
+}
+
+/// `EXISTS (subquery)`: a filter of model `M` true when the subquery
+/// returns a row.
+pub fn exists<M, N, S>(subquery: crate::select::Select<'_, N, S>) -> Filter<M>
+where
+    N: crate::model::Model,
+    S: crate::select::Selection<N>,
+{
+    let (sql, params) = subquery.sql();
+    Filter::new(Expr::Exists { sql, params })
 }
 
 /// Orders two values as SQL would, across the integer, float and decimal
@@ -583,6 +633,42 @@ impl<M, T> Column<M, T> {
     /// `column >= value`.
     pub fn ge(self, value: impl ExprValue<T>) -> Filter<M> {
         self.cmp(CmpOp::Ge, value.into_value())
+    }
+
+    /// `low <= column AND column <= high` (SQL's `BETWEEN`).
+    pub fn between(self, low: impl ExprValue<T>, high: impl ExprValue<T>) -> Filter<M> {
+        Filter::new(Expr::And(vec![
+            Expr::Cmp {
+                column: self.name,
+                op: CmpOp::Ge,
+                value: low.into_value(),
+            },
+            Expr::Cmp {
+                column: self.name,
+                op: CmpOp::Le,
+                value: high.into_value(),
+            },
+        ]))
+    }
+
+    /// `column IN (SELECT ...)`: a subquery of one column of a compatible
+    /// type (`Book::AUTHOR_ID.in_select(s.select::<Author, _>((Author::ID,)).filter(...))`).
+    pub fn in_select<N, S>(self, subquery: crate::select::Select<'_, N, S>) -> Filter<M>
+    where
+        N: crate::model::Model,
+        S: crate::select::Selection<N>,
+        S::Row: crate::select::OneColumn,
+        <S::Row as crate::select::OneColumn>::Value: crate::relationship::KeyField<
+            <T as crate::select::Scalar>::Inner,
+        >,
+        T: crate::select::Scalar,
+    {
+        let (sql, params) = subquery.sql();
+        Filter::new(Expr::InSql {
+            column: self.name,
+            sql,
+            params,
+        })
     }
 
     /// `column IN (values...)`; an empty list matches nothing.

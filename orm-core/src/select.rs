@@ -196,6 +196,16 @@ pub trait FromRow: Sized {
     fn from_values(values: Vec<Value>) -> Result<Self>;
 }
 
+/// A one-column row, for subqueries (`column IN (SELECT one column ...)`).
+pub trait OneColumn {
+    /// The column's type.
+    type Value;
+}
+
+impl<A> OneColumn for (A,) {
+    type Value = A;
+}
+
 /// What a typed select lists: a tuple of expressions of model `M`.
 pub trait Selection<M> {
     /// The tuple each row decodes to.
