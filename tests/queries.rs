@@ -264,3 +264,143 @@ fn typed_selects_with_aggregates_group_by_and_having() {
         .unwrap_err();
     assert!(err.to_string().contains("fewer columns"), "{err}");
 }
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+#[orm(table = "counters")]
+struct Counter {
+    #[orm(primary_key, auto_increment)]
+    id: Option<i64>,
+    #[orm(unique, sql_type = "VARCHAR(32)")]
+    name: String,
+    hits: i64,
+}
+
+#[test]
+fn upsert_inserts_or_updates_and_returns_the_row() {
+    let (db, engine, factory) = setup("q_upsert", 0);
+    orm::schema::create_all(&engine, &[Counter::table()]).unwrap();
+    let s = factory.session();
+    let first = s
+        .upsert(&Counter {
+            id: None,
+            name: "home".into(),
+            hits: 1,
+        })
+        .unwrap();
+    let id: i64 = first.key().unwrap();
+    // Same unique name, no key: updates that row and returns its object.
+    let again = s
+        .upsert(&Counter {
+            id: None,
+            name: "home".into(),
+            hits: 5,
+        })
+        .unwrap();
+    assert!(again.ptr_eq(&first));
+    assert_eq!(
+        again.read().unwrap().hits,
+        5,
+        "reloaded as the database holds it"
+    );
+    // By key, several at once.
+    let capture = engine.capture_statements();
+    let both = s
+        .upsert_all(&[
+            Counter {
+                id: Some(id),
+                name: "home".into(),
+                hits: 7,
+            },
+            Counter {
+                id: Some(id + 10),
+                name: "about".into(),
+                hits: 1,
+            },
+        ])
+        .unwrap();
+    let sent = capture.take();
+    assert!(sent[0].contains("ON DUPLICATE KEY UPDATE"), "{sent:?}");
+    assert_eq!(both.len(), 2);
+    assert!(both[0].ptr_eq(&first));
+    s.commit().unwrap();
+    assert_eq!(
+        db.rows("SELECT name, hits FROM counters ORDER BY id"),
+        [["home", "7"], ["about", "1"]]
+    );
+}
+
+#[test]
+fn subqueries_between_and_exists() {
+    use orm::expr::exists;
+    let (_db, _engine, factory) = setup("q_subquery", 20);
+    let s = factory.session();
+    let low: Vec<i64> = s
+        .query::<Job>()
+        .filter(
+            Job::ID.in_select(
+                s.select::<Job, _>((Job::ID,))
+                    .filter(Job::PRIORITY.between(1, 2)),
+            ),
+        )
+        .order_by(Job::ID.asc())
+        .all()
+        .unwrap()
+        .iter()
+        .map(|j| j.read().unwrap().id)
+        .collect();
+    let expected: Vec<i64> = (1..=20).filter(|i| (1..=2).contains(&(i % 7))).collect();
+    assert_eq!(low, expected);
+    let any = s
+        .query::<Job>()
+        .filter(exists(
+            s.select::<Job, _>((Job::ID,)).filter(Job::PRIORITY.eq(6)),
+        ))
+        .count()
+        .unwrap();
+    assert_eq!(any, 20);
+    let none = s
+        .query::<Job>()
+        .filter(exists(
+            s.select::<Job, _>((Job::ID,)).filter(Job::PRIORITY.eq(60)),
+        ))
+        .count()
+        .unwrap();
+    assert_eq!(none, 0);
+}
+
+#[test]
+fn upsert_and_locks_on_sqlite() {
+    let db = TestDb::sqlite("q_sqlite");
+    let engine = orm::create_engine(&db.url).unwrap();
+    orm::schema::create_all(&engine, &[Counter::table(), Job::table()]).unwrap();
+    let s = SessionFactory::new(engine.clone()).session();
+    let a = s
+        .upsert(&Counter {
+            id: None,
+            name: "home".into(),
+            hits: 1,
+        })
+        .unwrap();
+    let b = s
+        .upsert(&Counter {
+            id: None,
+            name: "home".into(),
+            hits: 3,
+        })
+        .unwrap();
+    assert!(a.ptr_eq(&b));
+    assert_eq!(b.read().unwrap().hits, 3);
+    s.add(Job {
+        id: 1,
+        state: "new".into(),
+        priority: 1,
+    })
+    .unwrap();
+    // No row locks on SQLite: the clause is left out, the query works.
+    let capture = engine.capture_statements();
+    let job = s.query::<Job>().with_for_update().nowait().one().unwrap();
+    assert!(capture.take().iter().all(|q| !q.contains("FOR UPDATE")));
+    assert_eq!(job.read().unwrap().id, 1);
+    s.commit().unwrap();
+    assert_eq!(db.rows("SELECT name, hits FROM counters"), [["home", "3"]]);
+}

@@ -215,7 +215,12 @@ pub trait Dialect: Send + Sync {
     /// `ON DUPLICATE KEY UPDATE c = VALUES(c)` by default; `auto_increment`
     /// (quoted) makes the statement report the existing row's key as its
     /// last insert id.
-    fn upsert_sql(&self, conflict: &[String], update: &[String], auto_increment: Option<&str>) -> String {
+    fn upsert_sql(
+        &self,
+        conflict: &[String],
+        update: &[String],
+        auto_increment: Option<&str>,
+    ) -> String {
         let _ = conflict;
         let mut parts: Vec<String> = Vec::new();
         if let Some(ai) = auto_increment {

@@ -658,9 +658,8 @@ impl<M, T> Column<M, T> {
         N: crate::model::Model,
         S: crate::select::Selection<N>,
         S::Row: crate::select::OneColumn,
-        <S::Row as crate::select::OneColumn>::Value: crate::relationship::KeyField<
-            <T as crate::select::Scalar>::Inner,
-        >,
+        <S::Row as crate::select::OneColumn>::Value:
+            crate::relationship::KeyField<<T as crate::select::Scalar>::Inner>,
         T: crate::select::Scalar,
     {
         let (sql, params) = subquery.sql();

@@ -74,12 +74,24 @@ impl Dialect for SqliteDialect {
     }
 
     /// `ON CONFLICT (key) DO UPDATE SET c = excluded.c`.
-    fn upsert_sql(&self, conflict: &[String], update: &[String], _auto_increment: Option<&str>) -> String {
-        let set: Vec<String> = update.iter().map(|c| format!("{c} = excluded.{c}")).collect();
+    fn upsert_sql(
+        &self,
+        conflict: &[String],
+        update: &[String],
+        _auto_increment: Option<&str>,
+    ) -> String {
+        let set: Vec<String> = update
+            .iter()
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect();
         if set.is_empty() {
             format!(" ON CONFLICT ({}) DO NOTHING", conflict.join(", "))
         } else {
-            format!(" ON CONFLICT ({}) DO UPDATE SET {}", conflict.join(", "), set.join(", "))
+            format!(
+                " ON CONFLICT ({}) DO UPDATE SET {}",
+                conflict.join(", "),
+                set.join(", ")
+            )
         }
     }
 

@@ -34,6 +34,7 @@ mod savepoint;
 mod scoped;
 mod transaction;
 mod unit_of_work;
+mod upsert;
 
 use std::any::TypeId;
 use std::cell::{Cell, RefCell};
