@@ -404,3 +404,26 @@ fn upsert_and_locks_on_sqlite() {
     s.commit().unwrap();
     assert_eq!(db.rows("SELECT name, hits FROM counters"), [["home", "3"]]);
 }
+
+#[test]
+fn arithmetic_and_coalesce_in_selects_bind_their_values() {
+    use orm::select::coalesce;
+    let (_db, _engine, factory) = setup("q_arith", 3);
+    let s = factory.session();
+    let q = s
+        .select::<Job, _>((Job::ID, Job::PRIORITY + 10, Job::ID * 2))
+        .order_by(Job::ID.asc());
+    let (sql, params) = q.sql();
+    assert_eq!(
+        sql,
+        "SELECT `id`, (`priority` + ?), (`id` * ?) FROM `jobs` ORDER BY `id` ASC"
+    );
+    assert_eq!(params, [Value::Int(10), Value::Int(2)]);
+    let rows: Vec<(i64, i32, i64)> = q.all().unwrap();
+    assert_eq!(rows, [(1, 11, 2), (2, 12, 4), (3, 13, 6)]);
+    let states: Vec<String> = s
+        .select::<Job, _>((coalesce(Job::STATE, "none"),))
+        .scalars()
+        .unwrap();
+    assert_eq!(states, ["new", "new", "new"]);
+}

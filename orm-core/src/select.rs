@@ -32,13 +32,93 @@ pub trait SqlExpr<M> {
     /// The Rust type of its values.
     type Output: FromValue;
     /// Appends its SQL.
-    fn render(&self, dialect: &dyn Dialect, sql: &mut String);
+    fn render(&self, dialect: &dyn Dialect, sql: &mut String, params: &mut Vec<Value>);
 }
 
 impl<M, T: FromValue> SqlExpr<M> for Column<M, T> {
     type Output = T;
-    fn render(&self, dialect: &dyn Dialect, sql: &mut String) {
+    fn render(&self, dialect: &dyn Dialect, sql: &mut String, _params: &mut Vec<Value>) {
         dialect.quote_ident(self.name, sql);
+    }
+}
+
+/// `column + value`, `column - value`, `column * value`: arithmetic on a
+/// column, of the column's type (`User::AGE + 1`).
+pub struct Arith<M, T> {
+    column: &'static str,
+    op: &'static str,
+    value: Value,
+    _marker: PhantomData<fn() -> (M, T)>,
+}
+
+impl<M, T: FromValue> SqlExpr<M> for Arith<M, T> {
+    type Output = T;
+    fn render(&self, dialect: &dyn Dialect, sql: &mut String, params: &mut Vec<Value>) {
+        sql.push('(');
+        dialect.quote_ident(self.column, sql);
+        sql.push_str(self.op);
+        sql.push('?');
+        sql.push(')');
+        params.push(self.value.clone());
+    }
+}
+
+macro_rules! arith {
+    ($trait:ident, $method:ident, $op:expr) => {
+        impl<M, T: Numeric, V: ExprValue<T>> std::ops::$trait<V> for Column<M, T> {
+            type Output = Arith<M, T>;
+            fn $method(self, value: V) -> Arith<M, T> {
+                Arith {
+                    column: self.name,
+                    op: $op,
+                    value: value.into_value(),
+                    _marker: PhantomData,
+                }
+            }
+        }
+    };
+}
+arith!(Add, add, " + ");
+arith!(Sub, sub, " - ");
+arith!(Mul, mul, " * ");
+
+/// Numeric column types, for arithmetic.
+pub trait Numeric {}
+macro_rules! numeric {
+    ($($t:ty),*) => {$(
+        impl Numeric for $t {}
+        impl Numeric for Option<$t> {}
+    )*};
+}
+numeric!(i8, i16, i32, i64, u8, u16, u32, u64, f32, f64);
+
+/// `COALESCE(column, default)`: the column's value, or `default` where it
+/// is NULL; of the column's non-null type.
+pub struct Coalesce<M, T> {
+    column: &'static str,
+    default: Value,
+    _marker: PhantomData<fn() -> (M, T)>,
+}
+
+impl<M, T: FromValue> SqlExpr<M> for Coalesce<M, T> {
+    type Output = T;
+    fn render(&self, dialect: &dyn Dialect, sql: &mut String, params: &mut Vec<Value>) {
+        sql.push_str("COALESCE(");
+        dialect.quote_ident(self.column, sql);
+        sql.push_str(", ?)");
+        params.push(self.default.clone());
+    }
+}
+
+/// `COALESCE(column, default)`.
+pub fn coalesce<M, T: Scalar>(
+    column: Column<M, T>,
+    default: impl ExprValue<T::Inner>,
+) -> Coalesce<M, T::Inner> {
+    Coalesce {
+        column: column.name,
+        default: default.into_value(),
+        _marker: PhantomData,
     }
 }
 
@@ -97,7 +177,7 @@ impl<M, T> Copy for Aggregate<M, T> {}
 
 impl<M, T: FromValue> SqlExpr<M> for Aggregate<M, T> {
     type Output = T;
-    fn render(&self, dialect: &dyn Dialect, sql: &mut String) {
+    fn render(&self, dialect: &dyn Dialect, sql: &mut String, _params: &mut Vec<Value>) {
         sql.push_str(self.func);
         sql.push('(');
         if self.distinct {
@@ -211,7 +291,7 @@ pub trait Selection<M> {
     /// The tuple each row decodes to.
     type Row: FromRow;
     /// Appends the select list.
-    fn render(&self, dialect: &dyn Dialect, sql: &mut String);
+    fn render(&self, dialect: &dyn Dialect, sql: &mut String, params: &mut Vec<Value>);
 }
 
 fn decode<T: FromValue>(values: &mut std::vec::IntoIter<Value>, n: usize) -> Result<T> {
@@ -239,12 +319,12 @@ macro_rules! tuples {
 
         impl<M, $($name: SqlExpr<M>),+> Selection<M> for ($($name,)+) {
             type Row = ($($name::Output,)+);
-            fn render(&self, dialect: &dyn Dialect, sql: &mut String) {
+            fn render(&self, dialect: &dyn Dialect, sql: &mut String, params: &mut Vec<Value>) {
                 $(
                     if $i > 0 {
                         sql.push_str(", ");
                     }
-                    self.$i.render(dialect, sql);
+                    self.$i.render(dialect, sql, params);
                 )+
             }
         }
@@ -329,10 +409,10 @@ impl<'s, M: Model, S: Selection<M>> Select<'s, M, S> {
         } else {
             "SELECT "
         });
-        self.selection.render(dialect, &mut sql);
+        let mut params = Vec::new();
+        self.selection.render(dialect, &mut sql, &mut params);
         sql.push_str(" FROM ");
         dialect.quote_ident(M::table().name, &mut sql);
-        let mut params = Vec::new();
         if !self.filters.is_empty() {
             sql.push_str(" WHERE ");
             Expr::And(self.filters.clone()).render(dialect, &mut sql, &mut params);
