@@ -135,7 +135,8 @@ pub use orm_core::value::{ColumnType, ConversionError, FromValue, SqlType, ToVal
 pub use orm_derive::Model;
 
 pub use orm_core::session::{
-    NestedTransaction, Obj, ObjState, ScopedSession, Session, SessionConfig, SessionFactory,
+    ModelEvent, ModelEvents, NestedTransaction, Obj, ObjState, ScopedSession, Session,
+    SessionConfig, SessionFactory,
 };
 /// The MySQL/MariaDB backend crate (`orm_mysql`), with its engine builder.
 #[cfg(feature = "mysql")]
@@ -225,6 +226,7 @@ pub mod __private {
         TypeId::of::<T>()
     }
     pub use orm_core::row::Row;
+    pub use orm_core::session::{model_event, ModelEvent, Obj, Session};
     pub use orm_core::value::{FromValue, SqlType, ToValue, Value};
     pub use std::any::TypeId;
     pub use std::vec::Vec;

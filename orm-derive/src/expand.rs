@@ -230,6 +230,10 @@ fn table_def(model: &Model) -> TokenStream {
         let indexed = f.attrs.index.is_some();
         let column_type = quote_spanned!(ty.span()=> #p::field::<#ty>().column_type);
         let nullable = quote_spanned!(ty.span()=> #p::field::<#ty>().nullable);
+        let default = value_fn(model, f, f.attrs.default.as_ref());
+        let on_update = value_fn(model, f, f.attrs.on_update.as_ref());
+        let server_default = opt(f.attrs.server_default.as_ref());
+        let server_on_update = opt(f.attrs.server_on_update.as_ref());
         quote! {
             #p::ColumnDef {
                 name: #name,
@@ -239,6 +243,10 @@ fn table_def(model: &Model) -> TokenStream {
                 nullable: #nullable,
                 unique: #unique,
                 indexed: #indexed,
+                default: #default,
+                on_update: #on_update,
+                server_default: #server_default,
+                server_on_update: #server_on_update,
             }
         }
     });
@@ -312,6 +320,30 @@ fn table_def(model: &Model) -> TokenStream {
     }
 }
 
+/// `default = expr` / `on_update = expr` as a `fn() -> Value`: the
+/// expression has the field's type, or the type inside its `Option`.
+fn value_fn(model: &Model, f: &Field, expr: Option<&syn::Expr>) -> TokenStream {
+    let p = private(&model.krate);
+    let Some(expr) = expr else {
+        return quote!(::core::option::Option::None);
+    };
+    let ty = f.ty;
+    let value = if crate::ast::is_option(ty) {
+        quote_spanned!(expr.span()=> ::core::option::Option::Some(#expr))
+    } else {
+        quote_spanned!(expr.span()=> #expr)
+    };
+    quote! {
+        ::core::option::Option::Some({
+            fn __value() -> #p::Value {
+                let value: #ty = #value;
+                (#p::field::<#ty>().encode)(&value)
+            }
+            __value as fn() -> #p::Value
+        })
+    }
+}
+
 fn model_impl(model: &Model) -> TokenStream {
     let p = private(&model.krate);
     let ident = model.ident;
@@ -364,6 +396,19 @@ fn model_impl(model: &Model) -> TokenStream {
         let decode = quote!(#p::decode_with(&TABLE, index, value, #ops.decode)?);
         quote!(#i => { self.#field = #decode; ::core::result::Result::Ok(()) })
     });
+    let events = model.events.then(|| {
+        quote! {
+            const EVENTS: bool = true;
+
+            fn model_event(
+                event: #p::ModelEvent,
+                session: &#p::Session,
+                obj: &#p::Obj<Self>,
+            ) -> #p::Result<()> {
+                #p::model_event::<Self>(event, session, obj)
+            }
+        }
+    });
     quote! {
         #[automatically_derived]
         impl #p::Model for #ident {
@@ -371,6 +416,8 @@ fn model_impl(model: &Model) -> TokenStream {
             fn table() -> &'static #p::TableDef {
                 &TABLE
             }
+
+            #events
 
             fn from_row(row: #p::Row) -> #p::Result<Self> {
                 let mut values = row.into_values().into_iter();

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::value::Value;
 
+use super::events::{ModelEvent, SessionEvent};
 use super::identity_map::Identity;
 use super::object::{AnyObj, ObjState};
 use super::transaction::{self, KeySwitch, Phase};
@@ -32,12 +33,31 @@ impl Session {
     ///   refuses work ([`Error::PendingRollback`]) until `rollback()` (or the
     ///   savepoint's rollback).
     pub fn flush(&self) -> Result<()> {
-        let mut st = self.state()?;
-        if st.flushing {
-            return Err(Error::invalid(
-                "flush() is already in progress on this session",
-            ));
+        let hooked = {
+            let st = self.state()?;
+            if st.flushing {
+                return Err(Error::invalid(
+                    "flush() is already in progress on this session",
+                ));
+            }
+            self.check_usable(&st)?;
+            let modified = self.modified()?;
+            if st.new.is_empty() && st.deleted.is_empty() && modified.is_empty() {
+                return Ok(());
+            }
+            self.inner.events.is_some()
+                || st
+                    .new
+                    .iter()
+                    .chain(st.deleted.iter())
+                    .chain(modified.iter())
+                    .any(|o| o.has_model_events())
+        };
+        if hooked {
+            // Nothing was sent: on error, the session keeps its changes.
+            self.while_flushing(|| self.before_hooks())?;
         }
+        let mut st = self.state()?;
         self.check_usable(&st)?;
         let modified: Vec<Rc<dyn AnyObj>> = std::mem::take(&mut *self.modified()?);
         if st.new.is_empty() && st.deleted.is_empty() && modified.is_empty() {
@@ -55,12 +75,20 @@ impl Session {
             let (inserts, updates, deletes) = w.counts();
             (t.name, inserts, updates, deletes)
         }));
+        let after = if hooked {
+            self.after_list(&plan, &switched)
+        } else {
+            Vec::new()
+        };
         if plan.is_empty() {
             // Nothing to send, but a row switch with no changed column still
             // moves the row from the deleted object to the new one, and
             // objects written back to their loaded values are clean again.
             return match self.apply(&mut st, plan, switched, &modified) {
-                Ok(()) => Ok(()),
+                Ok(()) => {
+                    drop(st);
+                    self.after_hooks(hooked, after)
+                }
                 Err(e) => {
                     self.restore_modified(modified);
                     Err(self.fail_flush(&mut st, e))
@@ -73,9 +101,116 @@ impl Session {
         st.flushing = false;
         let result = result.and_then(|()| self.apply(&mut st, plan, switched, &modified));
         match result {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                drop(st);
+                self.after_hooks(hooked, after)
+            }
             Err(e) => {
                 self.restore_modified(modified);
+                Err(self.fail_flush(&mut st, e))
+            }
+        }
+    }
+
+    /// Runs `work` with the session marked as flushing (a nested flush is
+    /// an error, autoflush is skipped) and its state not borrowed, so that
+    /// hooks can use the session.
+    fn while_flushing<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.state()?.flushing = true;
+        let result = work();
+        if let Ok(mut st) = self.inner.state.try_borrow_mut() {
+            st.flushing = false;
+        }
+        result
+    }
+
+    /// `before_flush`, then `before_insert`/`before_update`/`before_delete`
+    /// for every object until no hook added a new one.
+    fn before_hooks(&self) -> Result<()> {
+        self.run_hooks(SessionEvent::BeforeFlush)?;
+        let mut done: HashSet<(*const (), ModelEvent)> = HashSet::new();
+        loop {
+            let mut todo: Vec<(Rc<dyn AnyObj>, ModelEvent)> = Vec::new();
+            {
+                let st = self.state()?;
+                let modified = self.modified()?;
+                let mut want = |obj: &Rc<dyn AnyObj>, event: ModelEvent| {
+                    if obj.listens(self, event)
+                        && done.insert((Rc::as_ptr(obj) as *const (), event))
+                    {
+                        todo.push((obj.clone(), event));
+                    }
+                };
+                for obj in &st.new {
+                    want(obj, ModelEvent::BeforeInsert);
+                }
+                for obj in &st.deleted {
+                    want(obj, ModelEvent::BeforeDelete);
+                }
+                for obj in modified.iter() {
+                    let changed = unit_of_work::diff(obj)?.is_some()
+                        || (obj.meta().borrow().links.is_some()
+                            && !super::links::pending_fks(obj).is_empty());
+                    if changed && !obj.meta().borrow().marked_deleted {
+                        want(obj, ModelEvent::BeforeUpdate);
+                    }
+                }
+            }
+            if todo.is_empty() {
+                return Ok(());
+            }
+            for (obj, event) in todo {
+                obj.fire(event, self)?;
+            }
+        }
+    }
+
+    /// The objects whose `after_insert`/`after_update`/`after_delete` hooks
+    /// run if the flush succeeds.
+    fn after_list(
+        &self,
+        plan: &unit_of_work::Plan,
+        switched: &[unit_of_work::RowSwitch],
+    ) -> Vec<(Rc<dyn AnyObj>, ModelEvent)> {
+        let mut out = Vec::new();
+        for (_, work) in plan.tables_in_save_order() {
+            for row in work.inserts.iter().flatten() {
+                out.push((row.obj.clone(), ModelEvent::AfterInsert));
+            }
+            for row in &work.updates {
+                out.push((row.obj.clone(), ModelEvent::AfterUpdate));
+            }
+        }
+        for sw in switched {
+            if !sw.updated {
+                out.push((sw.new.clone(), ModelEvent::AfterUpdate));
+            }
+        }
+        for (_, work) in plan.tables_in_save_order() {
+            for row in work.deletes.iter().flatten() {
+                out.push((row.obj.clone(), ModelEvent::AfterDelete));
+            }
+        }
+        out.retain(|(obj, event)| obj.listens(self, *event));
+        out
+    }
+
+    /// The `after_*` hooks of a flush the database accepted, then
+    /// `after_flush`. An error rolls back like a failed flush.
+    fn after_hooks(&self, hooked: bool, after: Vec<(Rc<dyn AnyObj>, ModelEvent)>) -> Result<()> {
+        if !hooked {
+            return Ok(());
+        }
+        let result = self.while_flushing(|| {
+            for (obj, event) in after {
+                obj.fire(event, self)?;
+            }
+            self.run_hooks(SessionEvent::AfterFlush)
+        });
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let mut st = self.state()?;
                 Err(self.fail_flush(&mut st, e))
             }
         }
@@ -100,6 +235,9 @@ impl Session {
         }
         let (inserts, deletes, mut switched) = unit_of_work::row_switches(&st.new, &st.deleted)?;
         updates.extend(switched.iter_mut().filter_map(|s| s.update.take()));
+        for row in &mut updates {
+            super::defaults::update_defaults(row);
+        }
         let plan = unit_of_work::Plan::build(&inserts, updates, &deletes)?;
         plan.check_writable()?;
         for sw in &switched {
@@ -209,6 +347,10 @@ impl Session {
                     meta.key = key.clone();
                     meta.snapshot = None;
                 }
+                if super::defaults::expire_after_insert(obj.table(), &row.values) {
+                    // The server filled in values it could not return.
+                    transaction::expire(&obj);
+                }
                 if let Some(key) = key {
                     map.insert(
                         Identity {
@@ -244,6 +386,10 @@ impl Session {
                         obj: obj.clone(),
                         old_key: row.old_key,
                     });
+                }
+                if super::defaults::expire_after_update(&obj) {
+                    // The server's ON UPDATE value loads at next use.
+                    transaction::expire(&obj);
                 }
                 if !switched_row {
                     record.updated.push(obj);
@@ -362,7 +508,8 @@ impl Session {
     }
 
     pub(crate) fn autoflush(&self) -> Result<()> {
-        if self.inner.autoflush.get() {
+        let flushing = self.state_ref()?.flushing;
+        if self.inner.autoflush.get() && !flushing {
             self.flush()
         } else {
             let st = self.state()?;
