@@ -86,14 +86,35 @@ fn default_values_are_inserted_for_unset_fields_and_written_back(backend: Backen
     let c = s.add(task("c")).unwrap();
     s.commit().unwrap();
     let rows = db.rows("SELECT title, priority, status, ticket, stamp FROM tasks ORDER BY id");
-    let (ta, tc) = (a.read().unwrap().ticket.unwrap(), c.read().unwrap().ticket.unwrap());
+    let (ta, tc) = (
+        a.read().unwrap().ticket.unwrap(),
+        c.read().unwrap().ticket.unwrap(),
+    );
     assert_ne!(ta, tc, "the expression is evaluated per row");
     assert_eq!(
         rows,
         [
-            vec!["a".to_string(), "3".into(), "open".into(), ta.to_string(), "0".into()],
-            vec!["b".to_string(), "1".into(), "closed".into(), "7".into(), "0".into()],
-            vec!["c".to_string(), "3".into(), "open".into(), tc.to_string(), "0".into()],
+            vec![
+                "a".to_string(),
+                "3".into(),
+                "open".into(),
+                ta.to_string(),
+                "0".into()
+            ],
+            vec![
+                "b".to_string(),
+                "1".into(),
+                "closed".into(),
+                "7".into(),
+                "0".into()
+            ],
+            vec![
+                "c".to_string(),
+                "3".into(),
+                "open".into(),
+                tc.to_string(),
+                "0".into()
+            ],
         ],
         "explicit values win; `on_update` is not used at INSERT"
     );
@@ -120,7 +141,11 @@ fn on_update_values_go_with_updates_that_do_not_set_the_column(backend: Backend)
     a.write().unwrap().title = "a2".into();
     let capture = engine.capture_statements();
     s.flush().unwrap();
-    let update: Vec<String> = capture.take().into_iter().filter(|q| q.starts_with("UPDATE")).collect();
+    let update: Vec<String> = capture
+        .take()
+        .into_iter()
+        .filter(|q| q.starts_with("UPDATE"))
+        .collect();
     assert_eq!(update.len(), 1);
     assert!(update[0].contains("stamp"), "{}", update[0]);
     let stamp = a.read().unwrap().stamp;
@@ -145,27 +170,51 @@ fn server_defaults_are_in_the_ddl_and_come_back_with_returning(backend: Backend)
     let db = TestDb::on(backend, "df_server");
     let engine = orm::create_engine(&db.url).unwrap();
     let ddl = orm::schema::create_table_sql(engine.dialect(), Note::table());
-    assert!(ddl[0].contains(&db.sql("`weight` INT DEFAULT 7")) || ddl[0].contains(&db.sql("`weight` INTEGER DEFAULT 7")), "{}", ddl[0]);
-    assert!(ddl[0].contains(&db.sql("`label` VARCHAR(16) DEFAULT 'fresh'")), "{}", ddl[0]);
+    assert!(
+        ddl[0].contains(&db.sql("`weight` INT DEFAULT 7"))
+            || ddl[0].contains(&db.sql("`weight` INTEGER DEFAULT 7")),
+        "{}",
+        ddl[0]
+    );
+    assert!(
+        ddl[0].contains(&db.sql("`label` VARCHAR(16) DEFAULT 'fresh'")),
+        "{}",
+        ddl[0]
+    );
     orm::schema::create_all(&engine, &[Note::table()]).unwrap();
     let s = SessionFactory::new(engine.clone()).session();
-    let n = s.add(Note { id: None, body: "x".into(), weight: None, label: None }).unwrap();
+    let n = s
+        .add(Note {
+            id: None,
+            body: "x".into(),
+            weight: None,
+            label: None,
+        })
+        .unwrap();
     let m = s
-        .add(Note { id: None, body: "y".into(), weight: Some(1), label: None })
+        .add(Note {
+            id: None,
+            body: "y".into(),
+            weight: Some(1),
+            label: None,
+        })
         .unwrap();
     let capture = engine.capture_statements();
     s.flush().unwrap();
     let sent = capture.take();
     // One statement per column set; each fetches what the server filled in.
     assert!(
-        sent.contains(&db.sql(
-            "INSERT INTO `notes` (`body`) VALUES (?) RETURNING `id`, `weight`, `label`"
-        )),
+        sent.contains(
+            &db.sql("INSERT INTO `notes` (`body`) VALUES (?) RETURNING `id`, `weight`, `label`")
+        ),
         "{sent:?}"
     );
     assert!(
-        sent.contains(&db.sql("INSERT INTO `notes` (`body`, `weight`) VALUES (?) RETURNING `id`, `label`"))
-            || sent.contains(&db.sql("INSERT INTO `notes` (`body`, `weight`) VALUES (?, ?) RETURNING `id`, `label`")),
+        sent.contains(
+            &db.sql("INSERT INTO `notes` (`body`, `weight`) VALUES (?) RETURNING `id`, `label`")
+        ) || sent.contains(
+            &db.sql("INSERT INTO `notes` (`body`, `weight`) VALUES (?, ?) RETURNING `id`, `label`")
+        ),
         "{sent:?}"
     );
     assert!(!n.is_expired());
@@ -194,18 +243,42 @@ fn without_returning_server_defaults_expire_the_object_and_load_on_access() {
     let engine = orm::create_engine(&db.url_with("insert_returning=off")).unwrap();
     orm::schema::create_all(&engine, &[Note::table()]).unwrap();
     let s = SessionFactory::new(engine.clone()).session();
-    let n = s.add(Note { id: None, body: "x".into(), weight: None, label: Some("mine".into()) }).unwrap();
+    let n = s
+        .add(Note {
+            id: None,
+            body: "x".into(),
+            weight: None,
+            label: Some("mine".into()),
+        })
+        .unwrap();
     let capture = engine.capture_statements();
     s.flush().unwrap();
     let sent = capture.take();
-    assert!(sent.contains(&"INSERT INTO `notes` (`body`, `label`) VALUES (?, ?)".to_string()), "{sent:?}");
+    assert!(
+        sent.contains(&"INSERT INTO `notes` (`body`, `label`) VALUES (?, ?)".to_string()),
+        "{sent:?}"
+    );
     assert!(n.is_expired(), "the server's values are not known yet");
     assert!(n.key::<i64>().is_ok(), "the key is known without loading");
     assert_eq!(n.read().unwrap().weight, Some(7));
     assert_eq!(n.read().unwrap().label.as_deref(), Some("mine"));
-    assert_eq!(capture.take().iter().filter(|q| q.starts_with("SELECT")).count(), 1);
+    assert_eq!(
+        capture
+            .take()
+            .iter()
+            .filter(|q| q.starts_with("SELECT"))
+            .count(),
+        1
+    );
     // A row with every server-default column set is not expired.
-    let m = s.add(Note { id: None, body: "y".into(), weight: Some(2), label: Some("l".into()) }).unwrap();
+    let m = s
+        .add(Note {
+            id: None,
+            body: "y".into(),
+            weight: Some(2),
+            label: Some("l".into()),
+        })
+        .unwrap();
     s.flush().unwrap();
     assert!(!m.is_expired());
     s.commit().unwrap();
@@ -225,7 +298,10 @@ mod readme {
         #[orm(server_default = "CURRENT_TIMESTAMP")]
         pub created_at: Option<DateTime>,
         /// Set by the server at INSERT and at every UPDATE of the row.
-        #[orm(server_default = "CURRENT_TIMESTAMP", server_on_update = "CURRENT_TIMESTAMP")]
+        #[orm(
+            server_default = "CURRENT_TIMESTAMP",
+            server_on_update = "CURRENT_TIMESTAMP"
+        )]
         pub updated_at: Option<DateTime>,
     }
 
@@ -243,9 +319,20 @@ mod readme {
         );
         orm::schema::create_all(&engine, &[Post::table()]).unwrap();
         let s = SessionFactory::new(engine.clone()).session();
-        let post = s.add(Post { id: None, title: "Hello".into(), created_at: None, updated_at: None }).unwrap();
+        let post = s
+            .add(Post {
+                id: None,
+                title: "Hello".into(),
+                created_at: None,
+                updated_at: None,
+            })
+            .unwrap();
         s.flush().unwrap(); // INSERT ... RETURNING `id`, `created_at`, `updated_at`
-        let created = post.read().unwrap().created_at.expect("fetched with RETURNING");
+        let created = post
+            .read()
+            .unwrap()
+            .created_at
+            .expect("fetched with RETURNING");
         assert_eq!(post.read().unwrap().updated_at, Some(created));
         s.commit().unwrap();
         // Make the stored values old, so the ON UPDATE value is visibly new.
@@ -265,13 +352,27 @@ mod readme {
         let db = TestDb::sqlite("df_readme_sqlite");
         let engine = orm::create_engine(&db.url).unwrap();
         let ddl = orm::schema::create_table_sql(engine.dialect(), Post::table());
-        assert!(ddl[0].contains("\"updated_at\" DATETIME DEFAULT CURRENT_TIMESTAMP,"), "{}", ddl[0]);
+        assert!(
+            ddl[0].contains("\"updated_at\" DATETIME DEFAULT CURRENT_TIMESTAMP,"),
+            "{}",
+            ddl[0]
+        );
         assert!(!ddl[0].contains("ON UPDATE"), "{}", ddl[0]);
         orm::schema::create_all(&engine, &[Post::table()]).unwrap();
         let s = SessionFactory::new(engine.clone()).session();
-        let post = s.add(Post { id: None, title: "Hello".into(), created_at: None, updated_at: None }).unwrap();
+        let post = s
+            .add(Post {
+                id: None,
+                title: "Hello".into(),
+                created_at: None,
+                updated_at: None,
+            })
+            .unwrap();
         s.flush().unwrap();
-        assert!(post.read().unwrap().created_at.is_some(), "fetched with RETURNING");
+        assert!(
+            post.read().unwrap().created_at.is_some(),
+            "fetched with RETURNING"
+        );
         s.commit().unwrap();
     }
 }

@@ -51,7 +51,9 @@ impl ModelEvents for Article {
     fn before_insert(_: &Session, obj: &Obj<Self>) -> orm::Result<()> {
         let mut a = obj.write()?;
         a.slug = a.title.to_lowercase().replace(' ', "-");
-        LOG.lock().unwrap().push(format!("trait before_insert {}", a.title));
+        LOG.lock()
+            .unwrap()
+            .push(format!("trait before_insert {}", a.title));
         Ok(())
     }
 
@@ -101,14 +103,23 @@ fn recording(engine: &Engine, log: &Log) -> SessionFactory {
         .after_begin(move |_, _| Ok(push(&c, "after_begin")))
         .after_commit(move |_| Ok(push(&d, "after_commit")))
         .after_rollback(move |_| Ok(push(&e, "after_rollback")))
-        .before_insert::<User>(move |_, u| Ok(push(&f, format!("before_insert {}", u.read()?.name))))
+        .before_insert::<User>(move |_, u| {
+            Ok(push(&f, format!("before_insert {}", u.read()?.name)))
+        })
         .after_insert::<User>(move |_, u| {
             // The generated key is there.
-            Ok(push(&g, format!("after_insert {} {}", u.read()?.name, u.key::<i64>()?)))
+            Ok(push(
+                &g,
+                format!("after_insert {} {}", u.read()?.name, u.key::<i64>()?),
+            ))
         })
-        .before_update::<User>(move |_, u| Ok(push(&h, format!("before_update {}", u.read()?.name))))
+        .before_update::<User>(move |_, u| {
+            Ok(push(&h, format!("before_update {}", u.read()?.name)))
+        })
         .after_update::<User>(move |_, u| Ok(push(&i, format!("after_update {}", u.read()?.name))))
-        .before_delete::<User>(move |_, u| Ok(push(&j, format!("before_delete {}", u.read()?.name))))
+        .before_delete::<User>(move |_, u| {
+            Ok(push(&j, format!("before_delete {}", u.read()?.name)))
+        })
         .after_delete::<User>(move |_, u| Ok(push(&k, format!("after_delete {}", u.read()?.name))))
         .on_load::<User>(move |_, u| Ok(push(&m, format!("on_load {}", u.read()?.name))))
 }
@@ -117,8 +128,17 @@ fn hooks_run_in_flush_and_transaction_order(backend: Backend) {
     let (_db, engine) = setup(backend, "ev_order");
     let log: Log = Arc::default();
     let s = recording(&engine, &log).session();
-    let ann = s.add(User { id: None, name: "ann".into() }).unwrap();
-    s.add(User { id: None, name: "bob".into() }).unwrap();
+    let ann = s
+        .add(User {
+            id: None,
+            name: "ann".into(),
+        })
+        .unwrap();
+    s.add(User {
+        id: None,
+        name: "bob".into(),
+    })
+    .unwrap();
     s.flush().unwrap();
     let first = ann.key::<i64>().unwrap();
     assert_eq!(
@@ -135,7 +155,15 @@ fn hooks_run_in_flush_and_transaction_order(backend: Backend) {
     );
     ann.write().unwrap().name = "anne".into();
     s.flush().unwrap();
-    assert_eq!(take(&log), ["before_flush", "before_update anne", "after_update anne", "after_flush"]);
+    assert_eq!(
+        take(&log),
+        [
+            "before_flush",
+            "before_update anne",
+            "after_update anne",
+            "after_flush"
+        ]
+    );
     // Written back to the same value: no net change, no before_update, no flush at all.
     ann.write().unwrap().name = "anne".into();
     s.flush().unwrap();
@@ -144,7 +172,13 @@ fn hooks_run_in_flush_and_transaction_order(backend: Backend) {
     s.commit().unwrap();
     assert_eq!(
         take(&log),
-        ["before_flush", "before_delete anne", "after_delete anne", "after_flush", "after_commit"]
+        [
+            "before_flush",
+            "before_delete anne",
+            "after_delete anne",
+            "after_flush",
+            "after_commit"
+        ]
     );
     // Loading: on_load once per new object; an identity-map hit is not a load.
     let all = s.query::<User>().all().unwrap();
@@ -180,7 +214,11 @@ fn before_flush_may_add_objects_and_they_are_flushed(backend: Backend) {
             Ok(())
         });
     let s = factory.session();
-    s.add(User { id: None, name: "ann".into() }).unwrap();
+    s.add(User {
+        id: None,
+        name: "ann".into(),
+    })
+    .unwrap();
     s.commit().unwrap();
     assert_eq!(db.rows("SELECT what FROM audit"), [["created ann!"]]);
     assert_eq!(db.rows("SELECT name FROM users"), [["ann"]]);
@@ -191,7 +229,13 @@ fn before_insert_changes_are_flushed_and_before_update_may_add_columns(backend: 
     let (db, engine) = setup(backend, "ev_change");
     let s = SessionFactory::new(engine.clone()).session();
     let a = s
-        .add(Article { id: None, title: "Hello World".into(), slug: String::new(), revision: 0, loaded: 0 })
+        .add(Article {
+            id: None,
+            title: "Hello World".into(),
+            slug: String::new(),
+            revision: 0,
+            loaded: 0,
+        })
         .unwrap();
     s.flush().unwrap();
     assert_eq!(a.read().unwrap().slug, "hello-world");
@@ -200,8 +244,14 @@ fn before_insert_changes_are_flushed_and_before_update_may_add_columns(backend: 
     s.commit().unwrap();
     let sent = capture.take();
     // The hook's columns are in the one UPDATE, planned after it ran.
-    let update = sent.iter().find(|q| q.starts_with("UPDATE")).expect("an UPDATE");
-    assert!(update.contains("slug") && update.contains("revision"), "{update}");
+    let update = sent
+        .iter()
+        .find(|q| q.starts_with("UPDATE"))
+        .expect("an UPDATE");
+    assert!(
+        update.contains("slug") && update.contains("revision"),
+        "{update}"
+    );
     assert_eq!(
         db.rows("SELECT title, slug, revision FROM articles"),
         [["Second Title", "second-title", "1"]]
@@ -215,12 +265,20 @@ fn model_events_method_runs_before_closures_and_on_load_sets_state(backend: Back
     let s = SessionFactory::new(engine.clone())
         .before_insert::<Article>(|_, a| {
             let a = a.read()?;
-            LOG.lock().unwrap().push(format!("closure before_insert {}", a.slug));
+            LOG.lock()
+                .unwrap()
+                .push(format!("closure before_insert {}", a.slug));
             Ok(())
         })
         .session();
-    s.add(Article { id: None, title: "A B".into(), slug: String::new(), revision: 0, loaded: 0 })
-        .unwrap();
+    s.add(Article {
+        id: None,
+        title: "A B".into(),
+        slug: String::new(),
+        revision: 0,
+        loaded: 0,
+    })
+    .unwrap();
     s.commit().unwrap();
     assert_eq!(
         std::mem::take(&mut *LOG.lock().unwrap()),
@@ -230,7 +288,11 @@ fn model_events_method_runs_before_closures_and_on_load_sets_state(backend: Back
     let a = s.query::<Article>().one().unwrap();
     assert_eq!(a.read().unwrap().loaded, 1);
     s.query::<Article>().one().unwrap();
-    assert_eq!(a.read().unwrap().loaded, 1, "an identity-map hit is not a load");
+    assert_eq!(
+        a.read().unwrap().loaded,
+        1,
+        "an identity-map hit is not a load"
+    );
 }
 
 fn engine_session(engine: &Engine) -> Session {
@@ -249,11 +311,20 @@ fn error_from_a_before_hook_stops_the_flush_before_any_sql(backend: Backend) {
             Ok(())
         })
         .session();
-    let ann = s.add(User { id: None, name: "ann".into() }).unwrap();
+    let ann = s
+        .add(User {
+            id: None,
+            name: "ann".into(),
+        })
+        .unwrap();
     let capture = engine.capture_statements();
     let err = s.flush().unwrap_err();
     match &err {
-        Error::Hook { event, model, source } => {
+        Error::Hook {
+            event,
+            model,
+            source,
+        } => {
             assert_eq!((*event, *model), ("before_insert", Some("User")));
             assert!(source.to_string().contains("no user called ann"), "{err}");
         }
@@ -275,9 +346,23 @@ fn error_from_an_after_hook_rolls_back_and_requires_rollback(backend: Backend) {
         .after_insert::<User>(|_, _| Err(Error::invalid("after_insert says no")))
         .after_rollback(move |_| Ok(push(&l, "after_rollback")))
         .session();
-    let ann = s.add(User { id: None, name: "ann".into() }).unwrap();
+    let ann = s
+        .add(User {
+            id: None,
+            name: "ann".into(),
+        })
+        .unwrap();
     let err = s.flush().unwrap_err();
-    assert!(matches!(&err, Error::Hook { event: "after_insert", .. }), "{err}");
+    assert!(
+        matches!(
+            &err,
+            Error::Hook {
+                event: "after_insert",
+                ..
+            }
+        ),
+        "{err}"
+    );
     // The INSERT was rolled back, the object is transient again, and the
     // session says why it needs a rollback.
     assert!(db.rows("SELECT name FROM users").is_empty());
@@ -285,7 +370,16 @@ fn error_from_an_after_hook_rolls_back_and_requires_rollback(backend: Backend) {
     let again = s.query::<User>().all().unwrap_err();
     match &again {
         Error::PendingRollback(cause) => {
-            assert!(matches!(**cause, Error::Hook { event: "after_insert", .. }), "{again}")
+            assert!(
+                matches!(
+                    **cause,
+                    Error::Hook {
+                        event: "after_insert",
+                        ..
+                    }
+                ),
+                "{again}"
+            )
         }
         other => panic!("expected PendingRollback, got {other}"),
     }
@@ -311,7 +405,11 @@ fn hooks_may_query_without_autoflush_but_not_flush(backend: Backend) {
             }
         })
         .session();
-    s.add(User { id: None, name: "ann".into() }).unwrap();
+    s.add(User {
+        id: None,
+        name: "ann".into(),
+    })
+    .unwrap();
     s.commit().unwrap();
     assert_eq!(take(&seen), ["0 rows"]);
 }
@@ -321,10 +419,28 @@ fn after_commit_error_is_returned_after_the_commit(backend: Backend) {
     let s = SessionFactory::new(engine.clone())
         .after_commit(|_| Err(Error::invalid("after_commit says no")))
         .session();
-    s.add(User { id: None, name: "ann".into() }).unwrap();
+    s.add(User {
+        id: None,
+        name: "ann".into(),
+    })
+    .unwrap();
     let err = s.commit().unwrap_err();
-    assert!(matches!(&err, Error::Hook { event: "after_commit", model: None, .. }), "{err}");
-    assert_eq!(db.rows("SELECT name FROM users"), [["ann"]], "the commit happened");
+    assert!(
+        matches!(
+            &err,
+            Error::Hook {
+                event: "after_commit",
+                model: None,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        db.rows("SELECT name FROM users"),
+        [["ann"]],
+        "the commit happened"
+    );
 }
 
 fn sessions_without_hooks_are_unaffected(backend: Backend) {
@@ -333,7 +449,11 @@ fn sessions_without_hooks_are_unaffected(backend: Backend) {
     let factory = recording(&engine, &log);
     // A plain session of the same engine sees none of the factory's hooks.
     let s = Session::new(engine.clone());
-    s.add(User { id: None, name: "ann".into() }).unwrap();
+    s.add(User {
+        id: None,
+        name: "ann".into(),
+    })
+    .unwrap();
     s.commit().unwrap();
     assert!(take(&log).is_empty());
     // A clone of the factory keeps its hooks; a hook added to the clone
@@ -341,11 +461,19 @@ fn sessions_without_hooks_are_unaffected(backend: Backend) {
     let l = log.clone();
     let more = factory.clone().before_flush(move |_| Ok(push(&l, "extra")));
     let s = factory.session();
-    s.add(User { id: None, name: "bob".into() }).unwrap();
+    s.add(User {
+        id: None,
+        name: "bob".into(),
+    })
+    .unwrap();
     s.commit().unwrap();
     assert!(!take(&log).contains(&"extra".to_string()));
     let s = more.session();
-    s.add(User { id: None, name: "cid".into() }).unwrap();
+    s.add(User {
+        id: None,
+        name: "cid".into(),
+    })
+    .unwrap();
     s.commit().unwrap();
     assert_eq!(take(&log).iter().filter(|e| *e == "extra").count(), 1);
 }
@@ -383,7 +511,16 @@ fn an_after_begin_error_fails_the_operation_and_begins_nothing() {
         .session();
     let capture = engine.capture_statements();
     let err = s.query::<User>().all().unwrap_err();
-    assert!(matches!(&err, Error::Hook { event: "after_begin", .. }), "{err}");
+    assert!(
+        matches!(
+            &err,
+            Error::Hook {
+                event: "after_begin",
+                ..
+            }
+        ),
+        "{err}"
+    );
     // The transaction begun for the hook was rolled back, and the query never sent.
     assert_eq!(capture.take(), ["BEGIN", "ROLLBACK"]);
 }

@@ -256,7 +256,13 @@ pub fn field(cx: &mut Ctxt, attrs: &[syn::Attribute]) -> FieldAttrs {
                 set(cx, &mut out.server_default, lit, &meta, "server_default");
             } else if p.is_ident("server_on_update") {
                 let lit = string_value(cx, &meta)?;
-                set(cx, &mut out.server_on_update, lit, &meta, "server_on_update");
+                set(
+                    cx,
+                    &mut out.server_on_update,
+                    lit,
+                    &meta,
+                    "server_on_update",
+                );
             } else {
                 let name = path_name(p);
                 let hint = if name == "table" {

@@ -42,9 +42,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::engine::PooledConnection;
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::engine::PooledConnection;
 
 use super::object::Obj;
 use super::Session;
@@ -137,7 +137,11 @@ pub trait ModelEvents: Model {
 /// Routes `event` to `M`'s [`ModelEvents`] method. Called by the code the
 /// derive generates under `#[orm(events)]`.
 #[doc(hidden)]
-pub fn model_event<M: ModelEvents>(event: ModelEvent, session: &Session, obj: &Obj<M>) -> Result<()> {
+pub fn model_event<M: ModelEvents>(
+    event: ModelEvent,
+    session: &Session,
+    obj: &Obj<M>,
+) -> Result<()> {
     match event {
         ModelEvent::BeforeInsert => M::before_insert(session, obj),
         ModelEvent::BeforeUpdate => M::before_update(session, obj),
@@ -150,7 +154,8 @@ pub fn model_event<M: ModelEvents>(event: ModelEvent, session: &Session, obj: &O
 }
 
 pub(crate) type SessionHook = Arc<dyn Fn(&Session) -> Result<()> + Send + Sync>;
-pub(crate) type BeginHook = Arc<dyn Fn(&Session, &mut PooledConnection) -> Result<()> + Send + Sync>;
+pub(crate) type BeginHook =
+    Arc<dyn Fn(&Session, &mut PooledConnection) -> Result<()> + Send + Sync>;
 /// A model hook, taking the `&Obj<M>` as `&dyn Any`.
 type ModelHook = Arc<dyn Fn(&Session, &dyn Any) -> Result<()> + Send + Sync>;
 
@@ -258,10 +263,16 @@ impl Events {
     }
 
     /// Runs the closures registered for `M` and `event`.
-    pub fn run_model<M: Model>(&self, event: ModelEvent, session: &Session, obj: &Obj<M>) -> Result<()> {
+    pub fn run_model<M: Model>(
+        &self,
+        event: ModelEvent,
+        session: &Session,
+        obj: &Obj<M>,
+    ) -> Result<()> {
         if let Some(hooks) = self.model.get(&(TypeId::of::<M>(), event)) {
             for hook in hooks {
-                hook(session, obj).map_err(|e| hook_error(event.name(), Some(M::table().model), e))?;
+                hook(session, obj)
+                    .map_err(|e| hook_error(event.name(), Some(M::table().model), e))?;
             }
         }
         Ok(())

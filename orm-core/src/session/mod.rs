@@ -50,12 +50,12 @@ use crate::model::{IntoKey, Model};
 use crate::query::Query;
 use crate::value::Value;
 
+pub use events::{model_event, ModelEvent, ModelEvents};
+use events::{Events, SessionEvent, SessionHook};
 use identity_map::{Identity, IdentityMap};
 pub(crate) use links::load_erased;
 use object::downcast;
 pub(crate) use object::AnyObj;
-pub use events::{model_event, ModelEvent, ModelEvents};
-use events::{Events, SessionEvent, SessionHook};
 pub use object::{Obj, ObjState};
 pub(crate) use persistence::select_sql;
 pub use savepoint::NestedTransaction;
@@ -162,9 +162,14 @@ impl SessionFactory {
     /// is rolled back and returned.
     pub fn after_begin(
         mut self,
-        hook: impl Fn(&Session, &mut crate::engine::PooledConnection) -> Result<()> + Send + Sync + 'static,
+        hook: impl Fn(&Session, &mut crate::engine::PooledConnection) -> Result<()>
+            + Send
+            + Sync
+            + 'static,
     ) -> Self {
-        Arc::make_mut(&mut self.events).after_begin.push(Arc::new(hook));
+        Arc::make_mut(&mut self.events)
+            .after_begin
+            .push(Arc::new(hook));
         self
     }
 

@@ -180,7 +180,10 @@ fn insert_group(
         match generated {
             _ if returning => {
                 // The generated key first, then the server-default values.
-                let returned: Vec<usize> = generated.into_iter().chain(server.iter().copied()).collect();
+                let returned: Vec<usize> = generated
+                    .into_iter()
+                    .chain(server.iter().copied())
+                    .collect();
                 push_returning(ctx, table, &returned, &mut sql);
                 let mut rows_back: Vec<Vec<Value>> = Vec::with_capacity(batch.len());
                 ctx.conn.query(&sql, &params, &mut |row| {

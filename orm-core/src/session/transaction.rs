@@ -422,8 +422,7 @@ impl Session {
     pub fn rollback(&self) -> Result<()> {
         let _span = crate::trace::rollback_span();
         let mut st = self.state()?;
-        let sent_sql =
-            st.tx.conn.is_some() || matches!(st.tx.phase, Phase::NeedsRollback { .. });
+        let sent_sql = st.tx.conn.is_some() || matches!(st.tx.phase, Phase::NeedsRollback { .. });
         if let Some(conn) = st.tx.conn.as_mut() {
             // A failure to roll back (the connection is gone) is not the
             // caller's problem: the server discards the transaction anyway,
