@@ -1,41 +1,5 @@
-//! Session and model events: SQLAlchemy's event API, typed.
-//!
-//! Hooks are closures registered on the [`SessionFactory`](super::SessionFactory)
-//! (they apply to the sessions it makes from then on), and methods of
-//! [`ModelEvents`] that a model implements and opts into with
-//! `#[orm(events)]`. For one object and one event the model's method runs
-//! first, then the closures in registration order.
-//!
-//! | event | when | the hook may |
-//! | --- | --- | --- |
-//! | `before_flush` | a flush with something to do begins, before it looks at the objects | add, change, delete objects: the flush plans after it |
-//! | `before_insert` / `before_update` / `before_delete` | per object, once the flush knows the object's fate, before any value is read | change the object (`obj.write()`), add or delete others (their own `before_*` hooks run too) |
-//! | `after_insert` / `after_update` / `after_delete` | per object, once the database accepted the whole flush and the objects are marked done | read the objects (keys are there) |
-//! | `after_flush` | after those | read the session |
-//! | `after_begin` | the session's transaction began on a connection (`BEGIN` sent) | run SQL on that connection; the session itself is busy |
-//! | `after_commit` | after `COMMIT` succeeded and the objects were expired | use the session (a new transaction) |
-//! | `after_rollback` | after `rollback()` of a transaction that had sent SQL (including one a failed flush already rolled back) | use the session |
-//! | `on_load` | a row became a new object, or refreshed an expired one | read or change non-column state |
-//!
-//! `before_update` runs for objects whose columns (or relationship foreign
-//! keys) really changed, not for every object merely written.
-//!
-//! An error from a hook is returned wrapped in [`Error::Hook`] naming the
-//! event and the model. From a `before_*` hook nothing was sent: the session
-//! keeps its pending changes (those the hooks already made included), as
-//! with other errors found before any SQL. From `after_insert`,
-//! `after_update`, `after_delete` or `after_flush` the statements were sent:
-//! the transaction (or the savepoint) is rolled back and the session
-//! requires `rollback()`, as after a database error during the flush. An
-//! error from `after_commit` is returned after the commit happened; from
-//! `after_begin` it fails the operation that began the transaction (the
-//! transaction is rolled back); from `on_load` it fails the load.
-//!
-//! While `before_*` and `after_*` flush hooks run, the session is flushing:
-//! a nested `flush()` is an error and autoflush is skipped.
-//!
-//! With no hook registered and no model using `#[orm(events)]`, events cost
-//! nothing but a check of an `Option` per flush, commit and rollback.
+//! Session and model events: SQLAlchemy's event API, typed. The user-facing
+//! documentation is on [`ModelEvents`].
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -101,8 +65,47 @@ impl ModelEvent {
 /// }
 /// ```
 ///
-/// See the [module documentation](self) for when each runs and what an
-/// error does.
+///
+/// # Events
+///
+/// Session and model events: SQLAlchemy's event API, typed.
+///
+/// Hooks are closures registered on the [`SessionFactory`](crate::session::SessionFactory)
+/// (they apply to the sessions it makes from then on), and methods of
+/// [`ModelEvents`] that a model implements and opts into with
+/// `#[orm(events)]`. For one object and one event the model's method runs
+/// first, then the closures in registration order.
+///
+/// | event | when | the hook may |
+/// | --- | --- | --- |
+/// | `before_flush` | a flush with something to do begins, before it looks at the objects | add, change, delete objects: the flush plans after it |
+/// | `before_insert` / `before_update` / `before_delete` | per object, once the flush knows the object's fate, before any value is read | change the object (`obj.write()`), add or delete others (their own `before_*` hooks run too) |
+/// | `after_insert` / `after_update` / `after_delete` | per object, once the database accepted the whole flush and the objects are marked done | read the objects (keys are there) |
+/// | `after_flush` | after those | read the session |
+/// | `after_begin` | the session's transaction began on a connection (`BEGIN` sent) | run SQL on that connection; the session itself is busy |
+/// | `after_commit` | after `COMMIT` succeeded and the objects were expired | use the session (a new transaction) |
+/// | `after_rollback` | after `rollback()` of a transaction that had sent SQL (including one a failed flush already rolled back) | use the session |
+/// | `on_load` | a row became a new object, or refreshed an expired one | read or change non-column state |
+///
+/// `before_update` runs for objects whose columns (or relationship foreign
+/// keys) really changed, not for every object merely written.
+///
+/// An error from a hook is returned wrapped in [`Error::Hook`] naming the
+/// event and the model. From a `before_*` hook nothing was sent: the session
+/// keeps its pending changes (those the hooks already made included), as
+/// with other errors found before any SQL. From `after_insert`,
+/// `after_update`, `after_delete` or `after_flush` the statements were sent:
+/// the transaction (or the savepoint) is rolled back and the session
+/// requires `rollback()`, as after a database error during the flush. An
+/// error from `after_commit` is returned after the commit happened; from
+/// `after_begin` it fails the operation that began the transaction (the
+/// transaction is rolled back); from `on_load` it fails the load.
+///
+/// While `before_*` and `after_*` flush hooks run, the session is flushing:
+/// a nested `flush()` is an error and autoflush is skipped.
+///
+/// With no hook registered and no model using `#[orm(events)]`, events cost
+/// nothing but a check of an `Option` per flush, commit and rollback.
 pub trait ModelEvents: Model {
     /// Before the INSERT of `obj` is planned; may change it.
     fn before_insert(_session: &Session, _obj: &Obj<Self>) -> Result<()> {
