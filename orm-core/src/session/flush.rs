@@ -116,12 +116,18 @@ impl Session {
     /// an error, autoflush is skipped) and its state not borrowed, so that
     /// hooks can use the session.
     fn while_flushing<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<T> {
-        self.state()?.flushing = true;
-        let result = work();
-        if let Ok(mut st) = self.inner.state.try_borrow_mut() {
-            st.flushing = false;
+        /// Clears the flag however `work` ends (a panicking hook included).
+        struct Done<'a>(&'a Session);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                if let Ok(mut st) = self.0.inner.state.try_borrow_mut() {
+                    st.flushing = false;
+                }
+            }
         }
-        result
+        self.state()?.flushing = true;
+        let _done = Done(self);
+        work()
     }
 
     /// `before_flush`, then `before_insert`/`before_update`/`before_delete`
