@@ -140,26 +140,26 @@ impl Session {
             {
                 let st = self.state()?;
                 let modified = self.modified()?;
-                let mut want = |obj: &Rc<dyn AnyObj>, event: ModelEvent| {
-                    if obj.listens(self, event)
-                        && done.insert((Rc::as_ptr(obj) as *const (), event))
-                    {
-                        todo.push((obj.clone(), event));
+                let inserts = st.new.iter().map(|o| (o, ModelEvent::BeforeInsert));
+                let deletes = st.deleted.iter().map(|o| (o, ModelEvent::BeforeDelete));
+                let updates = modified.iter().map(|o| (o, ModelEvent::BeforeUpdate));
+                for (obj, event) in inserts.chain(deletes).chain(updates) {
+                    let id = (Rc::as_ptr(obj) as *const (), event);
+                    if !obj.listens(self, event) || done.contains(&id) {
+                        continue;
                     }
-                };
-                for obj in &st.new {
-                    want(obj, ModelEvent::BeforeInsert);
-                }
-                for obj in &st.deleted {
-                    want(obj, ModelEvent::BeforeDelete);
-                }
-                for obj in modified.iter() {
-                    let changed = unit_of_work::diff(obj)?.is_some()
-                        || (obj.meta().borrow().links.is_some()
-                            && !super::links::pending_fks(obj).is_empty());
-                    if changed && !obj.meta().borrow().marked_deleted {
-                        want(obj, ModelEvent::BeforeUpdate);
+                    if event == ModelEvent::BeforeUpdate {
+                        // Only objects with a real change (diff ignores
+                        // objects marked for deletion).
+                        let changed = unit_of_work::diff(obj)?.is_some()
+                            || (obj.meta().borrow().links.is_some()
+                                && !super::links::pending_fks(obj).is_empty());
+                        if !changed || obj.meta().borrow().marked_deleted {
+                            continue;
+                        }
                     }
+                    done.insert(id);
+                    todo.push((obj.clone(), event));
                 }
             }
             if todo.is_empty() {

@@ -92,7 +92,7 @@ pub struct SessionFactory {
     events: Arc<Events>,
 }
 
-/// Registers a session event hook (see [`events`](self::ModelEvents)'s module docs).
+/// Registers a session event hook (the events are described on `ModelEvents`).
 macro_rules! session_hook {
     ($(#[$doc:meta])* $name:ident => $event:expr) => {
         $(#[$doc])*
