@@ -12,12 +12,9 @@
 //!   (MySQL's `ON UPDATE`); MariaDB has no `UPDATE ... RETURNING`, so the
 //!   flush expires the object.
 
-use std::rc::Rc;
-
 use crate::model::TableDef;
 use crate::value::Value;
 
-use super::object::AnyObj;
 use super::persistence::UpdateRow;
 
 /// Fills the `default` columns of an INSERT whose value is NULL, and lists
@@ -61,12 +58,13 @@ pub(crate) fn expire_after_insert(table: &TableDef, values: &[Value]) -> bool {
         .any(|(c, v)| c.server_default.is_some() && v.is_null())
 }
 
-/// Whether an UPDATE of the object leaves server-set values to load.
-pub(crate) fn expire_after_update(obj: &Rc<dyn AnyObj>) -> bool {
-    obj.table()
-        .columns
-        .iter()
-        .any(|c| c.server_on_update.is_some())
+/// Whether the table has `server_default` columns, and `server_on_update`
+/// columns (whose UPDATE leaves the server's values to load). Once per
+/// table and flush, so that tables without them pay nothing per row.
+pub(crate) fn server_columns(table: &TableDef) -> (bool, bool) {
+    let defaults = table.columns.iter().any(|c| c.server_default.is_some());
+    let on_update = table.columns.iter().any(|c| c.server_on_update.is_some());
+    (defaults, on_update)
 }
 
 /// The `server_default` columns of an INSERT left to the server: a bit per

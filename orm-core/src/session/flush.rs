@@ -241,8 +241,21 @@ impl Session {
         }
         let (inserts, deletes, mut switched) = unit_of_work::row_switches(&st.new, &st.deleted)?;
         updates.extend(switched.iter_mut().filter_map(|s| s.update.take()));
+        // `on_update` columns, looked up once per table of consecutive rows.
+        let mut last: Option<(*const crate::model::TableDef, bool)> = None;
         for row in &mut updates {
-            super::defaults::update_defaults(row);
+            let table = row.obj.table();
+            let has = match last {
+                Some((t, has)) if std::ptr::eq(t, table) => has,
+                _ => {
+                    let has = table.columns.iter().any(|c| c.on_update.is_some());
+                    last = Some((table, has));
+                    has
+                }
+            };
+            if has {
+                super::defaults::update_defaults(row);
+            }
         }
         let plan = unit_of_work::Plan::build(&inserts, updates, &deletes)?;
         plan.check_writable()?;
@@ -343,7 +356,8 @@ impl Session {
             ..
         } = st;
         let record = tx.current();
-        for (_, work) in plan.tables {
+        for (table, work) in plan.tables {
+            let (server_defaults, server_on_update) = super::defaults::server_columns(table);
             for row in work.inserts.into_iter().flatten() {
                 let obj = row.obj;
                 let key = obj.current_key().ok().flatten();
@@ -353,7 +367,7 @@ impl Session {
                     meta.key = key.clone();
                     meta.snapshot = None;
                 }
-                if super::defaults::expire_after_insert(obj.table(), &row.values) {
+                if server_defaults && super::defaults::expire_after_insert(table, &row.values) {
                     // The server filled in values it could not return.
                     transaction::expire(&obj);
                 }
@@ -393,7 +407,7 @@ impl Session {
                         old_key: row.old_key,
                     });
                 }
-                if super::defaults::expire_after_update(&obj) {
+                if server_on_update {
                     // The server's ON UPDATE value loads at next use.
                     transaction::expire(&obj);
                 }

@@ -112,11 +112,13 @@ pub(crate) fn insert(
     // consecutive rows with the same column set.
     // Likewise `server_default` columns whose value is unset, so that the
     // server's DEFAULT applies.
+    let server_defaults = super::defaults::server_columns(table).0;
+    let omitted = |values: &[Value]| omitted_column(table, values, server_defaults);
     let mut start = 0;
     while start < rows.len() {
-        let omit = omitted_column(table, &rows[start].values);
+        let omit = omitted(&rows[start].values);
         let mut end = start + 1;
-        while end < rows.len() && omitted_column(table, &rows[end].values) == omit {
+        while end < rows.len() && omitted(&rows[end].values) == omit {
             end += 1;
         }
         let server = super::defaults::omitted_columns(table, omit.1);
@@ -128,10 +130,19 @@ pub(crate) fn insert(
 
 /// The auto-increment column and the `server_default` columns (a bit mask,
 /// see `defaults::server_omitted`) an INSERT leaves out.
-fn omitted_column(table: &TableDef, values: &[Value]) -> (Option<usize>, u64) {
+fn omitted_column(
+    table: &TableDef,
+    values: &[Value],
+    server_defaults: bool,
+) -> (Option<usize>, u64) {
+    let server = if server_defaults {
+        super::defaults::server_omitted(table, values)
+    } else {
+        0
+    };
     (
         table.auto_increment.filter(|&i| values[i].is_null()),
-        super::defaults::server_omitted(table, values),
+        server,
     )
 }
 
@@ -185,21 +196,24 @@ fn insert_group(
                     .chain(server.iter().copied())
                     .collect();
                 push_returning(ctx, table, &returned, &mut sql);
-                let mut rows_back: Vec<Vec<Value>> = Vec::with_capacity(batch.len());
+                // One flat list, `width` values per row (no vector per row).
+                let width = returned.len();
+                let mut back: Vec<Value> = Vec::with_capacity(batch.len() * width);
                 ctx.conn.query(&sql, &params, &mut |row| {
-                    rows_back.push(row.into_values());
+                    let mut values = row.into_values().into_iter();
+                    back.extend((0..width).map(|_| values.next().unwrap_or(Value::Null)));
                     Ok(())
                 })?;
-                if rows_back.len() != batch.len() {
+                if back.len() != batch.len() * width {
                     return Err(Error::invalid(format!(
                         "INSERT ... RETURNING into `{}` returned {} keys for {} rows",
                         table.name,
-                        rows_back.len(),
+                        back.len() / width.max(1),
                         batch.len()
                     )));
                 }
-                for (row, back) in batch.iter_mut().zip(rows_back) {
-                    let mut back = back.into_iter();
+                let mut back = back.into_iter();
+                for row in batch.iter_mut() {
                     if generated.is_some() {
                         row.generated = Some(back.next().unwrap_or(Value::Null));
                     }
