@@ -232,14 +232,14 @@ fn server_defaults_are_in_the_ddl_and_come_back_with_returning(backend: Backend)
 }
 
 backend_tests!(
+    without_returning_server_defaults_expire_the_object_and_load_on_access,
     default_values_are_inserted_for_unset_fields_and_written_back,
     on_update_values_go_with_updates_that_do_not_set_the_column,
     server_defaults_are_in_the_ddl_and_come_back_with_returning,
 );
 
-#[test]
-fn without_returning_server_defaults_expire_the_object_and_load_on_access() {
-    let db = TestDb::new("df_noreturning");
+fn without_returning_server_defaults_expire_the_object_and_load_on_access(backend: Backend) {
+    let db = TestDb::on(backend, "df_noreturning");
     let engine = orm::create_engine(&db.url_with("insert_returning=off")).unwrap();
     orm::schema::create_all(&engine, &[Note::table()]).unwrap();
     let s = SessionFactory::new(engine.clone()).session();
@@ -255,7 +255,7 @@ fn without_returning_server_defaults_expire_the_object_and_load_on_access() {
     s.flush().unwrap();
     let sent = capture.take();
     assert!(
-        sent.contains(&"INSERT INTO `notes` (`body`, `label`) VALUES (?, ?)".to_string()),
+        sent.contains(&db.sql("INSERT INTO `notes` (`body`, `label`) VALUES (?, ?)")),
         "{sent:?}"
     );
     assert!(n.is_expired(), "the server's values are not known yet");
