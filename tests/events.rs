@@ -473,7 +473,43 @@ fn sessions_without_hooks_are_unaffected(backend: Backend) {
     assert_eq!(take(&log).iter().filter(|e| *e == "extra").count(), 1);
 }
 
+fn an_after_hook_error_inside_a_savepoint_rolls_back_only_the_savepoint(backend: Backend) {
+    let (db, engine) = setup(backend, "ev_savepoint");
+    let s = SessionFactory::new(engine.clone())
+        .after_insert::<Audit>(|_, _| Err(Error::invalid("no audit today")))
+        .session();
+    s.add(User {
+        id: None,
+        name: "ann".into(),
+    })
+    .unwrap();
+    s.flush().unwrap();
+    let sp = s.begin_nested().unwrap();
+    s.add(Audit {
+        id: None,
+        what: "x".into(),
+    })
+    .unwrap();
+    let err = s.flush().unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Hook {
+                event: "after_insert",
+                model: Some("Audit"),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    sp.rollback().unwrap();
+    s.commit().unwrap();
+    assert_eq!(db.rows("SELECT name FROM users"), [["ann"]]);
+    assert!(db.rows("SELECT what FROM audit").is_empty());
+}
+
 backend_tests!(
+    an_after_hook_error_inside_a_savepoint_rolls_back_only_the_savepoint,
     hooks_run_in_flush_and_transaction_order,
     before_flush_may_add_objects_and_they_are_flushed,
     before_insert_changes_are_flushed_and_before_update_may_add_columns,
