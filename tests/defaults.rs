@@ -35,7 +35,7 @@ struct Task {
     title: String,
     #[orm(default = 3)]
     priority: Option<i32>,
-    #[orm(default = String::from("open"), sql_type = "VARCHAR(16)")]
+    #[orm(default = "open", sql_type = "VARCHAR(16)")]
     status: Option<String>,
     /// Evaluated at each INSERT, like SQLAlchemy's callable default.
     #[orm(default = next_ticket())]

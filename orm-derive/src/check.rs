@@ -289,7 +289,7 @@ fn check_defaults(cx: &mut Ctxt, model: &Model) {
                 cx.error_at(
                     expr,
                     "a field with `default = expr` must be an `Option`: `None` means \"not set\", and the \
-                     default is INSERTed in its place (the expression has the type inside the `Option`)",
+                     default is INSERTed in its place (the expression converts into the type inside the `Option`)",
                 );
             }
             if let Some(lit) = &a.server_default {

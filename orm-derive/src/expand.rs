@@ -321,17 +321,19 @@ fn table_def(model: &Model) -> TokenStream {
 }
 
 /// `default = expr` / `on_update = expr` as a `fn() -> Value`: the
-/// expression has the field's type, or the type inside its `Option`.
+/// expression converts (`Into`) to the field's type, or to the type inside
+/// its `Option`.
 fn value_fn(model: &Model, f: &Field, expr: Option<&syn::Expr>) -> TokenStream {
     let p = private(&model.krate);
     let Some(expr) = expr else {
         return quote!(::core::option::Option::None);
     };
     let ty = f.ty;
+    // `Into`, so that `default = "open"` fits a `String` field.
     let value = if crate::ast::is_option(ty) {
-        quote_spanned!(expr.span()=> ::core::option::Option::Some(#expr))
+        quote_spanned!(expr.span()=> ::core::option::Option::Some(::core::convert::Into::into(#expr)))
     } else {
-        quote_spanned!(expr.span()=> #expr)
+        quote_spanned!(expr.span()=> ::core::convert::Into::into(#expr))
     };
     quote! {
         ::core::option::Option::Some({

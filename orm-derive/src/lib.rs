@@ -93,11 +93,12 @@ use proc_macro::TokenStream;
 ///   a row is loaded, so its type must implement `Default`. It cannot be
 ///   combined with any other attribute.
 /// - `default = expr`: the value INSERTed when the field is `None` (the field
-///   must be an `Option`; `expr` has the type inside it). The expression is
+///   must be an `Option`; `expr` converts with `Into` to the type inside it,
+///   so `default = "open"` fits an `Option<String>`). The expression is
 ///   evaluated at each INSERT (`default = next_code()` gives each row its
 ///   own), and the flush writes the value into the object.
 /// - `on_update = expr`: sent with every UPDATE of the row that does not set
-///   this column itself (an `Option` field takes the inner type), and written
+///   this column itself (converted with `Into` like `default`), and written
 ///   into the object. An object with no other change is not UPDATEd.
 /// - `server_default = "SQL"`: `DEFAULT SQL` in the DDL. A `None` field is left
 ///   out of the INSERT so that the server fills it in; the value comes back in
