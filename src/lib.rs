@@ -95,6 +95,48 @@
 //! # Ok::<(), orm::Error>(())
 //! ```
 //!
+//! # Events and column defaults
+//!
+//! Hooks registered on the [`SessionFactory`] run at flush, commit, rollback,
+//! begin and load (see [`session::ModelEvents`] for the list, the order and
+//! what an error does); `#[orm(default = expr)]`, `on_update`,
+//! `server_default` and `server_on_update` give columns their values (see
+//! the [derive](macro@Model)). A value the server generates comes back in
+//! the INSERT's `RETURNING` where it can:
+//!
+//! ```
+//! use orm::prelude::*;
+//! use orm::value::DateTime;
+//!
+//! #[derive(Debug, Clone, Model)]
+//! struct Note {
+//!     #[orm(auto_increment)]
+//!     id: Option<i64>,
+//!     body: String,
+//!     #[orm(default = 1)]
+//!     revision: Option<i32>,
+//!     #[orm(server_default = "CURRENT_TIMESTAMP")]
+//!     created_at: Option<DateTime>,
+//! }
+//!
+//! let engine = orm::create_engine("sqlite::memory:")?;
+//! orm::schema::create_all(&engine, &[Note::table()])?;
+//! let sessions = SessionFactory::new(engine).before_update::<Note>(|_, note| {
+//!     let mut n = note.write()?; // a change made here is part of the UPDATE
+//!     n.revision = n.revision.map(|r| r + 1);
+//!     Ok(())
+//! });
+//! let s = sessions.session();
+//! let note = s.add(Note { id: None, body: "hi".into(), revision: None, created_at: None })?;
+//! s.flush()?; // INSERT INTO "note" ("body", "revision") VALUES (?, ?) RETURNING "id", "created_at"
+//! assert_eq!(note.read()?.revision, Some(1));
+//! assert!(note.read()?.created_at.is_some()); // no SELECT: it came back with the INSERT
+//! note.write()?.body = "hello".into();
+//! s.commit()?;
+//! assert_eq!(note.read()?.revision, Some(2));
+//! # Ok::<(), orm::Error>(())
+//! ```
+//!
 //! # Errors
 //!
 //! Everything fails with one [`Error`] type whose messages say what went
@@ -135,7 +177,8 @@ pub use orm_core::value::{ColumnType, ConversionError, FromValue, SqlType, ToVal
 pub use orm_derive::Model;
 
 pub use orm_core::session::{
-    NestedTransaction, Obj, ObjState, ScopedSession, Session, SessionConfig, SessionFactory,
+    ModelEvent, ModelEvents, NestedTransaction, Obj, ObjState, ScopedSession, Session,
+    SessionConfig, SessionFactory,
 };
 /// The MySQL/MariaDB backend crate (`orm_mysql`), with its engine builder.
 #[cfg(feature = "mysql")]
@@ -203,8 +246,8 @@ pub fn create_engine(url: &str) -> Result<Engine> {
 /// The names most programs need: `use orm::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        create_engine, Column, Engine, Error, IntoKey, Key, Model, Obj, ObjState, Result, Session,
-        SessionFactory, ToMany, ToOne, Value,
+        create_engine, Column, Engine, Error, IntoKey, Key, Model, ModelEvents, Obj, ObjState,
+        Result, Session, SessionFactory, ToMany, ToOne, Value,
     };
 }
 
@@ -225,6 +268,7 @@ pub mod __private {
         TypeId::of::<T>()
     }
     pub use orm_core::row::Row;
+    pub use orm_core::session::{model_event, ModelEvent, Obj, Session};
     pub use orm_core::value::{FromValue, SqlType, ToValue, Value};
     pub use std::any::TypeId;
     pub use std::vec::Vec;

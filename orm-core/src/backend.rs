@@ -250,6 +250,12 @@ pub trait Dialect: Send + Sync {
         true
     }
 
+    /// Whether a column can say `ON UPDATE expr` (MySQL and MariaDB: yes;
+    /// SQLite: no, so `server_on_update` is left out of its DDL).
+    fn on_update_clause(&self) -> bool {
+        true
+    }
+
     /// How the session sends UPDATEs of many rows that change the same
     /// columns (default: MySQL's `UPDATE ... JOIN`).
     fn update_batch(&self) -> UpdateBatch {

@@ -216,6 +216,23 @@ pub enum Error {
     #[error("{0}")]
     InvalidRequest(String),
 
+    /// An event hook (a closure registered on the
+    /// [`SessionFactory`](crate::session::SessionFactory), or a
+    /// [`ModelEvents`](crate::session::ModelEvents) method) returned an
+    /// error. From a `before_*` hook the flush stops before any SQL and the
+    /// session keeps its pending changes (those the hooks made included);
+    /// from an `after_*` hook of a flush the transaction is rolled back and
+    /// the session requires `rollback()`, naming this error as the cause.
+    #[error("the `{event}` event hook{} returned an error: {source}", hook_model(.model))]
+    Hook {
+        /// The event (`before_flush`, `before_insert`, ...).
+        event: &'static str,
+        /// The model of a model event.
+        model: Option<&'static str>,
+        /// What the hook returned.
+        source: Arc<Error>,
+    },
+
     /// The object is borrowed elsewhere (a `Ref`/`RefMut` from its handle is still alive).
     #[error("this `{table}` object is already borrowed through its handle; drop the other borrow before {action}")]
     AlreadyBorrowed {
@@ -224,6 +241,13 @@ pub enum Error {
         /// What was being attempted.
         action: &'static str,
     },
+}
+
+fn hook_model(model: &Option<&'static str>) -> String {
+    match model {
+        Some(m) => format!(" of `{m}`"),
+        None => String::new(),
+    }
 }
 
 fn pending_rollback_message(cause: &Error) -> String {
@@ -264,6 +288,7 @@ impl Error {
             | Error::ConnectionLostInTransaction(e)
             | Error::CommitOutcomeUnknown(e) => Some(e),
             Error::PendingRollback(cause) | Error::TransactionEnded(cause) => cause.db_error(),
+            Error::Hook { source, .. } => source.db_error(),
             _ => None,
         }
     }

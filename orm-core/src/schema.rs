@@ -23,6 +23,10 @@
 //!         nullable: false,
 //!         unique: false,
 //!         indexed: false,
+//!         default: None,
+//!         on_update: None,
+//!         server_default: None,
+//!         server_on_update: None,
 //!     }],
 //!     primary_key: &[0],
 //!     auto_increment: None,
@@ -106,7 +110,8 @@ fn foreign_key_clause(dialect: &dyn Dialect, table: &TableDef, fk: &ForeignKeyDe
 }
 
 /// The statements that create `table`: its `CREATE TABLE` (columns, NOT
-/// NULL, auto-increment, primary key, UNIQUE constraints and foreign keys),
+/// NULL, auto-increment, `DEFAULT` and `ON UPDATE` (where the dialect has
+/// it) of `server_default`/`server_on_update` columns, primary key, UNIQUE constraints and foreign keys),
 /// then one `CREATE INDEX` per `#[orm(index)]` column.
 pub fn create_table_sql(dialect: &dyn Dialect, table: &TableDef) -> Vec<String> {
     create_table_with(dialect, table, &|_| true)
@@ -131,6 +136,14 @@ fn create_table_with(
         if table.auto_increment == Some(i) && !dialect.auto_increment_sql().is_empty() {
             line.push(' ');
             line.push_str(dialect.auto_increment_sql());
+        }
+        if let Some(default) = c.server_default {
+            line.push_str(" DEFAULT ");
+            line.push_str(default);
+        }
+        if let (Some(on_update), true) = (c.server_on_update, dialect.on_update_clause()) {
+            line.push_str(" ON UPDATE ");
+            line.push_str(on_update);
         }
         lines.push(line);
     }

@@ -21,6 +21,8 @@ pub struct Model<'a> {
     pub krate: syn::Path,
     /// Every field, skipped ones included, in declaration order.
     pub fields: Vec<Field<'a>>,
+    /// `#[orm(events)]`: the model implements `ModelEvents`.
+    pub events: bool,
 }
 
 /// One field of a model.
@@ -91,6 +93,11 @@ pub fn last_ident(ty: &Type) -> Option<String> {
         Type::Group(g) => last_ident(&g.elem),
         _ => None,
     }
+}
+
+/// Whether `ty` is spelled as `Option<T>`.
+pub fn is_option(ty: &Type) -> bool {
+    !std::ptr::eq(strip_option(ty), ty)
 }
 
 /// `T` for `Option<T>`, else the type itself.
@@ -188,6 +195,7 @@ impl<'a> Model<'a> {
             table,
             krate: container.krate.unwrap_or_else(default_crate),
             fields,
+            events: container.events.is_some(),
         })
     }
 

@@ -13,7 +13,7 @@ use crate::ctxt::Ctxt;
 
 /// The field attributes, for messages.
 pub const FIELD_ATTRIBUTES: &str =
-    "primary_key, auto_increment, column = \"...\", version, references = Model, on_delete = \"...\", sql_type = \"...\", unique, index, skip; on relationship fields: many_to_one, one_to_many, one_to_one, many_to_many, key = \"...\", back_populates = \"...\", cascade = \"...\", passive_deletes, post_update, lazy = \"select|raise\", secondary = \"...\", local_key = \"...\", remote_key = \"...\"";
+    "primary_key, auto_increment, column = \"...\", version, references = Model, on_delete = \"...\", sql_type = \"...\", unique, index, skip, default = expr, on_update = expr, server_default = \"SQL\", server_on_update = \"SQL\"; on relationship fields: many_to_one, one_to_many, one_to_one, many_to_many, key = \"...\", back_populates = \"...\", cascade = \"...\", passive_deletes, post_update, lazy = \"select|raise\", secondary = \"...\", local_key = \"...\", remote_key = \"...\"";
 
 /// The names of the field attributes.
 const FIELD_ATTRIBUTE_NAMES: &[&str] = &[
@@ -40,6 +40,10 @@ const FIELD_ATTRIBUTE_NAMES: &[&str] = &[
     "secondary",
     "local_key",
     "remote_key",
+    "default",
+    "on_update",
+    "server_default",
+    "server_on_update",
 ];
 
 /// The attributes on the struct.
@@ -49,6 +53,8 @@ pub struct ContainerAttrs {
     pub table: Option<LitStr>,
     /// `crate = "path"`: where the `orm` crate is (default `::orm`).
     pub krate: Option<syn::Path>,
+    /// `events`: the model implements `ModelEvents`.
+    pub events: Option<Span>,
 }
 
 /// The attributes on one field. Flags keep the span of their keyword, for
@@ -80,6 +86,12 @@ pub struct FieldAttrs {
     pub secondary: Option<LitStr>,
     pub local_key: Option<LitStr>,
     pub remote_key: Option<LitStr>,
+    /// Column defaults: `default = expr`, `on_update = expr` (Rust values)
+    /// and `server_default = "SQL"`, `server_on_update = "SQL"` (DDL).
+    pub default: Option<syn::Expr>,
+    pub on_update: Option<syn::Expr>,
+    pub server_default: Option<LitStr>,
+    pub server_on_update: Option<LitStr>,
 }
 
 impl FieldAttrs {
@@ -101,6 +113,16 @@ impl FieldAttrs {
         push("unique", self.unique);
         push("index", self.index);
         push("on_delete", self.on_delete.as_ref().map(LitStr::span));
+        push("default", self.default.as_ref().map(Spanned::span));
+        push("on_update", self.on_update.as_ref().map(Spanned::span));
+        push(
+            "server_default",
+            self.server_default.as_ref().map(LitStr::span),
+        );
+        push(
+            "server_on_update",
+            self.server_on_update.as_ref().map(LitStr::span),
+        );
         out
     }
 
@@ -162,6 +184,8 @@ pub fn container(cx: &mut Ctxt, attrs: &[syn::Attribute]) -> ContainerAttrs {
                     }
                 });
                 set(cx, &mut out.krate, path, &meta, "crate");
+            } else if meta.path.is_ident("events") {
+                flag(cx, &mut out.events, &meta, "events")?;
             } else {
                 let name = path_name(&meta.path);
                 if FIELD_ATTRIBUTE_NAMES.contains(&name.as_str()) {
@@ -172,7 +196,7 @@ pub fn container(cx: &mut Ctxt, attrs: &[syn::Attribute]) -> ContainerAttrs {
                 } else {
                     cx.error_at(
                         &meta.path,
-                        format!("unknown orm attribute `{name}` on a struct; the struct attributes are `table = \"...\"` and `crate = \"path\"`"),
+                        format!("unknown orm attribute `{name}` on a struct; the struct attributes are `table = \"...\"`, `crate = \"path\"` and `events`"),
                     );
                 }
                 skip_value(&meta)?;
@@ -249,6 +273,24 @@ pub fn field(cx: &mut Ctxt, attrs: &[syn::Attribute]) -> FieldAttrs {
             } else if p.is_ident("remote_key") {
                 let lit = string_value(cx, &meta)?;
                 set(cx, &mut out.remote_key, lit, &meta, "remote_key");
+            } else if p.is_ident("default") {
+                let expr: syn::Expr = meta.value()?.parse()?;
+                set(cx, &mut out.default, Some(expr), &meta, "default");
+            } else if p.is_ident("on_update") {
+                let expr: syn::Expr = meta.value()?.parse()?;
+                set(cx, &mut out.on_update, Some(expr), &meta, "on_update");
+            } else if p.is_ident("server_default") {
+                let lit = string_value(cx, &meta)?;
+                set(cx, &mut out.server_default, lit, &meta, "server_default");
+            } else if p.is_ident("server_on_update") {
+                let lit = string_value(cx, &meta)?;
+                set(
+                    cx,
+                    &mut out.server_on_update,
+                    lit,
+                    &meta,
+                    "server_on_update",
+                );
             } else {
                 let name = path_name(p);
                 let hint = if name == "table" {

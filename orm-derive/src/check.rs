@@ -13,6 +13,7 @@ pub fn check(cx: &mut Ctxt, model: &Model) {
     check_relations(cx, model);
     check_unique_names(cx, model);
     check_singletons(cx, model);
+    check_defaults(cx, model);
     if !model.columns().any(|f| f.attrs.is_key()) {
         cx.error(
             model.ident.span(),
@@ -295,6 +296,54 @@ fn check_singletons(cx: &mut Ctxt, model: &Model) {
                 ),
                 None => version = Some(&field.name),
             }
+        }
+    }
+}
+
+/// `default`, `on_update`, `server_default`, `server_on_update`.
+fn check_defaults(cx: &mut Ctxt, model: &Model) {
+    for field in model.columns() {
+        let a = &field.attrs;
+        if let Some(expr) = &a.default {
+            if !crate::ast::is_option(field.ty) {
+                cx.error_at(
+                    expr,
+                    "a field with `default = expr` must be an `Option`: `None` means \"not set\", and the \
+                     default is INSERTed in its place (the expression converts into the type inside the `Option`)",
+                );
+            }
+            if let Some(lit) = &a.server_default {
+                cx.error(
+                    lit.span(),
+                    "`default` and `server_default` cannot both be given: choose the value the \
+                     session sends (`default`) or the one the server fills in (`server_default`)",
+                );
+            }
+        }
+        if a.default.is_some() || a.server_default.is_some() {
+            if let Some(span) = a.auto_increment.or(a.version) {
+                cx.error(
+                    span,
+                    "an `auto_increment` or `version` column gets its value from the database or the \
+                     session; it cannot have a default",
+                );
+            }
+        }
+        if a.on_update.is_some() || a.server_on_update.is_some() {
+            if let Some(span) = a.version.or(a.primary_key).or(a.auto_increment) {
+                cx.error(
+                    span,
+                    "a key or `version` column cannot have `on_update`: its value on update is the \
+                     session's to decide",
+                );
+            }
+        }
+        if let (Some(expr), Some(_)) = (&a.on_update, &a.server_on_update) {
+            cx.error_at(
+                expr,
+                "`on_update` and `server_on_update` cannot both be given: choose the value the \
+                 session sends (`on_update`) or the one the server sets (`server_on_update`)",
+            );
         }
     }
 }

@@ -266,6 +266,10 @@ fn table_def(model: &Model) -> TokenStream {
         let indexed = f.attrs.index.is_some();
         let column_type = quote_spanned!(ty.span()=> #p::field::<#ty>().column_type);
         let nullable = quote_spanned!(ty.span()=> #p::field::<#ty>().nullable);
+        let default = value_fn(model, f, f.attrs.default.as_ref());
+        let on_update = value_fn(model, f, f.attrs.on_update.as_ref());
+        let server_default = opt(f.attrs.server_default.as_ref());
+        let server_on_update = opt(f.attrs.server_on_update.as_ref());
         quote! {
             #p::ColumnDef {
                 name: #name,
@@ -275,6 +279,10 @@ fn table_def(model: &Model) -> TokenStream {
                 nullable: #nullable,
                 unique: #unique,
                 indexed: #indexed,
+                default: #default,
+                on_update: #on_update,
+                server_default: #server_default,
+                server_on_update: #server_on_update,
             }
         }
     });
@@ -348,6 +356,32 @@ fn table_def(model: &Model) -> TokenStream {
     }
 }
 
+/// `default = expr` / `on_update = expr` as a `fn() -> Value`: the
+/// expression converts (`Into`) to the field's type, or to the type inside
+/// its `Option`.
+fn value_fn(model: &Model, f: &Field, expr: Option<&syn::Expr>) -> TokenStream {
+    let p = private(&model.krate);
+    let Some(expr) = expr else {
+        return quote!(::core::option::Option::None);
+    };
+    let ty = f.ty;
+    // `Into`, so that `default = "open"` fits a `String` field.
+    let value = if crate::ast::is_option(ty) {
+        quote_spanned!(expr.span()=> ::core::option::Option::Some(::core::convert::Into::into(#expr)))
+    } else {
+        quote_spanned!(expr.span()=> ::core::convert::Into::into(#expr))
+    };
+    quote! {
+        ::core::option::Option::Some({
+            fn __value() -> #p::Value {
+                let value: #ty = #value;
+                (#p::field::<#ty>().encode)(&value)
+            }
+            __value as fn() -> #p::Value
+        })
+    }
+}
+
 fn model_impl(model: &Model) -> TokenStream {
     let p = private(&model.krate);
     let ident = model.ident;
@@ -400,6 +434,19 @@ fn model_impl(model: &Model) -> TokenStream {
         let decode = quote!(#p::decode_with(&TABLE, index, value, #ops.decode)?);
         quote!(#i => { self.#field = #decode; ::core::result::Result::Ok(()) })
     });
+    let events = model.events.then(|| {
+        quote! {
+            const EVENTS: bool = true;
+
+            fn model_event(
+                event: #p::ModelEvent,
+                session: &#p::Session,
+                obj: &#p::Obj<Self>,
+            ) -> #p::Result<()> {
+                #p::model_event::<Self>(event, session, obj)
+            }
+        }
+    });
     quote! {
         #[automatically_derived]
         impl #p::Model for #ident {
@@ -407,6 +454,8 @@ fn model_impl(model: &Model) -> TokenStream {
             fn table() -> &'static #p::TableDef {
                 &TABLE
             }
+
+            #events
 
             fn from_row(row: #p::Row) -> #p::Result<Self> {
                 let mut values = row.into_values().into_iter();

@@ -60,6 +60,10 @@ use proc_macro::TokenStream;
 ///   `#[orm(crate = "::db")]`, and a crate that re-exports `orm` for its
 ///   users can point at the re-export (`#[orm(crate = "my_lib::orm")]`). The
 ///   path is resolved where the struct is defined.
+/// - `#[orm(events)]`: the struct implements `orm::ModelEvents` (its
+///   `before_insert`, `after_update`, `on_load`, ... methods), and the
+///   session calls those methods. Without it the trait's methods are never
+///   called; with it and no `impl ModelEvents`, the derive does not compile.
 ///
 /// # Field attributes
 ///
@@ -88,6 +92,22 @@ use proc_macro::TokenStream;
 /// - `skip`: the field is not persisted; it is set to `Default::default()` when
 ///   a row is loaded, so its type must implement `Default`. It cannot be
 ///   combined with any other attribute.
+/// - `default = expr`: the value INSERTed when the field is `None` (the field
+///   must be an `Option`; `expr` converts with `Into` to the type inside it,
+///   so `default = "open"` fits an `Option<String>`). The expression is
+///   evaluated at each INSERT (`default = next_code()` gives each row its
+///   own), and the flush writes the value into the object.
+/// - `on_update = expr`: sent with every UPDATE of the row that does not set
+///   this column itself (converted with `Into` like `default`), and written
+///   into the object. An object with no other change is not UPDATEd.
+/// - `server_default = "SQL"`: `DEFAULT SQL` in the DDL. A `None` field is left
+///   out of the INSERT so that the server fills it in; the value comes back in
+///   the same statement with `RETURNING` (MariaDB 10.5+, SQLite), else the
+///   object is expired and loads it at its next use. Not with `default`.
+/// - `server_on_update = "SQL"`: `ON UPDATE SQL` in the DDL (MySQL, MariaDB;
+///   SQLite has no such clause, so it is left out there). An UPDATE of the
+///   row expires the object, so the server's value loads at next use. Not
+///   with `on_update`.
 ///
 /// # Field types
 ///

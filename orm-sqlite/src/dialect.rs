@@ -101,6 +101,12 @@ impl Dialect for SqliteDialect {
         String::new()
     }
 
+    /// SQLite has no `ON UPDATE` for columns: `server_on_update` is left
+    /// out of the DDL (use `on_update = expr`, set by the session, instead).
+    fn on_update_clause(&self) -> bool {
+        false
+    }
+
     fn drop_foreign_key_sql(&self, table: &str, _name: &str) -> String {
         // Never called: `alter_foreign_keys` is false. Harmless if it is.
         format!("SELECT 1 FROM {table} WHERE 0")

@@ -43,15 +43,7 @@ impl Dialect for TestDialect {
 }
 
 const fn col(name: &'static str, column_type: ColumnType, nullable: bool) -> ColumnDef {
-    ColumnDef {
-        name,
-        field: name,
-        column_type,
-        sql_type: None,
-        nullable,
-        unique: false,
-        indexed: false,
-    }
+    ColumnDef::new(name, name, column_type, nullable)
 }
 
 const BIGINT: ColumnType = ColumnType::BigInt { unsigned: false };

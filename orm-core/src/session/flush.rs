@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::value::Value;
 
+use super::events::{ModelEvent, SessionEvent};
 use super::identity_map::Identity;
 use super::object::{AnyObj, ObjState};
 use super::transaction::{self, KeySwitch, Phase};
@@ -32,12 +33,31 @@ impl Session {
     ///   refuses work ([`Error::PendingRollback`]) until `rollback()` (or the
     ///   savepoint's rollback).
     pub fn flush(&self) -> Result<()> {
-        let mut st = self.state()?;
-        if st.flushing {
-            return Err(Error::invalid(
-                "flush() is already in progress on this session",
-            ));
+        let hooked = {
+            let st = self.state()?;
+            if st.flushing {
+                return Err(Error::invalid(
+                    "flush() is already in progress on this session",
+                ));
+            }
+            self.check_usable(&st)?;
+            let modified = self.modified()?;
+            if st.new.is_empty() && st.deleted.is_empty() && modified.is_empty() {
+                return Ok(());
+            }
+            self.inner.events.is_some()
+                || st
+                    .new
+                    .iter()
+                    .chain(st.deleted.iter())
+                    .chain(modified.iter())
+                    .any(|o| o.has_model_events())
+        };
+        if hooked {
+            // Nothing was sent: on error, the session keeps its changes.
+            self.while_flushing(|| self.before_hooks())?;
         }
+        let mut st = self.state()?;
         self.check_usable(&st)?;
         let modified: Vec<Rc<dyn AnyObj>> = std::mem::take(&mut *self.modified()?);
         if st.new.is_empty() && st.deleted.is_empty() && modified.is_empty() {
@@ -55,12 +75,20 @@ impl Session {
             let (inserts, updates, deletes) = w.counts();
             (t.name, inserts, updates, deletes)
         }));
+        let after = if hooked {
+            self.after_list(&plan, &switched)
+        } else {
+            Vec::new()
+        };
         if plan.is_empty() {
             // Nothing to send, but a row switch with no changed column still
             // moves the row from the deleted object to the new one, and
             // objects written back to their loaded values are clean again.
             return match self.apply(&mut st, plan, switched, &modified) {
-                Ok(()) => Ok(()),
+                Ok(()) => {
+                    drop(st);
+                    self.after_hooks(hooked, after)
+                }
                 Err(e) => {
                     self.restore_modified(modified);
                     Err(self.fail_flush(&mut st, e))
@@ -73,9 +101,122 @@ impl Session {
         st.flushing = false;
         let result = result.and_then(|()| self.apply(&mut st, plan, switched, &modified));
         match result {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                drop(st);
+                self.after_hooks(hooked, after)
+            }
             Err(e) => {
                 self.restore_modified(modified);
+                Err(self.fail_flush(&mut st, e))
+            }
+        }
+    }
+
+    /// Runs `work` with the session marked as flushing (a nested flush is
+    /// an error, autoflush is skipped) and its state not borrowed, so that
+    /// hooks can use the session.
+    fn while_flushing<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        /// Clears the flag however `work` ends (a panicking hook included).
+        struct Done<'a>(&'a Session);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                if let Ok(mut st) = self.0.inner.state.try_borrow_mut() {
+                    st.flushing = false;
+                }
+            }
+        }
+        self.state()?.flushing = true;
+        let _done = Done(self);
+        work()
+    }
+
+    /// `before_flush`, then `before_insert`/`before_update`/`before_delete`
+    /// for every object until no hook added a new one.
+    fn before_hooks(&self) -> Result<()> {
+        self.run_hooks(SessionEvent::BeforeFlush)?;
+        let mut done: HashSet<(*const (), ModelEvent)> = HashSet::new();
+        loop {
+            let mut todo: Vec<(Rc<dyn AnyObj>, ModelEvent)> = Vec::new();
+            {
+                let st = self.state()?;
+                let modified = self.modified()?;
+                let inserts = st.new.iter().map(|o| (o, ModelEvent::BeforeInsert));
+                let deletes = st.deleted.iter().map(|o| (o, ModelEvent::BeforeDelete));
+                let updates = modified.iter().map(|o| (o, ModelEvent::BeforeUpdate));
+                for (obj, event) in inserts.chain(deletes).chain(updates) {
+                    let id = (Rc::as_ptr(obj) as *const (), event);
+                    if !obj.listens(self, event) || done.contains(&id) {
+                        continue;
+                    }
+                    if event == ModelEvent::BeforeUpdate {
+                        // Only objects with a real change (diff ignores
+                        // objects marked for deletion).
+                        let changed = unit_of_work::diff(obj)?.is_some()
+                            || (obj.meta().borrow().links.is_some()
+                                && !super::links::pending_fks(obj).is_empty());
+                        if !changed || obj.meta().borrow().marked_deleted {
+                            continue;
+                        }
+                    }
+                    done.insert(id);
+                    todo.push((obj.clone(), event));
+                }
+            }
+            if todo.is_empty() {
+                return Ok(());
+            }
+            for (obj, event) in todo {
+                obj.fire(event, self)?;
+            }
+        }
+    }
+
+    /// The objects whose `after_insert`/`after_update`/`after_delete` hooks
+    /// run if the flush succeeds.
+    fn after_list(
+        &self,
+        plan: &unit_of_work::Plan,
+        switched: &[unit_of_work::RowSwitch],
+    ) -> Vec<(Rc<dyn AnyObj>, ModelEvent)> {
+        let mut out = Vec::new();
+        for (_, work) in plan.tables_in_save_order() {
+            for row in work.inserts.iter().flatten() {
+                out.push((row.obj.clone(), ModelEvent::AfterInsert));
+            }
+            for row in &work.updates {
+                out.push((row.obj.clone(), ModelEvent::AfterUpdate));
+            }
+        }
+        for sw in switched {
+            if !sw.updated {
+                out.push((sw.new.clone(), ModelEvent::AfterUpdate));
+            }
+        }
+        for (_, work) in plan.tables_in_save_order() {
+            for row in work.deletes.iter().flatten() {
+                out.push((row.obj.clone(), ModelEvent::AfterDelete));
+            }
+        }
+        out.retain(|(obj, event)| obj.listens(self, *event));
+        out
+    }
+
+    /// The `after_*` hooks of a flush the database accepted, then
+    /// `after_flush`. An error rolls back like a failed flush.
+    fn after_hooks(&self, hooked: bool, after: Vec<(Rc<dyn AnyObj>, ModelEvent)>) -> Result<()> {
+        if !hooked {
+            return Ok(());
+        }
+        let result = self.while_flushing(|| {
+            for (obj, event) in after {
+                obj.fire(event, self)?;
+            }
+            self.run_hooks(SessionEvent::AfterFlush)
+        });
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let mut st = self.state()?;
                 Err(self.fail_flush(&mut st, e))
             }
         }
@@ -100,6 +241,22 @@ impl Session {
         }
         let (inserts, deletes, mut switched) = unit_of_work::row_switches(&st.new, &st.deleted)?;
         updates.extend(switched.iter_mut().filter_map(|s| s.update.take()));
+        // `on_update` columns, looked up once per table of consecutive rows.
+        let mut last: Option<(*const crate::model::TableDef, bool)> = None;
+        for row in &mut updates {
+            let table = row.obj.table();
+            let has = match last {
+                Some((t, has)) if std::ptr::eq(t, table) => has,
+                _ => {
+                    let has = table.columns.iter().any(|c| c.on_update.is_some());
+                    last = Some((table, has));
+                    has
+                }
+            };
+            if has {
+                super::defaults::update_defaults(row);
+            }
+        }
         let mut plan = unit_of_work::Plan::build(&inserts, updates, &deletes)?;
         plan.assoc = super::dependency::association_changes(st.new.iter().chain(modified));
         let mut seen_post: HashSet<*const ()> = HashSet::new();
@@ -240,7 +397,8 @@ impl Session {
             ..
         } = st;
         let record = tx.current();
-        for (_, work) in plan.tables {
+        for (table, work) in plan.tables {
+            let (server_defaults, server_on_update) = super::defaults::server_columns(table);
             for row in work.inserts.into_iter().flatten() {
                 let obj = row.obj;
                 let key = obj.current_key().ok().flatten();
@@ -249,6 +407,10 @@ impl Session {
                     meta.state = ObjState::Persistent;
                     meta.key = key.clone();
                     meta.snapshot = None;
+                }
+                if server_defaults && super::defaults::expire_after_insert(table, &row.values) {
+                    // The server filled in values it could not return.
+                    transaction::expire(&obj);
                 }
                 if let Some(key) = key {
                     map.insert(
@@ -285,6 +447,10 @@ impl Session {
                         obj: obj.clone(),
                         old_key: row.old_key,
                     });
+                }
+                if server_on_update {
+                    // The server's ON UPDATE value loads at next use.
+                    transaction::expire(&obj);
                 }
                 if !switched_row {
                     record.updated.push(obj);
@@ -403,7 +569,8 @@ impl Session {
     }
 
     pub(crate) fn autoflush(&self) -> Result<()> {
-        if self.inner.autoflush.get() {
+        let flushing = self.state_ref()?.flushing;
+        if self.inner.autoflush.get() && !flushing {
             self.flush()
         } else {
             let st = self.state()?;

@@ -57,6 +57,8 @@ pub(crate) fn load_rows<M: Model>(
     let weak = Rc::downgrade(&session.inner);
     let session_id = session.inner.id;
     let table = M::table();
+    let on_load = super::events::listens::<M>(session, super::ModelEvent::OnLoad);
+    let mut loaded: Vec<Obj<M>> = Vec::new();
     session.connection(&mut st)?;
     // Split the borrow: the connection lives in the transaction, the map beside it.
     let State { map, tx, .. } = &mut *st;
@@ -73,8 +75,11 @@ pub(crate) fn load_rows<M: Model>(
         };
         let slot = match map.entry(identity) {
             Entry::Occupied(existing) => {
-                refresh_if_expired(existing.get(), row)?;
+                let refreshed = refresh_if_expired(existing.get(), row)?;
                 if let Some(obj) = downcast::<M>(existing.get().clone()) {
+                    if refreshed && on_load {
+                        loaded.push(obj.clone());
+                    }
                     out.push(obj);
                 }
                 return Ok(());
@@ -99,14 +104,21 @@ pub(crate) fn load_rows<M: Model>(
             }),
         });
         slot.insert(cell.clone());
+        if on_load {
+            loaded.push(Obj::from_cell(cell.clone()));
+        }
         out.push(Obj::from_cell(cell));
         Ok(())
     };
     let result = conn.query(sql, params, &mut each);
-    match result {
-        Ok(()) => Ok(out),
-        Err(e) => Err(session.note_error(&mut st, e)),
+    if let Err(e) = result {
+        return Err(session.note_error(&mut st, e));
     }
+    drop(st);
+    for obj in &loaded {
+        super::events::fire(super::ModelEvent::OnLoad, session, obj)?;
+    }
+    Ok(out)
 }
 
 fn row_key(pk: &[usize], row: &Row) -> Result<Key> {
@@ -120,16 +132,17 @@ fn row_key(pk: &[usize], row: &Row) -> Result<Key> {
     ))
 }
 
-fn refresh_if_expired(obj: &Rc<dyn AnyObj>, row: Row) -> Result<()> {
+/// Whether the object was expired and took the row's values.
+fn refresh_if_expired(obj: &Rc<dyn AnyObj>, row: Row) -> Result<bool> {
     if !obj.meta().borrow().expired {
         // SQLAlchemy keeps the in-memory object, pending changes included.
-        return Ok(());
+        return Ok(false);
     }
     obj.load_row(row)?;
     let mut meta = obj.meta().borrow_mut();
     meta.expired = false;
     meta.snapshot = None;
-    Ok(())
+    Ok(true)
 }
 
 /// Reloads an expired object (autoflush first). A missing row removes the
@@ -160,9 +173,15 @@ pub(crate) fn load_expired(session: &Session, obj: &Rc<dyn AnyObj>) -> Result<()
     match found {
         Some(row) => {
             obj.load_row(row)?;
-            let mut meta = obj.meta().borrow_mut();
-            meta.expired = false;
-            meta.snapshot = None;
+            {
+                let mut meta = obj.meta().borrow_mut();
+                meta.expired = false;
+                meta.snapshot = None;
+            }
+            drop(st);
+            if obj.listens(session, super::ModelEvent::OnLoad) {
+                obj.clone().fire(super::ModelEvent::OnLoad, session)?;
+            }
             Ok(())
         }
         None => {

@@ -22,7 +22,9 @@
 //! (the SQL), `transaction` (the state machine) and `savepoint` each hold
 //! one concept.
 
+mod defaults;
 mod dependency;
+mod events;
 mod flush;
 mod identity_map;
 mod links;
@@ -40,6 +42,7 @@ use std::any::TypeId;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::backend::ExecOutcome;
 use crate::engine::Engine;
@@ -48,6 +51,8 @@ use crate::model::{IntoKey, Model};
 use crate::query::Query;
 use crate::value::Value;
 
+pub use events::{model_event, ModelEvent, ModelEvents};
+use events::{Events, SessionEvent, SessionHook};
 use identity_map::{Identity, IdentityMap};
 pub(crate) use links::load_erased;
 pub(crate) use loading::{load_rows_joined, map_joined, JoinedMapper};
@@ -85,6 +90,34 @@ impl Default for SessionConfig {
 pub struct SessionFactory {
     engine: Engine,
     config: SessionConfig,
+    /// The event hooks, shared by the sessions made from the factory.
+    events: Arc<Events>,
+}
+
+/// Registers a session event hook (the events are described on `ModelEvents`).
+macro_rules! session_hook {
+    ($(#[$doc:meta])* $name:ident => $event:expr) => {
+        $(#[$doc])*
+        pub fn $name(mut self, hook: impl Fn(&Session) -> Result<()> + Send + Sync + 'static) -> Self {
+            let hook: SessionHook = Arc::new(hook);
+            Arc::make_mut(&mut self.events).push($event, hook);
+            self
+        }
+    };
+}
+
+/// Registers a model event hook.
+macro_rules! model_hook {
+    ($(#[$doc:meta])* $name:ident => $event:expr) => {
+        $(#[$doc])*
+        pub fn $name<M: Model>(
+            mut self,
+            hook: impl Fn(&Session, &Obj<M>) -> Result<()> + Send + Sync + 'static,
+        ) -> Self {
+            Arc::make_mut(&mut self.events).push_model::<M>($event, hook);
+            self
+        }
+    };
 }
 
 impl SessionFactory {
@@ -93,8 +126,95 @@ impl SessionFactory {
         SessionFactory {
             engine,
             config: SessionConfig::default(),
+            events: Arc::new(Events::default()),
         }
     }
+
+    session_hook!(
+        /// Runs `hook` at the start of every flush that has something to do,
+        /// before the flush looks at the objects: it may add, change or
+        /// delete objects, and the flush plans after it. An error stops the
+        /// flush before any SQL ([`Error::Hook`]). For sessions made from now on.
+        before_flush => SessionEvent::BeforeFlush
+    );
+    session_hook!(
+        /// Runs `hook` after every flush the database accepted (after the
+        /// per-object `after_*` hooks). An error rolls the transaction back
+        /// and the session requires `rollback()`.
+        after_flush => SessionEvent::AfterFlush
+    );
+    session_hook!(
+        /// Runs `hook` after every successful `commit()` of an open
+        /// transaction (the objects are already expired). An error is
+        /// returned by `commit()`, which did commit.
+        after_commit => SessionEvent::AfterCommit
+    );
+    session_hook!(
+        /// Runs `hook` after `rollback()` of a transaction that had sent SQL
+        /// (including one a failed flush already rolled back, when you
+        /// acknowledge it). Not run by `close()` or drop.
+        after_rollback => SessionEvent::AfterRollback
+    );
+
+    /// Runs `hook` when a session's transaction begins on a connection
+    /// (right after `BEGIN`), with that connection: the place for
+    /// per-transaction `SET` statements. The session itself is busy while it
+    /// runs (its methods return an error); use the connection. An error
+    /// fails the operation that began the transaction, and the connection
+    /// is rolled back and returned.
+    pub fn after_begin(
+        mut self,
+        hook: impl Fn(&Session, &mut crate::engine::PooledConnection) -> Result<()>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        Arc::make_mut(&mut self.events)
+            .after_begin
+            .push(Arc::new(hook));
+        self
+    }
+
+    model_hook!(
+        /// Runs `hook` for each `M` object about to be INSERTed, before the
+        /// flush reads its values: it may change the object
+        /// (`obj.write()?`). An error stops the flush before any SQL.
+        before_insert => ModelEvent::BeforeInsert
+    );
+    model_hook!(
+        /// Runs `hook` for each `M` object whose columns changed, before the
+        /// flush reads its changes: it may change the object further. An
+        /// error stops the flush before any SQL.
+        before_update => ModelEvent::BeforeUpdate
+    );
+    model_hook!(
+        /// Runs `hook` for each `M` object about to be DELETEd. An error
+        /// stops the flush before any SQL.
+        before_delete => ModelEvent::BeforeDelete
+    );
+    model_hook!(
+        /// Runs `hook` for each `M` object the flush INSERTed, once the
+        /// database accepted the whole flush (its generated key is set). An
+        /// error rolls the transaction back; the session requires `rollback()`.
+        after_insert => ModelEvent::AfterInsert
+    );
+    model_hook!(
+        /// Runs `hook` for each `M` object the flush UPDATEd, once the
+        /// database accepted the whole flush. An error rolls back as for
+        /// `after_insert`.
+        after_update => ModelEvent::AfterUpdate
+    );
+    model_hook!(
+        /// Runs `hook` for each `M` object the flush DELETEd, once the
+        /// database accepted the whole flush. An error rolls back as for
+        /// `after_insert`.
+        after_delete => ModelEvent::AfterDelete
+    );
+    model_hook!(
+        /// Runs `hook` when a row becomes a new `M` object, or refreshes an
+        /// expired one. An error fails the load (the objects stay loaded).
+        on_load => ModelEvent::OnLoad
+    );
 
     /// Sets autoflush for sessions made from now on.
     pub fn autoflush(mut self, on: bool) -> Self {
@@ -120,7 +240,8 @@ impl SessionFactory {
 
     /// A new session. It holds no connection until its first SQL.
     pub fn session(&self) -> Session {
-        Session::with_config(self.engine.clone(), self.config)
+        let events = (!self.events.is_empty()).then(|| self.events.clone());
+        Session::build(self.engine.clone(), self.config, events)
     }
 
     /// Runs `work` in a new session's transaction: commits on `Ok`, rolls
@@ -156,6 +277,8 @@ pub(crate) struct SessionInner {
     /// Objects written since their last load or flush (kept apart from
     /// `state` so that `Obj::write` never contends with the session).
     modified: RefCell<Vec<Rc<dyn AnyObj>>>,
+    /// The factory's event hooks; `None` when there are none.
+    events: Option<Arc<Events>>,
 }
 
 /// A copy of what the inspection methods report, kept outside `state`.
@@ -236,6 +359,10 @@ impl Session {
 
     /// A session with this configuration.
     pub fn with_config(engine: Engine, config: SessionConfig) -> Session {
+        Session::build(engine, config, None)
+    }
+
+    fn build(engine: Engine, config: SessionConfig, events: Option<Arc<Events>>) -> Session {
         Session {
             inner: Rc::new(SessionInner {
                 id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
@@ -252,7 +379,16 @@ impl Session {
                     next_seq: 0,
                 }),
                 modified: RefCell::new(Vec::new()),
+                events,
             }),
+        }
+    }
+
+    /// Runs the session hooks of `event` (none: nothing to do).
+    fn run_hooks(&self, event: SessionEvent) -> Result<()> {
+        match self.inner.events.clone() {
+            Some(events) if events.has(event) => events.run(event, self),
+            _ => Ok(()),
         }
     }
 

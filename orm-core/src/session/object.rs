@@ -350,6 +350,12 @@ pub(crate) trait AnyObj {
     fn delete_in(self: Rc<Self>, session: &super::Session) -> Result<()>;
     /// `session.expunge(obj)` for the typed object.
     fn expunge_from(self: Rc<Self>, session: &super::Session) -> Result<()>;
+    /// Runs the hooks of `event` for this object.
+    fn fire(self: Rc<Self>, event: super::ModelEvent, session: &super::Session) -> Result<()>;
+    /// Whether any hook listens to `event` for this object's model.
+    fn listens(&self, session: &super::Session, event: super::ModelEvent) -> bool;
+    /// Whether the model implements `ModelEvents` (`#[orm(events)]`).
+    fn has_model_events(&self) -> bool;
 }
 
 impl<M: Model> AnyObj for ObjCell<M> {
@@ -410,6 +416,18 @@ impl<M: Model> AnyObj for ObjCell<M> {
 
     fn expunge_from(self: Rc<Self>, session: &super::Session) -> Result<()> {
         session.expunge(&Obj::from_cell(self))
+    }
+
+    fn fire(self: Rc<Self>, event: super::ModelEvent, session: &super::Session) -> Result<()> {
+        super::events::fire(event, session, &Obj::from_cell(self))
+    }
+
+    fn listens(&self, session: &super::Session, event: super::ModelEvent) -> bool {
+        super::events::listens::<M>(session, event)
+    }
+
+    fn has_model_events(&self) -> bool {
+        M::EVENTS
     }
 }
 

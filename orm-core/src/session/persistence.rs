@@ -110,21 +110,40 @@ pub(crate) fn insert(
 ) -> Result<()> {
     // Rows whose auto-increment value is unset omit that column; group
     // consecutive rows with the same column set.
+    // Likewise `server_default` columns whose value is unset, so that the
+    // server's DEFAULT applies.
+    let server_defaults = super::defaults::server_columns(table).0;
+    let omitted = |values: &[Value]| omitted_column(table, values, server_defaults);
     let mut start = 0;
     while start < rows.len() {
-        let omit = omitted_column(table, &rows[start].values);
+        let omit = omitted(&rows[start].values);
         let mut end = start + 1;
-        while end < rows.len() && omitted_column(table, &rows[end].values) == omit {
+        while end < rows.len() && omitted(&rows[end].values) == omit {
             end += 1;
         }
-        insert_group(ctx, table, &mut rows[start..end], omit)?;
+        let server = super::defaults::omitted_columns(table, omit.1);
+        insert_group(ctx, table, &mut rows[start..end], omit.0, &server)?;
         start = end;
     }
     Ok(())
 }
 
-fn omitted_column(table: &TableDef, values: &[Value]) -> Option<usize> {
-    table.auto_increment.filter(|&i| values[i].is_null())
+/// The auto-increment column and the `server_default` columns (a bit mask,
+/// see `defaults::server_omitted`) an INSERT leaves out.
+fn omitted_column(
+    table: &TableDef,
+    values: &[Value],
+    server_defaults: bool,
+) -> (Option<usize>, u64) {
+    let server = if server_defaults {
+        super::defaults::server_omitted(table, values)
+    } else {
+        0
+    };
+    (
+        table.auto_increment.filter(|&i| values[i].is_null()),
+        server,
+    )
 }
 
 fn insert_group(
@@ -132,9 +151,10 @@ fn insert_group(
     table: &'static TableDef,
     rows: &mut [InsertRow],
     omit: Option<usize>,
+    server: &[usize],
 ) -> Result<()> {
     let columns: Vec<usize> = (0..table.columns.len())
-        .filter(|&i| Some(i) != omit)
+        .filter(|&i| Some(i) != omit && !server.contains(&i))
         .collect();
     let per_row = columns.len();
     let row_bytes = |r: &InsertRow| {
@@ -154,7 +174,7 @@ fn insert_group(
     } else {
         chunks(ctx, rows, per_row, MAX_INSERT_ROWS, row_bytes)
     };
-    let returning = generated.is_some() && ctx.server.supports_returning;
+    let returning = (generated.is_some() || !server.is_empty()) && ctx.server.supports_returning;
     for range in ranges {
         let batch = &mut rows[range];
         let mut sql = String::with_capacity(64 + batch.len() * (per_row * 3 + 4));
@@ -169,24 +189,37 @@ fn insert_group(
             params.extend(columns.iter().map(|&i| row.values[i].clone()));
         }
         match generated {
-            Some(ai) if returning => {
-                sql.push_str(" RETURNING ");
-                ctx.ident(table.columns[ai].name, &mut sql);
-                let mut keys = Vec::with_capacity(batch.len());
+            _ if returning => {
+                // The generated key first, then the server-default values.
+                let returned: Vec<usize> = generated
+                    .into_iter()
+                    .chain(server.iter().copied())
+                    .collect();
+                push_returning(ctx, table, &returned, &mut sql);
+                // One flat list, `width` values per row (no vector per row).
+                let width = returned.len();
+                let mut back: Vec<Value> = Vec::with_capacity(batch.len() * width);
                 ctx.conn.query(&sql, &params, &mut |row| {
-                    keys.push(row.into_values().into_iter().next().unwrap_or(Value::Null));
+                    let mut values = row.into_values().into_iter();
+                    back.extend((0..width).map(|_| values.next().unwrap_or(Value::Null)));
                     Ok(())
                 })?;
-                if keys.len() != batch.len() {
+                if back.len() != batch.len() * width {
                     return Err(Error::invalid(format!(
                         "INSERT ... RETURNING into `{}` returned {} keys for {} rows",
                         table.name,
-                        keys.len(),
+                        back.len() / width.max(1),
                         batch.len()
                     )));
                 }
-                for (row, key) in batch.iter_mut().zip(keys) {
-                    row.generated = Some(key);
+                let mut back = back.into_iter();
+                for row in batch.iter_mut() {
+                    if generated.is_some() {
+                        row.generated = Some(back.next().unwrap_or(Value::Null));
+                    }
+                    for &c in server {
+                        row.values[c] = back.next().unwrap_or(Value::Null);
+                    }
                 }
             }
             Some(_) => {
@@ -504,6 +537,17 @@ fn update_from_values(
 }
 
 /// `(?, ?), (?, ?), ...`: `rows` groups of `per_row` placeholders.
+/// ` RETURNING a, b` for `columns`.
+fn push_returning(ctx: &Ctx<'_>, table: &TableDef, columns: &[usize], sql: &mut String) {
+    sql.push_str(" RETURNING ");
+    for (n, &c) in columns.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(", ");
+        }
+        ctx.ident(table.columns[c].name, sql);
+    }
+}
+
 fn push_row_placeholders(sql: &mut String, rows: usize, per_row: usize) {
     for n in 0..rows {
         if n > 0 {

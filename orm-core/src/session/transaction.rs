@@ -322,6 +322,13 @@ impl Session {
         if st.tx.conn.is_none() {
             let mut conn = self.inner.engine.connect()?;
             conn.begin()?;
+            if let Some(events) = self.inner.events.as_deref() {
+                for hook in &events.after_begin {
+                    // On error the connection is dropped: rolled back and returned.
+                    hook(self, &mut conn)
+                        .map_err(|e| super::events::hook_error("after_begin", None, e))?;
+                }
+            }
             st.tx.conn = Some(conn);
         }
         self.sync_flags(st);
@@ -369,6 +376,7 @@ impl Session {
         self.flush()?;
         let mut st = self.state()?;
         self.check_usable(&st)?;
+        let was_active = st.tx.is_active();
         if !st.tx.savepoints.is_empty() {
             return Err(Error::invalid(
                 "a nested transaction (savepoint) is still open; commit() or rollback() it before committing the session",
@@ -400,6 +408,10 @@ impl Session {
         }
         st.tx.reset();
         self.sync_flags(&st);
+        drop(st);
+        if was_active {
+            self.run_hooks(super::SessionEvent::AfterCommit)?;
+        }
         Ok(())
     }
 
@@ -410,6 +422,7 @@ impl Session {
     pub fn rollback(&self) -> Result<()> {
         let _span = crate::trace::rollback_span();
         let mut st = self.state()?;
+        let sent_sql = st.tx.conn.is_some() || matches!(st.tx.phase, Phase::NeedsRollback { .. });
         if let Some(conn) = st.tx.conn.as_mut() {
             // A failure to roll back (the connection is gone) is not the
             // caller's problem: the server discards the transaction anyway,
@@ -419,6 +432,10 @@ impl Session {
             }
         }
         self.rollback_state(&mut st);
+        drop(st);
+        if sent_sql {
+            self.run_hooks(super::SessionEvent::AfterRollback)?;
+        }
         Ok(())
     }
 

@@ -407,7 +407,8 @@ fn insert_row(table: &'static TableDef, obj: &Rc<dyn AnyObj>) -> Result<InsertRo
     if let Some(v) = table.version {
         values[v] = Value::Int(1);
     }
-    let (synced, patches) = super::dependency::insert_fks(obj, &mut values)?;
+    let (mut synced, patches) = super::dependency::insert_fks(obj, &mut values)?;
+    super::defaults::insert_defaults(table, &mut values, &mut synced);
     Ok(InsertRow {
         obj: obj.clone(),
         values,
