@@ -957,3 +957,69 @@ fn rollback_restores_collections_and_orphans() {
     s.commit().unwrap();
     assert_eq!(f.db.rows("SELECT COUNT(*) FROM books"), [["2"]]);
 }
+
+#[test]
+fn joins_along_relationships_filter_and_order_on_joined_models() {
+    let f = setup("rel_joins");
+    f.db.exec("INSERT INTO authors (id, name) VALUES (1, 'ann'), (2, 'bob')");
+    f.db.exec(
+        "INSERT INTO books (id, author_id, title) VALUES (1, 1, 'x'), (2, 2, 'y'), (3, 2, 'z'), (4, NULL, 'w')",
+    );
+    f.db.exec("INSERT INTO reviews (id, book_id, stars) VALUES (1, 1, 5), (2, 2, 3), (3, 3, 4)");
+    f.db.exec("INSERT INTO tags (id, label) VALUES (1, 'scifi'), (2, 'poetry')");
+    f.db.exec("INSERT INTO book_tags (book_id, tag_id) VALUES (1, 1), (3, 1), (3, 2)");
+    let s = f.factory.session();
+    let q = s
+        .query::<Book>()
+        .join(Book::AUTHOR)
+        .filter(Author::NAME.eq("bob"))
+        .order_by(Book::TITLE.desc());
+    let (sql, params) = q.sql().unwrap();
+    assert_eq!(
+        sql,
+        "SELECT `books`.`id`, `books`.`author_id`, `books`.`title` FROM `books` \
+         INNER JOIN `authors` ON `authors`.`id` = `books`.`author_id` \
+         WHERE (`authors`.`name` = ?) ORDER BY `books`.`title` DESC"
+    );
+    assert_eq!(params, [Value::Text("bob".into())]);
+    let titles = |objs: Vec<Obj<Book>>| -> Vec<String> {
+        objs.iter()
+            .map(|b| b.read().unwrap().title.clone())
+            .collect()
+    };
+    assert_eq!(titles(q.all().unwrap()), ["z", "y"]);
+    // Two joins deep, from the joined model.
+    let reviews = s
+        .query::<Review>()
+        .join(Review::BOOK)
+        .join(Book::AUTHOR)
+        .filter(Author::NAME.eq("ann"))
+        .all()
+        .unwrap();
+    assert_eq!(reviews.len(), 1);
+    assert_eq!(reviews[0].read().unwrap().stars, 5);
+    // Many-to-many through the association table; each book once.
+    let scifi = s
+        .query::<Book>()
+        .join(Book::TAGS)
+        .filter(Tag::LABEL.eq("scifi"))
+        .order_by(Book::ID.asc())
+        .all()
+        .unwrap();
+    assert_eq!(titles(scifi), ["x", "z"]);
+    // contains_eager: the collection holds the joined (filtered) children.
+    let s = f.factory.session();
+    let capture = f.engine.capture_statements();
+    let authors = s
+        .query::<Author>()
+        .outerjoin(Author::BOOKS)
+        .filter(Author::ID.le(2))
+        .order_by(Author::ID.asc())
+        .contains_eager()
+        .all()
+        .unwrap();
+    assert_eq!(verbs(&capture.take())[1..], ["SELECT `authors`"]);
+    assert_eq!(authors.len(), 2);
+    assert_eq!(titles(authors[1].many(Author::BOOKS).unwrap()).len(), 2);
+    assert!(capture.take().is_empty(), "populated from the join");
+}

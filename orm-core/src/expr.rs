@@ -119,6 +119,14 @@ pub enum Expr {
         /// Its parameters.
         params: Vec<Value>,
     },
+    /// The inner expression with its columns qualified by `table`
+    /// (`` `books`.`title` ``): filters of a query that joins several tables.
+    Qualified {
+        /// The table name.
+        table: &'static str,
+        /// The expression over that table's columns.
+        inner: Box<Expr>,
+    },
     /// `(c1, c2, ...) op (?, ?, ...)`: a row-value comparison (keyset pagination).
     RowCmp {
         /// The column names.
@@ -133,9 +141,27 @@ pub enum Expr {
 impl Expr {
     /// Appends the SQL for this expression to `sql` and its values to `params`.
     pub fn render(&self, dialect: &dyn Dialect, sql: &mut String, params: &mut Vec<Value>) {
+        self.render_in(None, dialect, sql, params)
+    }
+
+    /// `render`, with every column qualified by `table` when given.
+    fn render_in(
+        &self,
+        table: Option<&str>,
+        dialect: &dyn Dialect,
+        sql: &mut String,
+        params: &mut Vec<Value>,
+    ) {
+        let column_sql = |name: &str, sql: &mut String| {
+            if let Some(t) = table {
+                dialect.quote_ident(t, sql);
+                sql.push('.');
+            }
+            dialect.quote_ident(name, sql);
+        };
         match self {
             Expr::Cmp { column, op, value } => {
-                dialect.quote_ident(column, sql);
+                column_sql(column, sql);
                 match (op, value.is_null()) {
                     (CmpOp::Eq, true) => sql.push_str(" IS NULL"),
                     (CmpOp::Ne, true) => sql.push_str(" IS NOT NULL"),
@@ -155,26 +181,26 @@ impl Expr {
                     sql.push_str(if *negated { "1 = 1" } else { "1 = 0" });
                     return;
                 }
-                dialect.quote_ident(column, sql);
+                column_sql(column, sql);
                 sql.push_str(if *negated { " NOT IN (" } else { " IN (" });
                 push_placeholders(sql, values.len());
                 sql.push(')');
                 params.extend(values.iter().cloned());
             }
             Expr::Like { column, pattern } => {
-                dialect.quote_ident(column, sql);
+                column_sql(column, sql);
                 sql.push_str(" LIKE ?");
                 params.push(pattern.clone());
             }
             Expr::IsNull { column, negated } => {
-                dialect.quote_ident(column, sql);
+                column_sql(column, sql);
                 sql.push_str(if *negated { " IS NOT NULL" } else { " IS NULL" });
             }
-            Expr::And(parts) => render_list(parts, " AND ", "1 = 1", dialect, sql, params),
-            Expr::Or(parts) => render_list(parts, " OR ", "1 = 0", dialect, sql, params),
+            Expr::And(parts) => render_list(parts, " AND ", "1 = 1", table, dialect, sql, params),
+            Expr::Or(parts) => render_list(parts, " OR ", "1 = 0", table, dialect, sql, params),
             Expr::Not(inner) => {
                 sql.push_str("NOT (");
-                inner.render(dialect, sql, params);
+                inner.render_in(table, dialect, sql, params);
                 sql.push(')');
             }
             Expr::Aggregate {
@@ -190,7 +216,7 @@ impl Expr {
                     sql.push_str("DISTINCT ");
                 }
                 match column {
-                    Some(c) => dialect.quote_ident(c, sql),
+                    Some(c) => column_sql(c, sql),
                     None => sql.push('*'),
                 }
                 sql.push(')');
@@ -203,7 +229,7 @@ impl Expr {
                 sql: sub,
                 params: sub_params,
             } => {
-                dialect.quote_ident(column, sql);
+                column_sql(column, sql);
                 sql.push_str(" IN (");
                 sql.push_str(sub);
                 sql.push(')');
@@ -218,6 +244,7 @@ impl Expr {
                 sql.push(')');
                 params.extend(sub_params.iter().cloned());
             }
+            Expr::Qualified { table: t, inner } => inner.render_in(Some(t), dialect, sql, params),
             Expr::RowCmp {
                 columns,
                 op,
@@ -228,7 +255,7 @@ impl Expr {
                     if i > 0 {
                         sql.push_str(", ");
                     }
-                    dialect.quote_ident(c, sql);
+                    column_sql(c, sql);
                 }
                 sql.push(')');
                 sql.push_str(op.sql());
@@ -309,6 +336,7 @@ impl Expr {
                 Some(any)
             }
             Expr::Not(inner) => inner.evaluate(value_of).map(|b| !b),
+            Expr::Qualified { inner, .. } => inner.evaluate(value_of),
             Expr::RowCmp { .. }
             | Expr::Aggregate { .. }
             | Expr::InSql { .. }
@@ -379,6 +407,7 @@ fn render_list(
     parts: &[Expr],
     joiner: &str,
     empty: &str,
+    table: Option<&str>,
     dialect: &dyn Dialect,
     sql: &mut String,
     params: &mut Vec<Value>,
@@ -392,7 +421,7 @@ fn render_list(
         if i > 0 {
             sql.push_str(joiner);
         }
-        part.render(dialect, sql, params);
+        part.render_in(table, dialect, sql, params);
     }
     sql.push(')');
 }

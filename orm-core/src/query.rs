@@ -309,6 +309,11 @@ impl<'s, M: Model> Query<'s, M> {
         self
     }
 
+    /// The session, filters, ordering and limit (for `join`).
+    pub(crate) fn into_parts(self) -> (&'s Session, Vec<Expr>, Vec<Order<M>>, Option<u64>) {
+        (self.session, self.filters, self.order, self.limit)
+    }
+
     /// Loads a relationship of the results eagerly (SQLAlchemy's
     /// `selectinload`): after the query, one `SELECT ... WHERE key IN (...)`
     /// per relationship per batch of 500 keys, whatever the number of

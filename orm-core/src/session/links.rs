@@ -98,6 +98,12 @@ fn loaded_of(obj: &Rc<dyn AnyObj>, rel: usize) -> Option<Vec<Rc<dyn AnyObj>>> {
         .and_then(|l| l.loaded(rel).cloned())
 }
 
+/// Sets the loaded objects of `obj`'s relationship `index` (eager loading
+/// from joined rows).
+pub(crate) fn populate(obj: &Rc<dyn AnyObj>, index: usize, objs: Vec<Rc<dyn AnyObj>>) {
+    with_links(obj, |l| l.set_loaded(index, objs));
+}
+
 /// The pending foreign-key assignment of `obj` for `column`, if any.
 fn pending_fk(obj: &Rc<dyn AnyObj>, column: usize) -> Option<Option<Rc<dyn AnyObj>>> {
     obj.meta().borrow().links.as_ref().and_then(|l| {

@@ -291,3 +291,50 @@ pub(crate) fn load_rows_joined<M: Model>(
         Err(e) => Err(session.note_error(&mut st, e)),
     }
 }
+
+/// The objects of one joined row: the query's model first, then each join
+/// (`None` where an outer join found nothing).
+pub(crate) type JoinedRow = Vec<Option<Rc<dyn AnyObj>>>;
+
+/// Like [`load_rows_joined`], returning for every row the object of each
+/// part (the query's model first, then each join; `None` where an outer join
+/// found nothing). Used by `JoinQuery::contains_eager`.
+pub(crate) fn load_rows_joined_each<M: Model>(
+    session: &Session,
+    sql: &str,
+    params: &[Value],
+    joins: &[(usize, JoinedMapper)],
+) -> Result<Vec<JoinedRow>> {
+    let mut st = session.state()?;
+    let weak = Rc::downgrade(&session.inner);
+    let session_id = session.inner.id;
+    let width = M::table().columns.len();
+    session.connection(&mut st)?;
+    let State { map, tx, .. } = &mut *st;
+    let conn = tx
+        .conn
+        .as_mut()
+        .ok_or_else(|| Error::invalid("the session lost its connection"))?;
+    let mut out = Vec::new();
+    let mut each = |row: Row| -> Result<()> {
+        let mut values = row.into_values();
+        let mut rest = values.split_off(width.min(values.len()));
+        let mut objs = Vec::with_capacity(joins.len() + 1);
+        objs.push(map_joined::<M>(map, &weak, session_id, values)?);
+        for (columns, mapper) in joins {
+            let tail = rest.split_off((*columns).min(rest.len()));
+            objs.push(mapper(
+                map,
+                &weak,
+                session_id,
+                std::mem::replace(&mut rest, tail),
+            )?);
+        }
+        out.push(objs);
+        Ok(())
+    };
+    match conn.query(sql, params, &mut each) {
+        Ok(()) => Ok(out),
+        Err(e) => Err(session.note_error(&mut st, e)),
+    }
+}
