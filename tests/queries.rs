@@ -427,3 +427,28 @@ fn arithmetic_and_coalesce_in_selects_bind_their_values() {
         .unwrap();
     assert_eq!(states, ["new", "new", "new"]);
 }
+
+#[test]
+fn case_expressions_bind_their_values() {
+    use orm::select::case_when;
+    let (_db, _engine, factory) = setup("q_case", 4);
+    let s = factory.session();
+    let q = s
+        .select::<Job, _>((
+            Job::ID,
+            case_when(Job::PRIORITY.ge(3), "high")
+                .when(Job::PRIORITY.ge(2), "mid")
+                .otherwise("low"),
+        ))
+        .order_by(Job::ID.asc());
+    let (sql, params) = q.sql();
+    assert_eq!(
+        sql,
+        "SELECT `id`, CASE WHEN `priority` >= ? THEN ? WHEN `priority` >= ? THEN ? ELSE ? END \
+         FROM `jobs` ORDER BY `id` ASC"
+    );
+    assert_eq!(params.len(), 5);
+    let rows: Vec<(i64, String)> = q.all().unwrap();
+    let labels: Vec<&str> = rows.iter().map(|(_, l)| l.as_str()).collect();
+    assert_eq!(labels, ["low", "mid", "high", "high"]);
+}

@@ -122,6 +122,57 @@ pub fn coalesce<M, T: Scalar>(
     }
 }
 
+/// `CASE WHEN filter THEN value ... ELSE value END`, of type `T` (made by
+/// [`case_when`]).
+pub struct Case<M, T> {
+    whens: Vec<(Expr, Value)>,
+    otherwise: Option<Value>,
+    _marker: PhantomData<fn() -> (M, T)>,
+}
+
+/// `CASE WHEN filter THEN value`: add more with `when`, close with
+/// `otherwise` (without it, rows matching no branch give NULL, so `T`
+/// should then be an `Option`).
+pub fn case_when<M, T>(filter: Filter<M>, value: impl ExprValue<T>) -> Case<M, T> {
+    Case {
+        whens: vec![(filter.into_expr(), value.into_value())],
+        otherwise: None,
+        _marker: PhantomData,
+    }
+}
+
+impl<M, T> Case<M, T> {
+    /// Another `WHEN filter THEN value` branch.
+    pub fn when(mut self, filter: Filter<M>, value: impl ExprValue<T>) -> Self {
+        self.whens.push((filter.into_expr(), value.into_value()));
+        self
+    }
+
+    /// `ELSE value`.
+    pub fn otherwise(mut self, value: impl ExprValue<T>) -> Self {
+        self.otherwise = Some(value.into_value());
+        self
+    }
+}
+
+impl<M, T: FromValue> SqlExpr<M> for Case<M, T> {
+    type Output = T;
+    fn render(&self, dialect: &dyn Dialect, sql: &mut String, params: &mut Vec<Value>) {
+        sql.push_str("CASE");
+        for (when, value) in &self.whens {
+            sql.push_str(" WHEN ");
+            when.render(dialect, sql, params);
+            sql.push_str(" THEN ?");
+            params.push(value.clone());
+        }
+        if let Some(value) = &self.otherwise {
+            sql.push_str(" ELSE ?");
+            params.push(value.clone());
+        }
+        sql.push_str(" END");
+    }
+}
+
 /// The type inside a nullable column type (`i64` for `Option<i64>` and `i64`).
 pub trait Scalar {
     /// The non-null type.
