@@ -352,3 +352,44 @@ pub fn w7_delete(raw: &mut Raw) -> (u64, usize) {
     tx.commit().expect("commit");
     (posts, users.len())
 }
+
+const SELECT_POSTS_OF: &str = "SELECT `id`, `user_id`, `title`, `body` FROM `posts` WHERE `user_id` IN ";
+
+/// W8: all users and their posts: the same two queries as the ORM's
+/// `selectin` load (the users, then their posts by `user_id IN (...)`),
+/// the posts grouped under their users.
+pub fn w8_eager(raw: &mut Raw) -> Vec<(RawUser, Vec<RawPost>)> {
+    let users: Vec<RawUser> = raw
+        .conn
+        .exec_map(SELECT_USERS, (), user_from_row)
+        .expect("raw SELECT users");
+    let mut index = HashMap::with_capacity(users.len());
+    let mut out: Vec<(RawUser, Vec<RawPost>)> = Vec::with_capacity(users.len());
+    let mut ids = Vec::with_capacity(users.len());
+    for u in users {
+        index.insert(u.id, out.len());
+        ids.push(MyValue::Int(u.id));
+        out.push((u, Vec::new()));
+    }
+    for chunk in ids.chunks(MAX_PLACEHOLDERS) {
+        let sql = values_sql(SELECT_POSTS_OF, 1, chunk.len(), "");
+        raw.conn
+            .exec_fold(
+                &sql,
+                chunk.to_vec(),
+                (),
+                |(), (id, user_id, title, body): (i64, i64, String, String)| {
+                    if let Some(&k) = index.get(&user_id) {
+                        out[k].1.push(RawPost {
+                            id,
+                            user_id,
+                            title,
+                            body,
+                        });
+                    }
+                },
+            )
+            .expect("raw SELECT posts");
+    }
+    out
+}
