@@ -243,7 +243,11 @@ fn digest_raw<'a>(users: impl IntoIterator<Item = &'a RawUser>) -> Digest {
 }
 
 fn verify_digest(got: Digest, want: Digest, what: &str) {
-    assert_eq!(got.count, want.count, "{what}: loaded {} rows, want {}", got.count, want.count);
+    assert_eq!(
+        got.count, want.count,
+        "{what}: loaded {} rows, want {}",
+        got.count, want.count
+    );
     assert_eq!(got, want, "{what}: the loaded values differ from the seed");
 }
 

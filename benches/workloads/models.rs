@@ -16,12 +16,7 @@ pub struct User {
     pub email: Option<String>,
     pub age: i32,
     pub score: f64,
-    #[orm(
-        one_to_many,
-        key = "user_id",
-        back_populates = "user",
-        cascade = "all"
-    )]
+    #[orm(one_to_many, key = "user_id", back_populates = "user", cascade = "all")]
     pub posts: ToMany<Post>,
 }
 

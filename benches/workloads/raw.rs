@@ -353,7 +353,8 @@ pub fn w7_delete(raw: &mut Raw) -> (u64, usize) {
     (posts, users.len())
 }
 
-const SELECT_POSTS_OF: &str = "SELECT `id`, `user_id`, `title`, `body` FROM `posts` WHERE `user_id` IN ";
+const SELECT_POSTS_OF: &str =
+    "SELECT `id`, `user_id`, `title`, `body` FROM `posts` WHERE `user_id` IN ";
 
 /// W8: all users and their posts: the same two queries as the ORM's
 /// `selectin` load (the users, then their posts by `user_id IN (...)`),
