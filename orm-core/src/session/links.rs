@@ -648,7 +648,13 @@ impl Session {
                     }
                 }
                 for (key, parent) in todo {
-                    let mut members = by_key.get(&key).cloned().unwrap_or_default();
+                    // Moved out, not cloned; a parent listed twice finds
+                    // its collection already set by its first occurrence.
+                    let mut members = match by_key.remove(&key) {
+                        Some(members) => members,
+                        None if loaded_of(&parent, index).is_some() => continue,
+                        None => Vec::new(),
+                    };
                     if rel.kind == RelKind::OneToOne {
                         members.truncate(1);
                     }
