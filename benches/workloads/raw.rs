@@ -153,8 +153,38 @@ fn new_user(i: i64) -> RawUser {
     }
 }
 
+/// W1 with the driver's bulk execute (`exec_batch`: MariaDB's
+/// COM_STMT_BULK_EXECUTE, all rows of one single-row INSERT in one round
+/// trip); the ids are taken as consecutive from the first one, which the
+/// caller's verification checks row by row.
+fn w1_insert_bulk(raw: &mut Raw, n: usize) -> Vec<RawUser> {
+    let mut users: Vec<RawUser> = (1..=n as i64).map(new_user).collect();
+    let mut tx = raw
+        .conn
+        .start_transaction(TxOpts::default())
+        .expect("begin");
+    tx.exec_batch(
+        "INSERT INTO `users` (`name`, `email`, `age`, `score`) VALUES (?, ?, ?, ?)",
+        users.iter().map(|u| {
+            let mut p = Vec::with_capacity(4);
+            user_params(u, &mut p);
+            p
+        }),
+    )
+    .expect("raw bulk INSERT");
+    let first = tx.last_insert_id().expect("LAST_INSERT_ID") as i64;
+    tx.commit().expect("commit");
+    for (k, u) in users.iter_mut().enumerate() {
+        u.id = first + k as i64;
+    }
+    users
+}
+
 /// W1: N users inserted in one transaction; every struct gets its id.
 pub fn w1_insert(raw: &mut Raw, n: usize) -> Vec<RawUser> {
+    if std::env::var("BENCH_RAW_INSERT").is_ok_and(|v| v == "bulk") {
+        return w1_insert_bulk(raw, n);
+    }
     let mut users: Vec<RawUser> = (1..=n as i64).map(new_user).collect();
     let per_stmt = raw.rows_per_statement(4);
     let consecutive = raw.consecutive;
