@@ -13,7 +13,7 @@ use orm_core::Result;
 use std::time::Duration;
 
 use crate::config::Timeouts;
-use crate::convert::{from_mysql, to_params};
+use crate::convert::{from_mysql_as, to_params, ColumnKind};
 use crate::error::{from_driver_during, Phase};
 
 /// An open MySQL/MariaDB connection.
@@ -186,17 +186,22 @@ impl Connection for MySqlConnection {
         let error = |e| from_driver_during(e, &timeouts, Phase::Statement);
         let mut result = self.conn.exec_iter(sql, to_params(params)).map_err(error)?;
         // The first result set only; dropping `result` drains anything left.
-        // Every row of a set shares its column metadata: take it once, not
-        // per row (the per-row Arc clone and drop were ~10% of loading 10,000
-        // rows in the workloads bench's profile).
-        let mut columns: Option<std::sync::Arc<[mysql::Column]>> = None;
+        // Every row of a set shares its column metadata: read what the
+        // conversion needs (type, sign, charset) once, not per row or value
+        // (the per-row Arc clone and drop were ~10% of loading 10,000 rows in
+        // the workloads bench's profile, the per-value reads ~5%).
+        let mut kinds: Option<Vec<ColumnKind>> = None;
         for row in result.by_ref() {
             let row = row.map_err(error)?;
-            let columns = columns.get_or_insert_with(|| row.columns());
+            let kinds = kinds
+                .get_or_insert_with(|| row.columns_ref().iter().map(ColumnKind::of).collect());
             let raw = row.unwrap_raw();
             let mut values = Vec::with_capacity(raw.len());
-            for (value, column) in raw.into_iter().zip(columns.iter()) {
-                values.push(from_mysql(value.unwrap_or(mysql::Value::NULL), column)?);
+            for (value, kind) in raw.into_iter().zip(kinds.iter()) {
+                values.push(from_mysql_as(
+                    value.unwrap_or(mysql::Value::NULL),
+                    *kind,
+                )?);
             }
             each(Row::new(values))?;
         }
