@@ -283,7 +283,9 @@ fn run_one(
     } = ctx;
     let mut m = Meter {
         db,
-        engines: std::iter::once(&*engine).chain(reads_engine.as_ref()).collect(),
+        engines: std::iter::once(&*engine)
+            .chain(reads_engine.as_ref())
+            .collect(),
         count_memory,
         samples: Vec::new(),
     };

@@ -193,15 +193,12 @@ impl Connection for MySqlConnection {
         let mut kinds: Option<Vec<ColumnKind>> = None;
         for row in result.by_ref() {
             let row = row.map_err(error)?;
-            let kinds = kinds
-                .get_or_insert_with(|| row.columns_ref().iter().map(ColumnKind::of).collect());
+            let kinds =
+                kinds.get_or_insert_with(|| row.columns_ref().iter().map(ColumnKind::of).collect());
             let raw = row.unwrap_raw();
             let mut values = Vec::with_capacity(raw.len());
             for (value, kind) in raw.into_iter().zip(kinds.iter()) {
-                values.push(from_mysql_as(
-                    value.unwrap_or(mysql::Value::NULL),
-                    *kind,
-                )?);
+                values.push(from_mysql_as(value.unwrap_or(mysql::Value::NULL), *kind)?);
             }
             each(Row::new(values))?;
         }
