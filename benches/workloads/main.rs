@@ -18,7 +18,8 @@
 //! The read-only workloads (W2, W3, W8) use an ORM engine with
 //! `autocommit_reads=on`, as a user who only reads asks for (the raw side
 //! reads outside a transaction too); the others use the default engine,
-//! whose transactions begin implicitly with their first statement.
+//! whose transactions begin implicitly with their first statement
+//! (`BENCH_READS=default` puts the read-only workloads there too).
 //!
 //! Environment: `BENCH_N` (default 10,000), `BENCH_RUNS` (default 5),
 //! `BENCH_ONLY` (e.g. `W1,W2,W4`), `BENCH_ORM_OPTIONS` (URL options for the
@@ -694,7 +695,9 @@ fn main() {
     let engine = orm::create_engine(&orm_url).expect("ORM engine");
     check_ddl(&engine, db.is_sqlite());
     let factory = SessionFactory::new(engine.clone());
-    let reads_engine = (!db.is_sqlite()).then(|| {
+    // BENCH_READS=default: the read-only workloads on the default engine too.
+    let reads_default = std::env::var("BENCH_READS").is_ok_and(|v| v == "default");
+    let reads_engine = (!db.is_sqlite() && !reads_default).then(|| {
         let sep = if orm_url.contains('?') { '&' } else { '?' };
         orm::create_engine(&format!("{orm_url}{sep}autocommit_reads=on")).expect("ORM engine")
     });
