@@ -49,7 +49,8 @@ pub fn w2_load(f: &SessionFactory) -> Digest {
     let users = ok(s.query::<User>().all());
     let mut d = Digest::default();
     for u in &users {
-        digest_user(&mut d, &*ok(u.read()));
+        let user = ok(u.read());
+        digest_user(&mut d, &user);
     }
     s.close();
     drop(users);
@@ -69,7 +70,8 @@ pub fn w3_cold(f: &SessionFactory, ids: &[i64]) -> Digest {
     let users = w3_get(&s, ids);
     let mut d = Digest::default();
     for u in &users {
-        digest_user(&mut d, &*ok(u.read()));
+        let user = ok(u.read());
+        digest_user(&mut d, &user);
     }
     s.close();
     drop(users);
@@ -151,7 +153,10 @@ pub fn w8_eager(f: &SessionFactory) -> Digest {
     let users = ok(s.query::<User>().load(User::POSTS).all());
     let mut d = Digest::default();
     for u in &users {
-        digest_user(&mut d, &*ok(u.read()));
+        {
+            let user = ok(u.read());
+            digest_user(&mut d, &user);
+        }
         for p in ok(u.many(User::POSTS)) {
             let p = ok(p.read());
             d.post(p.id.expect("post id"), p.user_id, &p.title, &p.body);
