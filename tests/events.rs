@@ -552,6 +552,7 @@ fn an_after_begin_error_fails_the_operation_and_begins_nothing() {
         ),
         "{err}"
     );
-    // The transaction begun for the hook was rolled back, and the query never sent.
-    assert_eq!(capture.take(), ["BEGIN", "ROLLBACK"]);
+    // The transaction begins implicitly with its first statement (no BEGIN
+    // round trip): the hook failed before any, so nothing was sent at all.
+    assert!(capture.take().is_empty());
 }

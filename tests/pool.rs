@@ -281,16 +281,25 @@ fn no_reset_round_trip_after_commit() {
     conn.commit().unwrap();
     assert!(!conn.in_transaction());
     drop(conn);
-    assert_eq!(
-        capture.take(),
-        ["BEGIN", "INSERT INTO t VALUES (?)", "COMMIT"]
-    );
+    // No BEGIN either: the connection runs with autocommit off, so the
+    // transaction's first statement opened it.
+    assert_eq!(capture.take(), ["INSERT INTO t VALUES (?)", "COMMIT"]);
 
-    // A read-only checkout is returned without a reset either.
+    // A begun transaction that sent nothing ends with no round trip.
+    let mut conn = engine.connect().unwrap();
+    conn.begin().unwrap();
+    conn.commit().unwrap();
+    conn.begin().unwrap();
+    conn.rollback().unwrap();
+    drop(conn);
+    assert!(capture.take().is_empty());
+
+    // A read-only checkout opened a transaction (autocommit off): one
+    // ROLLBACK on return releases its snapshot.
     let mut conn = engine.connect().unwrap();
     conn.query_rows("SELECT id FROM t", &[]).unwrap();
     drop(conn);
-    assert_eq!(capture.take(), ["SELECT id FROM t"]);
+    assert_eq!(capture.take(), ["SELECT id FROM t", "ROLLBACK"]);
 
     // Arbitrary SQL outside a known transaction: the state is unknown, so reset.
     let mut conn = engine.connect().unwrap();
@@ -319,20 +328,83 @@ fn no_reset_round_trip_after_commit() {
     assert_eq!(
         capture.take(),
         [
-            "BEGIN",
             "SAVEPOINT `sp1`",
             "ROLLBACK TO SAVEPOINT `sp1`",
             "RELEASE SAVEPOINT `sp1`",
             "ROLLBACK"
         ]
     );
-    assert_eq!(engine.stats().statements - before, 5);
+    assert_eq!(engine.stats().statements - before, 4);
 
     // Captures are independent; a dropped one costs nothing.
     let second = engine.capture_statements();
     drop(capture);
     engine.connect().unwrap().execute_text("DO 1").unwrap();
     assert_eq!(second.take(), ["DO 1", "ROLLBACK"]);
+}
+
+#[test]
+fn plain_connections_commit_as_you_go() {
+    let db = TestDb::new("pool_commit_as_you_go");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY)");
+    let engine = engine(&db, "pool_size=1");
+    // A write without commit() is rolled back when the connection returns.
+    let mut conn = engine.connect().unwrap();
+    conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(1)])
+        .unwrap();
+    drop(conn);
+    assert_eq!(db.rows("SELECT COUNT(*) FROM t"), [["0"]]);
+    // commit() keeps it.
+    let mut conn = engine.connect().unwrap();
+    conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(2)])
+        .unwrap();
+    conn.commit().unwrap();
+    drop(conn);
+    assert_eq!(db.rows("SELECT id FROM t"), [["2"]]);
+}
+
+#[test]
+fn autocommit_reads_send_begin_before_the_first_write_only() {
+    let db = TestDb::new("pool_autocommit_reads");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY)");
+    let engine = engine(&db, "pool_size=1&autocommit_reads=on");
+    let capture = engine.capture_statements();
+    // Reads outside a transaction need no reset.
+    let mut conn = engine.connect().unwrap();
+    conn.query_rows("SELECT id FROM t", &[]).unwrap();
+    drop(conn);
+    assert_eq!(capture.take(), ["SELECT id FROM t"]);
+    // Inside one, reads run on their own until the first write.
+    let mut conn = engine.connect().unwrap();
+    conn.begin().unwrap();
+    conn.query_rows("SELECT id FROM t", &[]).unwrap();
+    conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(1)])
+        .unwrap();
+    conn.commit().unwrap();
+    drop(conn);
+    assert_eq!(
+        capture.take(),
+        [
+            "SELECT id FROM t",
+            "BEGIN",
+            "INSERT INTO t VALUES (?)",
+            "COMMIT"
+        ]
+    );
+    assert_eq!(db.rows("SELECT id FROM t"), [["1"]]);
+    // A transaction that only read ends with nothing sent.
+    let mut conn = engine.connect().unwrap();
+    conn.begin().unwrap();
+    conn.query_rows("SELECT id FROM t", &[]).unwrap();
+    conn.rollback().unwrap();
+    drop(conn);
+    assert_eq!(capture.take(), ["SELECT id FROM t"]);
+    // A write outside begin() autocommits, as the option says.
+    let mut conn = engine.connect().unwrap();
+    conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(2)])
+        .unwrap();
+    drop(conn);
+    assert_eq!(db.rows("SELECT COUNT(*) FROM t"), [["2"]]);
 }
 
 #[test]

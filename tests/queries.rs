@@ -50,7 +50,7 @@ fn row_locks_nowait_and_skip_locked() {
         .with_for_update()
         .one()
         .unwrap();
-    assert!(capture.take()[1].ends_with("FOR UPDATE"));
+    assert!(capture.take()[0].ends_with("FOR UPDATE"));
     let b = factory.session();
     let err = b
         .query::<Job>()

@@ -88,6 +88,8 @@ fn killed_idle_connection_without_pre_ping_fails_an_autocommit_write_once() {
     assert_ne!(server_id(&mut conn).unwrap(), old);
     conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(1)])
         .unwrap();
+    // Autocommit is off: a plain connection commits as it goes.
+    conn.commit().unwrap();
     drop(conn);
     assert_eq!(db.rows("SELECT COUNT(*) FROM t"), [["1"]]);
 }
@@ -142,18 +144,53 @@ fn sessions_and_plain_reads_survive_killed_idle_connections_without_pre_ping() {
 }
 
 #[test]
-fn begin_on_a_dead_connection_is_retried_once() {
+fn the_first_statement_of_a_transaction_on_a_dead_connection_is_retried_once() {
     let db = TestDb::new("rc_begin");
     db.exec("CREATE TABLE t (id INT PRIMARY KEY)");
-    let engine = engine(&db, "pool_size=1");
-    kill_idle(&db, &engine);
-    let mut conn = engine.connect().unwrap();
-    conn.begin()
-        .expect("BEGIN is retried on a fresh connection");
-    conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(1)])
-        .unwrap();
-    conn.commit().unwrap();
-    assert_eq!(db.rows("SELECT COUNT(*) FROM t"), [["1"]]);
+    // Autocommit off (the default): begin() sends nothing, the INSERT opens
+    // the transaction; with autocommit_reads=on, BEGIN goes out before it.
+    for (k, options) in ["pool_size=1", "pool_size=1&autocommit_reads=on"]
+        .into_iter()
+        .enumerate()
+    {
+        let engine = engine(&db, options);
+        let capture = engine.capture_statements();
+        kill_idle(&db, &engine);
+        capture.take();
+        let mut conn = engine.connect().unwrap();
+        conn.begin().expect("begin() sends nothing that could fail");
+        conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(k as i64)])
+            .expect("the transaction's first statement is resent on a fresh connection");
+        assert_eq!(engine.stats().statement_retries, 1, "{options}");
+        // A statement after the first is never resent.
+        let id = server_id(&mut conn).unwrap();
+        conn.commit().unwrap();
+        drop(conn);
+        assert_eq!(
+            db.rows(&format!("SELECT COUNT(*) FROM t WHERE id = {k}")),
+            [["1"]],
+            "{options}"
+        );
+        let sent = capture.take();
+        let count = |verb: &str| sent.iter().filter(|s| s.starts_with(verb)).count();
+        if k == 0 {
+            assert_eq!(count("INSERT"), 2, "{options}: sent, resent: {sent:?}");
+            assert_eq!(count("BEGIN"), 0, "{options}: {sent:?}");
+        } else {
+            // BEGIN met the dead connection: it is resent, then the INSERT.
+            assert_eq!(count("BEGIN"), 2, "{options}: {sent:?}");
+            assert_eq!(count("INSERT"), 1, "{options}: {sent:?}");
+        }
+        db.kill(id);
+        let mut conn = engine.connect().unwrap();
+        conn.begin().unwrap();
+        conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(10 + k as i64)])
+            .expect("retried");
+        conn.execute("INSERT INTO t VALUES (?)", &[Value::Int(20 + k as i64)])
+            .unwrap();
+        assert_eq!(engine.stats().statement_retries, 2, "{options}");
+        conn.rollback().unwrap();
+    }
 }
 
 #[test]

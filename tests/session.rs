@@ -496,8 +496,8 @@ fn updates_and_deletes_are_batched(b: Backend) {
     let sent = capture.take();
     assert_eq!(
         sent.len(),
-        1,
-        "3,000 same-column updates in one statement: {}",
+        3,
+        "3,000 same-column updates in three 1,000-row statements: {}",
         sent.len()
     );
     let batched = match b {

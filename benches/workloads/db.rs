@@ -215,6 +215,27 @@ impl BenchDb {
         }
     }
 
+    /// W8's seed: users `1..=users`, each with the 10 posts of W5 (post
+    /// `10 * (u - 1) + j + 1` is post `j` of user `u`).
+    pub fn seed_graph(&mut self, users: usize) {
+        self.seed_users(users);
+        let posts = users * 10;
+        for start in (1..=posts).step_by(2000) {
+            let end = (start + 1999).min(posts);
+            let mut sql =
+                String::from("INSERT INTO `posts` (`id`, `user_id`, `title`, `body`) VALUES ");
+            for id in start..=end {
+                if id > start {
+                    sql.push(',');
+                }
+                let (u, j) = ((id as i64 - 1) / 10 + 1, (id as i64 - 1) % 10);
+                let (title, body) = crate::models::graph_post(u, j);
+                sql.push_str(&format!("({id},{u},'{title}','{body}')"));
+            }
+            self.exec(&sql);
+        }
+    }
+
     /// Rows of `SELECT id, name FROM users ORDER BY id`.
     pub fn user_names(&mut self) -> Vec<(i64, String)> {
         if let Admin::Sqlite(c) = &self.admin {

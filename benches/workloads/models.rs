@@ -3,7 +3,8 @@
 
 use orm::prelude::*;
 
-/// `users`: the ORM model.
+/// `users`: the ORM model. Deleting a user deletes its posts (the ORM's
+/// `delete` cascade, W7); adding posts to `posts` adds them (W5).
 #[derive(Debug, Clone, PartialEq, Model)]
 #[orm(table = "users")]
 pub struct User {
@@ -15,6 +16,8 @@ pub struct User {
     pub email: Option<String>,
     pub age: i32,
     pub score: f64,
+    #[orm(one_to_many, key = "user_id", back_populates = "user", cascade = "all")]
+    pub posts: ToMany<Post>,
 }
 
 /// `posts`: the ORM model.
@@ -29,6 +32,8 @@ pub struct Post {
     pub title: String,
     #[orm(sql_type = "TEXT")]
     pub body: String,
+    #[orm(many_to_one, back_populates = "posts")]
+    pub user: ToOne<User>,
 }
 
 /// The raw side's user struct (same fields; the id is known once inserted).
@@ -59,6 +64,84 @@ pub fn seed_user(i: i64) -> User {
         email: (i % 10 != 0).then(|| format!("user{i}@example.com")),
         age: 18 + (i % 60) as i32,
         score: i as f64 * 0.5,
+        posts: ToMany::default(),
+    }
+}
+
+/// An order-independent digest of loaded users (and posts): both sides fold
+/// what they loaded into it inside the timed region, so that the objects can
+/// be released there too and the result is still checked afterwards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Digest {
+    pub count: usize,
+    pub sum: u64,
+}
+
+impl Digest {
+    fn fold(&mut self, parts: &[&[u8]]) {
+        // FNV-1a over the parts, with a separator between them.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for part in parts {
+            for b in part.iter().chain(&[0xff]) {
+                h ^= u64::from(*b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        self.count += 1;
+        self.sum = self.sum.wrapping_add(h);
+    }
+
+    /// Adds one user row.
+    pub fn user(&mut self, id: i64, name: &str, email: Option<&str>, age: i32, score: f64) {
+        let email = email.map_or(&b"\\N"[..], str::as_bytes);
+        self.fold(&[
+            &id.to_le_bytes(),
+            name.as_bytes(),
+            email,
+            &age.to_le_bytes(),
+            &score.to_bits().to_le_bytes(),
+        ]);
+    }
+
+    /// Adds one post row.
+    pub fn post(&mut self, id: i64, user_id: i64, title: &str, body: &str) {
+        self.fold(&[
+            &id.to_le_bytes(),
+            &user_id.to_le_bytes(),
+            title.as_bytes(),
+            body.as_bytes(),
+        ]);
+    }
+
+    /// The digest of the seeded users `1..=n` (ids `1..=n`).
+    pub fn seeded_users(n: usize) -> Digest {
+        let mut d = Digest::default();
+        for i in 1..=n as i64 {
+            let u = seed_user(i);
+            d.user(i, &u.name, u.email.as_deref(), u.age, u.score);
+        }
+        d
+    }
+
+    /// The digest of the seeded graph: users `1..=users` and their posts
+    /// (see `BenchDb::seed_graph`: post `10 * (u - 1) + j + 1` is post `j` of user `u`).
+    pub fn seeded_graph(users: usize) -> Digest {
+        let mut d = Digest::seeded_users(users);
+        for u in 1..=users as i64 {
+            for j in 0..10 {
+                let (title, body) = graph_post(u, j);
+                d.post(10 * (u - 1) + j + 1, u, &title, &body);
+            }
+        }
+        d
+    }
+
+    /// Combines two digests.
+    pub fn and(self, other: Digest) -> Digest {
+        Digest {
+            count: self.count + other.count,
+            sum: self.sum.wrapping_add(other.sum),
+        }
     }
 }
 

@@ -1,16 +1,38 @@
-//! The ORM side: the same workloads through the Session.
+//! The ORM side: the same workloads through the Session. Every function is
+//! the whole unit of work as a user pays for it: the session's end (commit,
+//! close or drop) and the release of the objects happen inside it; what the
+//! caller verifies afterwards is returned as plain data.
 
 use orm::prelude::*;
 use orm::session::SessionFactory;
 
-use crate::models::{graph_post, seed_user, Post, User};
+use crate::models::{graph_post, seed_user, Digest, Post, User};
 
 fn ok<T>(r: orm::Result<T>) -> T {
     r.unwrap_or_else(|e| panic!("ORM workload failed: {e}"))
 }
 
-/// W1: N users added and committed in one transaction.
-pub fn w1_insert(f: &SessionFactory, n: usize) -> Vec<Obj<User>> {
+fn key_i64<M: Model>(o: &Obj<M>) -> i64 {
+    let key = o.identity().expect("object has a key");
+    match key.values().first() {
+        Some(Value::Int(i)) => *i,
+        Some(Value::UInt(u)) => *u as i64,
+        other => panic!("unexpected key value {other:?}"),
+    }
+}
+
+fn digest_user(d: &mut Digest, u: &User) {
+    d.user(
+        u.id.expect("loaded user has an id"),
+        &u.name,
+        u.email.as_deref(),
+        u.age,
+        u.score,
+    );
+}
+
+/// W1: N users added and committed in one transaction; returns their ids.
+pub fn w1_insert(f: &SessionFactory, n: usize) -> Vec<i64> {
     let s = f.session();
     let mut objs = Vec::with_capacity(n);
     for i in 1..=n as i64 {
@@ -18,22 +40,42 @@ pub fn w1_insert(f: &SessionFactory, n: usize) -> Vec<Obj<User>> {
     }
     ok(s.commit());
     s.close();
-    objs
+    objs.iter().map(key_i64).collect()
 }
 
-/// W2: all users as objects. The session stays open (closing it rolls
-/// back, which expires every object) until the caller has checked them.
-pub fn w2_load(f: &SessionFactory) -> (Session, Vec<Obj<User>>) {
+/// W2: all users as objects, read, then the session closed and the objects released.
+pub fn w2_load(f: &SessionFactory) -> Digest {
     let s = f.session();
     let users = ok(s.query::<User>().all());
-    (s, users)
+    let mut d = Digest::default();
+    for u in &users {
+        let user = ok(u.read());
+        digest_user(&mut d, &user);
+    }
+    s.close();
+    drop(users);
+    d
 }
 
-/// W3: lookups by key; the caller runs it cold, then warm, on one session.
+/// W3: lookups by key on `s` (run cold, then warm, on one session).
 pub fn w3_get(s: &Session, ids: &[i64]) -> Vec<Obj<User>> {
     ids.iter()
         .map(|&id| ok(s.get::<User>(id)).expect("user exists"))
         .collect()
+}
+
+/// W3 cold as a whole: a new session, the lookups, the session's end.
+pub fn w3_cold(f: &SessionFactory, ids: &[i64]) -> Digest {
+    let s = f.session();
+    let users = w3_get(&s, ids);
+    let mut d = Digest::default();
+    for u in &users {
+        let user = ok(u.read());
+        digest_user(&mut d, &user);
+    }
+    s.close();
+    drop(users);
+    d
 }
 
 /// W4: load all users, change each score, commit.
@@ -48,29 +90,35 @@ pub fn w4_update(f: &SessionFactory) -> usize {
     users.len()
 }
 
-/// W5: users with 10 posts each: add users, flush, add posts, commit.
-pub fn w5_graph(f: &SessionFactory, users: usize) -> (Vec<Obj<User>>, Vec<Obj<Post>>) {
+/// W5: users with 10 posts each, as relationship code is written: each
+/// post pushed onto its user's `posts` (the save-update cascade adds it,
+/// the flush fills in `user_id`), one commit. Returns the ids.
+pub fn w5_graph(f: &SessionFactory, users: usize) -> (Vec<i64>, Vec<i64>) {
     let s = f.session();
-    let us: Vec<Obj<User>> = (1..=users as i64)
-        .map(|i| ok(s.add(seed_user(i))))
-        .collect();
-    ok(s.flush());
+    let mut us = Vec::with_capacity(users);
     let mut posts = Vec::with_capacity(users * 10);
-    for (k, u) in us.iter().enumerate() {
-        let user_id = ok(u.read()).id.expect("flushed user has an id");
+    for i in 1..=users as i64 {
+        let u = ok(s.add(seed_user(i)));
         for j in 0..10 {
-            let (title, body) = graph_post(k as i64 + 1, j);
-            posts.push(ok(s.add(Post {
+            let (title, body) = graph_post(i, j);
+            let p = Obj::new(Post {
                 id: None,
-                user_id,
+                user_id: 0,
                 title,
                 body,
-            })));
+                user: ToOne::default(),
+            });
+            ok(u.push(User::POSTS, &p));
+            posts.push(p);
         }
+        us.push(u);
     }
     ok(s.commit());
     s.close();
-    (us, posts)
+    (
+        us.iter().map(key_i64).collect(),
+        posts.iter().map(key_i64).collect(),
+    )
 }
 
 /// W6: one session and transaction per id.
@@ -83,15 +131,38 @@ pub fn w6_short(f: &SessionFactory, ids: &[i64]) {
     }
 }
 
-/// W7: bulk-delete posts, then load every user and delete each object.
+/// W7: load every user with its posts and delete the users; the `delete`
+/// cascade deletes the posts (children first). Returns (posts, users).
 pub fn w7_delete(f: &SessionFactory) -> (u64, usize) {
     let s = f.session();
-    let posts = ok(s.query::<Post>().delete());
-    let users = ok(s.query::<User>().all());
+    let users = ok(s.query::<User>().load(User::POSTS).all());
+    let mut posts = 0;
     for u in &users {
+        posts += ok(u.many(User::POSTS)).len() as u64;
         ok(s.delete(u));
     }
     ok(s.commit());
     s.close();
     (posts, users.len())
+}
+
+/// W8: 1,000 users and their posts, eagerly (`selectin`: 2 statements),
+/// read, then released.
+pub fn w8_eager(f: &SessionFactory) -> Digest {
+    let s = f.session();
+    let users = ok(s.query::<User>().load(User::POSTS).all());
+    let mut d = Digest::default();
+    for u in &users {
+        {
+            let user = ok(u.read());
+            digest_user(&mut d, &user);
+        }
+        for p in ok(u.many(User::POSTS)) {
+            let p = ok(p.read());
+            d.post(p.id.expect("post id"), p.user_id, &p.title, &p.body);
+        }
+    }
+    s.close();
+    drop(users);
+    d
 }

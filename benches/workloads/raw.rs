@@ -153,8 +153,38 @@ fn new_user(i: i64) -> RawUser {
     }
 }
 
+/// W1 with the driver's bulk execute (`exec_batch`: MariaDB's
+/// COM_STMT_BULK_EXECUTE, all rows of one single-row INSERT in one round
+/// trip); the ids are taken as consecutive from the first one, which the
+/// caller's verification checks row by row.
+fn w1_insert_bulk(raw: &mut Raw, n: usize) -> Vec<RawUser> {
+    let mut users: Vec<RawUser> = (1..=n as i64).map(new_user).collect();
+    let mut tx = raw
+        .conn
+        .start_transaction(TxOpts::default())
+        .expect("begin");
+    tx.exec_batch(
+        "INSERT INTO `users` (`name`, `email`, `age`, `score`) VALUES (?, ?, ?, ?)",
+        users.iter().map(|u| {
+            let mut p = Vec::with_capacity(4);
+            user_params(u, &mut p);
+            p
+        }),
+    )
+    .expect("raw bulk INSERT");
+    let first = tx.last_insert_id().expect("LAST_INSERT_ID") as i64;
+    tx.commit().expect("commit");
+    for (k, u) in users.iter_mut().enumerate() {
+        u.id = first + k as i64;
+    }
+    users
+}
+
 /// W1: N users inserted in one transaction; every struct gets its id.
 pub fn w1_insert(raw: &mut Raw, n: usize) -> Vec<RawUser> {
+    if std::env::var("BENCH_RAW_INSERT").is_ok_and(|v| v == "bulk") {
+        return w1_insert_bulk(raw, n);
+    }
     let mut users: Vec<RawUser> = (1..=n as i64).map(new_user).collect();
     let per_stmt = raw.rows_per_statement(4);
     let consecutive = raw.consecutive;
@@ -351,4 +381,46 @@ pub fn w7_delete(raw: &mut Raw) -> (u64, usize) {
     }
     tx.commit().expect("commit");
     (posts, users.len())
+}
+
+const SELECT_POSTS_OF: &str =
+    "SELECT `id`, `user_id`, `title`, `body` FROM `posts` WHERE `user_id` IN ";
+
+/// W8: all users and their posts: the same two queries as the ORM's
+/// `selectin` load (the users, then their posts by `user_id IN (...)`),
+/// the posts grouped under their users.
+pub fn w8_eager(raw: &mut Raw) -> Vec<(RawUser, Vec<RawPost>)> {
+    let users: Vec<RawUser> = raw
+        .conn
+        .exec_map(SELECT_USERS, (), user_from_row)
+        .expect("raw SELECT users");
+    let mut index = HashMap::with_capacity(users.len());
+    let mut out: Vec<(RawUser, Vec<RawPost>)> = Vec::with_capacity(users.len());
+    let mut ids = Vec::with_capacity(users.len());
+    for u in users {
+        index.insert(u.id, out.len());
+        ids.push(MyValue::Int(u.id));
+        out.push((u, Vec::new()));
+    }
+    for chunk in ids.chunks(MAX_PLACEHOLDERS) {
+        let sql = values_sql(SELECT_POSTS_OF, 1, chunk.len(), "");
+        raw.conn
+            .exec_fold(
+                &sql,
+                chunk.to_vec(),
+                (),
+                |(), (id, user_id, title, body): (i64, i64, String, String)| {
+                    if let Some(&k) = index.get(&user_id) {
+                        out[k].1.push(RawPost {
+                            id,
+                            user_id,
+                            title,
+                            body,
+                        });
+                    }
+                },
+            )
+            .expect("raw SELECT posts");
+    }
+    out
 }

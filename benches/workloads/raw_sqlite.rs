@@ -203,3 +203,41 @@ pub fn w7_delete(raw: &mut Raw) -> (u64, usize) {
     raw.conn.execute_batch("COMMIT").expect("commit");
     (posts, users.len())
 }
+
+/// W8: all users and their posts: the users, then their posts by
+/// `user_id IN (...)`, grouped under their users.
+pub fn w8_eager(raw: &mut Raw) -> Vec<(RawUser, Vec<RawPost>)> {
+    let users = load_users(&raw.conn);
+    let mut index = HashMap::with_capacity(users.len());
+    let mut out: Vec<(RawUser, Vec<RawPost>)> = Vec::with_capacity(users.len());
+    for u in users {
+        index.insert(u.id, out.len());
+        out.push((u, Vec::new()));
+    }
+    let ids: Vec<i64> = out.iter().map(|(u, _)| u.id).collect();
+    for chunk in ids.chunks(10_000) {
+        let mut sql = String::from(
+            "SELECT \"id\", \"user_id\", \"title\", \"body\" FROM \"posts\" WHERE \"user_id\" IN (",
+        );
+        for i in 0..chunk.len() {
+            sql.push_str(if i == 0 { "?" } else { ", ?" });
+        }
+        sql.push(')');
+        let mut stmt = raw.conn.prepare_cached(&sql).expect("prepare");
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(chunk.iter()))
+            .expect("raw SELECT posts");
+        while let Some(r) = rows.next().expect("post row") {
+            let post = RawPost {
+                id: r.get(0).expect("id"),
+                user_id: r.get(1).expect("user_id"),
+                title: r.get(2).expect("title"),
+                body: r.get(3).expect("body"),
+            };
+            if let Some(&k) = index.get(&post.user_id) {
+                out[k].1.push(post);
+            }
+        }
+    }
+    out
+}

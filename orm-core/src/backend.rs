@@ -106,6 +106,24 @@ pub struct ExecOutcome {
     pub in_transaction: Option<bool>,
 }
 
+/// How a connection starts a transaction (see [`Connection::begin_mode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BeginMode {
+    /// Send [`Dialect::begin_sql`] (the backend may defer it by itself, as
+    /// SQLite's does until the first write).
+    Statement,
+    /// The connection runs with autocommit off: its first statement opens
+    /// the transaction, so beginning sends nothing, and any statement run
+    /// outside a begun transaction leaves one open (rolled back when the
+    /// connection is returned).
+    Implicit,
+    /// The connection runs with autocommit on and reads run on their own:
+    /// [`Dialect::begin_sql`] is sent right before the transaction's first
+    /// statement that is not a query.
+    AtFirstWrite,
+}
+
 /// An open connection. Dropping it closes it.
 ///
 /// Every method that sends SQL binds parameters; values are never spliced
@@ -149,6 +167,25 @@ pub trait Connection: Send {
     /// What the server is and can do, as of this connection's last
     /// statement.
     fn server_info(&self) -> &ServerInfo;
+
+    /// Asked after `sql` succeeded inside a transaction when its outcome did
+    /// not say whether a transaction is still open: `Some(open)` when the
+    /// backend can find out and `sql` may have ended the transaction (an
+    /// implicit commit), `None` otherwise. MySQL/MariaDB report the state
+    /// only when it differs from the last one they reported, and not after
+    /// queries, so with autocommit off a transaction whose statements so far
+    /// were all queries (`INSERT ... RETURNING`) and that a DDL statement
+    /// commits reports nothing. The default is `None`.
+    fn transaction_still_open(&mut self, sql: &str) -> Option<bool> {
+        let _ = sql;
+        None
+    }
+
+    /// How this connection starts a transaction. The default sends
+    /// [`Dialect::begin_sql`].
+    fn begin_mode(&self) -> BeginMode {
+        BeginMode::Statement
+    }
 
     /// Reads this connection's per-session facts of [`ServerInfo`] again
     /// (the pool calls it after its `on_connect` hook, which may have changed

@@ -155,30 +155,64 @@ impl PartialEq for TableDef {
 
 /// A primary-key value: one [`Value`] per key column, in key order.
 ///
-/// Immutable and cheap to clone (a shared slice): the identity map and each
-/// object's bookkeeping hold the same allocation.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Key(std::sync::Arc<[Value]>);
+/// Immutable and cheap to clone: a one-column key holds its value inline (no
+/// allocation for the common integer key: loading an object costs one
+/// allocation less), a composite key a shared slice.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Key(KeyRepr);
+
+/// One value inline, or several shared. A one-value key is always `One`, so
+/// that the derived equality and hash agree between constructors.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum KeyRepr {
+    One(Value),
+    Many(std::sync::Arc<[Value]>),
+}
 
 impl Key {
     /// A key of these values, in key-column order.
-    pub fn new(values: Vec<Value>) -> Self {
-        Key(values.into())
+    pub fn new(mut values: Vec<Value>) -> Self {
+        if values.len() == 1 {
+            if let Some(one) = values.pop() {
+                return Key(KeyRepr::One(one));
+            }
+        }
+        Key(KeyRepr::Many(values.into()))
     }
 
     /// A key of one column.
     pub fn single(v: impl crate::value::ToValue) -> Self {
-        Key::new(vec![v.to_value()])
+        Key(KeyRepr::One(v.to_value()))
     }
 
-    /// A key from an iterator of values (one allocation).
+    /// A key from an iterator of values (no allocation for one value).
     pub fn from_values(values: impl IntoIterator<Item = Value>) -> Self {
-        Key(values.into_iter().collect())
+        let mut values = values.into_iter();
+        let Some(first) = values.next() else {
+            return Key(KeyRepr::Many(std::sync::Arc::from(Vec::new())));
+        };
+        match values.next() {
+            None => Key(KeyRepr::One(first)),
+            Some(second) => {
+                let mut all = vec![first, second];
+                all.extend(values);
+                Key(KeyRepr::Many(all.into()))
+            }
+        }
     }
 
     /// The values, in key-column order.
     pub fn values(&self) -> &[Value] {
-        &self.0
+        match &self.0 {
+            KeyRepr::One(v) => std::slice::from_ref(v),
+            KeyRepr::Many(vs) => vs,
+        }
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Key").field(&self.values()).finish()
     }
 }
 
@@ -216,7 +250,7 @@ impl IntoKey for Key {
 macro_rules! scalar_key {
     ($($t:ty),*) => {$(
         impl IntoKey for $t {
-            fn into_key(self) -> Key { Key::new(vec![crate::value::ToValue::to_value(&self)]) }
+            fn into_key(self) -> Key { Key::single(self) }
         }
     )*};
 }

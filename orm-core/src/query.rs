@@ -332,8 +332,11 @@ impl<'s, M: Model> Query<'s, M> {
         }
         for path in &self.eager {
             let mut level: Vec<_> = objs.iter().map(|o| o.erased()).collect();
-            for &index in path {
+            for (depth, &index) in path.iter().enumerate() {
                 let mut next = self.session.load_eager(&level, index)?;
+                if depth + 1 == path.len() {
+                    break; // the last level needs no de-duplicated list
+                }
                 let mut seen = std::collections::HashSet::new();
                 next.retain(|o| seen.insert(std::rc::Rc::as_ptr(o) as *const ()));
                 level = next;

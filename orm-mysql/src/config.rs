@@ -63,6 +63,14 @@ pub struct MySqlConfig {
     /// Use `INSERT ... RETURNING` where the server has it (MariaDB 10.5+).
     /// `insert_returning=off` forces the fallback path.
     pub insert_returning: bool,
+    /// Keep the server's autocommit on and send `BEGIN` only before a
+    /// transaction's first write, so that reads outside a write run on their
+    /// own (each sees the latest data) and a session that only read ends
+    /// with no round trip (`autocommit_reads=on`). Off by default: the
+    /// connection runs with `autocommit = 0`, its first statement opens the
+    /// transaction (no `BEGIN` round trip) and the session's reads share
+    /// one snapshot.
+    pub autocommit_reads: bool,
     /// TLS mode (needs the `tls` feature for anything but `Disabled`).
     pub tls: TlsMode,
 }
@@ -80,6 +88,7 @@ impl Default for MySqlConfig {
             write_timeout: Some(Duration::from_secs(60)),
             ping_timeout: Some(Duration::from_secs(5)),
             insert_returning: true,
+            autocommit_reads: false,
             tls: TlsMode::Disabled,
         }
     }
@@ -92,6 +101,7 @@ pub const BACKEND_OPTIONS: &[&str] = &[
     "write_timeout",
     "ping_timeout",
     "insert_returning",
+    "autocommit_reads",
     "ssl_mode",
     "tls",
 ];
@@ -142,6 +152,17 @@ impl MySqlConfig {
                     }
                 }
             }
+            "autocommit_reads" => {
+                self.autocommit_reads = match value.to_ascii_lowercase().as_str() {
+                    "on" | "true" | "1" => true,
+                    "off" | "false" | "0" => false,
+                    _ => {
+                        return Err(Error::Config(format!(
+                            "option `autocommit_reads` has the invalid value `{value}`; expected on or off"
+                        )))
+                    }
+                }
+            }
             "ssl_mode" => {
                 self.tls = match value.to_ascii_lowercase().replace('-', "_").as_str() {
                     "disabled" | "disable" => TlsMode::Disabled,
@@ -181,6 +202,7 @@ impl fmt::Debug for MySqlConfig {
             .field("write_timeout", &self.write_timeout)
             .field("ping_timeout", &self.ping_timeout)
             .field("insert_returning", &self.insert_returning)
+            .field("autocommit_reads", &self.autocommit_reads)
             .field("tls", &self.tls)
             .finish()
     }

@@ -2,7 +2,9 @@
 
 use mysql::prelude::Queryable;
 use mysql::session_state_change::SessionStateChange;
-use orm_core::backend::{AutoIncrement, Connection, ExecOutcome, ServerInfo};
+use orm_core::backend::{
+    AutoIncrement, BeginMode, Connection, ExecOutcome, ServerInfo, ServerKind,
+};
 use orm_core::row::Row;
 use orm_core::value::Value;
 use orm_core::DbError;
@@ -11,7 +13,7 @@ use orm_core::Result;
 use std::time::Duration;
 
 use crate::config::Timeouts;
-use crate::convert::{from_mysql, to_params};
+use crate::convert::{from_mysql_as, to_params, ColumnKind};
 use crate::error::{from_driver_during, Phase};
 
 /// An open MySQL/MariaDB connection.
@@ -23,6 +25,8 @@ pub struct MySqlConnection {
     /// timeout needs it.
     rollback_on_timeout: Option<bool>,
     timeouts: Timeouts,
+    /// Autocommit off (`Implicit`, the default) or on (`autocommit_reads`).
+    begin_mode: BeginMode,
 }
 
 /// ER_LOCK_DEADLOCK: InnoDB rolled the transaction back (Galera's
@@ -36,7 +40,12 @@ impl MySqlConnection {
     /// Wraps a just-opened connection, whose socket read timeout is still
     /// the handshake's (`connect_timeout`); [`Self::finish_connect`] sets
     /// the statements' one.
-    pub(crate) fn new(conn: mysql::Conn, info: ServerInfo, timeouts: Timeouts) -> Self {
+    pub(crate) fn new(
+        conn: mysql::Conn,
+        info: ServerInfo,
+        timeouts: Timeouts,
+        begin_mode: BeginMode,
+    ) -> Self {
         let id = u64::from(conn.connection_id());
         MySqlConnection {
             conn,
@@ -44,6 +53,7 @@ impl MySqlConnection {
             id,
             rollback_on_timeout: None,
             timeouts,
+            begin_mode,
         }
     }
 
@@ -134,6 +144,20 @@ impl MySqlConnection {
 }
 
 impl Connection for MySqlConnection {
+    fn begin_mode(&self) -> BeginMode {
+        self.begin_mode
+    }
+
+    /// On MariaDB, after a statement that may commit implicitly, asks
+    /// `@@in_transaction` (one round trip, only for such statements).
+    fn transaction_still_open(&mut self, sql: &str) -> Option<bool> {
+        if self.info.kind != ServerKind::MariaDb || !may_commit_implicitly(sql) {
+            return None;
+        }
+        let open: Option<i64> = self.conn.query_first("SELECT @@in_transaction").ok()?;
+        open.map(|v| v != 0)
+    }
+
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<ExecOutcome> {
         if let Err(e) = self.conn.exec_drop(sql, to_params(params)) {
             return Err(self.error(e, Phase::Statement));
@@ -162,17 +186,19 @@ impl Connection for MySqlConnection {
         let error = |e| from_driver_during(e, &timeouts, Phase::Statement);
         let mut result = self.conn.exec_iter(sql, to_params(params)).map_err(error)?;
         // The first result set only; dropping `result` drains anything left.
-        // Every row of a set shares its column metadata: take it once, not
-        // per row (the per-row Arc clone and drop were ~10% of loading 10,000
-        // rows in the workloads bench's profile).
-        let mut columns: Option<std::sync::Arc<[mysql::Column]>> = None;
+        // Every row of a set shares its column metadata: read what the
+        // conversion needs (type, sign, charset) once, not per row or value
+        // (the per-row Arc clone and drop were ~10% of loading 10,000 rows in
+        // the workloads bench's profile, the per-value reads ~5%).
+        let mut kinds: Option<Vec<ColumnKind>> = None;
         for row in result.by_ref() {
             let row = row.map_err(error)?;
-            let columns = columns.get_or_insert_with(|| row.columns());
+            let kinds =
+                kinds.get_or_insert_with(|| row.columns_ref().iter().map(ColumnKind::of).collect());
             let raw = row.unwrap_raw();
             let mut values = Vec::with_capacity(raw.len());
-            for (value, column) in raw.into_iter().zip(columns.iter()) {
-                values.push(from_mysql(value.unwrap_or(mysql::Value::NULL), column)?);
+            for (value, kind) in raw.into_iter().zip(kinds.iter()) {
+                values.push(from_mysql_as(value.unwrap_or(mysql::Value::NULL), *kind)?);
             }
             each(Row::new(values))?;
         }
@@ -269,9 +295,53 @@ fn may_change_session_facts(sql: &str) -> bool {
             .any(|w| w.eq_ignore_ascii_case(b"auto_increment_"))
 }
 
+/// Whether `sql` is a statement that may commit the open transaction
+/// implicitly (DDL, locking, administration; MariaDB's list).
+fn may_commit_implicitly(sql: &str) -> bool {
+    const WORDS: [&str; 20] = [
+        "alter",
+        "create",
+        "drop",
+        "rename",
+        "truncate",
+        "lock",
+        "unlock",
+        "grant",
+        "revoke",
+        "analyze",
+        "optimize",
+        "repair",
+        "flush",
+        "install",
+        "uninstall",
+        "load",
+        "begin",
+        "start",
+        "call",
+        "reset",
+    ];
+    let sql = sql.trim_start();
+    let first = sql
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .next()
+        .unwrap_or("");
+    WORDS.iter().any(|w| first.eq_ignore_ascii_case(w))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::may_change_session_facts;
+    use super::{may_change_session_facts, may_commit_implicitly};
+
+    #[test]
+    fn statements_that_may_commit_implicitly() {
+        assert!(may_commit_implicitly("CREATE TABLE t (id INT)"));
+        assert!(may_commit_implicitly("  drop table t"));
+        assert!(may_commit_implicitly("LOCK TABLES t WRITE"));
+        assert!(!may_commit_implicitly("INSERT INTO t VALUES (1)"));
+        assert!(!may_commit_implicitly("SET @x = 1"));
+        assert!(!may_commit_implicitly("created"));
+        assert!(!may_commit_implicitly(""));
+    }
 
     #[test]
     fn statements_that_may_change_the_increment() {

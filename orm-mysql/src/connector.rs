@@ -5,7 +5,9 @@ use std::sync::OnceLock;
 
 use mysql::consts::CapabilityFlags;
 use mysql::prelude::Queryable;
-use orm_core::backend::{AutoIncrement, Connection, Connector, Dialect, ServerInfo, ServerKind};
+use orm_core::backend::{
+    AutoIncrement, BeginMode, Connection, Connector, Dialect, ServerInfo, ServerKind,
+};
 use orm_core::Result;
 
 use crate::config::{MySqlConfig, TlsMode};
@@ -73,8 +75,17 @@ impl MySqlConnector {
             )
             // The server reports in every OK packet that changes it whether
             // a transaction is open, so that a statement that ends the
-            // transaction implicitly (DDL, LOCK TABLES) is noticed.
-            .init(vec!["SET SESSION session_track_transaction_info = 'STATE'"]);
+            // transaction implicitly (DDL, LOCK TABLES) is noticed. With
+            // autocommit off a transaction's first statement opens it: no
+            // BEGIN round trip (both statements are sent once, at connect).
+            .init(if config.autocommit_reads {
+                vec!["SET SESSION session_track_transaction_info = 'STATE'"]
+            } else {
+                vec![
+                    "SET SESSION session_track_transaction_info = 'STATE'",
+                    "SET SESSION autocommit = 0",
+                ]
+            });
         #[cfg(target_os = "linux")]
         {
             builder = builder.tcp_user_timeout_ms(Some(USER_TIMEOUT_MS));
@@ -93,6 +104,15 @@ impl MySqlConnector {
     /// The settings.
     pub fn config(&self) -> &MySqlConfig {
         &self.config
+    }
+
+    /// How its connections begin transactions (`autocommit_reads`).
+    fn begin_mode(&self) -> BeginMode {
+        if self.config.autocommit_reads {
+            BeginMode::AtFirstWrite
+        } else {
+            BeginMode::Implicit
+        }
     }
 
     fn open(&self, opts: mysql::Opts) -> Result<mysql::Conn> {
@@ -201,14 +221,19 @@ impl Connector for MySqlConnector {
         let mut conn = match self.learned.get() {
             Some(learned) => {
                 let conn = self.open(learned.opts.clone())?;
-                MySqlConnection::new(conn, learned.info.clone(), self.config.timeouts())
+                MySqlConnection::new(
+                    conn,
+                    learned.info.clone(),
+                    self.config.timeouts(),
+                    self.begin_mode(),
+                )
             }
             None => {
                 let mut conn = self.open(self.base_opts.clone())?;
                 let learned = self.learn(&mut conn)?;
                 let info = learned.info.clone();
                 let _ = self.learned.set(learned);
-                MySqlConnection::new(conn, info, self.config.timeouts())
+                MySqlConnection::new(conn, info, self.config.timeouts(), self.begin_mode())
             }
         };
         conn.finish_connect()?;

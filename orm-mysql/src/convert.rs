@@ -70,10 +70,29 @@ fn is_integer(t: MyType) -> bool {
     )
 }
 
-/// One value from a result row, interpreted by its column.
-pub(crate) fn from_mysql(v: MyValue, column: &mysql::Column) -> Result<Value> {
-    let ty = column.column_type();
-    let unsigned = column.flags().contains(ColumnFlags::UNSIGNED_FLAG);
+/// What converting a column's values needs to know, read once per result
+/// set instead of once per value.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ColumnKind {
+    ty: MyType,
+    unsigned: bool,
+    binary: bool,
+}
+
+impl ColumnKind {
+    /// The kind of `column`.
+    pub(crate) fn of(column: &mysql::Column) -> ColumnKind {
+        ColumnKind {
+            ty: column.column_type(),
+            unsigned: column.flags().contains(ColumnFlags::UNSIGNED_FLAG),
+            binary: column.character_set() == BINARY_CHARSET,
+        }
+    }
+}
+
+/// One value from a result row, interpreted by its column's kind.
+pub(crate) fn from_mysql_as(v: MyValue, kind: ColumnKind) -> Result<Value> {
+    let ColumnKind { ty, unsigned, .. } = kind;
     Ok(match v {
         MyValue::NULL => Value::Null,
         MyValue::Int(i) if unsigned && i >= 0 => Value::UInt(i as u64),
@@ -110,7 +129,7 @@ pub(crate) fn from_mysql(v: MyValue, column: &mysql::Column) -> Result<Value> {
                 micros: if neg { -total } else { total },
             })
         }
-        MyValue::Bytes(bytes) => from_bytes(bytes, column, ty, unsigned),
+        MyValue::Bytes(bytes) => from_bytes(bytes, kind),
     })
 }
 
@@ -120,7 +139,12 @@ pub(crate) fn from_mysql(v: MyValue, column: &mysql::Column) -> Result<Value> {
 /// not UTF-8, a malformed number) is passed on as it came (`Bytes` or
 /// `Text`), so that the model's field type rejects it with
 /// [`orm_core::Error::Decode`], which names the table and column.
-fn from_bytes(bytes: Vec<u8>, column: &mysql::Column, ty: MyType, unsigned: bool) -> Value {
+fn from_bytes(bytes: Vec<u8>, kind: ColumnKind) -> Value {
+    let ColumnKind {
+        ty,
+        unsigned,
+        binary,
+    } = kind;
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => return Value::Bytes(e.into_bytes()),
@@ -133,7 +157,7 @@ fn from_bytes(bytes: Vec<u8>, column: &mysql::Column, ty: MyType, unsigned: bool
         MyType::MYSQL_TYPE_FLOAT => text.parse().map_or(Value::Text(text), Value::Float),
         MyType::MYSQL_TYPE_DOUBLE => text.parse().map_or(Value::Text(text), Value::Double),
         MyType::MYSQL_TYPE_BIT | MyType::MYSQL_TYPE_GEOMETRY => Value::Bytes(text.into_bytes()),
-        _ if column.character_set() == BINARY_CHARSET => Value::Bytes(text.into_bytes()),
+        _ if binary => Value::Bytes(text.into_bytes()),
         _ => Value::Text(text),
     }
 }

@@ -26,7 +26,7 @@
 //! the handshake each), `read_timeout` (default none: a statement may run
 //! as long as it needs), `write_timeout` (default 60 s), `ping_timeout`
 //! (default 5 s: the pre-ping's read timeout), 0 disables a timeout;
-//! `insert_returning` (auto|off), `ssl_mode`
+//! `insert_returning` (auto|off), `autocommit_reads` (off|on: see below), `ssl_mode`
 //! (disabled|preferred|required|verify_ca|verify_identity; all but
 //! `disabled` and `preferred` need the `tls` feature; `preferred` falls back
 //! to plain TCP when the server has no TLS) / `tls`.
@@ -36,6 +36,13 @@
 //! 30 s idle, then every 10 s, 3 probes), `TCP_USER_TIMEOUT` of 30 s on
 //! Linux (data unacknowledged that long drops the connection), and the
 //! pre-ping's short `ping_timeout`.
+//!
+//! Connections run with `autocommit = 0` (set at connect), so a
+//! transaction begins with its first statement: no `BEGIN` round trip, and
+//! plain connections commit as they go (a write needs `commit()`). With
+//! `autocommit_reads=on` they keep autocommit: reads outside a write run on
+//! their own, `BEGIN` is sent right before a transaction's first write, and
+//! a session that only read ends with no round trip.
 //!
 //! Connections always use TCP (never the Unix socket), TCP keepalive,
 //! `CLIENT_FOUND_ROWS` (UPDATE reports matched rows), and prepared

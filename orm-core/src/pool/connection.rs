@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::backend::{ExecOutcome, ServerInfo};
+use crate::backend::{BeginMode, ExecOutcome, ServerInfo};
 use crate::error::{DbError, Error, Result};
 use crate::pool::instrument;
 use crate::pool::observe::{self, Outcome};
@@ -18,7 +18,8 @@ use crate::value::Value;
 enum TxState {
     /// No transaction is open (fresh checkout, or after COMMIT/ROLLBACK).
     Idle,
-    /// `begin()` was called.
+    /// `begin()` was called (see `PooledConnection::unsent` for whether
+    /// anything of it reached the server).
     Active,
     /// Arbitrary SQL ran outside a known transaction: it may have opened one.
     Unknown,
@@ -46,6 +47,17 @@ enum TxState {
 pub struct PooledConnection {
     slot: Slot,
     tx: TxState,
+    /// With `TxState::Active`: nothing of the transaction reached the server
+    /// yet (it begins implicitly with its first statement, or `BEGIN` waits
+    /// for the first write). A dead connection then loses nothing: it is
+    /// replaced and the statement sent again once, and ending the
+    /// transaction sends nothing.
+    unsent: bool,
+    /// With `TxState::Idle` on an autocommit-off connection: queries ran, so
+    /// a transaction holding only reads is open (rolled back on return).
+    open_reads: bool,
+    /// How the live connection begins transactions.
+    mode: BeginMode,
     /// Why the server ended the transaction (with `TxState::Ended`).
     ended: Option<Error>,
     info: ServerInfo,
@@ -54,8 +66,12 @@ pub struct PooledConnection {
 
 impl PooledConnection {
     pub(crate) fn new(slot: Slot) -> Result<PooledConnection> {
-        let (info, connection_id) = match &slot.rec {
-            Some(rec) => (rec.conn.server_info().clone(), rec.conn.connection_id()),
+        let (info, connection_id, mode) = match &slot.rec {
+            Some(rec) => (
+                rec.conn.server_info().clone(),
+                rec.conn.connection_id(),
+                rec.conn.begin_mode(),
+            ),
             None => {
                 return Err(Error::invalid(
                     "internal error: a checkout produced no connection",
@@ -65,6 +81,9 @@ impl PooledConnection {
         Ok(PooledConnection {
             slot,
             tx: TxState::Idle,
+            unsent: false,
+            open_reads: false,
+            mode,
             ended: None,
             info,
             connection_id,
@@ -78,7 +97,12 @@ impl PooledConnection {
             let rec = self.slot.pool.open_connection()?;
             self.info = rec.conn.server_info().clone();
             self.connection_id = rec.conn.connection_id();
-            self.tx = TxState::Idle;
+            self.mode = rec.conn.begin_mode();
+            // A begun transaction of which nothing was sent lives on.
+            if !self.begun_unsent() {
+                self.tx = TxState::Idle;
+            }
+            self.open_reads = false;
             self.slot.rec = Some(rec);
         }
         match self.slot.rec.as_mut() {
@@ -87,6 +111,11 @@ impl PooledConnection {
                 "internal error: no connection after reconnecting",
             )),
         }
+    }
+
+    /// A transaction was begun and nothing of it reached the server yet.
+    fn begun_unsent(&self) -> bool {
+        self.tx == TxState::Active && self.unsent
     }
 
     /// Refuses statements while the transaction is lost or was ended by the server.
@@ -108,7 +137,7 @@ impl PooledConnection {
     fn run<T: Outcome>(
         &mut self,
         sql: &str,
-        f: impl FnOnce(&mut dyn crate::backend::Connection) -> Result<T>,
+        f: impl FnMut(&mut dyn crate::backend::Connection) -> Result<T>,
     ) -> Result<T> {
         self.run_with_params(sql, &[], f)
     }
@@ -118,7 +147,7 @@ impl PooledConnection {
         &mut self,
         sql: &str,
         params: &[Value],
-        f: impl FnOnce(&mut dyn crate::backend::Connection) -> Result<T>,
+        mut f: impl FnMut(&mut dyn crate::backend::Connection) -> Result<T>,
     ) -> Result<T> {
         let instruments = std::sync::Arc::clone(&self.slot.pool.instruments);
         let rec = self.record()?;
@@ -145,7 +174,14 @@ impl PooledConnection {
     /// After a statement that succeeded: a transaction the server reports
     /// closed was ended by that statement (an implicit commit).
     fn note_outcome(&mut self, sql: &str, outcome: &ExecOutcome) {
-        if self.tx == TxState::Active && outcome.in_transaction == Some(false) {
+        if self.tx != TxState::Active || self.unsent {
+            return;
+        }
+        let open = match (outcome.in_transaction, self.slot.rec.as_mut()) {
+            (None, Some(rec)) => rec.conn.transaction_still_open(sql),
+            (known, _) => known,
+        };
+        if open == Some(false) {
             self.tx = TxState::Ended;
             self.ended = Some(Error::ImplicitCommit {
                 statement: sql.chars().take(200).collect(),
@@ -160,7 +196,11 @@ impl PooledConnection {
         if let Some(rec) = self.slot.rec.take() {
             pool.invalidate_record(rec, Some(&error));
         }
-        if self.tx == TxState::Active {
+        self.open_reads = false;
+        if self.begun_unsent() {
+            // Nothing of the transaction reached the server: nothing is lost.
+            error
+        } else if self.tx == TxState::Active {
             self.tx = TxState::Lost;
             let db = error.db_error().cloned().unwrap_or_else(|| DbError {
                 kind: crate::DbErrorKind::ConnectionLost,
@@ -175,6 +215,69 @@ impl PooledConnection {
         }
     }
 
+    /// Sends a statement through [`run_with_params`](Self::run_with_params),
+    /// first taking care of a begun transaction of which nothing reached
+    /// the server yet: with [`BeginMode::AtFirstWrite`], `BEGIN` goes out
+    /// right before the first statement that is not a query (queries before
+    /// it run on their own); and the transaction's first statement that
+    /// meets a dead connection is sent again once on a fresh connection (the
+    /// server cannot have kept anything of the transaction). Counted in
+    /// [`EngineStats::statement_retries`](crate::engine::EngineStats).
+    fn send<T: Outcome>(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        is_query: bool,
+        delivered: Option<&std::cell::Cell<bool>>,
+        mut f: impl FnMut(&mut dyn crate::backend::Connection) -> Result<T>,
+    ) -> Result<T> {
+        if !self.begun_unsent() {
+            return self.run_with_params(sql, params, f);
+        }
+        match self.send_first(sql, params, is_query, &mut f) {
+            Err(e)
+                if e.is_connection_lost()
+                    && self.begun_unsent()
+                    && !delivered.is_some_and(|d| d.get()) =>
+            {
+                instrument::bump(&self.slot.pool.instruments.statement_retries);
+                match self.send_first(sql, params, is_query, &mut f) {
+                    Ok(v) => Ok(v),
+                    // No fresh connection either: the first failure is the
+                    // one that says what happened.
+                    Err(again) if again.db_kind() == Some(crate::DbErrorKind::Connect) => Err(e),
+                    Err(again) => Err(again),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// One attempt of [`send`](Self::send) while nothing of the transaction
+    /// reached the server.
+    fn send_first<T: Outcome>(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        is_query: bool,
+        f: &mut impl FnMut(&mut dyn crate::backend::Connection) -> Result<T>,
+    ) -> Result<T> {
+        let opens = !(is_query && self.mode == BeginMode::AtFirstWrite);
+        if opens && self.mode == BeginMode::AtFirstWrite {
+            let begin = self.slot.pool.connector.dialect().begin_sql();
+            self.run(begin, |c| c.execute_text(begin))?;
+            self.unsent = false;
+        }
+        let result = self.run_with_params(sql, params, &mut *f);
+        match &result {
+            Err(e) if e.is_connection_lost() => {}
+            // The statement reached the server: it opened the transaction.
+            _ if opens => self.unsent = false,
+            _ => {}
+        }
+        result
+    }
+
     fn mark_user_sql(&mut self) {
         if self.tx == TxState::Idle {
             self.tx = TxState::Unknown;
@@ -187,7 +290,7 @@ impl PooledConnection {
     /// makes the transaction state unknown, so the connection is rolled back
     /// when returned.
     pub fn execute(&mut self, sql: &str, params: &[Value]) -> Result<ExecOutcome> {
-        let out = self.run_with_params(sql, params, |c| c.execute(sql, params))?;
+        let out = self.send(sql, params, false, None, |c| c.execute(sql, params))?;
         self.note_outcome(sql, &out);
         self.mark_user_sql();
         Ok(out)
@@ -197,19 +300,22 @@ impl PooledConnection {
     /// Like [`execute`](Self::execute), it makes the transaction state unknown
     /// outside a known transaction.
     pub fn execute_text(&mut self, sql: &str) -> Result<ExecOutcome> {
-        let out = self.run(sql, |c| c.execute_text(sql))?;
+        let out = self.send(sql, &[], false, None, |c| c.execute_text(sql))?;
         self.note_outcome(sql, &out);
         self.mark_user_sql();
         Ok(out)
     }
 
     /// Runs a query, calling `each` per row as rows arrive (not buffered).
-    /// A query does not change the known transaction state.
+    /// On a connection with autocommit off (MySQL/MariaDB by default) a
+    /// query outside a begun transaction opens one holding only reads,
+    /// rolled back when the connection is returned.
     ///
-    /// Outside a transaction (no `begin()`, no earlier statement on this
-    /// checkout), a query that meets a dead connection before any row
-    /// arrived is sent again once on a fresh connection: the server cannot
-    /// have kept anything of it. Counted in
+    /// Outside a transaction (no `begin()`, no statement other than queries
+    /// on this checkout), or as the first statement of a transaction, a
+    /// query that meets a dead connection before any row arrived is sent
+    /// again once on a fresh connection: the server cannot have kept
+    /// anything of it. Counted in
     /// [`EngineStats::statement_retries`](crate::engine::EngineStats).
     pub fn query(
         &mut self,
@@ -217,12 +323,23 @@ impl PooledConnection {
         params: &[Value],
         each: &mut dyn FnMut(Row) -> Result<()>,
     ) -> Result<()> {
-        let may_retry = self.tx == TxState::Idle;
         let delivered = std::cell::Cell::new(false);
         let mut counting = |row: Row| {
             delivered.set(true);
             each(row)
         };
+        if self.begun_unsent() {
+            return self
+                .send(sql, params, true, Some(&delivered), |c| {
+                    observe::counted_query(c, sql, params, &mut counting)
+                })
+                .map(|_| ());
+        }
+        let may_retry = self.tx == TxState::Idle;
+        if may_retry && self.mode == BeginMode::Implicit {
+            // With autocommit off the query opens a transaction.
+            self.open_reads = true;
+        }
         let first = self.run_with_params(sql, params, |c| {
             observe::counted_query(c, sql, params, &mut counting)
         });
@@ -254,9 +371,18 @@ impl PooledConnection {
         Ok(rows)
     }
 
-    /// Begins a transaction. If the connection turns out to be lost before
-    /// anything of the transaction was sent, it is retried once on a new
-    /// connection.
+    /// Begins a transaction. On MySQL/MariaDB this sends nothing: the
+    /// connection runs with autocommit off and the transaction's first
+    /// statement opens it (with `autocommit_reads=on`, `BEGIN` is sent right
+    /// before its first statement that is not a query). If the connection
+    /// turns out to be lost before anything of the transaction reached the
+    /// server, that statement (or `BEGIN`) is sent again once on a new
+    /// connection. A transaction of which nothing was sent ends with no
+    /// round trip.
+    ///
+    /// After statements outside a transaction on an autocommit-off
+    /// connection (`engine.connect()`'s "commit as you go"), the transaction
+    /// they opened continues.
     pub fn begin(&mut self) -> Result<()> {
         match self.tx {
             TxState::Lost | TxState::Ended => return self.check_open(),
@@ -266,6 +392,22 @@ impl PooledConnection {
                 ))
             }
             TxState::Idle | TxState::Unknown => {}
+        }
+        match self.mode {
+            BeginMode::Implicit => {
+                // Statements already ran with autocommit off: their
+                // transaction is open on the server and this one is it.
+                self.unsent = self.tx == TxState::Idle && !self.open_reads;
+                self.open_reads = false;
+                self.tx = TxState::Active;
+                return Ok(());
+            }
+            BeginMode::AtFirstWrite => {
+                self.unsent = true;
+                self.tx = TxState::Active;
+                return Ok(());
+            }
+            _ => {}
         }
         let sql = self.slot.pool.connector.dialect().begin_sql();
         match self.run(sql, |c| c.execute_text(sql)) {
@@ -277,6 +419,7 @@ impl PooledConnection {
             Err(e) => return Err(e),
         }
         self.tx = TxState::Active;
+        self.unsent = false;
         Ok(())
     }
 
@@ -285,9 +428,14 @@ impl PooledConnection {
     /// the transaction is then invalid: roll back to continue.
     pub fn commit(&mut self) -> Result<()> {
         self.check_open()?;
+        if self.begun_unsent() {
+            self.tx = TxState::Idle;
+            return Ok(());
+        }
         match self.run("COMMIT", |c| c.execute_text("COMMIT")) {
             Ok(_) => {
                 self.tx = TxState::Idle;
+                self.open_reads = false;
                 Ok(())
             }
             Err(e) if e.is_connection_lost() => {
@@ -313,17 +461,23 @@ impl PooledConnection {
                 self.tx = TxState::Idle;
                 Ok(())
             }
-            TxState::Idle => Ok(()),
-            TxState::Active | TxState::Unknown | TxState::Ended => {
+            TxState::Idle if !self.open_reads => Ok(()),
+            TxState::Active if self.unsent => {
+                self.tx = TxState::Idle;
+                Ok(())
+            }
+            TxState::Idle | TxState::Active | TxState::Unknown | TxState::Ended => {
                 self.ended = None;
                 if self.slot.rec.is_none() {
                     self.tx = TxState::Idle;
                     return Ok(());
                 }
                 self.tx = TxState::Active;
+                self.unsent = false;
                 match self.run("ROLLBACK", |c| c.execute_text("ROLLBACK")) {
                     Ok(_) => {
                         self.tx = TxState::Idle;
+                        self.open_reads = false;
                         Ok(())
                     }
                     Err(Error::ConnectionLostInTransaction(_)) => {
@@ -352,7 +506,8 @@ impl PooledConnection {
     /// `SAVEPOINT name` (the name is quoted as an identifier).
     pub fn savepoint(&mut self, name: &str) -> Result<()> {
         let sql = self.savepoint_sql("SAVEPOINT", name);
-        self.run(&sql, |c| c.execute_text(&sql)).map(|_| ())
+        self.send(&sql, &[], false, None, |c| c.execute_text(&sql))
+            .map(|_| ())
     }
 
     /// `RELEASE SAVEPOINT name`.
@@ -409,6 +564,7 @@ impl PooledConnection {
         if let Some(rec) = self.slot.rec.take() {
             self.slot.pool.invalidate_record(rec, None);
         }
+        self.open_reads = false;
         self.tx = match self.tx {
             TxState::Active | TxState::Lost | TxState::Ended => TxState::Lost,
             TxState::Idle | TxState::Unknown => TxState::Idle,
@@ -421,7 +577,12 @@ impl Drop for PooledConnection {
         if self.slot.rec.is_none() {
             return; // The slot's own drop frees it.
         }
-        let needs_reset = matches!(self.tx, TxState::Active | TxState::Unknown | TxState::Ended);
+        let needs_reset = match self.tx {
+            TxState::Active => !self.unsent,
+            TxState::Idle => self.open_reads,
+            TxState::Unknown | TxState::Ended => true,
+            TxState::Lost => false,
+        };
         let reset = match self.slot.pool.options.reset_on_return {
             ResetOnReturn::Rollback if needs_reset => Some("ROLLBACK"),
             ResetOnReturn::Commit if needs_reset => Some("COMMIT"),

@@ -82,7 +82,7 @@ impl ModelEvent {
 /// | `before_insert` / `before_update` / `before_delete` | per object, once the flush knows the object's fate, before any value is read | change the object (`obj.write()`), add or delete others (their own `before_*` hooks run too) |
 /// | `after_insert` / `after_update` / `after_delete` | per object, once the database accepted the whole flush and the objects are marked done | read the objects (keys are there) |
 /// | `after_flush` | after those | read the session |
-/// | `after_begin` | the session's transaction began on a connection (`BEGIN` sent) | run SQL on that connection; the session itself is busy |
+/// | `after_begin` | the session's transaction began on a connection (its first statement opens it on the server: no `BEGIN` round trip on MySQL) | run SQL on that connection; the session itself is busy |
 /// | `after_commit` | after `COMMIT` succeeded and the objects were expired | use the session (a new transaction) |
 /// | `after_rollback` | after `rollback()` of a transaction that had sent SQL (including one a failed flush already rolled back) | use the session |
 /// | `on_load` | a row became a new object, or refreshed an expired one | read or change non-column state |

@@ -740,7 +740,11 @@ impl Session {
         parents: &[Rc<dyn AnyObj>],
         index: usize,
     ) -> Result<Vec<Rc<dyn AnyObj>>> {
-        const BATCH: usize = 500;
+        // Keys per `IN (...)`: 10,000 stays far below every backend's
+        // placeholder limit (MySQL 65,535, SQLite 32,766) and makes 1,000 or
+        // 10,000 parents one statement (SQLAlchemy's 500 costs a round trip
+        // per 500 parents).
+        const BATCH: usize = 10_000;
         let Some(first) = parents.first() else {
             return Ok(Vec::new());
         };
@@ -874,7 +878,13 @@ impl Session {
                     }
                 }
                 for (key, parent) in todo {
-                    let mut members = by_key.get(&key).cloned().unwrap_or_default();
+                    // Moved out, not cloned; a parent listed twice finds
+                    // its collection already set by its first occurrence.
+                    let mut members = match by_key.remove(&key) {
+                        Some(members) => members,
+                        None if loaded_of(&parent, index).is_some() => continue,
+                        None => Vec::new(),
+                    };
                     if rel.kind == RelKind::OneToOne {
                         members.truncate(1);
                     }
