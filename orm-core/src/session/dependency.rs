@@ -34,7 +34,7 @@ fn resolve(
     obj: &Rc<dyn AnyObj>,
     column: usize,
     target: Option<Rc<dyn AnyObj>>,
-    relationship: &str,
+    relationship: &links::RelRef,
 ) -> Result<FkValue> {
     let table = obj.table();
     let Some(target) = target else {

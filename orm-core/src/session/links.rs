@@ -51,8 +51,9 @@ pub(crate) struct M2mChange {
 pub(crate) struct FkSync {
     pub column: usize,
     pub target: Option<Rc<dyn AnyObj>>,
-    /// `Model.field` of the relationship, for messages.
-    pub relationship: String,
+    /// The relationship, for messages: the table that declares it and its
+    /// index there (formatted only when a message needs it).
+    pub relationship: RelRef,
 }
 
 impl Links {
@@ -67,7 +68,7 @@ impl Links {
         }
     }
 
-    fn set_fk(&mut self, column: usize, target: Option<Rc<dyn AnyObj>>, relationship: String) {
+    fn set_fk(&mut self, column: usize, target: Option<Rc<dyn AnyObj>>, relationship: RelRef) {
         self.fks.retain(|f| f.column != column);
         self.fks.push(FkSync {
             column,
@@ -204,6 +205,30 @@ pub(crate) fn reachable(obj: &Rc<dyn AnyObj>, cascade: Cascade) -> Vec<Rc<dyn An
         }
     }
     out
+}
+
+/// A relationship named by its table and index: `Model.field` on demand.
+#[derive(Clone, Copy)]
+pub(crate) struct RelRef {
+    pub table: &'static crate::model::TableDef,
+    pub index: usize,
+}
+
+impl std::fmt::Display for RelRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}.{}",
+            self.table.model, self.table.relationships[self.index].name
+        )
+    }
+}
+
+fn rel_ref(owner: &Rc<dyn AnyObj>, index: usize) -> RelRef {
+    RelRef {
+        table: owner.table(),
+        index,
+    }
 }
 
 fn rel_name(owner: &Rc<dyn AnyObj>, rel: &RelationshipDef) -> String {
@@ -465,7 +490,7 @@ fn attach_child(parent: &Rc<dyn AnyObj>, index: usize, child: &Rc<dyn AnyObj>) -
         remove_from_loaded(&old, index, child);
     }
     with_links(child, |l| {
-        l.set_fk(column, Some(parent.clone()), rel_name(parent, rel))
+        l.set_fk(column, Some(parent.clone()), rel_ref(parent, index))
     });
     touch(child);
     Ok(())
@@ -515,7 +540,7 @@ fn detach_child(parent: &Rc<dyn AnyObj>, index: usize, child: &Rc<dyn AnyObj>) -
             }
         }
     }
-    with_links(child, |l| l.set_fk(column, None, rel_name(parent, rel)));
+    with_links(child, |l| l.set_fk(column, None, rel_ref(parent, index)));
     touch(child);
     Ok(())
 }
@@ -531,7 +556,7 @@ fn set_one(owner: &Rc<dyn AnyObj>, index: usize, target: Option<Rc<dyn AnyObj>>)
             let column = fk_column(owner, rel)?;
             let old = related_cached(owner, index).and_then(|v| v.into_iter().next());
             with_links(owner, |l| {
-                l.set_fk(column, target.clone(), rel_name(owner, rel))
+                l.set_fk(column, target.clone(), rel_ref(owner, index))
             });
             touch(owner);
             if let Some(back) = back_index(rel) {
@@ -597,26 +622,37 @@ fn note_m2m(owner: &Rc<dyn AnyObj>, index: usize, target: &Rc<dyn AnyObj>, add: 
     touch(owner);
 }
 
+/// Whether `obj`'s loaded collection `rel` holds `member`; `None` when not loaded.
+fn loaded_contains(obj: &Rc<dyn AnyObj>, rel: usize, member: &Rc<dyn AnyObj>) -> Option<bool> {
+    let meta = obj.meta().borrow();
+    let list = meta.links.as_ref()?.loaded(rel)?;
+    Some(list.iter().any(|o| same(o, member)))
+}
+
 fn push(owner: &Rc<dyn AnyObj>, index: usize, child: Rc<dyn AnyObj>) -> Result<()> {
     let rel = &owner.table().relationships[index];
     cascade_add(owner, rel, &child)?;
     cascade_back(owner, rel, &child)?;
-    let mut members = related(owner, index)?;
-    if members.iter().any(|o| same(o, &child)) {
-        return Ok(());
+    // Load the collection if needed; then add in place (no copy of it).
+    match loaded_contains(owner, index, &child) {
+        Some(true) => return Ok(()),
+        Some(false) => {}
+        None => {
+            if related(owner, index)?.iter().any(|o| same(o, &child)) {
+                return Ok(());
+            }
+        }
     }
     if rel.kind == RelKind::ManyToMany {
         note_m2m(owner, index, &child, true);
         if let Some(back) = back_index(rel) {
             add_to_loaded(&child, back, owner);
         }
-        members.push(child);
-        with_links(owner, |l| l.set_loaded(index, members));
+        add_to_loaded(owner, index, &child);
         return Ok(());
     }
     attach_child(owner, index, &child)?;
-    members.push(child);
-    with_links(owner, |l| l.set_loaded(index, members));
+    add_to_loaded(owner, index, &child);
     Ok(())
 }
 
@@ -945,7 +981,7 @@ impl Session {
                 let column = fk_column(obj, rel)?;
                 for child in children {
                     if child.meta().borrow().state == ObjState::Persistent {
-                        with_links(&child, |l| l.set_fk(column, None, rel_name(obj, rel)));
+                        with_links(&child, |l| l.set_fk(column, None, rel_ref(obj, index)));
                         touch(&child);
                     }
                 }
