@@ -185,8 +185,7 @@ impl<'s, M: Model, J> JoinQuery<'s, M, J> {
         (M, J): Has<O, I>,
         J: Push<T>,
     {
-        let position = position_of(O::table(), M::table(), &self.steps).unwrap_or(0);
-        self.add::<O, T, <J as Push<T>>::Out>(position, rel.index(), false)
+        self.join_from::<O, T>(rel.index(), false)
     }
 
     /// Joins along a relationship of any model of the query (`LEFT OUTER JOIN`).
@@ -198,8 +197,19 @@ impl<'s, M: Model, J> JoinQuery<'s, M, J> {
         (M, J): Has<O, I>,
         J: Push<T>,
     {
+        self.join_from::<O, T>(rel.index(), true)
+    }
+
+    fn join_from<O: Model, T: Model>(
+        self,
+        index: usize,
+        outer: bool,
+    ) -> JoinQuery<'s, M, <J as Push<T>>::Out>
+    where
+        J: Push<T>,
+    {
         let position = position_of(O::table(), M::table(), &self.steps).unwrap_or(0);
-        self.add::<O, T, <J as Push<T>>::Out>(position, rel.index(), true)
+        self.add::<O, T, <J as Push<T>>::Out>(position, index, outer)
     }
 
     /// Adds a filter on a column of any model of the query.

@@ -251,45 +251,21 @@ pub(crate) fn map_joined<T: Model>(
 
 /// Runs a SELECT whose rows are `M`'s columns followed by the columns of
 /// each joined model (`joins`: its column count and mapper), mapping every
-/// part through the identity map. Returns the `M` objects in row order.
+/// part through the identity map. Returns the `M` objects in row order,
+/// each once.
 pub(crate) fn load_rows_joined<M: Model>(
     session: &Session,
     sql: &str,
     params: &[Value],
     joins: &[(usize, JoinedMapper)],
 ) -> Result<Vec<Obj<M>>> {
-    let mut st = session.state()?;
-    let weak = Rc::downgrade(&session.inner);
-    let session_id = session.inner.id;
-    let width = M::table().columns.len();
-    session.connection(&mut st)?;
-    let State { map, tx, .. } = &mut *st;
-    let conn = tx
-        .conn
-        .as_mut()
-        .ok_or_else(|| Error::invalid("the session lost its connection"))?;
-    let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let mut each = |row: Row| -> Result<()> {
-        let mut values = row.into_values();
-        let mut rest = values.split_off(width.min(values.len()));
-        if let Some(obj) = map_joined::<M>(map, &weak, session_id, values)? {
-            if seen.insert(Rc::as_ptr(&obj) as *const ()) {
-                if let Some(typed) = downcast::<M>(obj) {
-                    out.push(typed);
-                }
-            }
-        }
-        for (columns, mapper) in joins {
-            let tail = rest.split_off((*columns).min(rest.len()));
-            mapper(map, &weak, session_id, std::mem::replace(&mut rest, tail))?;
-        }
-        Ok(())
-    };
-    match conn.query(sql, params, &mut each) {
-        Ok(()) => Ok(out),
-        Err(e) => Err(session.note_error(&mut st, e)),
-    }
+    Ok(load_rows_joined_each::<M>(session, sql, params, joins)?
+        .into_iter()
+        .filter_map(|row| row.into_iter().next().flatten())
+        .filter(|obj| seen.insert(Rc::as_ptr(obj) as *const ()))
+        .filter_map(downcast::<M>)
+        .collect())
 }
 
 /// The objects of one joined row: the query's model first, then each join
