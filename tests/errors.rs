@@ -209,3 +209,67 @@ fn ssl_mode_preferred_connects_in_plain_text_to_a_server_without_tls() {
     let err = orm::create_engine(&db.url_with("ssl_mode=bogus")).unwrap_err();
     assert!(err.to_string().contains("preferred"), "{err}");
 }
+
+#[derive(Debug, Clone, PartialEq, Model)]
+#[orm(table = "short_texts")]
+struct ShortText {
+    #[orm(primary_key)]
+    id: i64,
+    #[orm(sql_type = "VARCHAR(4)")]
+    text: String,
+}
+
+#[test]
+fn a_value_the_server_would_change_is_refused_not_stored() {
+    let db = TestDb::new("err_truncate");
+    let engine = orm::create_engine(&db.url).unwrap();
+    orm::schema::create_all(&engine, &[ShortText::table()]).unwrap();
+    let s = SessionFactory::new(engine.clone()).session();
+    // Trailing blanks past the column's length are cut with a note even in
+    // strict mode: a silent change the ORM refuses.
+    s.add(ShortText {
+        id: 1,
+        text: "abcd  ".into(),
+    })
+    .unwrap();
+    let err = s.commit().unwrap_err();
+    assert!(err.is_integrity(), "{err:?}");
+    assert_eq!(err.code(), Some(1265), "{err:?}");
+    assert!(err.to_string().contains("silently"), "{err}");
+    s.rollback().unwrap();
+    assert_eq!(db.rows("SELECT COUNT(*) FROM short_texts"), [["0"]]);
+    s.add(ShortText {
+        id: 2,
+        text: "abcd".into(),
+    })
+    .unwrap();
+    s.commit().unwrap();
+    assert_eq!(db.rows("SELECT text FROM short_texts"), [["abcd"]]);
+}
+
+#[test]
+fn a_value_the_server_would_change_is_refused_for_generated_keys_too() {
+    let db = TestDb::new("err_truncate_ret");
+    let engine = orm::create_engine(&db.url).unwrap();
+    orm::schema::create_all(&engine, &[ShortTextAuto::table()]).unwrap();
+    let s = SessionFactory::new(engine.clone()).session();
+    // Whether the key comes from LAST_INSERT_ID or RETURNING, the warning is seen.
+    s.add(ShortTextAuto {
+        id: None,
+        text: "wxyz   ".into(),
+    })
+    .unwrap();
+    let err = s.commit().unwrap_err();
+    assert_eq!(err.code(), Some(1265), "{err:?}");
+    s.rollback().unwrap();
+    assert_eq!(db.rows("SELECT COUNT(*) FROM short_auto"), [["0"]]);
+}
+
+#[derive(Debug, Clone, PartialEq, Model)]
+#[orm(table = "short_auto")]
+struct ShortTextAuto {
+    #[orm(primary_key, auto_increment)]
+    id: Option<i64>,
+    #[orm(sql_type = "VARCHAR(4)")]
+    text: String,
+}

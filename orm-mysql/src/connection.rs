@@ -57,6 +57,30 @@ impl MySqlConnection {
         }
     }
 
+    /// After a write the server accepted with warnings: a warning that it
+    /// stored another value than the one sent (truncated text, a trailing
+    /// space cut even in strict mode, an out-of-range number, an invalid
+    /// date) becomes an error, so that no data is changed silently; the
+    /// transaction's rollback discards the row.
+    fn changed_value_warning(&mut self) -> Option<orm_core::Error> {
+        /// 1264 out of range, 1265 data truncated, 1292 incorrect date/time
+        /// value, 1366 incorrect value, 1406 data too long.
+        const CHANGED: [u16; 5] = [1264, 1265, 1292, 1366, 1406];
+        let rows: Vec<(String, u16, String)> = self.conn.query("SHOW WARNINGS").ok()?;
+        let (_, code, message) = rows
+            .into_iter()
+            .find(|(_, code, _)| CHANGED.contains(code))?;
+        Some(orm_core::Error::Database(DbError {
+            kind: orm_core::DbErrorKind::Integrity,
+            code: Some(code),
+            sqlstate: None,
+            message: format!(
+                "the server would store another value than the one written ({message}); the write is \
+                 refused so that no data changes silently. Widen the column or shorten the value"
+            ),
+        }))
+    }
+
     /// An error from the driver while doing `phase`.
     fn error(&self, e: mysql::Error, phase: Phase) -> orm_core::Error {
         from_driver_during(e, &self.timeouts, phase)
@@ -163,6 +187,11 @@ impl Connection for MySqlConnection {
             return Err(self.error(e, Phase::Statement));
         }
         let outcome = self.outcome();
+        if self.conn.warnings() > 0 {
+            if let Some(e) = self.changed_value_warning() {
+                return Err(e);
+            }
+        }
         self.after_statement(sql);
         Ok(outcome)
     }
@@ -201,6 +230,17 @@ impl Connection for MySqlConnection {
                 values.push(from_mysql_as(value.unwrap_or(mysql::Value::NULL), *kind)?);
             }
             each(Row::new(values))?;
+        }
+        drop(result);
+        // An INSERT ... RETURNING writes too: the same check as `execute`.
+        let writes = sql
+            .trim_start()
+            .get(..6)
+            .is_some_and(|w| w.eq_ignore_ascii_case("INSERT"));
+        if writes && self.conn.warnings() > 0 {
+            if let Some(e) = self.changed_value_warning() {
+                return Err(e);
+            }
         }
         Ok(())
     }
