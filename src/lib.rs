@@ -177,7 +177,7 @@ pub use orm_core::value::{ColumnType, ConversionError, FromValue, SqlType, ToVal
 pub use orm_derive::Model;
 
 pub use orm_core::session::{
-    ModelEvent, ModelEvents, NestedTransaction, Obj, ObjState, ScopedSession, Session,
+    ModelEvent, ModelEvents, NestedTransaction, Obj, ObjState, RetryPolicy, ScopedSession, Session,
     SessionConfig, SessionFactory,
 };
 /// The MySQL/MariaDB backend crate (`orm_mysql`), with its engine builder.

@@ -1091,3 +1091,104 @@ fn key_replaced_inside_a_released_savepoint_is_undone_by_rollback() {
     assert!(s.get::<Named>("u1").unwrap().unwrap().ptr_eq(u1));
     assert_eq!(named_rows(&f), ["u1"]);
 }
+
+// ----- issue 13: retrying a unit of work ---------------------------------------
+
+fn db_error(code: u16, kind: orm::DbErrorKind) -> Error {
+    Error::Database(orm::DbError {
+        kind,
+        code: Some(code),
+        sqlstate: None,
+        message: format!("error {code}"),
+    })
+}
+
+#[test]
+fn retrying_reruns_a_deadlock_victim_from_a_fresh_session() {
+    let f = setup("fp_retry");
+    f.seed_items(5);
+    let attempts = std::cell::Cell::new(0);
+    let policy = orm::RetryPolicy {
+        base_delay: Duration::from_millis(1),
+        ..Default::default()
+    };
+    let inserted = f
+        .factory
+        .retrying(&policy, |s| {
+            attempts.set(attempts.get() + 1);
+            s.add(Item {
+                id: 300,
+                qty: attempts.get(),
+                note: "retried".into(),
+            })?;
+            s.flush()?;
+            if attempts.get() == 1 {
+                let (err, other) = deadlock_session(&f, s);
+                other.join().unwrap();
+                return Err(err);
+            }
+            Ok(attempts.get())
+        })
+        .unwrap();
+    assert_eq!(inserted, 2);
+    assert_eq!(f.engine.stats().unit_of_work_retries, 1);
+    // The first attempt's INSERT died with its transaction; the second's is there, once.
+    assert_eq!(
+        f.db.rows("SELECT qty FROM items WHERE id = 300"),
+        vec![vec!["2".to_string()]]
+    );
+}
+
+#[test]
+fn retrying_stops_at_max_attempts_and_never_retries_what_is_unsafe() {
+    let f = setup("fp_retry_policy");
+    let policy = orm::RetryPolicy {
+        max_attempts: 3,
+        base_delay: Duration::from_millis(1),
+        ..Default::default()
+    };
+    let attempts = std::cell::Cell::new(0);
+    let err = f
+        .factory
+        .retrying(&policy, |_| -> orm::Result<()> {
+            attempts.set(attempts.get() + 1);
+            Err(db_error(1213, orm::DbErrorKind::Retryable))
+        })
+        .unwrap_err();
+    assert_eq!(err.code(), Some(1213));
+    assert_eq!(attempts.get(), 3);
+    // A duplicate key is not retried.
+    attempts.set(0);
+    let err = f
+        .factory
+        .retrying(&policy, |_| -> orm::Result<()> {
+            attempts.set(attempts.get() + 1);
+            Err(db_error(1062, orm::DbErrorKind::Integrity))
+        })
+        .unwrap_err();
+    assert!(err.is_integrity());
+    assert_eq!(attempts.get(), 1);
+    // A COMMIT with an unknown outcome only when the work is idempotent.
+    let unknown = Error::CommitOutcomeUnknown(orm::DbError {
+        kind: orm::DbErrorKind::ConnectionLost,
+        code: None,
+        sqlstate: None,
+        message: "lost".into(),
+    });
+    assert!(!policy.should_retry(&unknown));
+    let idempotent = orm::RetryPolicy {
+        idempotent: true,
+        ..policy
+    };
+    assert!(idempotent.should_retry(&unknown));
+    // Galera's "node not ready" and a lost connection before COMMIT are retried.
+    assert!(policy.should_retry(&db_error(1047, orm::DbErrorKind::Other)));
+    assert!(policy.should_retry(&db_error(2013, orm::DbErrorKind::ConnectionLost)));
+    assert!(
+        policy.should_retry(&Error::PendingRollback(std::sync::Arc::new(db_error(
+            1213,
+            orm::DbErrorKind::Retryable
+        ))))
+    );
+    assert_eq!(f.engine.stats().unit_of_work_retries, 2);
+}

@@ -67,6 +67,11 @@ impl Engine {
         &self.pool.options
     }
 
+    /// Counts one unit of work run again (`SessionFactory::retrying`).
+    pub(crate) fn count_retry(&self) {
+        crate::pool::instrument::bump(&self.pool.instruments.unit_of_work_retries);
+    }
+
     /// Counters since the engine was created.
     pub fn stats(&self) -> EngineStats {
         self.pool.instruments.snapshot()

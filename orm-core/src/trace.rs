@@ -119,6 +119,20 @@ pub(crate) fn connected(connection_id: u64) {
     let _ = connection_id;
 }
 
+/// A unit of work failed with an error safe to retry and runs again.
+pub(crate) fn retrying(attempt: u32, delay: Duration, error: &Error) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        target: "orm::session",
+        attempt,
+        delay_ms = delay.as_secs_f64() * 1000.0,
+        error = %error,
+        "retrying the unit of work"
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = (attempt, delay, error);
+}
+
 /// Opening a connection failed (the error is also returned to the caller).
 pub(crate) fn connect_failed(error: &Error) {
     #[cfg(feature = "tracing")]

@@ -30,6 +30,9 @@ pub struct EngineStats {
     /// attempt met a dead connection where the server cannot have kept
     /// anything of the work (a `BEGIN`, a read outside a transaction).
     pub statement_retries: u64,
+    /// Units of work run again by `SessionFactory::retrying` after an
+    /// error safe to retry.
+    pub unit_of_work_retries: u64,
 }
 
 type CaptureBuf = Mutex<Vec<String>>;
@@ -43,6 +46,7 @@ pub(crate) struct Instruments {
     pub checkout_waits: AtomicU64,
     pub pings: AtomicU64,
     pub statement_retries: AtomicU64,
+    pub unit_of_work_retries: AtomicU64,
     /// Live captures: the fast path only reads this counter.
     live_captures: AtomicUsize,
     captures: Mutex<Vec<Weak<CaptureBuf>>>,
@@ -65,6 +69,7 @@ impl Instruments {
             checkout_waits: AtomicU64::new(0),
             pings: AtomicU64::new(0),
             statement_retries: AtomicU64::new(0),
+            unit_of_work_retries: AtomicU64::new(0),
             live_captures: AtomicUsize::new(0),
             captures: Mutex::new(Vec::new()),
             observer,
@@ -108,6 +113,7 @@ impl Instruments {
             checkout_waits: get(&self.checkout_waits),
             pings: get(&self.pings),
             statement_retries: get(&self.statement_retries),
+            unit_of_work_retries: get(&self.unit_of_work_retries),
         }
     }
 
