@@ -268,3 +268,56 @@ fn update_reports_matched_rows_and_errors_are_classified() {
     assert_eq!(engine.stats().connections_invalidated, 0);
     conn.query_rows("SELECT 1", &[]).unwrap();
 }
+
+/// A loopback port nothing listens on (bound, then released).
+fn dead_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn a_host_list_connects_to_the_first_that_answers() {
+    let db = TestDb::new("url_failover");
+    // mysql://user@host:port/db?...: put a dead host before the real one.
+    let (scheme, rest) = db.url.split_once("://").unwrap();
+    let (authority, path) = rest.split_once('/').unwrap();
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (format!("{u}@"), h.to_string()),
+        None => (String::new(), authority.to_string()),
+    };
+    let dead = dead_port();
+    let url = format!("{scheme}://{userinfo}127.0.0.1:{dead},{hostport}/{path}");
+    let engine = orm_mysql::create_engine(&format!("{url}?pool_size=1&connect_timeout=2")).unwrap();
+    let described = engine.describe();
+    assert!(
+        described.contains(&format!("127.0.0.1:{dead},")),
+        "{described}"
+    );
+    let mut conn = engine.connect().expect("the second host answers");
+    let rows = conn.query_rows("SELECT DATABASE()", &[]).unwrap();
+    assert_eq!(rows[0].values()[0], Value::Text(db.name.clone()));
+    drop(conn);
+    // Random order reaches the live host too.
+    let random =
+        orm_mysql::create_engine(&format!("{url}?host_order=random&connect_timeout=2")).unwrap();
+    for _ in 0..4 {
+        random
+            .connect()
+            .expect("some host answers")
+            .query_rows("SELECT 1", &[])
+            .unwrap();
+        random.dispose();
+    }
+    // No host answers: the last connect error, fast.
+    let none = orm_mysql::create_engine(&format!(
+        "{scheme}://{userinfo}127.0.0.1:{dead},127.0.0.1:{}/{path}?connect_timeout=2",
+        dead_port()
+    ))
+    .unwrap();
+    let err = none.connect().unwrap_err();
+    assert_eq!(err.db_kind(), Some(DbErrorKind::Connect), "{err:?}");
+    assert!(orm_mysql::create_engine(&format!("{url}?host_order=sideways")).is_err());
+}

@@ -28,6 +28,16 @@ pub enum TlsMode {
     VerifyIdentity,
 }
 
+/// The order in which an engine with several hosts tries them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostOrder {
+    /// The first that answers, from the first in the URL (a primary with
+    /// standbys).
+    InOrder,
+    /// From a random host each time (spreading connections over peers).
+    Random,
+}
+
 /// The connection settings of a MySQL/MariaDB engine. `Debug` masks the password.
 #[derive(Clone)]
 pub struct MySqlConfig {
@@ -35,6 +45,12 @@ pub struct MySqlConfig {
     pub host: String,
     /// TCP port (default 3306).
     pub port: u16,
+    /// Further servers to try, in order, when `host:port` does not answer
+    /// (`mysql://h1:3306,h2:3306/db`): a failover list.
+    pub fallback_hosts: Vec<(String, u16)>,
+    /// The order in which the hosts are tried for each new connection
+    /// (`host_order=in_order|random`).
+    pub host_order: HostOrder,
     /// User name.
     pub user: Option<String>,
     /// Password (never printed).
@@ -80,6 +96,8 @@ impl Default for MySqlConfig {
         MySqlConfig {
             host: "127.0.0.1".into(),
             port: 3306,
+            fallback_hosts: Vec::new(),
+            host_order: HostOrder::InOrder,
             user: None,
             password: None,
             database: None,
@@ -104,6 +122,7 @@ pub const BACKEND_OPTIONS: &[&str] = &[
     "autocommit_reads",
     "ssl_mode",
     "tls",
+    "host_order",
 ];
 
 impl MySqlConfig {
@@ -117,12 +136,19 @@ impl MySqlConfig {
             }
             s.push('@');
         }
-        if self.host.contains(':') {
-            s.push_str(&format!("[{}]", self.host));
-        } else {
-            s.push_str(&self.host);
+        let hosts = std::iter::once((&self.host, self.port))
+            .chain(self.fallback_hosts.iter().map(|(h, p)| (h, *p)));
+        for (n, (host, port)) in hosts.enumerate() {
+            if n > 0 {
+                s.push(',');
+            }
+            if host.contains(':') {
+                s.push_str(&format!("[{host}]"));
+            } else {
+                s.push_str(host);
+            }
+            s.push_str(&format!(":{port}"));
         }
-        s.push_str(&format!(":{}", self.port));
         if let Some(db) = &self.database {
             s.push('/');
             s.push_str(db);
@@ -162,6 +188,17 @@ impl MySqlConfig {
                         )))
                     }
                 }
+            }
+            "host_order" => {
+                self.host_order = match value.to_ascii_lowercase().as_str() {
+                    "in_order" => HostOrder::InOrder,
+                    "random" => HostOrder::Random,
+                    _ => {
+                        return Err(Error::Config(format!(
+                            "option `host_order` has the invalid value `{value}`; expected in_order or random"
+                        )))
+                    }
+                };
             }
             "ssl_mode" => {
                 self.tls = match value.to_ascii_lowercase().replace('-', "_").as_str() {
@@ -260,6 +297,36 @@ fn percent_decode(part: &str, what: &str) -> Result<String> {
 }
 
 /// Parses a URL into connection settings and pool options.
+/// One `host[:port]` (IPv6 in brackets) of the URL's host list.
+fn parse_host(hostport: &str) -> Result<(String, Option<u16>)> {
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or_else(|| {
+            config_error("the database URL has an unclosed `[` in its IPv6 host".into())
+        })?;
+        (h, after.strip_prefix(':'))
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(config_error(
+            "the database URL has no host; write mysql://user:password@host:3306/database".into(),
+        ));
+    }
+    let host = percent_decode(host, "host")?;
+    let port = match port {
+        Some(port) => Some(port.parse().map_err(|_| {
+            config_error(format!(
+                "the port `{port}` in the database URL is not a number between 0 and 65535"
+            ))
+        })?),
+        None => None,
+    };
+    Ok((host, port))
+}
+
 pub(crate) fn parse_url(url: &str) -> Result<(MySqlConfig, PoolOptions)> {
     let rest = url
         .strip_prefix("mysql://")
@@ -296,30 +363,19 @@ pub(crate) fn parse_url(url: &str) -> Result<(MySqlConfig, PoolOptions)> {
         }
         None => authority,
     };
-    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-        let (h, after) = v6.split_once(']').ok_or_else(|| {
-            config_error("the database URL has an unclosed `[` in its IPv6 host".into())
-        })?;
-        (h, after.strip_prefix(':'))
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (hostport, None),
+    let mut hosts = Vec::new();
+    for one in hostport.split(',') {
+        hosts.push(parse_host(one)?);
+    }
+    let mut hosts = hosts.into_iter();
+    if let Some((host, port)) = hosts.next() {
+        config.host = host;
+        if let Some(port) = port {
+            config.port = port;
         }
-    };
-    if host.is_empty() {
-        return Err(config_error(
-            "the database URL has no host; write mysql://user:password@host:3306/database".into(),
-        ));
     }
-    config.host = percent_decode(host, "host")?;
-    if let Some(port) = port {
-        config.port = port.parse().map_err(|_| {
-            config_error(format!(
-                "the port `{port}` in the database URL is not a number between 0 and 65535"
-            ))
-        })?;
-    }
+    let default_port = config.port;
+    config.fallback_hosts = hosts.map(|(h, p)| (h, p.unwrap_or(default_port))).collect();
     let db = percent_decode(path.trim_end_matches('/'), "database name")?;
     if !db.is_empty() {
         config.database = Some(db);

@@ -115,7 +115,43 @@ impl MySqlConnector {
         }
     }
 
+    /// Opens a connection to the first host of the URL's list that answers
+    /// (from a random one with `host_order=random`); a host that cannot be
+    /// reached or refuses the connection is skipped, and the last such error
+    /// is returned when none answers.
     fn open(&self, opts: mysql::Opts) -> Result<mysql::Conn> {
+        if self.config.fallback_hosts.is_empty() {
+            return self.open_one(opts);
+        }
+        let mut hosts: Vec<(String, u16)> =
+            std::iter::once((self.config.host.clone(), self.config.port))
+                .chain(self.config.fallback_hosts.iter().cloned())
+                .collect();
+        if self.config.host_order == crate::config::HostOrder::Random {
+            let start = random_below(hosts.len());
+            hosts.rotate_left(start);
+        }
+        let mut last = None;
+        for (host, port) in hosts {
+            let candidate: mysql::Opts = mysql::OptsBuilder::from_opts(opts.clone())
+                .ip_or_hostname(Some(host))
+                .tcp_port(port)
+                .into();
+            match self.open_one(candidate) {
+                Ok(conn) => return Ok(conn),
+                Err(e)
+                    if e.db_kind() == Some(orm_core::DbErrorKind::Connect)
+                        || e.is_connection_lost() =>
+                {
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| orm_core::Error::Config("no host to connect to".into())))
+    }
+
+    fn open_one(&self, opts: mysql::Opts) -> Result<mysql::Conn> {
         let opts = if self.tls_unavailable.load(Ordering::Relaxed) {
             without_tls(opts)
         } else {
@@ -253,6 +289,14 @@ impl std::fmt::Debug for MySqlConnector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "MySqlConnector({})", self.description)
     }
+}
+
+/// A random index below `n` (from the standard library's random seed).
+fn random_below(n: usize) -> usize {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_usize(n);
+    (h.finish() % n.max(1) as u64) as usize
 }
 
 #[cfg(test)]
