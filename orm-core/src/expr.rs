@@ -576,6 +576,16 @@ pub enum Direction {
     Desc,
 }
 
+impl Direction {
+    /// ` ASC` or ` DESC`, as appended after a column in `ORDER BY`.
+    pub(crate) fn sql(self) -> &'static str {
+        match self {
+            Direction::Asc => " ASC",
+            Direction::Desc => " DESC",
+        }
+    }
+}
+
 /// An `ORDER BY` term for model `M`.
 pub struct Order<M> {
     /// The column name.

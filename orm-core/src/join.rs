@@ -347,10 +347,7 @@ impl<'s, M: Model, J> JoinQuery<'s, M, J> {
         for (n, (t, c, d)) in self.order.iter().enumerate() {
             sql.push_str(if n == 0 { " ORDER BY " } else { ", " });
             col(t, c, &mut sql);
-            sql.push_str(match d {
-                Direction::Asc => " ASC",
-                Direction::Desc => " DESC",
-            });
+            sql.push_str(d.sql());
         }
         if let Some(l) = self.limit {
             sql.push_str(" LIMIT ?");

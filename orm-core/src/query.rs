@@ -293,10 +293,7 @@ impl<'s, M: Model> Query<'s, M> {
         for (n, o) in self.order.iter().enumerate() {
             sql.push_str(if n == 0 { " ORDER BY m." } else { ", m." });
             dialect.quote_ident(o.column, &mut sql);
-            sql.push_str(match o.direction {
-                Direction::Asc => " ASC",
-                Direction::Desc => " DESC",
-            });
+            sql.push_str(o.direction.sql());
         }
         Ok(sql)
     }
@@ -389,10 +386,7 @@ impl<'s, M: Model> Query<'s, M> {
         for (n, o) in self.order.iter().enumerate() {
             sql.push_str(if n == 0 { " ORDER BY " } else { ", " });
             dialect.quote_ident(o.column, &mut sql);
-            sql.push_str(match o.direction {
-                Direction::Asc => " ASC",
-                Direction::Desc => " DESC",
-            });
+            sql.push_str(o.direction.sql());
         }
         let lock = self
             .lock

@@ -479,10 +479,7 @@ impl<'s, M: Model, S: Selection<M>> Select<'s, M, S> {
         for (n, o) in self.order.iter().enumerate() {
             sql.push_str(if n == 0 { " ORDER BY " } else { ", " });
             dialect.quote_ident(o.column, &mut sql);
-            sql.push_str(match o.direction {
-                crate::expr::Direction::Asc => " ASC",
-                crate::expr::Direction::Desc => " DESC",
-            });
+            sql.push_str(o.direction.sql());
         }
         if let Some(l) = self.limit {
             sql.push_str(" LIMIT ?");

@@ -287,24 +287,10 @@ impl Session {
                 }
             }
         }
-        for pu in &plan.post_updates {
-            if !pu.obj.can_write() {
-                return Err(Error::AlreadyBorrowed {
-                    table: pu.obj.table().name,
-                    action: "flushing (an explicit flush, or the autoflush of a query, get(), merge() or commit()): \
-                             the flush writes a post_update key into it. Nothing was sent",
-                });
-            }
-        }
         plan.check_writable()?;
-        for sw in &switched {
-            if sw.table.version.is_some() && !sw.new.can_write() {
-                return Err(Error::AlreadyBorrowed {
-                    table: sw.table.name,
-                    action: "flushing (an explicit flush, or the autoflush of a query, get(), merge() or commit()): \
-                             the flush writes the row's version into it. Nothing was sent",
-                });
-            }
+        for sw in switched.iter().filter(|sw| sw.table.version.is_some()) {
+            unit_of_work::writable(&sw.new, "flushing (an explicit flush, or the autoflush of a query, get(), merge() or commit()): \
+                                             the flush writes the row's version into it. Nothing was sent")?;
         }
         Ok((plan, switched))
     }

@@ -156,6 +156,21 @@ fn secondary_of<'r>(
     })
 }
 
+/// `sql` followed by ` WHERE column IN (?, ...)` with `n` placeholders.
+fn where_in(
+    dialect: &dyn crate::backend::Dialect,
+    mut sql: String,
+    column: &str,
+    n: usize,
+) -> String {
+    sql.push_str(" WHERE ");
+    dialect.quote_ident(column, &mut sql);
+    sql.push_str(" IN (");
+    crate::expr::push_placeholders(&mut sql, n);
+    sql.push(')');
+    sql
+}
+
 /// `SELECT t.cols FROM target AS t JOIN secondary AS s ON s.remote = t.pk`.
 fn many_to_many_select(
     dialect: &dyn crate::backend::Dialect,
@@ -819,12 +834,13 @@ impl Session {
                     }
                 }
                 for chunk in wanted.chunks(BATCH) {
-                    let mut sql = persistence::select_sql(dialect, target);
-                    sql.push_str(" WHERE ");
-                    dialect.quote_ident(target.columns[target.primary_key[0]].name, &mut sql);
-                    sql.push_str(" IN (");
-                    crate::expr::push_placeholders(&mut sql, chunk.len());
-                    sql.push(')');
+                    let pk = target.columns[target.primary_key[0]].name;
+                    let sql = where_in(
+                        dialect,
+                        persistence::select_sql(dialect, target),
+                        pk,
+                        chunk.len(),
+                    );
                     out.extend(self.query_erased(rel, &sql, chunk)?);
                 }
             }
@@ -841,11 +857,7 @@ impl Session {
                     dialect.quote_ident(sec.remote, &mut sql);
                     sql.push_str(" FROM ");
                     dialect.quote_ident(sec.table, &mut sql);
-                    sql.push_str(" WHERE ");
-                    dialect.quote_ident(sec.local, &mut sql);
-                    sql.push_str(" IN (");
-                    crate::expr::push_placeholders(&mut sql, chunk.len());
-                    sql.push(')');
+                    let sql = where_in(dialect, sql, sec.local, chunk.len());
                     for row in self.query_rows(&sql, chunk)? {
                         let mut values = row.into_values().into_iter();
                         if let (Some(l), Some(r)) = (values.next(), values.next()) {
@@ -875,12 +887,12 @@ impl Session {
                 }
                 let pk = target.primary_key[0];
                 for chunk in missing.chunks(BATCH) {
-                    let mut sql = persistence::select_sql(dialect, target);
-                    sql.push_str(" WHERE ");
-                    dialect.quote_ident(target.columns[pk].name, &mut sql);
-                    sql.push_str(" IN (");
-                    crate::expr::push_placeholders(&mut sql, chunk.len());
-                    sql.push(')');
+                    let sql = where_in(
+                        dialect,
+                        persistence::select_sql(dialect, target),
+                        target.columns[pk].name,
+                        chunk.len(),
+                    );
                     for obj in self.query_erased(rel, &sql, chunk)? {
                         targets.insert(obj.column_value(pk)?, obj);
                     }
@@ -902,12 +914,12 @@ impl Session {
                 let todo = to_load(parents, index, &mut out);
                 let keys: Vec<Value> = todo.iter().map(|(k, _)| k.clone()).collect();
                 for chunk in keys.chunks(BATCH) {
-                    let mut sql = persistence::select_sql(dialect, target);
-                    sql.push_str(" WHERE ");
-                    dialect.quote_ident(target.columns[column].name, &mut sql);
-                    sql.push_str(" IN (");
-                    crate::expr::push_placeholders(&mut sql, chunk.len());
-                    sql.push(')');
+                    let sql = where_in(
+                        dialect,
+                        persistence::select_sql(dialect, target),
+                        target.columns[column].name,
+                        chunk.len(),
+                    );
                     for child in self.query_erased(rel, &sql, chunk)? {
                         let fk = child.column_value(column)?;
                         by_key.entry(fk).or_default().push(child);

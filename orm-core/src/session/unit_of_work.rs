@@ -228,16 +228,14 @@ impl Plan {
                 .iter()
                 .filter(|r| table.version.is_some() || !r.synced.is_empty())
                 .map(|r| &r.obj);
-            let must_write = inserted.chain(updated);
-            for obj in must_write {
-                if !obj.can_write() {
-                    return Err(Error::AlreadyBorrowed {
-                        table: table.name,
-                        action: "flushing (an explicit flush, or the autoflush of a query, get(), merge() or commit()): \
-                                 the flush writes its generated key or new version into it. Nothing was sent",
-                    });
-                }
+            for obj in inserted.chain(updated) {
+                writable(obj, "flushing (an explicit flush, or the autoflush of a query, get(), merge() or commit()): \
+                               the flush writes its generated key or new version into it. Nothing was sent")?;
             }
+        }
+        for pu in &self.post_updates {
+            writable(&pu.obj, "flushing (an explicit flush, or the autoflush of a query, get(), merge() or commit()): \
+                               the flush writes a post_update key into it. Nothing was sent")?;
         }
         Ok(())
     }
@@ -388,6 +386,19 @@ impl Plan {
             }
         }
         Ok(())
+    }
+}
+
+/// `AlreadyBorrowed` naming `action` when `obj` has a live guard: the flush
+/// would have to write into it after the database said yes.
+pub(crate) fn writable(obj: &Rc<dyn AnyObj>, action: &'static str) -> Result<()> {
+    if obj.can_write() {
+        Ok(())
+    } else {
+        Err(Error::AlreadyBorrowed {
+            table: obj.table().name,
+            action,
+        })
     }
 }
 
