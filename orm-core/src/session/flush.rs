@@ -263,9 +263,12 @@ impl Session {
         }
         let mut plan = unit_of_work::Plan::build(&inserts, updates, &deletes)?;
         plan.assoc = super::dependency::association_changes(st.new.iter().chain(modified));
+        // Only linked objects can have post_update keys: the rest (the bulk of
+        // a large flush) costs one check, not a set insert.
         let mut seen_post: HashSet<*const ()> = HashSet::new();
         for obj in st.new.iter().chain(modified) {
-            if seen_post.insert(Rc::as_ptr(obj) as *const ()) {
+            if obj.meta().borrow().links.is_some() && seen_post.insert(Rc::as_ptr(obj) as *const ())
+            {
                 plan.post_updates
                     .extend(super::dependency::post_updates(obj));
             }
