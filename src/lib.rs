@@ -178,7 +178,7 @@ pub use orm_derive::Model;
 
 pub use orm_core::session::{
     ModelEvent, ModelEvents, NestedTransaction, Obj, ObjState, RetryPolicy, ScopedSession, Session,
-    SessionConfig, SessionFactory,
+    SessionConfig, SessionFactory, ShardId, ShardRules,
 };
 /// The MySQL/MariaDB backend crate (`orm_mysql`), with its engine builder.
 #[cfg(feature = "mysql")]

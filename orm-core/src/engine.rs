@@ -45,6 +45,11 @@ impl Engine {
         }
     }
 
+    /// Whether `other` is a clone of this engine (the same pool).
+    pub fn ptr_eq(&self, other: &Engine) -> bool {
+        Arc::ptr_eq(&self.pool, &other.pool)
+    }
+
     /// Checks a connection out of the pool (opening one if needed, waiting
     /// up to the pool timeout when the pool is at its limit).
     pub fn connect(&self) -> Result<PooledConnection> {

@@ -181,6 +181,49 @@ pub enum Error {
     #[error("{}", pending_rollback_message(.0))]
     PendingRollback(Arc<Error>),
 
+    /// A commit across several engines (binds or shards) failed after at
+    /// least one engine had committed: the servers now disagree.
+    #[error(
+        "commit across several databases only partly done: committed on [{}], NOT committed on \
+         [{}] ({failed} failed: {cause}). The data is now inconsistent across servers: repair \
+         it by hand; SessionFactory::two_phase(true) (XA) prevents this. The session was rolled \
+         back and is usable",
+        .committed.join(", "), .not_committed.join(", ")
+    )]
+    PartialCommit {
+        /// The engines (in commit order) whose COMMIT succeeded.
+        committed: Vec<String>,
+        /// The engine whose COMMIT failed.
+        failed: String,
+        /// Every engine whose work was not committed (`failed` first).
+        not_committed: Vec<String>,
+        /// Why that COMMIT failed.
+        cause: Box<Error>,
+    },
+
+    /// A two-phase (XA) commit: every branch was prepared, and `XA COMMIT`
+    /// failed on at least one. The prepared branches still hold their locks
+    /// and outlive the connection: finish them with `XA COMMIT 'gtrid','bqual'`
+    /// (or `XA ROLLBACK`) on the server that lists them in `XA RECOVER`.
+    #[error(
+        "two-phase commit incomplete: every branch of global transaction '{gtrid}' was prepared, \
+         XA COMMIT succeeded on [{}] but failed on [{}] ({cause}). The branches still prepared \
+         are durable and hold their locks: on those servers run XA RECOVER, then \
+         XA COMMIT '{gtrid}','<bqual>' to finish (or XA ROLLBACK). The session was reset and is usable",
+        .committed.join(", "), .in_doubt.join(", ")
+    )]
+    XaCommitIncomplete {
+        /// The global transaction id shared by every branch.
+        gtrid: String,
+        /// The engines whose branch committed.
+        committed: Vec<String>,
+        /// The engines whose branch is prepared and not committed (each as
+        /// `engine (bqual 'b')`).
+        in_doubt: Vec<String>,
+        /// Why the first failing XA COMMIT failed.
+        cause: Box<Error>,
+    },
+
     /// An expired object's row no longer exists.
     #[error(
         "the row of this `{table}` object (key {key}) was deleted; the object is no longer usable"

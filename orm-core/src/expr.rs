@@ -358,7 +358,7 @@ where
 
 /// Orders two values as SQL would, across the integer, float and decimal
 /// text spellings; `None` for kinds that do not compare.
-fn compare_values(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+pub(crate) fn compare_values(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
     fn number(v: &Value) -> Option<f64> {
         match v {
             Value::Int(i) => Some(*i as f64),

@@ -84,6 +84,8 @@ pub struct Query<'s, M: Model> {
     lock: Option<RowLock>,
     /// Rows per batch for `iter()`.
     batch: usize,
+    /// `on_shard`: the one shard to run on (sharded sessions).
+    shard: Option<crate::session::ShardId>,
 }
 
 impl<'s, M: Model> Query<'s, M> {
@@ -99,6 +101,7 @@ impl<'s, M: Model> Query<'s, M> {
             joined: Vec::new(),
             lock: None,
             batch: 1000,
+            shard: None,
         }
     }
 
@@ -211,6 +214,11 @@ impl<'s, M: Model> Query<'s, M> {
     /// unflushed change) leave the identity map, so memory stays flat
     /// however many rows there are.
     pub fn iter(mut self) -> Result<QueryIter<'s, M>> {
+        if self.targets()?.iter().any(|(_, shard)| shard.is_some()) {
+            return Err(Error::invalid(
+                "iter() is not available in a sharded session; use all() (with limit/offset) per shard",
+            ));
+        }
         if self.limit.is_some() || self.offset.is_some() {
             return Err(Error::invalid(
                 "iter() pages through the whole result by keyset; remove limit() and offset()",
@@ -235,8 +243,106 @@ impl<'s, M: Model> Query<'s, M> {
         self
     }
 
+    /// Runs the query on this shard only, whatever the session's query
+    /// chooser says (SQLAlchemy's `set_shard_id` execution option). An
+    /// unknown shard, or a session that is not sharded, is an error when
+    /// the query runs.
+    pub fn on_shard(mut self, shard: impl Into<crate::session::ShardId>) -> Self {
+        self.shard = Some(shard.into());
+        self
+    }
+
+    /// The engines (and shards) the query runs on: one outside a sharded
+    /// session; else `on_shard`'s, or the query chooser's, or every shard.
+    fn targets(&self) -> Result<Vec<(usize, Option<u16>)>> {
+        self.session
+            .query_targets(M::table(), &self.filters, self.shard.as_ref())
+    }
+
+    /// A sharded query: each shard's rows (the limit pushed down as
+    /// `limit + offset`, no offset), merged by the ordering (each shard's
+    /// rows being sorted already, a stable sort of their concatenation is
+    /// the merge; ties keep shard order), then offset and limit applied.
+    fn fetch_sharded(
+        &self,
+        limit: Option<u64>,
+        targets: Vec<(usize, Option<u16>)>,
+    ) -> Result<Vec<Obj<M>>> {
+        if !self.joined.is_empty() || !self.eager.is_empty() {
+            return Err(Error::invalid(
+                "load_joined() and load() are not available on a query over several shards; \
+                 load related objects with their own queries (or use on_shard())",
+            ));
+        }
+        let pushed = limit.map(|l| l.saturating_add(self.offset.unwrap_or(0)));
+        let (sql, params) = self.select_with(pushed, None);
+        self.session.autoflush()?;
+        let mut all: Vec<Obj<M>> = Vec::new();
+        for (bind, shard) in targets {
+            all.extend(crate::session::load_rows_on::<M>(
+                self.session,
+                bind,
+                shard,
+                &sql,
+                &params,
+            )?);
+        }
+        if !self.order.is_empty() {
+            let table = M::table();
+            let columns: Vec<(usize, Direction)> = self
+                .order
+                .iter()
+                .filter_map(|o| table.column_index(o.column).map(|i| (i, o.direction)))
+                .collect();
+            let mut keyed: Vec<(Vec<Value>, Obj<M>)> = Vec::with_capacity(all.len());
+            for obj in all {
+                let values = {
+                    let value = obj.read()?;
+                    columns.iter().map(|(i, _)| value.column_value(*i)).collect()
+                };
+                keyed.push((values, obj));
+            }
+            keyed.sort_by(|(a, _), (b, _)| {
+                for (n, (_, direction)) in columns.iter().enumerate() {
+                    let ord = order_values(&a[n], &b[n]);
+                    let ord = match direction {
+                        Direction::Asc => ord,
+                        Direction::Desc => ord.reverse(),
+                    };
+                    if ord != std::cmp::Ordering::Equal {
+                        return ord;
+                    }
+                }
+                std::cmp::Ordering::Equal
+            });
+            all = keyed.into_iter().map(|(_, o)| o).collect();
+        }
+        let skip = usize::try_from(self.offset.unwrap_or(0)).unwrap_or(usize::MAX);
+        let take = limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+        Ok(all.into_iter().skip(skip).take(take).collect())
+    }
+
     /// Runs the query (with its joined loads), then its eager loads.
     fn fetch(&self, limit: Option<u64>) -> Result<Vec<Obj<M>>> {
+        let targets = self.targets()?;
+        if targets.iter().any(|(_, shard)| shard.is_some()) {
+            if targets.len() > 1 {
+                return self.fetch_sharded(limit, targets);
+            }
+            if !self.joined.is_empty() || !self.eager.is_empty() {
+                return Err(Error::invalid(
+                    "load_joined() and load() are not available in a sharded session yet; load \
+                     related objects with their own queries",
+                ));
+            }
+            let (sql, params) = self.select(limit);
+            self.session.autoflush()?;
+            let (bind, shard) = targets[0];
+            let objs =
+                crate::session::load_rows_on::<M>(self.session, bind, shard, &sql, &params)?;
+            self.run_eager(&objs)?;
+            return Ok(objs);
+        }
         let (inner, params) = self.select(limit);
         let objs = if self.joined.is_empty() {
             self.session.query_sql(&inner, &params)?
@@ -379,6 +485,11 @@ impl<'s, M: Model> Query<'s, M> {
     }
 
     fn select(&self, limit: Option<u64>) -> (String, Vec<Value>) {
+        self.select_with(limit, self.offset)
+    }
+
+    /// The SELECT with this limit and offset.
+    fn select_with(&self, limit: Option<u64>, offset: Option<u64>) -> (String, Vec<Value>) {
         let dialect = self.session.engine().dialect();
         let mut sql = crate::session::select_sql(dialect, M::table());
         let mut params = Vec::new();
@@ -392,7 +503,7 @@ impl<'s, M: Model> Query<'s, M> {
             .lock
             .map(|l| dialect.row_lock_sql(l))
             .unwrap_or_default();
-        match (limit, self.offset) {
+        match (limit, offset) {
             (Some(l), Some(o)) => {
                 sql.push_str(" LIMIT ? OFFSET ?");
                 params.push(Value::UInt(l));
@@ -456,18 +567,31 @@ impl<'s, M: Model> Query<'s, M> {
         (sql, params)
     }
 
-    /// Runs a query of one value and returns it.
-    fn scalar(&self, sql: &str, params: &[Value]) -> Result<Value> {
-        let rows = self.session.query_rows(sql, params)?;
-        Ok(rows
-            .into_iter()
-            .next()
-            .and_then(|r| r.into_values().into_iter().next())
-            .unwrap_or(Value::Null))
+    /// Runs a query of one value on each engine (shard) the query targets.
+    fn scalars(&self, sql: &str, params: &[Value]) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        for (bind, _) in self.targets()? {
+            let rows = self.session.query_rows_on(bind, sql, params)?;
+            out.push(
+                rows.into_iter()
+                    .next()
+                    .and_then(|r| r.into_values().into_iter().next())
+                    .unwrap_or(Value::Null),
+            );
+        }
+        Ok(out)
     }
 
-    /// How many rows match (`SELECT COUNT(*)`; limit and offset apply).
+    /// How many rows match (`SELECT COUNT(*)`; limit and offset apply). In
+    /// a sharded session: the sum of every targeted shard's count (limit and
+    /// offset are then refused).
     pub fn count(self) -> Result<u64> {
+        if self.targets()?.len() > 1 && (self.limit.is_some() || self.offset.is_some()) {
+            return Err(Error::invalid(
+                "count() with limit or offset over several shards cannot be summed; \
+                 count on one shard (on_shard) or without limit/offset",
+            ));
+        }
         let (from_where, mut params) = self.table_and_filter();
         let sql = if self.limit.is_some() || self.offset.is_some() {
             params.push(Value::UInt(self.limit.unwrap_or(u64::MAX)));
@@ -476,23 +600,25 @@ impl<'s, M: Model> Query<'s, M> {
         } else {
             format!("SELECT COUNT(*){from_where}")
         };
-        let value = self.scalar(&sql, &params)?;
-        crate::model::decode_column::<u64>(M::table(), 0, value).map_err(|_| {
-            Error::invalid(format!(
-                "COUNT(*) on `{}` did not return a number",
-                M::table().name
-            ))
-        })
+        let mut total = 0u64;
+        for value in self.scalars(&sql, &params)? {
+            total += crate::model::decode_column::<u64>(M::table(), 0, value).map_err(|_| {
+                Error::invalid(format!(
+                    "COUNT(*) on `{}` did not return a number",
+                    M::table().name
+                ))
+            })?;
+        }
+        Ok(total)
     }
 
     /// Whether any row matches (`SELECT EXISTS(...)`).
     pub fn exists(self) -> Result<bool> {
         let (from_where, params) = self.table_and_filter();
-        let value = self.scalar(&format!("SELECT EXISTS(SELECT 1{from_where})"), &params)?;
-        Ok(matches!(
-            value,
-            Value::Int(1) | Value::UInt(1) | Value::Bool(true)
-        ))
+        let values = self.scalars(&format!("SELECT EXISTS(SELECT 1{from_where})"), &params)?;
+        Ok(values
+            .iter()
+            .any(|v| matches!(v, Value::Int(1) | Value::UInt(1) | Value::Bool(true))))
     }
 
     /// Bulk `DELETE FROM t WHERE ...` in the session's transaction, without
@@ -508,9 +634,12 @@ impl<'s, M: Model> Query<'s, M> {
         }
         let (from_where, params) = self.table_and_filter();
         let sql = format!("DELETE{from_where}");
-        let outcome = self.session.execute(&sql, &params)?;
+        let mut deleted = 0;
+        for (bind, _) in self.targets()? {
+            deleted += self.session.execute_on(bind, &sql, &params)?.affected_rows;
+        }
         self.session.expire_model::<M>()?;
-        Ok(outcome.affected_rows)
+        Ok(deleted)
     }
 
     /// Bulk `UPDATE t SET ... WHERE ...` in the session's transaction,
@@ -574,10 +703,12 @@ impl<'s, M: Model> Query<'s, M> {
                 let (from_where, params) = self.table_and_filter();
                 sql.push_str(&from_where);
                 let mut hits = Vec::new();
-                for row in self.session.query_rows(&sql, &params)? {
-                    let key = crate::model::Key::new(row.into_values());
-                    if let Some(obj) = self.session.identity_lookup::<M>(key)? {
-                        hits.push(obj);
+                for (bind, shard) in self.targets()? {
+                    for row in self.session.query_rows_on(bind, &sql, &params)? {
+                        let key = crate::model::Key::new(row.into_values());
+                        if let Some(obj) = self.session.identity_lookup_on::<M>(key, shard)? {
+                            hits.push(obj);
+                        }
                     }
                 }
                 Some(hits)
@@ -598,7 +729,10 @@ impl<'s, M: Model> Query<'s, M> {
         let mut where_params = Vec::new();
         self.where_clause(&mut sql, &mut where_params);
         params.extend(where_params);
-        let outcome = self.session.execute(&sql, &params)?;
+        let mut matched = 0;
+        for (bind, _) in self.targets()? {
+            matched += self.session.execute_on(bind, &sql, &params)?.affected_rows;
+        }
         match targets {
             None => self.session.expire_model::<M>()?,
             Some(objs) => {
@@ -611,7 +745,21 @@ impl<'s, M: Model> Query<'s, M> {
                 }
             }
         }
-        Ok(outcome.affected_rows)
+        Ok(matched)
+    }
+}
+
+/// Orders two column values for merging shards' results: NULL first (as
+/// MySQL/MariaDB sort it ascending), numbers by value, text and bytes by
+/// their bytes (a case-insensitive collation may order text differently on
+/// the server), values of kinds that do not compare as equal.
+fn order_values(a: &Value, b: &Value) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    match (a.is_null(), b.is_null()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Less,
+        (false, true) => Ordering::Greater,
+        (false, false) => crate::expr::compare_values(a, b).unwrap_or(Ordering::Equal),
     }
 }
 
@@ -642,6 +790,7 @@ impl<M: Model> QueryIter<'_, M> {
                 joined: Vec::new(),
                 lock: self.query.lock,
                 batch: self.query.batch,
+                shard: None,
             };
             if let Some(last) = &self.last {
                 page = page.after(last)?;

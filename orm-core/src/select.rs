@@ -489,9 +489,24 @@ impl<'s, M: Model, S: Selection<M>> Select<'s, M, S> {
     }
 
     /// Every row, decoded (after autoflush).
+    ///
+    /// Runs on model `M`'s engine. In a sharded session it runs on every
+    /// shard (or those the query chooser picks from the filters) and
+    /// returns the rows of each shard one after the other: aggregates are
+    /// per shard (a `count` gives one row per shard, to be added up), and
+    /// limit and ordering apply within each shard.
     pub fn all(self) -> Result<Vec<S::Row>> {
         let (sql, params) = self.sql();
-        self.session.query_tuples(&sql, &params)
+        let mut out = Vec::new();
+        for (bind, _) in self
+            .session
+            .query_targets(M::table(), &self.filters, None)?
+        {
+            for row in self.session.query_rows_on(bind, &sql, &params)? {
+                out.push(S::Row::from_values(row.into_values())?);
+            }
+        }
+        Ok(out)
     }
 
     /// The first row, if any.

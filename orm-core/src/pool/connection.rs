@@ -62,6 +62,17 @@ pub struct PooledConnection {
     ended: Option<Error>,
     info: ServerInfo,
     connection_id: u64,
+    /// The XA branch open on this connection (`xa_start`), if any.
+    xa: Option<XaBranch>,
+}
+
+/// A two-phase (XA) transaction branch on one connection.
+#[derive(Debug, Clone)]
+struct XaBranch {
+    /// The xid as SQL: `'gtrid','bqual'`.
+    xid: String,
+    /// `XA PREPARE` succeeded (the branch is durable and survives the connection).
+    prepared: bool,
 }
 
 impl PooledConnection {
@@ -87,6 +98,7 @@ impl PooledConnection {
             ended: None,
             info,
             connection_id,
+            xa: None,
         })
     }
 
@@ -428,6 +440,12 @@ impl PooledConnection {
     /// the transaction is then invalid: roll back to continue.
     pub fn commit(&mut self) -> Result<()> {
         self.check_open()?;
+        if self.xa.is_some() {
+            return Err(Error::invalid(
+                "this connection runs a two-phase (XA) branch: end it with xa_prepare() then \
+                 xa_commit(), or rollback()",
+            ));
+        }
         if self.begun_unsent() {
             self.tx = TxState::Idle;
             return Ok(());
@@ -456,6 +474,9 @@ impl PooledConnection {
     /// work) and the next call reconnects. Skipped (no round trip) when no
     /// transaction is known to be open.
     pub fn rollback(&mut self) -> Result<()> {
+        if self.xa.is_some() {
+            return self.xa_rollback();
+        }
         match self.tx {
             TxState::Lost => {
                 self.tx = TxState::Idle;
@@ -487,6 +508,157 @@ impl PooledConnection {
                     }
                     Err(e) => Err(e),
                 }
+            }
+        }
+    }
+
+    /// Begins a two-phase branch with `XA START 'gtrid','bqual'` (MySQL /
+    /// MariaDB), instead of [`begin`](Self::begin). Both ids must be at most
+    /// 64 characters of letters, digits, `-`, `_` and `.`. A transaction the
+    /// connection holds from earlier statements is rolled back first (XA
+    /// START refuses to run inside one).
+    ///
+    /// End the branch with [`xa_prepare`](Self::xa_prepare) then
+    /// [`xa_commit`](Self::xa_commit), or [`rollback`](Self::rollback)
+    /// (`XA END` + `XA ROLLBACK`); a guard dropped with a branch open rolls it back.
+    pub fn xa_start(&mut self, gtrid: &str, bqual: &str) -> Result<()> {
+        let valid = |id: &str| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        };
+        if !valid(gtrid) || !valid(bqual) {
+            return Err(Error::invalid(format!(
+                "invalid XA transaction id '{gtrid}','{bqual}': use 1 to 64 letters, digits, '-', '_' or '.'"
+            )));
+        }
+        match self.tx {
+            TxState::Active if self.xa.is_none() => {
+                return Err(Error::invalid(
+                    "a transaction is already in progress on this connection; commit() or rollback() it before xa_start()",
+                ))
+            }
+            TxState::Active => {
+                return Err(Error::invalid(
+                    "an XA branch is already open on this connection",
+                ))
+            }
+            TxState::Lost | TxState::Ended => return self.check_open(),
+            TxState::Idle | TxState::Unknown => self.rollback()?,
+        }
+        let xid = format!("'{gtrid}','{bqual}'");
+        let sql = format!("XA START {xid}");
+        self.run(&sql, |c| c.execute_text(&sql))?;
+        self.tx = TxState::Active;
+        self.unsent = false;
+        self.open_reads = false;
+        self.xa = Some(XaBranch {
+            xid,
+            prepared: false,
+        });
+        Ok(())
+    }
+
+    /// The open XA branch's xid as SQL (`'gtrid','bqual'`), if any.
+    pub fn xa_id(&self) -> Option<&str> {
+        self.xa.as_ref().map(|b| b.xid.as_str())
+    }
+
+    /// Phase one: `XA END` then `XA PREPARE`. After success the branch is
+    /// durable on the server (it survives this connection, listed by
+    /// `XA RECOVER`) until [`xa_commit`](Self::xa_commit) or rollback.
+    pub fn xa_prepare(&mut self) -> Result<()> {
+        self.check_open()?;
+        let xid = match &self.xa {
+            Some(b) if !b.prepared => b.xid.clone(),
+            Some(_) => return Ok(()),
+            None => {
+                return Err(Error::invalid(
+                    "xa_prepare(): no XA branch is open on this connection (xa_start() first)",
+                ))
+            }
+        };
+        let end = format!("XA END {xid}");
+        self.run(&end, |c| c.execute_text(&end))?;
+        let prepare = format!("XA PREPARE {xid}");
+        self.run(&prepare, |c| c.execute_text(&prepare))?;
+        if let Some(b) = self.xa.as_mut() {
+            b.prepared = true;
+        }
+        Ok(())
+    }
+
+    /// Phase two: `XA COMMIT` of a prepared branch. On failure the branch
+    /// stays prepared on the server (never rolled back by this guard: the
+    /// connection is closed instead), to be finished from `XA RECOVER`.
+    pub fn xa_commit(&mut self) -> Result<()> {
+        let xid = match &self.xa {
+            Some(b) if b.prepared => b.xid.clone(),
+            _ => {
+                return Err(Error::invalid(
+                    "xa_commit(): no prepared XA branch on this connection (xa_prepare() first)",
+                ))
+            }
+        };
+        let sql = format!("XA COMMIT {xid}");
+        match self.run(&sql, |c| c.execute_text(&sql)) {
+            Ok(_) => {
+                self.xa = None;
+                self.tx = TxState::Idle;
+                Ok(())
+            }
+            Err(e) => {
+                // Whatever happened, the branch must not be rolled back by
+                // the return path: close the connection (a prepared branch
+                // outlives it).
+                self.xa = None;
+                self.invalidate();
+                self.tx = TxState::Idle;
+                Err(e)
+            }
+        }
+    }
+
+    /// Rolls an XA branch back: `XA END` (if not prepared) and `XA ROLLBACK`.
+    fn xa_rollback(&mut self) -> Result<()> {
+        let Some(branch) = self.xa.take() else {
+            return Ok(());
+        };
+        if matches!(self.tx, TxState::Lost) || self.slot.rec.is_none() {
+            // The connection is gone: the server rolled an unprepared branch back.
+            self.tx = TxState::Idle;
+            return Ok(());
+        }
+        self.tx = TxState::Active;
+        self.ended = None;
+        if !branch.prepared {
+            let end = format!("XA END {}", branch.xid);
+            match self.run(&end, |c| c.execute_text(&end)) {
+                Ok(_) => {}
+                Err(e) if e.is_connection_lost() => {
+                    self.tx = TxState::Idle;
+                    return Ok(());
+                }
+                // Already ended (XAER_RMFAIL in the IDLE state): roll back anyway.
+                Err(_) => {}
+            }
+        }
+        let sql = format!("XA ROLLBACK {}", branch.xid);
+        match self.run(&sql, |c| c.execute_text(&sql)) {
+            Ok(_) => {
+                self.tx = TxState::Idle;
+                self.open_reads = false;
+                Ok(())
+            }
+            Err(e) if e.is_connection_lost() && !branch.prepared => {
+                self.tx = TxState::Idle;
+                Ok(())
+            }
+            Err(e) => {
+                self.tx = TxState::Idle;
+                Err(e)
             }
         }
     }
@@ -576,6 +748,18 @@ impl Drop for PooledConnection {
     fn drop(&mut self) {
         if self.slot.rec.is_none() {
             return; // The slot's own drop frees it.
+        }
+        if self.xa.is_some() {
+            // An XA branch refuses ROLLBACK/COMMIT and new transactions:
+            // end it with XA END + XA ROLLBACK whatever the reset option,
+            // or close the connection (the server then rolls an unprepared
+            // branch back).
+            if self.xa_rollback().is_err() {
+                if let Some(rec) = self.slot.rec.take() {
+                    self.slot.pool.close(rec);
+                }
+                return;
+            }
         }
         let needs_reset = match self.tx {
             TxState::Active => !self.unsent,

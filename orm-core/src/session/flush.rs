@@ -14,6 +14,7 @@ use super::events::{ModelEvent, SessionEvent};
 use super::identity_map::Identity;
 use super::object::{AnyObj, ObjState};
 use super::transaction::{self, KeySwitch, Phase};
+use super::binds::BindIdx;
 use super::{persistence, unit_of_work, Session, State};
 
 impl Session {
@@ -314,15 +315,62 @@ impl Session {
     }
 
     fn run_plan(&self, st: &mut State, plan: &mut unit_of_work::Plan) -> Result<()> {
-        let dialect = self.inner.engine.dialect();
-        let conn = self.connection(st)?;
-        let server = conn.server_info().clone();
-        let mut ctx = persistence::Ctx {
-            conn,
-            dialect,
-            server,
+        let binds = &*self.inner.binds;
+        // The engines this plan writes to, each connection checked out (and
+        // its transaction begun) before the first statement.
+        let mut needed: Vec<BindIdx> = Vec::new();
+        let sharded = binds.is_sharded();
+        let mut need = |table: &crate::model::TableDef, obj: &Rc<dyn AnyObj>| {
+            let shard = if sharded {
+                persistence::shard_of(obj)
+            } else {
+                None
+            };
+            let bind = binds.for_table(table.name, shard);
+            if !needed.contains(&bind) {
+                needed.push(bind);
+            }
         };
-        plan.execute(&mut ctx)?;
+        for (table, work) in &plan.tables {
+            let rows = work
+                .inserts
+                .iter()
+                .flatten()
+                .map(|r| &r.obj)
+                .chain(work.updates.iter().map(|r| &r.obj))
+                .chain(work.deletes.iter().flatten().map(|r| &r.obj));
+            if sharded {
+                rows.for_each(|obj| need(table, obj));
+            } else if let Some(obj) = rows.take(1).next() {
+                // Every row of a table goes to the table's engine.
+                need(table, obj);
+            }
+        }
+        for change in &plan.assoc {
+            need(change.owner.table(), &change.owner);
+        }
+        for pu in &plan.post_updates {
+            need(pu.obj.table(), &pu.obj);
+        }
+        for &bind in &needed {
+            self.connection(st, bind)?;
+        }
+        let mut ctxs = Vec::with_capacity(needed.len());
+        for (bind, conn) in st.tx.conns.iter_mut() {
+            if needed.contains(bind) {
+                let server = conn.server_info().clone();
+                ctxs.push((
+                    *bind,
+                    persistence::Ctx {
+                        conn,
+                        dialect: binds.engine(*bind).dialect(),
+                        server,
+                    },
+                ));
+            }
+        }
+        let mut conns = persistence::Conns { ctxs, binds };
+        plan.execute(&mut conns, binds.is_sharded())?;
         self.check_still_open(st)
     }
 
@@ -410,6 +458,7 @@ impl Session {
                         Identity {
                             model: obj.model_type(),
                             key,
+                            shard: persistence::shard_of(&obj),
                         },
                         obj.clone(),
                     );
@@ -425,12 +474,14 @@ impl Session {
                     map.remove(&Identity {
                         model: obj.model_type(),
                         key: row.old_key.clone(),
+                        shard: persistence::shard_of(&obj),
                     });
                     if let Some(key) = new_key.clone() {
                         map.insert(
                             Identity {
                                 model: obj.model_type(),
                                 key,
+                                shard: persistence::shard_of(&obj),
                             },
                             obj.clone(),
                         );
@@ -481,6 +532,7 @@ impl Session {
                 Identity {
                     model: sw.new.model_type(),
                     key: sw.key,
+                    shard: persistence::shard_of(&sw.new),
                 },
                 sw.new.clone(),
             );
@@ -506,7 +558,7 @@ impl Session {
     /// savepoint, or the whole transaction), restore the objects, and require
     /// a rollback of that level. Returns the error to raise.
     fn fail_flush(&self, st: &mut State, e: Error) -> Error {
-        if st.tx.conn.is_none() {
+        if !st.tx.has_conn() {
             // No connection could be had (pool timeout, server down): no
             // statement of this transaction reached the server, so there is
             // nothing to roll back and nothing to restore. The caller put
@@ -515,14 +567,15 @@ impl Session {
         }
         let depth = st.tx.savepoints.len();
         let transaction_alive =
-            st.tx.conn.as_ref().map_or(true, |c| !c.needs_rollback()) && !e.is_connection_lost();
+            st.tx.conns.iter().all(|(_, c)| !c.needs_rollback()) && !e.is_connection_lost();
         if depth > 0 && transaction_alive {
             let name = st.tx.savepoints[depth - 1].name.clone();
+            // Every engine's connection holds the savepoint.
             let rolled_back = st
                 .tx
-                .conn
-                .as_mut()
-                .map_or(true, |c| c.rollback_to_savepoint(&name).is_ok());
+                .conns
+                .iter_mut()
+                .all(|(_, c)| c.rollback_to_savepoint(&name).is_ok());
             if rolled_back {
                 // Only the savepoint is lost: restore its objects now; the
                 // savepoint stays open until its rollback() acknowledges.
@@ -536,11 +589,7 @@ impl Session {
                 return e;
             }
         }
-        if let Some(conn) = st.tx.conn.as_mut() {
-            if conn.rollback().is_err() {
-                conn.invalidate();
-            }
-        }
+        st.tx.rollback_all();
         self.rollback_state(st);
         // rollback_state reset the transaction; keep the session locked
         // until the user acknowledges with rollback().

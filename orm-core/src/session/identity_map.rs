@@ -1,4 +1,4 @@
-//! The identity map: one live object per (model, primary key) per session.
+//! The identity map: one live object per (model, primary key, shard) per session.
 //!
 //! It holds its objects strongly: an object stays in the map, and in memory,
 //! until it is expunged, deleted, or the session is closed. (SQLAlchemy holds
@@ -19,6 +19,8 @@ use super::object::AnyObj;
 pub(crate) struct Identity {
     pub model: TypeId,
     pub key: Key,
+    /// The shard, in a sharded session (the same key on two shards is two rows).
+    pub shard: Option<u16>,
 }
 
 /// Loading a row hashes its key once; the default SipHash was a fifth of the

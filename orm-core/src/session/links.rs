@@ -341,6 +341,7 @@ pub(crate) fn related(owner: &Rc<dyn AnyObj>, index: usize) -> Result<Vec<Rc<dyn
             let identity = Identity {
                 model: (rel.target_type)(),
                 key: Key::new(vec![value.clone()]),
+                shard: None,
             };
             let Some(session) = session_of(owner) else {
                 return Err(Error::DetachedInstance { table: table.name });
@@ -426,6 +427,7 @@ fn related_cached(owner: &Rc<dyn AnyObj>, index: usize) -> Option<Vec<Rc<dyn Any
             let identity = Identity {
                 model: (rel.target_type)(),
                 key: Key::new(vec![value]),
+                shard: None,
             };
             let hit = session.state().ok()?.map.get(&identity).cloned();
             hit.map(|h| vec![h])
@@ -533,6 +535,7 @@ fn child_parent(
     let identity = Identity {
         model: parent_type,
         key: Key::new(vec![value]),
+        shard: None,
     };
     let hit = session.state().ok()?.map.get(&identity).cloned();
     hit
@@ -825,6 +828,7 @@ impl Session {
                         let identity = Identity {
                             model: (rel.target_type)(),
                             key: Key::new(vec![value.clone()]),
+                            shard: None,
                         };
                         match st.map.get(&identity) {
                             Some(hit) => out.push(hit.clone()),
@@ -876,6 +880,7 @@ impl Session {
                         let identity = Identity {
                             model: (rel.target_type)(),
                             key: Key::new(vec![r.clone()]),
+                            shard: None,
                         };
                         match st.map.get(&identity) {
                             Some(hit) => {

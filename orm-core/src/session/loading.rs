@@ -26,30 +26,63 @@ pub(crate) fn get<M: Model>(session: &Session, key: Key) -> Result<Option<Obj<M>
             key.values().len()
         )));
     }
-    let identity = Identity {
-        model: TypeId::of::<M>(),
-        key,
-    };
-    let hit = session.state()?.map.get(&identity).cloned();
-    if let Some(obj) = hit {
-        if obj.meta().borrow().expired {
-            return match load_expired(session, &obj) {
-                Ok(()) => Ok(downcast(obj)),
-                Err(Error::ObjectDeleted { .. }) => Ok(None),
-                Err(e) => Err(e),
-            };
+    // The shards to try, in order (one `None` outside a sharded session).
+    let binds = &session.inner.binds;
+    let shards: Vec<Option<u16>> = match &binds.rules {
+        None => vec![None],
+        Some(rules) => {
+            let ids = rules
+                .for_key
+                .as_ref()
+                .map(|choose| choose(table, &key))
+                .unwrap_or_default();
+            binds.shard_indexes(ids)?.into_iter().map(Some).collect()
         }
-        return Ok(downcast(obj));
+    };
+    for &shard in &shards {
+        let identity = Identity {
+            model: TypeId::of::<M>(),
+            key: key.clone(),
+            shard,
+        };
+        let hit = session.state()?.map.get(&identity).cloned();
+        if let Some(obj) = hit {
+            if obj.meta().borrow().expired {
+                return match load_expired(session, &obj) {
+                    Ok(()) => Ok(downcast(obj)),
+                    Err(Error::ObjectDeleted { .. }) => Ok(None),
+                    Err(e) => Err(e),
+                };
+            }
+            return Ok(downcast(obj));
+        }
     }
     session.autoflush()?;
-    let sql = persistence::select_by_key_sql(session.engine().dialect(), table);
-    let mut found = load_rows::<M>(session, &sql, identity.key.values())?;
-    Ok(found.pop())
+    for shard in shards {
+        let bind = binds.for_table(table.name, shard);
+        let sql = persistence::select_by_key_sql(binds.engine(bind).dialect(), table);
+        let mut found = load_rows_on::<M>(session, bind, shard, &sql, key.values())?;
+        if let Some(obj) = found.pop() {
+            return Ok(Some(obj));
+        }
+    }
+    Ok(None)
 }
 
 /// Runs a SELECT of `M`'s columns and maps each row through the identity map.
 pub(crate) fn load_rows<M: Model>(
     session: &Session,
+    sql: &str,
+    params: &[Value],
+) -> Result<Vec<Obj<M>>> {
+    load_rows_on(session, session.bind_of(M::table()), None, sql, params)
+}
+
+/// [`load_rows`] on engine `bind`; the objects are on `shard` (part of their identity).
+pub(crate) fn load_rows_on<M: Model>(
+    session: &Session,
+    bind: super::binds::BindIdx,
+    shard: Option<u16>,
     sql: &str,
     params: &[Value],
 ) -> Result<Vec<Obj<M>>> {
@@ -59,12 +92,11 @@ pub(crate) fn load_rows<M: Model>(
     let table = M::table();
     let on_load = super::events::listens::<M>(session, super::ModelEvent::OnLoad);
     let mut loaded: Vec<Obj<M>> = Vec::new();
-    session.connection(&mut st)?;
+    session.connection(&mut st, bind)?;
     // Split the borrow: the connection lives in the transaction, the map beside it.
     let State { map, tx, .. } = &mut *st;
     let conn = tx
-        .conn
-        .as_mut()
+        .conn_mut(bind)
         .ok_or_else(|| Error::invalid("the session lost its connection"))?;
     let mut out = Vec::new();
     let mut each = |row: Row| -> Result<()> {
@@ -72,6 +104,7 @@ pub(crate) fn load_rows<M: Model>(
         let identity = Identity {
             model: TypeId::of::<M>(),
             key,
+            shard,
         };
         let slot = match map.entry(identity) {
             Entry::Occupied(existing) => {
@@ -101,6 +134,7 @@ pub(crate) fn load_rows<M: Model>(
                 generated_key: false,
                 links: None,
                 raise_lazy: false,
+                shard,
             }),
         });
         slot.insert(cell.clone());
@@ -159,9 +193,11 @@ pub(crate) fn load_expired(session: &Session, obj: &Rc<dyn AnyObj>) -> Result<()
         .key
         .clone()
         .ok_or(Error::DetachedInstance { table: table.name })?;
-    let sql = persistence::select_by_key_sql(session.engine().dialect(), table);
+    let shard = obj.meta().borrow().shard;
+    let bind = session.inner.binds.for_table(table.name, shard);
+    let sql = persistence::select_by_key_sql(session.inner.binds.engine(bind).dialect(), table);
     let mut st = session.state()?;
-    let conn = session.connection(&mut st)?;
+    let conn = session.connection(&mut st, bind)?;
     let mut found: Option<Row> = None;
     let result = conn.query(&sql, key.values(), &mut |row| {
         found = Some(row);
@@ -224,9 +260,11 @@ pub(crate) fn map_joined<T: Model>(
     }
     let row = Row::new(values);
     let key = row_key(table.primary_key, &row)?;
+    // Joined loads are not shard-aware: the joined rows are taken as unsharded.
     let identity = Identity {
         model: TypeId::of::<T>(),
         key,
+        shard: None,
     };
     match map.entry(identity) {
         Entry::Occupied(existing) => {
@@ -285,11 +323,17 @@ pub(crate) fn load_rows_joined_each<M: Model>(
     let weak = Rc::downgrade(&session.inner);
     let session_id = session.inner.id;
     let width = M::table().columns.len();
-    session.connection(&mut st)?;
+    if session.inner.binds.is_sharded() {
+        return Err(Error::invalid(
+            "joined loading (join(), load_joined(), contains_eager()) is not available in a \
+             sharded session yet; query each model on its own",
+        ));
+    }
+    let bind = session.bind_of(M::table());
+    session.connection(&mut st, bind)?;
     let State { map, tx, .. } = &mut *st;
     let conn = tx
-        .conn
-        .as_mut()
+        .conn_mut(bind)
         .ok_or_else(|| Error::invalid("the session lost its connection"))?;
     let mut out = Vec::new();
     let mut each = |row: Row| -> Result<()> {

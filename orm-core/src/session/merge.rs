@@ -75,6 +75,7 @@ impl Session {
         let identity = Identity {
             model: TypeId::of::<M>(),
             key: key.clone(),
+            shard: None,
         };
         let existing = {
             let st = self.state()?;

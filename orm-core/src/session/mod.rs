@@ -22,6 +22,7 @@
 //! (the SQL), `transaction` (the state machine) and `savepoint` each hold
 //! one concept.
 
+mod binds;
 mod defaults;
 mod dependency;
 mod events;
@@ -52,12 +53,16 @@ use crate::model::{IntoKey, Model};
 use crate::query::Query;
 use crate::value::Value;
 
+pub use binds::{ShardForNew, ShardId, ShardRules, ShardsForKey, ShardsForQuery};
+use binds::{BindIdx, Binds};
 pub use events::{model_event, ModelEvent, ModelEvents};
 use events::{Events, SessionEvent, SessionHook};
 use identity_map::{Identity, IdentityMap};
 pub(crate) use links::load_erased;
 pub(crate) use links::populate;
-pub(crate) use loading::{load_rows_joined, load_rows_joined_each, map_joined, JoinedMapper};
+pub(crate) use loading::{
+    load_rows_joined, load_rows_joined_each, load_rows_on, map_joined, JoinedMapper,
+};
 pub(crate) use object::downcast as downcast_obj;
 use object::downcast;
 pub(crate) use object::AnyObj;
@@ -93,6 +98,8 @@ impl Default for SessionConfig {
 #[derive(Debug, Clone)]
 pub struct SessionFactory {
     engine: Engine,
+    /// The engines by model or shard (the default engine first).
+    binds: Arc<Binds>,
     config: SessionConfig,
     /// The event hooks, shared by the sessions made from the factory.
     events: Arc<Events>,
@@ -128,10 +135,66 @@ impl SessionFactory {
     /// A factory with the default configuration (autoflush, expire_on_commit).
     pub fn new(engine: Engine) -> Self {
         SessionFactory {
+            binds: Arc::new(Binds::new(engine.clone())),
             engine,
             config: SessionConfig::default(),
             events: Arc::new(Events::default()),
         }
+    }
+
+    /// Routes model `M` to `engine` (SQLAlchemy's `binds={User: engine}`):
+    /// its loads, queries and flushed rows go there; other models stay on
+    /// the factory's engine. One session then works on several servers:
+    /// its transaction holds one connection per engine it used, each with
+    /// its own transaction, checked out at that engine's first statement.
+    ///
+    /// A flush sends each table's rows to the table's engine, in the one
+    /// save order of the whole unit of work; a relationship between models
+    /// on different engines is kept in memory and its key written into the
+    /// child row as usual, but no server can enforce that foreign key.
+    /// How [`Session::commit`] ends several transactions is described there.
+    /// For sessions made from now on. Not with [`sharded`](Self::sharded).
+    pub fn bind<M: Model>(mut self, engine: Engine) -> Self {
+        Arc::make_mut(&mut self.binds).bind(M::table().name, engine);
+        self
+    }
+
+    /// A factory for a horizontally sharded session (SQLAlchemy's
+    /// `ShardedSession`): `shards` names each shard's engine (the first is
+    /// the default engine, for raw SQL); `rules` choose the shard of a new
+    /// object, the shards `get` tries and the shards a query runs on. An
+    /// object's identity includes its shard, so the same primary key on two
+    /// shards is two objects. Updates and deletes go to the shard an object
+    /// was loaded from or added to. See [`ShardRules`], [`Session::add_to_shard`],
+    /// [`Query::on_shard`](crate::query::Query::on_shard).
+    ///
+    /// Errors when `shards` is empty or names a shard twice.
+    pub fn sharded(
+        shards: impl IntoIterator<Item = (ShardId, Engine)>,
+        rules: ShardRules,
+    ) -> Result<Self> {
+        let binds = Binds::sharded(shards.into_iter().collect(), rules)?;
+        Ok(SessionFactory {
+            engine: binds.engine(0).clone(),
+            binds: Arc::new(binds),
+            config: SessionConfig::default(),
+            events: Arc::new(Events::default()),
+        })
+    }
+
+    /// Two-phase commit across engines (SQLAlchemy's `twophase=True`),
+    /// MySQL/MariaDB only: each engine's transaction is an XA branch
+    /// (`XA START 'gtrid','bqual'`, one global id per session transaction,
+    /// the branch qualifier naming the engine), and `commit()` sends
+    /// `XA END` + `XA PREPARE` to every engine, then `XA COMMIT` to every
+    /// engine. A PREPARE that fails rolls every branch back (nothing is
+    /// committed anywhere); a COMMIT that fails once all are prepared is
+    /// [`Error::XaCommitIncomplete`], the branch staying prepared on its
+    /// server (`XA RECOVER`). `begin_nested()` is refused: MariaDB allows
+    /// no savepoint inside an XA transaction. For sessions made from now on.
+    pub fn two_phase(mut self, on: bool) -> Self {
+        Arc::make_mut(&mut self.binds).two_phase = on;
+        self
     }
 
     session_hook!(
@@ -245,7 +308,7 @@ impl SessionFactory {
     /// A new session. It holds no connection until its first SQL.
     pub fn session(&self) -> Session {
         let events = (!self.events.is_empty()).then(|| self.events.clone());
-        Session::build(self.engine.clone(), self.config, events)
+        Session::build(self.binds.clone(), self.config, events)
     }
 
     /// Runs `work` in a new session's transaction: commits on `Ok`, rolls
@@ -271,7 +334,10 @@ pub struct Session {
 
 pub(crate) struct SessionInner {
     id: u64,
+    /// The default engine (`binds.engines[0]`).
     engine: Engine,
+    /// Every engine the session may use, by model or shard.
+    binds: Arc<Binds>,
     config: SessionConfig,
     autoflush: Cell<bool>,
     /// `in_transaction()` / `in_nested_transaction()` as of the last change,
@@ -363,14 +429,15 @@ impl Session {
 
     /// A session with this configuration.
     pub fn with_config(engine: Engine, config: SessionConfig) -> Session {
-        Session::build(engine, config, None)
+        Session::build(Arc::new(Binds::new(engine)), config, None)
     }
 
-    fn build(engine: Engine, config: SessionConfig, events: Option<Arc<Events>>) -> Session {
+    fn build(binds: Arc<Binds>, config: SessionConfig, events: Option<Arc<Events>>) -> Session {
         Session {
             inner: Rc::new(SessionInner {
                 id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
-                engine,
+                engine: binds.engine(0).clone(),
+                binds,
                 config,
                 autoflush: Cell::new(config.autoflush),
                 flags: Cell::new(Flags::default()),
@@ -470,10 +537,12 @@ impl Session {
         } else {
             key.clone()
         };
+        let shard = self.shard_for_add(&erased)?;
         if let Some(key) = &identity_key {
             let identity = Identity {
                 model: TypeId::of::<M>(),
                 key: key.clone(),
+                shard,
             };
             // A different object with this key blocks the add. A new object
             // may take the key of an object marked for deletion (the flush
@@ -501,6 +570,7 @@ impl Session {
         meta.session = Some(weak);
         meta.session_id = self.inner.id;
         meta.seq = seq;
+        meta.shard = shard;
         if state == ObjState::Detached {
             let key = meta.key.clone().or(key).ok_or_else(|| {
                 Error::invalid(format!(
@@ -516,6 +586,7 @@ impl Session {
                 Identity {
                     model: TypeId::of::<M>(),
                     key,
+                    shard,
                 },
                 erased.clone(),
             );
@@ -543,6 +614,60 @@ impl Session {
             }
         }
         Ok(obj)
+    }
+
+    /// The shard an object being added goes to, in a sharded session: the
+    /// one it has (loaded from, or set by `add_to_shard`), else the rules'
+    /// choice from its values. `None` when not sharded.
+    fn shard_for_add(&self, obj: &Rc<dyn AnyObj>) -> Result<Option<u16>> {
+        let binds = &self.inner.binds;
+        let Some(rules) = binds.rules.as_ref() else {
+            return Ok(None);
+        };
+        if let Some(shard) = obj.meta().borrow().shard {
+            return Ok(Some(shard));
+        }
+        let values = obj.values()?;
+        let id = (rules.for_new)(obj.table(), &values);
+        binds.shard_index(&id).map(Some)
+    }
+
+    /// Adds a new object to shard `shard` of a sharded session, whatever
+    /// the rules would choose (SQLAlchemy's `set_shard_id` option on add).
+    /// Related objects the add cascades to follow the rules (or their own
+    /// shard). Errors: not a sharded session, an unknown shard, or an object
+    /// already on another shard.
+    pub fn add_to_shard<M: Model>(&self, shard: &ShardId, obj: impl Into<Obj<M>>) -> Result<Obj<M>> {
+        let obj: Obj<M> = obj.into();
+        let index = self.inner.binds.shard_index(shard)?;
+        {
+            let erased = obj.erased();
+            let mut meta = erased.meta().borrow_mut();
+            match meta.shard {
+                Some(s) if s != index && meta.session_id != 0 => {
+                    return Err(Error::invalid(format!(
+                        "this `{}` object is on shard '{}', it cannot be added to shard '{shard}'; \
+                         make a new object for that shard",
+                        M::table().model,
+                        self.inner.binds.shard_id(s).map_or("?", |id| id.as_str())
+                    )))
+                }
+                _ => meta.shard = Some(index),
+            }
+        }
+        self.add(obj)
+    }
+
+    /// The shard `obj` lives on, in a sharded session (`None` otherwise, or
+    /// for an object not yet added).
+    pub fn shard_of<M: Model>(&self, obj: &Obj<M>) -> Option<ShardId> {
+        let shard = obj.erased().meta().borrow().shard?;
+        self.inner.binds.shard_id(shard).cloned()
+    }
+
+    /// The shard ids of a sharded session, in declaration order (empty otherwise).
+    pub fn shards(&self) -> Vec<ShardId> {
+        self.inner.binds.shard_ids.clone()
     }
 
     /// Adds every value; returns the handles in order.
@@ -705,11 +830,109 @@ impl Session {
         loading::load_rows(self, sql, params)
     }
 
-    /// Runs a raw statement inside the session's transaction (after autoflush).
+    /// Runs a raw statement inside the session's transaction (after
+    /// autoflush), on the default engine (see [`execute_for`](Self::execute_for)
+    /// for a model's engine, [`execute_on_shard`](Self::execute_on_shard) for a shard).
     pub fn execute(&self, sql: &str, params: &[Value]) -> Result<ExecOutcome> {
+        self.execute_on(0, sql, params)
+    }
+
+    /// Runs a raw query inside the session's transaction (after autoflush)
+    /// on the default engine, and returns its rows.
+    pub fn query_rows(&self, sql: &str, params: &[Value]) -> Result<Vec<crate::row::Row>> {
+        self.query_rows_on(0, sql, params)
+    }
+
+    /// [`execute`](Self::execute) on the engine model `M` is bound to
+    /// ([`SessionFactory::bind`]).
+    pub fn execute_for<M: Model>(&self, sql: &str, params: &[Value]) -> Result<ExecOutcome> {
+        self.execute_on(self.bind_of(M::table()), sql, params)
+    }
+
+    /// [`query_rows`](Self::query_rows) on the engine model `M` is bound to.
+    pub fn query_rows_for<M: Model>(
+        &self,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<crate::row::Row>> {
+        self.query_rows_on(self.bind_of(M::table()), sql, params)
+    }
+
+    /// [`execute`](Self::execute) on one shard of a sharded session.
+    pub fn execute_on_shard(
+        &self,
+        shard: &ShardId,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<ExecOutcome> {
+        let index = self.inner.binds.shard_index(shard)?;
+        self.execute_on(usize::from(index), sql, params)
+    }
+
+    /// [`query_rows`](Self::query_rows) on one shard of a sharded session.
+    pub fn query_rows_on_shard(
+        &self,
+        shard: &ShardId,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<crate::row::Row>> {
+        let index = self.inner.binds.shard_index(shard)?;
+        self.query_rows_on(usize::from(index), sql, params)
+    }
+
+    /// The engine `table`'s rows use outside any shard (the default in a
+    /// sharded session).
+    pub(crate) fn bind_of(&self, table: &crate::model::TableDef) -> BindIdx {
+        self.inner.binds.for_table(table.name, None)
+    }
+
+    /// The engine `table` uses (its bound one; the default engine when unbound).
+    pub fn engine_for<M: Model>(&self) -> &Engine {
+        self.inner.binds.engine(self.bind_of(M::table()))
+    }
+
+    /// The engines (with their shard) a query on `table` runs on: its bound
+    /// engine outside a sharded session; in one, `explicit` (`on_shard`),
+    /// else the query chooser's answer for `filters`, else every shard.
+    pub(crate) fn query_targets(
+        &self,
+        table: &'static crate::model::TableDef,
+        filters: &[crate::expr::Expr],
+        explicit: Option<&ShardId>,
+    ) -> Result<Vec<(BindIdx, Option<u16>)>> {
+        let binds = &self.inner.binds;
+        let Some(rules) = binds.rules.as_ref() else {
+            if let Some(id) = explicit {
+                binds.shard_index(id)?;
+            }
+            return Ok(vec![(binds.for_table(table.name, None), None)]);
+        };
+        let shards = match explicit {
+            Some(id) => vec![binds.shard_index(id)?],
+            None => {
+                let ids = rules
+                    .for_query
+                    .as_ref()
+                    .map(|choose| choose(table, filters))
+                    .unwrap_or_default();
+                binds.shard_indexes(ids)?
+            }
+        };
+        Ok(shards
+            .into_iter()
+            .map(|s| (binds.for_table(table.name, Some(s)), Some(s)))
+            .collect())
+    }
+
+    pub(crate) fn execute_on(
+        &self,
+        bind: BindIdx,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<ExecOutcome> {
         self.autoflush()?;
         let mut st = self.state()?;
-        let conn = self.connection(&mut st)?;
+        let conn = self.connection(&mut st, bind)?;
         match conn.execute(sql, params) {
             Ok(o) => {
                 self.check_still_open(&mut st)?;
@@ -719,12 +942,15 @@ impl Session {
         }
     }
 
-    /// Runs a raw query inside the session's transaction (after autoflush)
-    /// and returns its rows.
-    pub fn query_rows(&self, sql: &str, params: &[Value]) -> Result<Vec<crate::row::Row>> {
+    pub(crate) fn query_rows_on(
+        &self,
+        bind: BindIdx,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<crate::row::Row>> {
         self.autoflush()?;
         let mut st = self.state()?;
-        let conn = self.connection(&mut st)?;
+        let conn = self.connection(&mut st, bind)?;
         match conn.query_rows(sql, params) {
             Ok(o) => Ok(o),
             Err(e) => Err(self.note_error(&mut st, e)),
@@ -804,9 +1030,19 @@ impl Session {
         &self,
         key: crate::model::Key,
     ) -> Result<Option<Obj<M>>> {
+        self.identity_lookup_on(key, None)
+    }
+
+    /// The object of model `M` with `key` on `shard` in the identity map (no SQL).
+    pub(crate) fn identity_lookup_on<M: Model>(
+        &self,
+        key: crate::model::Key,
+        shard: Option<u16>,
+    ) -> Result<Option<Obj<M>>> {
         let identity = Identity {
             model: TypeId::of::<M>(),
             key,
+            shard,
         };
         Ok(self
             .state_ref()?

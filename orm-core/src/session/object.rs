@@ -65,6 +65,9 @@ pub(crate) struct Meta {
     /// Loaded by a query with `raise_lazy()`: a relationship access that
     /// would load is an error (the N+1 guard, per query).
     pub raise_lazy: bool,
+    /// The shard the object lives on (index into the session's shards), in
+    /// a sharded session; part of its identity.
+    pub shard: Option<u16>,
 }
 
 impl Meta {
@@ -81,6 +84,7 @@ impl Meta {
             generated_key: false,
             links: None,
             raise_lazy: false,
+            shard: None,
         }
     }
 

@@ -13,6 +13,7 @@ use crate::expr::push_placeholders;
 use crate::model::{Key, TableDef};
 use crate::value::Value;
 
+use super::binds::{BindIdx, Binds};
 use super::object::AnyObj;
 use super::unit_of_work::InsertRow;
 
@@ -21,6 +22,51 @@ pub(crate) struct Ctx<'a> {
     pub conn: &'a mut PooledConnection,
     pub dialect: &'a dyn Dialect,
     pub server: ServerInfo,
+}
+
+/// The flush's connections: one [`Ctx`] per engine the plan writes to,
+/// and how a table's rows (on a shard) find theirs.
+pub(crate) struct Conns<'a> {
+    pub ctxs: Vec<(BindIdx, Ctx<'a>)>,
+    pub binds: &'a Binds,
+}
+
+impl<'a> Conns<'a> {
+    /// The connection of `table`'s rows (on `shard` in a sharded session).
+    pub fn ctx(&mut self, table: &TableDef, shard: Option<u16>) -> Result<&mut Ctx<'a>> {
+        let bind = self.binds.for_table(table.name, shard);
+        self.ctxs
+            .iter_mut()
+            .find(|(b, _)| *b == bind)
+            .map(|(_, c)| c)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "internal error: the flush has no connection for table `{}`",
+                    table.name
+                ))
+            })
+    }
+}
+
+/// The shard of an object (`None` outside a sharded session).
+pub(crate) fn shard_of(obj: &Rc<dyn AnyObj>) -> Option<u16> {
+    obj.meta().borrow().shard
+}
+
+/// Splits `rows` (already sorted by shard) into runs of one shard.
+pub(crate) fn shard_runs<T>(
+    rows: &[T],
+    obj: impl Fn(&T) -> &Rc<dyn AnyObj>,
+) -> Vec<(Option<u16>, std::ops::Range<usize>)> {
+    let mut out: Vec<(Option<u16>, std::ops::Range<usize>)> = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        let shard = shard_of(obj(row));
+        match out.last_mut() {
+            Some((s, range)) if *s == shard => range.end = i + 1,
+            _ => out.push((shard, i..i + 1)),
+        }
+    }
+    out
 }
 
 impl Ctx<'_> {

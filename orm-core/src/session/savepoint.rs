@@ -37,10 +37,25 @@ impl Session {
         self.flush()?;
         let mut st = self.state()?;
         self.check_usable(&st)?;
+        if self.inner.binds.two_phase {
+            return Err(Error::invalid(
+                "begin_nested() is not available in a two-phase (XA) session: MariaDB and MySQL \
+                 allow no SAVEPOINT inside an XA transaction. Use a factory without two_phase(true) \
+                 for work that needs savepoints",
+            ));
+        }
         let name = format!("sa_savepoint_{}", st.tx.next_savepoint + 1);
-        let conn = self.connection(&mut st)?;
-        if let Err(e) = conn.savepoint(&name) {
-            return Err(self.note_error(&mut st, e));
+        if !st.tx.has_conn() {
+            self.connection(&mut st, 0)?;
+        }
+        // Every engine's connection gets the savepoint (and a connection
+        // opened later inside it gets it at checkout).
+        for i in 0..st.tx.conns.len() {
+            if let Err(e) = st.tx.conns[i].1.savepoint(&name) {
+                // The connections that took it release it with the
+                // transaction; the savepoint is not recorded.
+                return Err(self.note_error(&mut st, e));
+            }
         }
         st.tx.next_savepoint += 1;
         st.tx.savepoints.push(Savepoint {
@@ -97,8 +112,8 @@ impl Session {
             let Some(name) = st.tx.savepoints.last().map(|sp| sp.name.clone()) else {
                 return Ok(());
             };
-            if let Some(conn) = st.tx.conn.as_mut() {
-                if let Err(e) = conn.release_savepoint(&name) {
+            for i in 0..st.tx.conns.len() {
+                if let Err(e) = st.tx.conns[i].1.release_savepoint(&name) {
                     return Err(self.note_error(&mut st, e));
                 }
             }
@@ -124,8 +139,16 @@ impl Session {
             self.sync_flags(&st);
             return Ok(());
         }
-        if let Some(conn) = st.tx.conn.as_mut() {
-            if let Err(e) = conn.rollback_to_savepoint(&sp.name) {
+        let failed = st
+            .tx
+            .conns
+            .iter_mut()
+            .map(|(_, c)| c.rollback_to_savepoint(&sp.name))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .find_map(|r| r.err());
+        {
+            if let Some(e) = failed {
                 st.tx.current().absorb_from(&mut sp.record);
                 let e = self.note_error(&mut st, e);
                 // Whatever the error, the savepoint cannot be trusted any more.

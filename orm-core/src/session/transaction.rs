@@ -27,6 +27,7 @@ use crate::engine::PooledConnection;
 use crate::error::Error;
 use crate::model::Key;
 
+use super::binds::BindIdx;
 use super::identity_map::{Identity, IdentityMap};
 use super::object::{AnyObj, ObjState};
 use super::{detach_all, Session, State};
@@ -110,7 +111,12 @@ pub(crate) struct Savepoint {
 
 pub(crate) struct Transaction {
     pub phase: Phase,
-    pub conn: Option<PooledConnection>,
+    /// One connection per engine used, in the order of first use (the
+    /// commit order).
+    pub conns: Vec<(BindIdx, PooledConnection)>,
+    /// The global transaction id of a two-phase transaction (the branch
+    /// qualifier is the engine's index).
+    pub gtrid: Option<String>,
     /// The outermost level's record.
     pub root: Record,
     /// Open savepoints, outermost first.
@@ -122,7 +128,8 @@ impl Transaction {
     pub fn new() -> Self {
         Transaction {
             phase: Phase::Idle,
-            conn: None,
+            conns: Vec::new(),
+            gtrid: None,
             root: Record::default(),
             savepoints: Vec::new(),
             next_savepoint: 0,
@@ -131,6 +138,29 @@ impl Transaction {
 
     pub fn is_active(&self) -> bool {
         !matches!(self.phase, Phase::Idle)
+    }
+
+    /// Whether any connection was checked out (some SQL may have been sent).
+    pub fn has_conn(&self) -> bool {
+        !self.conns.is_empty()
+    }
+
+    /// The connection of engine `bind`, if checked out.
+    pub fn conn_mut(&mut self, bind: BindIdx) -> Option<&mut PooledConnection> {
+        self.conns
+            .iter_mut()
+            .find(|(b, _)| *b == bind)
+            .map(|(_, c)| c)
+    }
+
+    /// Rolls back every connection (invalidating one that fails: the
+    /// server discards its transaction when it closes).
+    pub fn rollback_all(&mut self) {
+        for (_, conn) in &mut self.conns {
+            if conn.rollback().is_err() {
+                conn.invalidate();
+            }
+        }
     }
 
     /// Autobegin: real work opens a logical transaction.
@@ -171,16 +201,20 @@ impl Transaction {
     /// Forget everything about the transaction (after commit or rollback).
     pub fn reset(&mut self) {
         self.phase = Phase::Idle;
-        self.conn = None;
+        // Dropping a guard rolls its connection back (XA ROLLBACK in two-phase) and returns it.
+        self.conns.clear();
+        self.gtrid = None;
         self.root.clear();
         self.savepoints.clear();
     }
 }
 
 pub(crate) fn identity_of(obj: &Rc<dyn AnyObj>) -> Option<Identity> {
-    obj.meta().borrow().key.clone().map(|key| Identity {
+    let meta = obj.meta().borrow();
+    meta.key.clone().map(|key| Identity {
         model: obj.model_type(),
         key,
+        shard: meta.shard,
     })
 }
 
@@ -248,16 +282,17 @@ pub(crate) fn restore_level(record: &mut Record, map: &mut IdentityMap, expire_r
                 map.remove(&identity);
             }
         }
-        let state = {
+        let (state, shard) = {
             let mut meta = obj.meta().borrow_mut();
             meta.key = Some(switch.old_key.clone());
-            meta.state
+            (meta.state, meta.shard)
         };
         if matches!(state, ObjState::Persistent | ObjState::Deleted) {
             map.insert(
                 Identity {
                     model: obj.model_type(),
                     key: switch.old_key,
+                    shard,
                 },
                 obj.clone(),
             );
@@ -314,14 +349,28 @@ impl Session {
         }
     }
 
-    /// The transaction's connection, checking it out and sending BEGIN on
-    /// first use.
-    pub(super) fn connection<'a>(&self, st: &'a mut State) -> Result<&'a mut PooledConnection> {
+    /// The transaction's connection to engine `bind` (0: the default
+    /// engine; see `binds.rs`), checking it out and beginning its
+    /// transaction on first use: `begin()` (or `XA START` with
+    /// `two_phase`), the `after_begin` hooks, and a `SAVEPOINT` for each
+    /// savepoint already open, so that rolling one back undoes the work of
+    /// every engine.
+    pub(super) fn connection<'a>(
+        &self,
+        st: &'a mut State,
+        bind: BindIdx,
+    ) -> Result<&'a mut PooledConnection> {
         self.check_usable(st)?;
         st.tx.phase = Phase::Active;
-        if st.tx.conn.is_none() {
-            let mut conn = self.inner.engine.connect()?;
-            conn.begin()?;
+        if st.tx.conn_mut(bind).is_none() {
+            let binds = &self.inner.binds;
+            let mut conn = binds.engine(bind).connect()?;
+            if binds.two_phase {
+                let gtrid = st.tx.gtrid.get_or_insert_with(new_gtrid).clone();
+                conn.xa_start(&gtrid, &bind.to_string())?;
+            } else {
+                conn.begin()?;
+            }
             if let Some(events) = self.inner.events.as_deref() {
                 for hook in &events.after_begin {
                     // On error the connection is dropped: rolled back and returned.
@@ -329,24 +378,25 @@ impl Session {
                         .map_err(|e| super::events::hook_error("after_begin", None, e))?;
                 }
             }
-            st.tx.conn = Some(conn);
+            for sp in &st.tx.savepoints {
+                conn.savepoint(&sp.name)?;
+            }
+            st.tx.conns.push((bind, conn));
         }
         self.sync_flags(st);
         st.tx
-            .conn
-            .as_mut()
+            .conn_mut(bind)
             .ok_or_else(|| Error::invalid("internal error: the session has no connection"))
     }
 
     /// Records an error from SQL run inside the transaction. Every session
-    /// statement's error passes through here: when the connection says the
+    /// statement's error passes through here: when a connection says its
     /// transaction is gone (the connection was lost, or the server rolled
     /// the transaction back — a deadlock — or committed it implicitly), the
-    /// session needs a full rollback, naming the cause.
+    /// session needs a full rollback, naming the cause, whichever engine it was.
     pub(super) fn note_error(&self, st: &mut State, e: Error) -> Error {
-        let gone =
-            e.is_connection_lost() || st.tx.conn.as_ref().is_some_and(|c| c.needs_rollback());
-        if gone && st.tx.conn.is_some() {
+        let gone = e.is_connection_lost() || st.tx.conns.iter().any(|(_, c)| c.needs_rollback());
+        if gone && st.tx.has_conn() {
             st.tx.fail(e.clone());
             self.sync_flags(st);
         }
@@ -359,9 +409,9 @@ impl Session {
     pub(super) fn check_still_open(&self, st: &mut State) -> Result<()> {
         let ended = st
             .tx
-            .conn
-            .as_ref()
-            .and_then(|c| c.ended_by_server().cloned());
+            .conns
+            .iter()
+            .find_map(|(_, c)| c.ended_by_server().cloned());
         match ended {
             Some(e) => Err(self.note_error(st, e)),
             None => Ok(()),
@@ -371,6 +421,29 @@ impl Session {
     /// Flushes pending changes, COMMITs, and returns the connection to the
     /// pool. With expire_on_commit every object is expired; deleted objects
     /// become detached. With nothing open, does nothing and sends nothing.
+    ///
+    /// # Several engines
+    ///
+    /// With [`SessionFactory::bind`](super::SessionFactory::bind) or a sharded
+    /// factory, the transaction may hold one connection per engine. The
+    /// flush sends everything to every engine first; then each engine is
+    /// committed **in the order the session first used it** (its first
+    /// statement in this transaction):
+    /// - the first COMMIT fails: every other engine is rolled back, nothing
+    ///   was committed, and the error is the COMMIT's own (as with one engine);
+    /// - a later COMMIT fails: the engines before it are committed and
+    ///   cannot be undone; the rest are rolled back and the error is
+    ///   [`Error::PartialCommit`] naming both lists. The session is then
+    ///   idle, its objects as after a rollback (pending ones transient, the
+    ///   rest expired, so the next read shows what each server holds);
+    /// - with [`SessionFactory::two_phase`](super::SessionFactory::two_phase)
+    ///   the commit is `XA END` + `XA PREPARE` on every engine, then
+    ///   `XA COMMIT` on every engine: a failing PREPARE rolls back every
+    ///   branch (nothing committed anywhere, the PREPARE's error returned);
+    ///   a failing XA COMMIT (all branches being prepared) is
+    ///   [`Error::XaCommitIncomplete`] with the global id: that branch stays
+    ///   prepared on its server (`XA RECOVER`) until finished by hand. The
+    ///   other branches are still committed (the decision was taken).
     pub fn commit(&self) -> Result<()> {
         let _span = crate::trace::commit_span();
         self.flush()?;
@@ -382,16 +455,34 @@ impl Session {
                 "a nested transaction (savepoint) is still open; commit() or rollback() it before committing the session",
             ));
         }
-        if let Some(conn) = st.tx.conn.as_mut() {
-            if let Err(e) = conn.commit() {
-                let e = self.note_error(&mut st, e);
-                if let Some(conn) = st.tx.conn.as_mut() {
-                    if conn.rollback().is_err() {
-                        conn.invalidate();
-                    }
-                }
+        if st.tx.gtrid.is_some() {
+            if let Err(e) = self.commit_two_phase(&mut st) {
                 self.rollback_state(&mut st);
                 return Err(e);
+            }
+        } else {
+            let mut committed: Vec<String> = Vec::new();
+            for i in 0..st.tx.conns.len() {
+                let bind = st.tx.conns[i].0;
+                if let Err(e) = st.tx.conns[i].1.commit() {
+                    let e = self.note_error(&mut st, e);
+                    st.tx.rollback_all();
+                    let not_committed: Vec<String> = st.tx.conns[i..]
+                        .iter()
+                        .map(|(b, _)| self.inner.binds.name(*b))
+                        .collect();
+                    self.rollback_state(&mut st);
+                    if committed.is_empty() {
+                        return Err(e);
+                    }
+                    return Err(Error::PartialCommit {
+                        committed,
+                        failed: self.inner.binds.name(bind),
+                        not_committed,
+                        cause: Box::new(e),
+                    });
+                }
+                committed.push(self.inner.binds.name(bind));
             }
         }
         for obj in st.tx.root.deleted.drain(..) {
@@ -415,6 +506,43 @@ impl Session {
         Ok(())
     }
 
+    /// Both phases of a two-phase commit. On error the connections still
+    /// held are rolled back (the caller then resets the objects).
+    fn commit_two_phase(&self, st: &mut State) -> Result<()> {
+        let gtrid = st.tx.gtrid.clone().unwrap_or_default();
+        for i in 0..st.tx.conns.len() {
+            if let Err(e) = st.tx.conns[i].1.xa_prepare() {
+                let e = self.note_error(st, e);
+                st.tx.rollback_all();
+                return Err(e);
+            }
+        }
+        let mut committed: Vec<String> = Vec::new();
+        let mut in_doubt: Vec<String> = Vec::new();
+        let mut first_error: Option<Error> = None;
+        for i in 0..st.tx.conns.len() {
+            let bind = st.tx.conns[i].0;
+            // Every branch is prepared: the decision is to commit, so every
+            // branch is tried even after one failed.
+            match st.tx.conns[i].1.xa_commit() {
+                Ok(()) => committed.push(self.inner.binds.name(bind)),
+                Err(e) => {
+                    in_doubt.push(format!("{} (bqual '{bind}')", self.inner.binds.name(bind)));
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            None => Ok(()),
+            Some(cause) => Err(Error::XaCommitIncomplete {
+                gtrid,
+                committed,
+                in_doubt,
+                cause: Box::new(cause),
+            }),
+        }
+    }
+
     /// Rolls back the transaction and returns the connection: pending
     /// objects become transient, deleted objects are restored, everything
     /// else is expired. Also the way out of the rollback-required state.
@@ -422,15 +550,11 @@ impl Session {
     pub fn rollback(&self) -> Result<()> {
         let _span = crate::trace::rollback_span();
         let mut st = self.state()?;
-        let sent_sql = st.tx.conn.is_some() || matches!(st.tx.phase, Phase::NeedsRollback { .. });
-        if let Some(conn) = st.tx.conn.as_mut() {
-            // A failure to roll back (the connection is gone) is not the
-            // caller's problem: the server discards the transaction anyway,
-            // and the pool closes the connection.
-            if conn.rollback().is_err() {
-                conn.invalidate();
-            }
-        }
+        let sent_sql = st.tx.has_conn() || matches!(st.tx.phase, Phase::NeedsRollback { .. });
+        // A failure to roll back (the connection is gone) is not the
+        // caller's problem: the server discards the transaction anyway,
+        // and the pool closes the connection.
+        st.tx.rollback_all();
         self.rollback_state(&mut st);
         drop(st);
         if sent_sql {
@@ -452,11 +576,7 @@ impl Session {
     /// session does the same.
     pub fn close(&self) {
         if let Ok(mut st) = self.inner.state.try_borrow_mut() {
-            if let Some(conn) = st.tx.conn.as_mut() {
-                if conn.rollback().is_err() {
-                    conn.invalidate();
-                }
-            }
+            st.tx.rollback_all();
             rollback_objects(&mut st, false);
             self.inner.modified.borrow_mut().clear();
             detach_all(&mut st);
@@ -526,6 +646,21 @@ pub(super) fn rollback_objects(st: &mut State, expire_rest: bool) {
         }
     }
     tx.reset();
+}
+
+/// A global transaction id for a two-phase transaction: unique per process
+/// run and session transaction.
+fn new_gtrid() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
+    format!(
+        "orm-{}-{started:x}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Removes `obj` from every level's record (it is being expunged).

@@ -91,7 +91,7 @@ impl Session {
         let ai_quoted = omit.map(quoted);
         sql.push_str(&dialect.upsert_sql(&conflict, &update, ai_quoted.as_deref()));
         let keys: Vec<Key> = if keyed {
-            self.execute(&sql, &params)?;
+            self.execute_for::<M>(&sql, &params)?;
             values.iter().filter_map(Model::primary_key).collect()
         } else {
             let ai = omit.ok_or_else(|| {
@@ -102,17 +102,17 @@ impl Session {
             })?;
             let sqlite = {
                 let mut st = self.state()?;
-                self.connection(&mut st)?.server_info().kind == ServerKind::Sqlite
+                self.connection(&mut st, self.bind_of(table))?.server_info().kind == ServerKind::Sqlite
             };
             if sqlite {
                 sql.push_str(" RETURNING ");
                 sql.push_str(&quoted(ai));
-                let rows = self.query_rows(&sql, &params)?;
+                let rows = self.query_rows_for::<M>(&sql, &params)?;
                 rows.into_iter()
                     .map(|r| Key::new(r.into_values()))
                     .collect()
             } else {
-                let outcome = self.execute(&sql, &params)?;
+                let outcome = self.execute_for::<M>(&sql, &params)?;
                 let id = outcome.last_insert_id.ok_or_else(|| {
                     Error::invalid(format!("the upsert into `{}` reported no key", table.name))
                 })?;
