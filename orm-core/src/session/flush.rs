@@ -331,7 +331,13 @@ impl Session {
                 needed.push(bind);
             }
         };
-        for (table, work) in &plan.tables {
+        // Save order first, so that the engines are used (and later
+        // committed) in the order their first statement goes out.
+        let tables = plan
+            .tables_in_save_order()
+            .chain(plan.tables.iter())
+            .collect::<Vec<_>>();
+        for (table, work) in tables {
             let rows = work
                 .inserts
                 .iter()

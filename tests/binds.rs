@@ -1,0 +1,494 @@
+//! Several engines in one session (SQLAlchemy's `Session(binds={...})`,
+//! after test/orm/test_bind.py and test/orm/test_transaction.py's two-phase
+//! tests), on two DIFFERENT servers: the shared MariaDB at DATABASE_URL
+//! (engine A, users) and a private mariadbd this test starts (engine B,
+//! orders). Rows are read back with plain connections to each server; the
+//! SQL sent is captured per engine; failures are injected by KILLing the
+//! session's connection on B from an admin connection right before a
+//! chosen statement goes out.
+//!
+//! These tests need MariaDB's server binaries (`mariadbd`,
+//! `mariadb-install-db`); without them they FAIL saying so, never skip.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::private_server::PrivateServer;
+use common::TestDb;
+use mysql::prelude::Queryable;
+use orm::prelude::*;
+use orm::session::SessionFactory;
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+#[orm(table = "b_users")]
+struct User {
+    #[orm(primary_key, auto_increment)]
+    id: Option<i64>,
+    #[orm(sql_type = "VARCHAR(32)")]
+    name: String,
+    #[orm(one_to_many, key = "user_id", back_populates = "user")]
+    orders: ToMany<Order>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+#[orm(table = "b_orders")]
+struct Order {
+    #[orm(primary_key, auto_increment)]
+    id: Option<i64>,
+    /// A foreign key no server can enforce: the users are on the other server.
+    #[orm(references = User)]
+    user_id: Option<i64>,
+    #[orm(sql_type = "VARCHAR(32)")]
+    item: String,
+    #[orm(many_to_one, back_populates = "orders")]
+    user: ToOne<User>,
+}
+
+/// Which statement (by prefix) gets its connection KILLed right before it is sent.
+type KillSwitch = Arc<Mutex<Option<&'static str>>>;
+
+/// The two servers, the engines (B with a kill switch) and the tables.
+struct Setup {
+    a: TestDb,
+    b: PrivateServer,
+    engine_a: Engine,
+    engine_b: Engine,
+    kill_b: KillSwitch,
+}
+
+impl Setup {
+    fn new(tag: &str) -> Setup {
+        let a = TestDb::new(tag);
+        a.exec("CREATE TABLE b_users (id BIGINT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(32) NOT NULL)");
+        let b = PrivateServer::start(tag);
+        b.admin()
+            .query_drop(
+                "CREATE TABLE test.b_orders (id BIGINT AUTO_INCREMENT PRIMARY KEY, \
+                 user_id BIGINT NULL, item VARCHAR(32) NOT NULL)",
+            )
+            .expect("create b_orders on B");
+        let engine_a = orm::create_engine(&a.url).expect("engine A");
+        let kill_b: KillSwitch = Arc::default();
+        let armed = Arc::clone(&kill_b);
+        let admin_url = b.url("");
+        let engine_b = orm::builder(&b.url(""))
+            .expect("builder B")
+            .before_execute(move |s| {
+                let mut armed = armed.lock().expect("kill switch");
+                if armed.is_some_and(|prefix| s.sql.starts_with(prefix)) {
+                    *armed = None;
+                    let opts = mysql::Opts::from_url(&admin_url).expect("admin url");
+                    let mut admin = mysql::Conn::new(opts).expect("admin connection to B");
+                    admin
+                        .query_drop(format!("KILL {}", s.connection_id))
+                        .expect("KILL");
+                }
+                Ok(())
+            })
+            .build()
+            .expect("engine B");
+        Setup {
+            a,
+            b,
+            engine_a,
+            engine_b,
+            kill_b,
+        }
+    }
+
+    fn factory(&self) -> SessionFactory {
+        SessionFactory::new(self.engine_a.clone()).bind::<Order>(self.engine_b.clone())
+    }
+
+    fn users_on_a(&self) -> Vec<Vec<String>> {
+        self.a.rows("SELECT id, name FROM b_users ORDER BY id")
+    }
+
+    fn orders_on_b(&self) -> Vec<(i64, Option<i64>, String)> {
+        self.b
+            .admin()
+            .query("SELECT id, user_id, item FROM test.b_orders ORDER BY id")
+            .expect("read b_orders on B")
+    }
+
+    fn arm(&self, prefix: &'static str) {
+        *self.kill_b.lock().expect("kill switch") = Some(prefix);
+    }
+
+    /// `XA RECOVER` on B: the xids of prepared branches, as `gtrid` + `bqual`.
+    fn xa_recover_b(&self) -> Vec<String> {
+        let rows: Vec<(i64, i64, i64, Vec<u8>)> = self
+            .b
+            .admin()
+            .query("XA RECOVER")
+            .expect("XA RECOVER on B");
+        rows.into_iter()
+            .map(|(_, _, _, data)| String::from_utf8_lossy(&data).into_owned())
+            .collect()
+    }
+
+    fn xa_recover_a(&self) -> Vec<String> {
+        let mut conn = common::admin_conn();
+        let rows: Vec<(i64, i64, i64, Vec<u8>)> = conn.query("XA RECOVER").expect("XA RECOVER on A");
+        rows.into_iter()
+            .map(|(_, _, _, data)| String::from_utf8_lossy(&data).into_owned())
+            .collect()
+    }
+}
+
+/// A user on A and an order on B, linked in memory.
+fn user_with_order(session: &Session, name: &str, item: &str) -> (Obj<User>, Obj<Order>) {
+    let user = session
+        .add(User {
+            name: name.into(),
+            ..User::default()
+        })
+        .unwrap();
+    let order = session
+        .add(Order {
+            item: item.into(),
+            ..Order::default()
+        })
+        .unwrap();
+    order.set(Order::USER, Some(&user)).unwrap();
+    (user, order)
+}
+
+fn writes(statements: &[String]) -> Vec<String> {
+    statements
+        .iter()
+        .filter(|s| !s.starts_with("SELECT @@") && !s.starts_with("SET "))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn one_unit_of_work_writes_each_model_on_its_own_server_and_reads_from_it() {
+    let s = Setup::new("binds_uow");
+    let factory = s.factory();
+    let capture_a = s.engine_a.capture_statements();
+    let capture_b = s.engine_b.capture_statements();
+    let session = factory.session();
+    let (user, order) = user_with_order(&session, "alice", "book");
+    session.commit().unwrap();
+    let sent_a = writes(&capture_a.take());
+    let sent_b = writes(&capture_b.take());
+    assert!(
+        sent_a.iter().any(|s| s.starts_with("INSERT INTO `b_users`")),
+        "{sent_a:?}"
+    );
+    assert!(!sent_a.iter().any(|s| s.contains("b_orders")), "{sent_a:?}");
+    assert!(
+        sent_b.iter().any(|s| s.starts_with("INSERT INTO `b_orders`")),
+        "{sent_b:?}"
+    );
+    assert!(!sent_b.iter().any(|s| s.contains("b_users")), "{sent_b:?}");
+    assert_eq!(sent_a.last().map(String::as_str), Some("COMMIT"));
+    assert_eq!(sent_b.last().map(String::as_str), Some("COMMIT"));
+
+    // The rows, on each server: the order's user_id is the key A generated.
+    let users = s.users_on_a();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0][1], "alice");
+    let user_id: i64 = users[0][0].parse().unwrap();
+    assert_eq!(s.orders_on_b(), vec![(1, Some(user_id), "book".to_string())]);
+    assert_eq!(user.key::<i64>().unwrap(), user_id);
+    assert_eq!(order.read().unwrap().user_id, Some(user_id));
+
+    // Reads go to each model's engine, including a lazy load across servers.
+    let session = factory.session();
+    let order = session.query::<Order>().one().unwrap();
+    let user = order.one(Order::USER).unwrap().expect("the order's user");
+    assert_eq!(user.read().unwrap().name, "alice");
+    let got = session.get::<User>(user_id).unwrap().unwrap();
+    assert!(got.ptr_eq(&user));
+    let sent_a = capture_a.take();
+    let sent_b = capture_b.take();
+    assert!(
+        sent_a.iter().any(|s| s.contains("FROM `b_users`")),
+        "{sent_a:?}"
+    );
+    assert!(!sent_a.iter().any(|s| s.contains("b_orders")), "{sent_a:?}");
+    assert!(
+        sent_b.iter().any(|s| s.contains("FROM `b_orders`")),
+        "{sent_b:?}"
+    );
+    assert!(!sent_b.iter().any(|s| s.contains("b_users")), "{sent_b:?}");
+    assert!(session.engine_for::<Order>().ptr_eq(&s.engine_b));
+    assert!(session.engine_for::<User>().ptr_eq(&s.engine_a));
+
+    // Raw SQL: the default engine, or a model's.
+    let rows = session.query_rows("SELECT COUNT(*) FROM b_users", &[]).unwrap();
+    assert_eq!(rows[0].values()[0], Value::Int(1));
+    let rows = session
+        .query_rows_for::<Order>("SELECT COUNT(*) FROM b_orders", &[])
+        .unwrap();
+    assert_eq!(rows[0].values()[0], Value::Int(1));
+    session.rollback().unwrap();
+}
+
+#[test]
+fn rollback_after_flush_leaves_nothing_on_either_server() {
+    let s = Setup::new("binds_rb");
+    let session = s.factory().session();
+    let (user, order) = user_with_order(&session, "bob", "pen");
+    session.flush().unwrap();
+    // Flushed: visible inside the transaction, on each server.
+    assert_eq!(session.query::<Order>().all().unwrap().len(), 1);
+    assert_eq!(session.query::<User>().all().unwrap().len(), 1);
+    let capture_a = s.engine_a.capture_statements();
+    let capture_b = s.engine_b.capture_statements();
+    session.rollback().unwrap();
+    assert_eq!(capture_a.take(), ["ROLLBACK"]);
+    assert_eq!(capture_b.take(), ["ROLLBACK"]);
+    assert!(s.users_on_a().is_empty());
+    assert!(s.orders_on_b().is_empty());
+    assert_eq!(user.state(), ObjState::Transient);
+    assert_eq!(order.state(), ObjState::Transient);
+}
+
+#[test]
+fn commit_order_is_first_use_and_a_failing_second_commit_is_a_partial_commit() {
+    let s = Setup::new("binds_partial");
+    let factory = s.factory();
+    let session = factory.session();
+    user_with_order(&session, "carol", "cup");
+    session.flush().unwrap();
+    // The flush used A (users, parents first) then B: COMMIT goes to A, then B.
+    s.arm("COMMIT");
+    let err = session.commit().unwrap_err();
+    match &err {
+        Error::PartialCommit {
+            committed,
+            failed,
+            not_committed,
+            ..
+        } => {
+            assert_eq!(committed, &vec![s.engine_a.describe()]);
+            assert_eq!(failed, &s.engine_b.describe());
+            assert_eq!(not_committed, &vec![s.engine_b.describe()]);
+        }
+        other => panic!("expected PartialCommit, got {other:?}"),
+    }
+    let message = err.to_string();
+    assert!(message.contains("inconsistent"), "{message}");
+    assert!(message.contains("two_phase"), "{message}");
+    // A committed, B did not.
+    assert_eq!(s.users_on_a().len(), 1);
+    assert!(s.orders_on_b().is_empty());
+    // The session is idle and usable: B reconnects.
+    assert!(!session.in_transaction());
+    user_with_order(&session, "dave", "mug");
+    session.commit().unwrap();
+    assert_eq!(s.users_on_a().len(), 2);
+    assert_eq!(s.orders_on_b().len(), 1);
+}
+
+#[test]
+fn a_failing_first_commit_commits_nothing() {
+    let s = Setup::new("binds_first");
+    // B used first: an order alone, then a user.
+    let session = s.factory().session();
+    session
+        .add(Order {
+            item: "lamp".into(),
+            ..Order::default()
+        })
+        .unwrap();
+    session.flush().unwrap();
+    session
+        .add(User {
+            name: "erin".into(),
+            ..User::default()
+        })
+        .unwrap();
+    s.arm("COMMIT");
+    let err = session.commit().unwrap_err();
+    assert!(
+        !matches!(err, Error::PartialCommit { .. }),
+        "the first COMMIT failed: nothing committed, not a partial commit: {err:?}"
+    );
+    assert!(s.users_on_a().is_empty());
+    assert!(s.orders_on_b().is_empty());
+    assert!(!session.in_transaction());
+}
+
+#[test]
+fn a_lost_connection_on_any_engine_requires_a_rollback_of_everything() {
+    let s = Setup::new("binds_lost");
+    let session = s.factory().session();
+    user_with_order(&session, "fay", "hat");
+    session.flush().unwrap();
+    s.arm("SELECT");
+    let err = session.query::<Order>().all().unwrap_err();
+    assert!(err.is_connection_lost(), "{err:?}");
+    let err = session.query::<User>().all().unwrap_err();
+    assert!(matches!(err, Error::PendingRollback(_)), "{err:?}");
+    session.rollback().unwrap();
+    assert!(s.users_on_a().is_empty());
+    assert!(s.orders_on_b().is_empty());
+    user_with_order(&session, "gus", "cap");
+    session.commit().unwrap();
+    assert_eq!(s.users_on_a().len(), 1);
+    assert_eq!(s.orders_on_b().len(), 1);
+}
+
+#[test]
+fn savepoints_span_every_engine_including_one_first_used_inside() {
+    let s = Setup::new("binds_sp");
+    let session = s.factory().session();
+    session
+        .add(User {
+            name: "kept".into(),
+            ..User::default()
+        })
+        .unwrap();
+    session.flush().unwrap();
+    let capture_b = s.engine_b.capture_statements();
+    {
+        let nested = session.begin_nested().unwrap();
+        // B's connection is opened inside the savepoint: it takes it too.
+        session
+            .add(Order {
+                item: "dropped".into(),
+                ..Order::default()
+            })
+            .unwrap();
+        session
+            .add(User {
+                name: "dropped".into(),
+                ..User::default()
+            })
+            .unwrap();
+        session.flush().unwrap();
+        nested.rollback().unwrap();
+    }
+    let sent_b = capture_b.take();
+    assert!(
+        sent_b.iter().any(|s| s.starts_with("SAVEPOINT")),
+        "{sent_b:?}"
+    );
+    assert!(
+        sent_b.iter().any(|s| s.starts_with("ROLLBACK TO SAVEPOINT")),
+        "{sent_b:?}"
+    );
+    session.commit().unwrap();
+    let users = s.users_on_a();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0][1], "kept");
+    assert!(s.orders_on_b().is_empty());
+}
+
+#[test]
+fn two_phase_commit_sends_xa_to_every_engine() {
+    let s = Setup::new("binds_xa");
+    let factory = s.factory().two_phase(true);
+    let capture_a = s.engine_a.capture_statements();
+    let capture_b = s.engine_b.capture_statements();
+    let session = factory.session();
+    user_with_order(&session, "hal", "kite");
+    session.commit().unwrap();
+    for sent in [writes(&capture_a.take()), writes(&capture_b.take())] {
+        let xa: Vec<&str> = sent
+            .iter()
+            .filter(|s| s.starts_with("XA "))
+            .map(|s| s.split(' ').take(2).collect::<Vec<_>>().join(" "))
+            .map(|s| match s.as_str() {
+                "XA START" => "XA START",
+                "XA END" => "XA END",
+                "XA PREPARE" => "XA PREPARE",
+                "XA COMMIT" => "XA COMMIT",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(
+            xa,
+            ["XA START", "XA END", "XA PREPARE", "XA COMMIT"],
+            "{sent:?}"
+        );
+        assert!(sent[0].starts_with("XA START 'orm-"), "{sent:?}");
+        assert!(!sent.iter().any(|s| s == "COMMIT"), "{sent:?}");
+    }
+    assert_eq!(s.users_on_a().len(), 1);
+    assert_eq!(s.orders_on_b().len(), 1);
+    // No branch left behind; the pooled connections are reusable.
+    assert!(s.xa_recover_b().is_empty());
+    user_with_order(&session, "ida", "yoyo");
+    session.rollback().unwrap();
+    user_with_order(&session, "jon", "top");
+    session.commit().unwrap();
+    assert_eq!(s.users_on_a().len(), 2);
+    assert_eq!(s.orders_on_b().len(), 2);
+    // Savepoints are refused inside XA.
+    let err = match session.begin_nested() {
+        Err(e) => e,
+        Ok(_) => panic!("begin_nested() in a two-phase session must be refused"),
+    };
+    assert!(err.to_string().contains("XA"), "{err}");
+}
+
+#[test]
+fn two_phase_a_failing_prepare_commits_nothing_anywhere() {
+    let s = Setup::new("binds_xa_prep");
+    let session = s.factory().two_phase(true).session();
+    let capture_a = s.engine_a.capture_statements();
+    user_with_order(&session, "kim", "ball");
+    session.flush().unwrap();
+    s.arm("XA PREPARE");
+    let err = session.commit().unwrap_err();
+    assert!(err.is_connection_lost(), "{err:?}");
+    // A was prepared first, then rolled back.
+    let sent_a = capture_a.take();
+    assert!(sent_a[0].starts_with("XA START '"), "{sent_a:?}");
+    let gtrid = sent_a[0].split('\'').nth(1).unwrap_or_default().to_string();
+    assert!(sent_a.iter().any(|s| s.starts_with("XA PREPARE")), "{sent_a:?}");
+    assert!(sent_a.iter().any(|s| s.starts_with("XA ROLLBACK")), "{sent_a:?}");
+    assert!(s.users_on_a().is_empty());
+    assert!(s.orders_on_b().is_empty());
+    assert!(s.xa_recover_b().is_empty());
+    assert!(!s.xa_recover_a().iter().any(|x| x.starts_with(&gtrid)));
+    assert!(!session.in_transaction());
+}
+
+#[test]
+fn two_phase_a_failing_xa_commit_leaves_the_branch_prepared_for_recovery() {
+    let s = Setup::new("binds_xa_commit");
+    let session = s.factory().two_phase(true).session();
+    user_with_order(&session, "lea", "drum");
+    session.flush().unwrap();
+    s.arm("XA COMMIT");
+    let err = session.commit().unwrap_err();
+    let (gtrid, in_doubt) = match &err {
+        Error::XaCommitIncomplete {
+            gtrid,
+            committed,
+            in_doubt,
+            ..
+        } => {
+            assert_eq!(committed, &vec![s.engine_a.describe()]);
+            assert_eq!(in_doubt.len(), 1);
+            (gtrid.clone(), in_doubt[0].clone())
+        }
+        other => panic!("expected XaCommitIncomplete, got {other:?}"),
+    };
+    assert!(in_doubt.contains(&s.engine_b.describe()), "{in_doubt}");
+    assert!(err.to_string().contains("XA RECOVER"), "{err}");
+    // A committed; B's branch is prepared, listed by XA RECOVER, its row not visible.
+    assert_eq!(s.users_on_a().len(), 1);
+    assert!(s.orders_on_b().is_empty());
+    let recovered = s.xa_recover_b();
+    assert_eq!(recovered.len(), 1, "{recovered:?}");
+    assert!(recovered[0].starts_with(&gtrid), "{recovered:?} vs {gtrid}");
+    // Finishing it by hand, as the error says, commits the order.
+    let bqual = &recovered[0][gtrid.len()..];
+    s.b.admin()
+        .query_drop(format!("XA COMMIT '{gtrid}','{bqual}'"))
+        .expect("XA COMMIT by hand");
+    assert_eq!(s.orders_on_b().len(), 1);
+    // The session is usable.
+    assert!(!session.in_transaction());
+    user_with_order(&session, "max", "flag");
+    session.commit().unwrap();
+    assert_eq!(s.orders_on_b().len(), 2);
+}
