@@ -338,10 +338,12 @@ pub(crate) fn related(owner: &Rc<dyn AnyObj>, index: usize) -> Result<Vec<Rc<dyn
                 return Ok(Vec::new());
             }
             let target = (rel.target)();
+            // Related objects live on the owner's shard (sharded sessions).
+            let shard = owner.meta().borrow().shard;
             let identity = Identity {
                 model: (rel.target_type)(),
                 key: Key::new(vec![value.clone()]),
-                shard: None,
+                shard,
             };
             let Some(session) = session_of(owner) else {
                 return Err(Error::DetachedInstance { table: table.name });
@@ -354,7 +356,7 @@ pub(crate) fn related(owner: &Rc<dyn AnyObj>, index: usize) -> Result<Vec<Rc<dyn
             }
             session.autoflush()?;
             let sql = persistence::select_by_key_sql(session.engine().dialect(), target);
-            Ok((rel.load)(&session, &sql, &[value])?.0)
+            Ok(session.loading_on(shard, || (rel.load)(&session, &sql, &[value]))?.0)
         }
         RelKind::OneToMany | RelKind::OneToOne | RelKind::ManyToMany => {
             if let Some(objs) = loaded_of(owner, index) {
@@ -396,7 +398,9 @@ pub(crate) fn related(owner: &Rc<dyn AnyObj>, index: usize) -> Result<Vec<Rc<dyn
                 sql.push_str(" = ?");
                 sql
             };
-            let mut objs = session.query_erased(rel, &sql, key.values())?;
+            let shard = owner.meta().borrow().shard;
+            let mut objs =
+                session.loading_on(shard, || session.query_erased(rel, &sql, key.values()))?;
             if rel.kind == RelKind::OneToOne {
                 objs.truncate(1);
             }
@@ -427,7 +431,7 @@ fn related_cached(owner: &Rc<dyn AnyObj>, index: usize) -> Option<Vec<Rc<dyn Any
             let identity = Identity {
                 model: (rel.target_type)(),
                 key: Key::new(vec![value]),
-                shard: None,
+                shard: owner.meta().borrow().shard,
             };
             let hit = session.state().ok()?.map.get(&identity).cloned();
             hit.map(|h| vec![h])
@@ -458,7 +462,17 @@ fn cascade_back(
         return Ok(());
     }
     match session_of(target) {
-        Some(session) => session.add_erased(owner.clone()),
+        Some(session) => {
+            // Sharded sessions: it joins on the shard of the object it was linked to.
+            let shard = target.meta().borrow().shard;
+            if shard.is_some() {
+                let mut meta = owner.meta().borrow_mut();
+                if meta.shard.is_none() {
+                    meta.shard = shard;
+                }
+            }
+            session.add_erased(owner.clone())
+        }
         None => Ok(()),
     }
 }
@@ -535,7 +549,7 @@ fn child_parent(
     let identity = Identity {
         model: parent_type,
         key: Key::new(vec![value]),
-        shard: None,
+        shard: child.meta().borrow().shard,
     };
     let hit = session.state().ok()?.map.get(&identity).cloned();
     hit
@@ -719,7 +733,14 @@ impl<M: Model> Obj<M> {
     /// the next flush, even when the target gets its key in that flush; the
     /// mirror collection (`back_populates`) is updated in memory; a
     /// transient target joins the session (save-update cascade).
+    ///
+    /// In a sharded session a pending (not yet flushed) object follows its
+    /// new parent's shard, as SQLAlchemy's shard chooser usually routes a
+    /// child by its parent.
     pub fn set<T: Model>(&self, rel: One<M, T>, target: Option<&Obj<T>>) -> Result<()> {
+        if let Some(parent) = target {
+            follow_shard(&self.erased(), &parent.erased());
+        }
         set_one(&self.erased(), rel.index, target.map(Obj::erased))
     }
 
@@ -728,7 +749,10 @@ impl<M: Model> Obj<M> {
     /// next flush, it leaves its previous parent's collection, and a
     /// transient object joins the session (save-update cascade). Loads the
     /// collection first if needed.
+    ///
+    /// In a sharded session a pending object pushed follows this object's shard.
     pub fn push<T: Model>(&self, rel: Many<M, T>, target: &Obj<T>) -> Result<()> {
+        follow_shard(&target.erased(), &self.erased());
         push(&self.erased(), rel.index, target.erased())
     }
 
@@ -737,6 +761,18 @@ impl<M: Model> Obj<M> {
     /// it is deleted.
     pub fn remove<T: Model>(&self, rel: Many<M, T>, target: &Obj<T>) -> Result<()> {
         remove(&self.erased(), rel.index, &target.erased())
+    }
+}
+
+/// A child not yet in the database (transient or pending: not in the
+/// identity map) takes its parent's shard (sharded sessions only).
+fn follow_shard(child: &Rc<dyn AnyObj>, parent: &Rc<dyn AnyObj>) {
+    let Some(shard) = parent.meta().borrow().shard else {
+        return;
+    };
+    let mut meta = child.meta().borrow_mut();
+    if matches!(meta.state, ObjState::Transient | ObjState::Pending) {
+        meta.shard = Some(shard);
     }
 }
 

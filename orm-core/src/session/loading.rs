@@ -75,7 +75,10 @@ pub(crate) fn load_rows<M: Model>(
     sql: &str,
     params: &[Value],
 ) -> Result<Vec<Obj<M>>> {
-    load_rows_on(session, session.bind_of(M::table()), None, sql, params)
+    // Inside a relationship load of a sharded session: the owner's shard.
+    let shard = session.inner.load_shard.get();
+    let bind = session.inner.binds.for_table(M::table().name, shard);
+    load_rows_on(session, bind, shard, sql, params)
 }
 
 /// [`load_rows`] on engine `bind`; the objects are on `shard` (part of their identity).

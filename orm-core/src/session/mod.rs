@@ -349,6 +349,9 @@ pub(crate) struct SessionInner {
     modified: RefCell<Vec<Rc<dyn AnyObj>>>,
     /// The factory's event hooks; `None` when there are none.
     events: Option<Arc<Events>>,
+    /// The shard the loads in progress read from (a relationship of an
+    /// object of that shard), in a sharded session.
+    load_shard: Cell<Option<u16>>,
 }
 
 /// A copy of what the inspection methods report, kept outside `state`.
@@ -451,6 +454,7 @@ impl Session {
                 }),
                 modified: RefCell::new(Vec::new()),
                 events,
+                load_shard: Cell::new(None),
             }),
         }
     }
@@ -605,6 +609,14 @@ impl Session {
         if erased.meta().borrow().links.is_some() {
             for related in links::reachable(&erased, crate::relationship::Cascade::SAVE_UPDATE) {
                 if related.meta().borrow().state == ObjState::Transient {
+                    // In a sharded session, related objects go to this
+                    // object's shard unless placed already.
+                    if shard.is_some() {
+                        let mut meta = related.meta().borrow_mut();
+                        if meta.shard.is_none() {
+                            meta.shard = shard;
+                        }
+                    }
                     self.add_erased(related)?;
                 }
             }
@@ -889,6 +901,19 @@ impl Session {
     /// The engine `table` uses (its bound one; the default engine when unbound).
     pub fn engine_for<M: Model>(&self) -> &Engine {
         self.inner.binds.engine(self.bind_of(M::table()))
+    }
+
+    /// Runs `load` with the loads it makes reading from `shard` (the shard
+    /// of the object whose relationship loads); no effect outside a sharded session.
+    pub(crate) fn loading_on<T>(&self, shard: Option<u16>, load: impl FnOnce() -> T) -> T {
+        struct Restore<'a>(&'a Cell<Option<u16>>, Option<u16>);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.1);
+            }
+        }
+        let _restore = Restore(&self.inner.load_shard, self.inner.load_shard.replace(shard));
+        load()
     }
 
     /// The engines (with their shard) a query on `table` runs on: its bound
