@@ -118,11 +118,8 @@ impl Setup {
 
     /// `XA RECOVER` on B: the xids of prepared branches, as `gtrid` + `bqual`.
     fn xa_recover_b(&self) -> Vec<String> {
-        let rows: Vec<(i64, i64, i64, Vec<u8>)> = self
-            .b
-            .admin()
-            .query("XA RECOVER")
-            .expect("XA RECOVER on B");
+        let rows: Vec<(i64, i64, i64, Vec<u8>)> =
+            self.b.admin().query("XA RECOVER").expect("XA RECOVER on B");
         rows.into_iter()
             .map(|(_, _, _, data)| String::from_utf8_lossy(&data).into_owned())
             .collect()
@@ -130,7 +127,8 @@ impl Setup {
 
     fn xa_recover_a(&self) -> Vec<String> {
         let mut conn = common::admin_conn();
-        let rows: Vec<(i64, i64, i64, Vec<u8>)> = conn.query("XA RECOVER").expect("XA RECOVER on A");
+        let rows: Vec<(i64, i64, i64, Vec<u8>)> =
+            conn.query("XA RECOVER").expect("XA RECOVER on A");
         rows.into_iter()
             .map(|(_, _, _, data)| String::from_utf8_lossy(&data).into_owned())
             .collect()
@@ -175,12 +173,16 @@ fn one_unit_of_work_writes_each_model_on_its_own_server_and_reads_from_it() {
     let sent_a = writes(&capture_a.take());
     let sent_b = writes(&capture_b.take());
     assert!(
-        sent_a.iter().any(|s| s.starts_with("INSERT INTO `b_users`")),
+        sent_a
+            .iter()
+            .any(|s| s.starts_with("INSERT INTO `b_users`")),
         "{sent_a:?}"
     );
     assert!(!sent_a.iter().any(|s| s.contains("b_orders")), "{sent_a:?}");
     assert!(
-        sent_b.iter().any(|s| s.starts_with("INSERT INTO `b_orders`")),
+        sent_b
+            .iter()
+            .any(|s| s.starts_with("INSERT INTO `b_orders`")),
         "{sent_b:?}"
     );
     assert!(!sent_b.iter().any(|s| s.contains("b_users")), "{sent_b:?}");
@@ -192,7 +194,10 @@ fn one_unit_of_work_writes_each_model_on_its_own_server_and_reads_from_it() {
     assert_eq!(users.len(), 1);
     assert_eq!(users[0][1], "alice");
     let user_id: i64 = users[0][0].parse().unwrap();
-    assert_eq!(s.orders_on_b(), vec![(1, Some(user_id), "book".to_string())]);
+    assert_eq!(
+        s.orders_on_b(),
+        vec![(1, Some(user_id), "book".to_string())]
+    );
     assert_eq!(user.key::<i64>().unwrap(), user_id);
     assert_eq!(order.read().unwrap().user_id, Some(user_id));
 
@@ -219,7 +224,9 @@ fn one_unit_of_work_writes_each_model_on_its_own_server_and_reads_from_it() {
     assert!(session.engine_for::<User>().ptr_eq(&s.engine_a));
 
     // Raw SQL: the default engine, or a model's.
-    let rows = session.query_rows("SELECT COUNT(*) FROM b_users", &[]).unwrap();
+    let rows = session
+        .query_rows("SELECT COUNT(*) FROM b_users", &[])
+        .unwrap();
     assert_eq!(rows[0].values()[0], Value::Int(1));
     let rows = session
         .query_rows_for::<Order>("SELECT COUNT(*) FROM b_orders", &[])
@@ -370,7 +377,9 @@ fn savepoints_span_every_engine_including_one_first_used_inside() {
         "{sent_b:?}"
     );
     assert!(
-        sent_b.iter().any(|s| s.starts_with("ROLLBACK TO SAVEPOINT")),
+        sent_b
+            .iter()
+            .any(|s| s.starts_with("ROLLBACK TO SAVEPOINT")),
         "{sent_b:?}"
     );
     session.commit().unwrap();
@@ -442,8 +451,14 @@ fn two_phase_a_failing_prepare_commits_nothing_anywhere() {
     let sent_a = capture_a.take();
     assert!(sent_a[0].starts_with("XA START '"), "{sent_a:?}");
     let gtrid = sent_a[0].split('\'').nth(1).unwrap_or_default().to_string();
-    assert!(sent_a.iter().any(|s| s.starts_with("XA PREPARE")), "{sent_a:?}");
-    assert!(sent_a.iter().any(|s| s.starts_with("XA ROLLBACK")), "{sent_a:?}");
+    assert!(
+        sent_a.iter().any(|s| s.starts_with("XA PREPARE")),
+        "{sent_a:?}"
+    );
+    assert!(
+        sent_a.iter().any(|s| s.starts_with("XA ROLLBACK")),
+        "{sent_a:?}"
+    );
     assert!(s.users_on_a().is_empty());
     assert!(s.orders_on_b().is_empty());
     assert!(s.xa_recover_b().is_empty());
@@ -491,4 +506,52 @@ fn two_phase_a_failing_xa_commit_leaves_the_branch_prepared_for_recovery() {
     user_with_order(&session, "max", "flag");
     session.commit().unwrap();
     assert_eq!(s.orders_on_b().len(), 2);
+}
+
+#[test]
+fn a_pooled_connection_returned_inside_an_xa_branch_is_rolled_back_and_reusable() {
+    let a = TestDb::new("binds_xa_pool");
+    a.exec("CREATE TABLE t (id INT PRIMARY KEY)");
+    let engine = orm::create_engine(&a.url_with("pool_size=1&max_overflow=0")).unwrap();
+    let capture = engine.capture_statements();
+    {
+        let mut conn = engine.connect().unwrap();
+        conn.xa_start("orm-test-pool", "0").unwrap();
+        conn.execute("INSERT INTO t VALUES (1)", &[]).unwrap();
+        assert_eq!(conn.xa_id(), Some("'orm-test-pool','0'"));
+        // A plain COMMIT is refused inside the branch.
+        assert!(conn.commit().is_err());
+    }
+    assert_eq!(
+        capture.take(),
+        [
+            "XA START 'orm-test-pool','0'",
+            "INSERT INTO t VALUES (1)",
+            "XA END 'orm-test-pool','0'",
+            "XA ROLLBACK 'orm-test-pool','0'",
+        ]
+    );
+    assert!(a.rows("SELECT id FROM t").is_empty());
+    // The same (only) connection works normally, and XA again after a prepare.
+    let mut conn = engine.connect().unwrap();
+    conn.begin().unwrap();
+    conn.execute("INSERT INTO t VALUES (2)", &[]).unwrap();
+    conn.commit().unwrap();
+    conn.xa_start("orm-test-pool", "1").unwrap();
+    conn.execute("INSERT INTO t VALUES (3)", &[]).unwrap();
+    conn.xa_prepare().unwrap();
+    drop(conn);
+    // A prepared branch dropped is rolled back too (nothing was committed).
+    assert_eq!(a.rows("SELECT id FROM t"), [["2"]]);
+    let mut admin = common::admin_conn();
+    let recovered: Vec<(i64, i64, i64, Vec<u8>)> = admin.query("XA RECOVER").unwrap();
+    assert!(!recovered
+        .iter()
+        .any(|r| String::from_utf8_lossy(&r.3).starts_with("orm-test-pool")));
+    let mut conn = engine.connect().unwrap();
+    assert!(conn.xa_start("bad id", "0").is_err());
+    conn.xa_start("orm-test-pool", "2").unwrap();
+    conn.rollback().unwrap();
+    conn.begin().unwrap();
+    conn.commit().unwrap();
 }

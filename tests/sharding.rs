@@ -31,7 +31,12 @@ struct Location {
     continent: String,
     #[orm(sql_type = "VARCHAR(50)")]
     city: String,
-    #[orm(one_to_many, key = "location_id", back_populates = "location", cascade = "all")]
+    #[orm(
+        one_to_many,
+        key = "location_id",
+        back_populates = "location",
+        cascade = "all"
+    )]
     reports: ToMany<Report>,
 }
 
@@ -189,7 +194,9 @@ fn location(id: i64, continent: &str, city: &str) -> Location {
 }
 
 fn cities(objs: &[Obj<Location>]) -> Vec<String> {
-    objs.iter().map(|o| o.read().unwrap().city.clone()).collect()
+    objs.iter()
+        .map(|o| o.read().unwrap().city.clone())
+        .collect()
 }
 
 fn selects(statements: &[String]) -> Vec<&String> {
@@ -234,11 +241,20 @@ fn objects_are_routed_by_key_and_queries_by_their_filters() {
 
     assert_eq!(
         s.east_rows("SELECT id, continent, city FROM weather_locations ORDER BY id"),
-        [["1", "Asia", "Tokyo"], ["4", "Europe", "London"], ["5", "Europe", "Dublin"]]
+        [
+            ["1", "Asia", "Tokyo"],
+            ["4", "Europe", "London"],
+            ["5", "Europe", "Dublin"]
+        ]
     );
     assert_eq!(
         s.west_rows("SELECT id, city FROM weather_locations ORDER BY id"),
-        [["2", "New York"], ["3", "Toronto"], ["6", "Brasilia"], ["7", "Quito"]]
+        [
+            ["2", "New York"],
+            ["3", "Toronto"],
+            ["6", "Brasilia"],
+            ["7", "Quito"]
+        ]
     );
     // Each shard generated its own report ids: 1 on east, 1 and 2 on west.
     assert_eq!(
@@ -252,7 +268,11 @@ fn objects_are_routed_by_key_and_queries_by_their_filters() {
 
     // Raw SQL on a shard (SQLAlchemy's `execute(..., shard_id='asia')`).
     let rows = session
-        .query_rows_on_shard(&ShardId::new("east"), "SELECT city FROM weather_locations WHERE id = 1", &[])
+        .query_rows_on_shard(
+            &ShardId::new("east"),
+            "SELECT city FROM weather_locations WHERE id = 1",
+            &[],
+        )
         .unwrap();
     assert_eq!(rows[0].values()[0], Value::Text("Tokyo".into()));
     session.rollback().unwrap();
@@ -294,8 +314,14 @@ fn objects_are_routed_by_key_and_queries_by_their_filters() {
         .all()
         .unwrap();
     assert_eq!(
-        cities(&asia_and_europe).into_iter().collect::<BTreeSet<_>>(),
-        BTreeSet::from(["Tokyo".to_string(), "London".to_string(), "Dublin".to_string()])
+        cities(&asia_and_europe)
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
+        BTreeSet::from([
+            "Tokyo".to_string(),
+            "London".to_string(),
+            "Dublin".to_string()
+        ])
     );
     assert_eq!(selects(&east_capture.take()).len(), 1);
     assert!(selects(&west_capture.take()).is_empty());
@@ -303,7 +329,11 @@ fn objects_are_routed_by_key_and_queries_by_their_filters() {
     assert_eq!(session.query::<Location>().count().unwrap(), 7);
     assert_eq!(session.query::<Report>().count().unwrap(), 3);
     // on_shard overrides the chooser.
-    let west_only = session.query::<Location>().on_shard("west").count().unwrap();
+    let west_only = session
+        .query::<Location>()
+        .on_shard("west")
+        .count()
+        .unwrap();
     assert_eq!(west_only, 4);
     // Aggregates through select(): one row per shard.
     let mut per_shard: Vec<(i64,)> = session
@@ -328,8 +358,14 @@ fn the_same_key_on_two_shards_is_two_objects_each_flushed_to_its_shard() {
         .add_to_shard(&west, location(100, "Asia", "Lima"))
         .unwrap();
     session.commit().unwrap();
-    assert_eq!(s.east_rows("SELECT city FROM weather_locations"), [["Osaka"]]);
-    assert_eq!(s.west_rows("SELECT city FROM weather_locations"), [["Lima"]]);
+    assert_eq!(
+        s.east_rows("SELECT city FROM weather_locations"),
+        [["Osaka"]]
+    );
+    assert_eq!(
+        s.west_rows("SELECT city FROM weather_locations"),
+        [["Lima"]]
+    );
 
     let session = factory.session();
     let both = session
@@ -352,27 +388,28 @@ fn the_same_key_on_two_shards_is_two_objects_each_flushed_to_its_shard() {
     both[0].write().unwrap().city = "Lima (2)".into();
     both[1].write().unwrap().city = "Osaka (2)".into();
     session.commit().unwrap();
-    let updates = |sent: Vec<String>| {
-        sent.into_iter()
-            .filter(|s| s.starts_with("UPDATE"))
-            .count()
-    };
+    let updates = |sent: Vec<String>| sent.into_iter().filter(|s| s.starts_with("UPDATE")).count();
     assert_eq!(updates(east_capture.take()), 1);
     assert_eq!(updates(west_capture.take()), 1);
-    assert_eq!(s.east_rows("SELECT city FROM weather_locations"), [["Osaka (2)"]]);
-    assert_eq!(s.west_rows("SELECT city FROM weather_locations"), [["Lima (2)"]]);
+    assert_eq!(
+        s.east_rows("SELECT city FROM weather_locations"),
+        [["Osaka (2)"]]
+    );
+    assert_eq!(
+        s.west_rows("SELECT city FROM weather_locations"),
+        [["Lima (2)"]]
+    );
 
     // A delete goes to the object's shard only.
     let session = factory.session();
-    let lima = session
-        .query::<Location>()
-        .on_shard("west")
-        .one()
-        .unwrap();
+    let lima = session.query::<Location>().on_shard("west").one().unwrap();
     session.delete(&lima).unwrap();
     session.commit().unwrap();
     assert!(s.west_rows("SELECT city FROM weather_locations").is_empty());
-    assert_eq!(s.east_rows("SELECT city FROM weather_locations"), [["Osaka (2)"]]);
+    assert_eq!(
+        s.east_rows("SELECT city FROM weather_locations"),
+        [["Osaka (2)"]]
+    );
 
     // A shard that does not exist is an error naming the shards.
     let err = session
@@ -419,7 +456,10 @@ fn a_fan_out_query_merges_by_order_by_then_applies_offset_and_limit() {
     for sent in [east_capture.take(), west_capture.take()] {
         let select = selects(&sent);
         assert_eq!(select.len(), 1, "{sent:?}");
-        assert!(select[0].contains("ORDER BY `city` ASC LIMIT ?"), "{sent:?}");
+        assert!(
+            select[0].contains("ORDER BY `city` ASC LIMIT ?"),
+            "{sent:?}"
+        );
         assert!(!select[0].contains("OFFSET"), "{sent:?}");
     }
     // Descending, several terms, first().
@@ -442,7 +482,11 @@ fn a_fan_out_query_merges_by_order_by_then_applies_offset_and_limit() {
     // Every object once, whatever the shard.
     assert_eq!(session.query::<Location>().all().unwrap().len(), 10);
     // Loads across shards that are not supported say so.
-    let err = session.query::<Location>().iter().err().expect("iter refused");
+    let err = session
+        .query::<Location>()
+        .iter()
+        .err()
+        .expect("iter refused");
     assert!(err.to_string().contains("sharded"), "{err}");
 }
 

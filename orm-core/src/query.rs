@@ -298,7 +298,10 @@ impl<'s, M: Model> Query<'s, M> {
             for obj in all {
                 let values = {
                     let value = obj.read()?;
-                    columns.iter().map(|(i, _)| value.column_value(*i)).collect()
+                    columns
+                        .iter()
+                        .map(|(i, _)| value.column_value(*i))
+                        .collect()
                 };
                 keyed.push((values, obj));
             }
@@ -338,8 +341,7 @@ impl<'s, M: Model> Query<'s, M> {
             let (sql, params) = self.select(limit);
             self.session.autoflush()?;
             let (bind, shard) = targets[0];
-            let objs =
-                crate::session::load_rows_on::<M>(self.session, bind, shard, &sql, &params)?;
+            let objs = crate::session::load_rows_on::<M>(self.session, bind, shard, &sql, &params)?;
             self.run_eager(&objs)?;
             return Ok(objs);
         }

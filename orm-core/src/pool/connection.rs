@@ -594,14 +594,13 @@ impl PooledConnection {
     /// stays prepared on the server (never rolled back by this guard: the
     /// connection is closed instead), to be finished from `XA RECOVER`.
     pub fn xa_commit(&mut self) -> Result<()> {
-        let xid = match &self.xa {
-            Some(b) if b.prepared => b.xid.clone(),
-            _ => {
-                return Err(Error::invalid(
+        let xid =
+            match &self.xa {
+                Some(b) if b.prepared => b.xid.clone(),
+                _ => return Err(Error::invalid(
                     "xa_commit(): no prepared XA branch on this connection (xa_prepare() first)",
-                ))
-            }
-        };
+                )),
+            };
         let sql = format!("XA COMMIT {xid}");
         match self.run(&sql, |c| c.execute_text(&sql)) {
             Ok(_) => {

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::value::Value;
 
+use super::binds::BindIdx;
 use super::events::{ModelEvent, SessionEvent};
 use super::identity_map::Identity;
 use super::object::{AnyObj, ObjState};
 use super::transaction::{self, KeySwitch, Phase};
-use super::binds::BindIdx;
 use super::{persistence, unit_of_work, Session, State};
 
 impl Session {

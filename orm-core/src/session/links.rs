@@ -356,7 +356,9 @@ pub(crate) fn related(owner: &Rc<dyn AnyObj>, index: usize) -> Result<Vec<Rc<dyn
             }
             session.autoflush()?;
             let sql = persistence::select_by_key_sql(session.engine().dialect(), target);
-            Ok(session.loading_on(shard, || (rel.load)(&session, &sql, &[value]))?.0)
+            Ok(session
+                .loading_on(shard, || (rel.load)(&session, &sql, &[value]))?
+                .0)
         }
         RelKind::OneToMany | RelKind::OneToOne | RelKind::ManyToMany => {
             if let Some(objs) = loaded_of(owner, index) {

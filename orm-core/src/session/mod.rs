@@ -53,8 +53,8 @@ use crate::model::{IntoKey, Model};
 use crate::query::Query;
 use crate::value::Value;
 
-pub use binds::{ShardForNew, ShardId, ShardRules, ShardsForKey, ShardsForQuery};
 use binds::{BindIdx, Binds};
+pub use binds::{ShardForNew, ShardId, ShardRules, ShardsForKey, ShardsForQuery};
 pub use events::{model_event, ModelEvent, ModelEvents};
 use events::{Events, SessionEvent, SessionHook};
 use identity_map::{Identity, IdentityMap};
@@ -649,7 +649,11 @@ impl Session {
     /// Related objects the add cascades to follow the rules (or their own
     /// shard). Errors: not a sharded session, an unknown shard, or an object
     /// already on another shard.
-    pub fn add_to_shard<M: Model>(&self, shard: &ShardId, obj: impl Into<Obj<M>>) -> Result<Obj<M>> {
+    pub fn add_to_shard<M: Model>(
+        &self,
+        shard: &ShardId,
+        obj: impl Into<Obj<M>>,
+    ) -> Result<Obj<M>> {
         let obj: Obj<M> = obj.into();
         let index = self.inner.binds.shard_index(shard)?;
         {

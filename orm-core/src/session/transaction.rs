@@ -366,6 +366,12 @@ impl Session {
             let binds = &self.inner.binds;
             let mut conn = binds.engine(bind).connect()?;
             if binds.two_phase {
+                if conn.server_info().kind == crate::backend::ServerKind::Sqlite {
+                    return Err(Error::invalid(format!(
+                        "two_phase(true) needs MySQL or MariaDB (XA transactions); {} is SQLite",
+                        binds.name(bind)
+                    )));
+                }
                 let gtrid = st.tx.gtrid.get_or_insert_with(new_gtrid).clone();
                 conn.xa_start(&gtrid, &bind.to_string())?;
             } else {

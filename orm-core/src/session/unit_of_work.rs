@@ -379,10 +379,7 @@ impl Plan {
         for change in &self.assoc {
             let owner = patched(generated, &change.owner)?;
             let target = patched(generated, &change.target)?;
-            let route = (
-                change.owner.table(),
-                persistence::shard_of(&change.owner),
-            );
+            let route = (change.owner.table(), persistence::shard_of(&change.owner));
             let group = match groups.iter_mut().find(|(s, add, r, _)| {
                 std::ptr::eq(*s, change.secondary)
                     && *add == change.add

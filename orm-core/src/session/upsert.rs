@@ -102,7 +102,10 @@ impl Session {
             })?;
             let sqlite = {
                 let mut st = self.state()?;
-                self.connection(&mut st, self.bind_of(table))?.server_info().kind == ServerKind::Sqlite
+                self.connection(&mut st, self.bind_of(table))?
+                    .server_info()
+                    .kind
+                    == ServerKind::Sqlite
             };
             if sqlite {
                 sql.push_str(" RETURNING ");
