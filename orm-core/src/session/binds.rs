@@ -127,12 +127,10 @@ impl fmt::Debug for ShardRules {
     }
 }
 
-/// One engine the session may use, with the name errors give it.
+/// One engine the session may use.
 #[derive(Debug, Clone)]
 pub(crate) struct Bound {
     pub engine: Engine,
-    /// `shard 'a' (<engine>)` or the engine's description (password masked).
-    pub name: String,
 }
 
 /// Which engine each table (or shard) uses.
@@ -155,10 +153,7 @@ pub(crate) type BindIdx = usize;
 impl Binds {
     pub fn new(engine: Engine) -> Binds {
         Binds {
-            engines: vec![Bound {
-                name: engine.describe(),
-                engine,
-            }],
+            engines: vec![Bound { engine }],
             by_table: Vec::new(),
             shard_ids: Vec::new(),
             rules: None,
@@ -181,10 +176,7 @@ impl Binds {
                     "shard '{id}' is listed twice in SessionFactory::sharded; give each shard one engine"
                 )));
             }
-            engines.push(Bound {
-                name: format!("shard '{id}' ({})", engine.describe()),
-                engine,
-            });
+            engines.push(Bound { engine });
             ids.push(id);
         }
         if ids.len() > usize::from(u16::MAX) {
@@ -204,10 +196,7 @@ impl Binds {
         let idx = match self.engines.iter().position(|b| b.engine.ptr_eq(&engine)) {
             Some(i) => i,
             None => {
-                self.engines.push(Bound {
-                    name: engine.describe(),
-                    engine,
-                });
+                self.engines.push(Bound { engine });
                 self.engines.len() - 1
             }
         };
@@ -234,10 +223,16 @@ impl Binds {
         &self.engines[idx.min(self.engines.len() - 1)].engine
     }
 
+    /// How errors name engine `idx`: its description (password masked),
+    /// with the shard id in a sharded session.
     pub fn name(&self, idx: BindIdx) -> String {
-        self.engines
-            .get(idx)
-            .map_or_else(|| format!("engine #{idx}"), |b| b.name.clone())
+        let Some(bound) = self.engines.get(idx) else {
+            return format!("engine #{idx}");
+        };
+        match self.shard_ids.get(idx) {
+            Some(id) => format!("shard '{id}' ({})", bound.engine.describe()),
+            None => bound.engine.describe(),
+        }
     }
 
     /// The index of shard `id`, or an error naming the known shards.
