@@ -53,8 +53,8 @@ pub struct There<I>(PhantomData<I>);
 /// The models a joined query reads include `X` (at position `I`).
 #[diagnostic::on_unimplemented(
     message = "`{X}` is not one of the models of this query",
-    label = "a filter or ordering on a model that is not joined",
-    note = "join it first along a relationship: `.join(Model::RELATIONSHIP)`"
+    label = "a column of a model that is not joined",
+    note = "join it first: `.join(Model::RELATIONSHIP)`, `.join_on::<Model, _>(condition)`, or under an alias `.join(Model::RELATIONSHIP.alias::<N>())`"
 )]
 pub trait Has<X, I> {}
 
