@@ -681,6 +681,11 @@ impl Session {
         self.inner.binds.shard_id(shard).cloned()
     }
 
+    /// Whether the session was made by [`SessionFactory::sharded`].
+    pub(crate) fn is_sharded(&self) -> bool {
+        self.inner.binds.is_sharded()
+    }
+
     /// The shard ids of a sharded session, in declaration order (empty otherwise).
     pub fn shards(&self) -> Vec<ShardId> {
         self.inner.binds.shard_ids.clone()
