@@ -19,8 +19,13 @@
 //! The split follows SQLAlchemy's (private modules, see ARCHITECTURE.md):
 //! this module coordinates; `identity_map`, `object` (handles and states),
 //! `flush`, `unit_of_work` (what to send and in which order), `persistence`
-//! (the SQL), `transaction` (the state machine) and `savepoint` each hold
-//! one concept.
+//! (the SQL), `transaction` (the state machine), `savepoint` and `binds`
+//! (several engines: binds per model, shards) each hold one concept.
+//!
+//! One session can span several servers: [`SessionFactory::bind`] routes a
+//! model to its own engine, [`SessionFactory::sharded`] spreads rows over
+//! shards ([`ShardRules`]); [`Session::commit`] documents how several
+//! transactions end (and [`SessionFactory::two_phase`] how XA makes that atomic).
 
 mod binds;
 mod defaults;
@@ -300,7 +305,7 @@ impl SessionFactory {
         self.config
     }
 
-    /// The engine.
+    /// The default engine (the first shard's for a sharded factory).
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
@@ -471,7 +476,8 @@ impl Session {
         Session { inner }
     }
 
-    /// The engine this session uses.
+    /// The session's default engine (the factory's; the first shard's in a
+    /// sharded session). See [`engine_for`](Self::engine_for) for a bound model's.
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
     }
@@ -907,7 +913,8 @@ impl Session {
         self.inner.binds.for_table(table.name, None)
     }
 
-    /// The engine `table` uses (its bound one; the default engine when unbound).
+    /// The engine model `M` uses (its bound one; the default engine when
+    /// unbound, and in a sharded session).
     pub fn engine_for<M: Model>(&self) -> &Engine {
         self.inner.binds.engine(self.bind_of(M::table()))
     }
