@@ -179,8 +179,8 @@ impl Binds {
             engines.push(Bound { engine });
             ids.push(id);
         }
-        if ids.len() > usize::from(u16::MAX) {
-            return Err(Error::invalid("too many shards (at most 65535)"));
+        if ids.len() >= usize::from(u16::MAX) {
+            return Err(Error::invalid("too many shards (at most 65534)"));
         }
         Ok(Binds {
             engines,
@@ -238,7 +238,7 @@ impl Binds {
     /// The index of shard `id`, or an error naming the known shards.
     pub fn shard_index(&self, id: &ShardId) -> Result<u16> {
         match self.shard_ids.iter().position(|s| s == id) {
-            // At most u16::MAX shards (checked in `sharded`).
+            // Fewer than u16::MAX shards (checked in `sharded`).
             Some(i) => Ok(i as u16),
             None if self.shard_ids.is_empty() => Err(Error::invalid(format!(
                 "shard '{id}' was named, but this session is not sharded; make its factory with \

@@ -339,7 +339,7 @@ pub(crate) fn related(owner: &Rc<dyn AnyObj>, index: usize) -> Result<Vec<Rc<dyn
             }
             let target = (rel.target)();
             // Related objects live on the owner's shard (sharded sessions).
-            let shard = owner.meta().borrow().shard;
+            let shard = owner.meta().borrow().shard();
             let identity = Identity {
                 model: (rel.target_type)(),
                 key: Key::new(vec![value.clone()]),
@@ -400,7 +400,7 @@ pub(crate) fn related(owner: &Rc<dyn AnyObj>, index: usize) -> Result<Vec<Rc<dyn
                 sql.push_str(" = ?");
                 sql
             };
-            let shard = owner.meta().borrow().shard;
+            let shard = owner.meta().borrow().shard();
             let mut objs =
                 session.loading_on(shard, || session.query_erased(rel, &sql, key.values()))?;
             if rel.kind == RelKind::OneToOne {
@@ -433,7 +433,7 @@ fn related_cached(owner: &Rc<dyn AnyObj>, index: usize) -> Option<Vec<Rc<dyn Any
             let identity = Identity {
                 model: (rel.target_type)(),
                 key: Key::new(vec![value]),
-                shard: owner.meta().borrow().shard,
+                shard: owner.meta().borrow().shard(),
             };
             let hit = session.state().ok()?.map.get(&identity).cloned();
             hit.map(|h| vec![h])
@@ -466,11 +466,11 @@ fn cascade_back(
     match session_of(target) {
         Some(session) => {
             // Sharded sessions: it joins on the shard of the object it was linked to.
-            let shard = target.meta().borrow().shard;
+            let shard = target.meta().borrow().shard();
             if shard.is_some() {
                 let mut meta = owner.meta().borrow_mut();
-                if meta.shard.is_none() {
-                    meta.shard = shard;
+                if meta.shard().is_none() {
+                    meta.set_shard(shard);
                 }
             }
             session.add_erased(owner.clone())
@@ -551,7 +551,7 @@ fn child_parent(
     let identity = Identity {
         model: parent_type,
         key: Key::new(vec![value]),
-        shard: child.meta().borrow().shard,
+        shard: child.meta().borrow().shard(),
     };
     let hit = session.state().ok()?.map.get(&identity).cloned();
     hit
@@ -769,12 +769,12 @@ impl<M: Model> Obj<M> {
 /// A child not yet in the database (transient or pending: not in the
 /// identity map) takes its parent's shard (sharded sessions only).
 fn follow_shard(child: &Rc<dyn AnyObj>, parent: &Rc<dyn AnyObj>) {
-    let Some(shard) = parent.meta().borrow().shard else {
+    let Some(shard) = parent.meta().borrow().shard() else {
         return;
     };
     let mut meta = child.meta().borrow_mut();
     if matches!(meta.state, ObjState::Transient | ObjState::Pending) {
-        meta.shard = Some(shard);
+        meta.set_shard(Some(shard));
     }
 }
 

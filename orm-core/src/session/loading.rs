@@ -137,7 +137,7 @@ pub(crate) fn load_rows_on<M: Model>(
                 generated_key: false,
                 links: None,
                 raise_lazy: false,
-                shard,
+                shard_slot: super::object::shard_slot(shard),
             }),
         });
         slot.insert(cell.clone());
@@ -196,7 +196,7 @@ pub(crate) fn load_expired(session: &Session, obj: &Rc<dyn AnyObj>) -> Result<()
         .key
         .clone()
         .ok_or(Error::DetachedInstance { table: table.name })?;
-    let shard = obj.meta().borrow().shard;
+    let shard = obj.meta().borrow().shard();
     let bind = session.inner.binds.for_table(table.name, shard);
     let sql = persistence::select_by_key_sql(session.inner.binds.engine(bind).dialect(), table);
     let mut st = session.state()?;

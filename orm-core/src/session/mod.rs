@@ -580,7 +580,7 @@ impl Session {
         meta.session = Some(weak);
         meta.session_id = self.inner.id;
         meta.seq = seq;
-        meta.shard = shard;
+        meta.set_shard(shard);
         if state == ObjState::Detached {
             let key = meta.key.clone().or(key).ok_or_else(|| {
                 Error::invalid(format!(
@@ -619,8 +619,8 @@ impl Session {
                     // object's shard unless placed already.
                     if shard.is_some() {
                         let mut meta = related.meta().borrow_mut();
-                        if meta.shard.is_none() {
-                            meta.shard = shard;
+                        if meta.shard().is_none() {
+                            meta.set_shard(shard);
                         }
                     }
                     self.add_erased(related)?;
@@ -642,7 +642,7 @@ impl Session {
         let Some(rules) = binds.rules.as_ref() else {
             return Ok(None);
         };
-        if let Some(shard) = obj.meta().borrow().shard {
+        if let Some(shard) = obj.meta().borrow().shard() {
             return Ok(Some(shard));
         }
         let values = obj.values()?;
@@ -665,7 +665,7 @@ impl Session {
         {
             let erased = obj.erased();
             let mut meta = erased.meta().borrow_mut();
-            match meta.shard {
+            match meta.shard() {
                 Some(s) if s != index && meta.session_id != 0 => {
                     return Err(Error::invalid(format!(
                         "this `{}` object is on shard '{}', it cannot be added to shard '{shard}'; \
@@ -674,7 +674,7 @@ impl Session {
                         self.inner.binds.shard_id(s).map_or("?", |id| id.as_str())
                     )))
                 }
-                _ => meta.shard = Some(index),
+                _ => meta.set_shard(Some(index)),
             }
         }
         self.add(obj)
@@ -683,7 +683,7 @@ impl Session {
     /// The shard `obj` lives on, in a sharded session (`None` otherwise, or
     /// for an object not yet added).
     pub fn shard_of<M: Model>(&self, obj: &Obj<M>) -> Option<ShardId> {
-        let shard = obj.erased().meta().borrow().shard?;
+        let shard = obj.erased().meta().borrow().shard()?;
         self.inner.binds.shard_id(shard).cloned()
     }
 

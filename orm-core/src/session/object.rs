@@ -15,6 +15,7 @@
 use std::any::{Any, TypeId};
 use std::cell::{Ref, RefCell, RefMut};
 use std::fmt;
+use std::num::NonZeroU16;
 use std::rc::{Rc, Weak};
 
 use crate::error::{Error, Result};
@@ -65,12 +66,28 @@ pub(crate) struct Meta {
     /// Loaded by a query with `raise_lazy()`: a relationship access that
     /// would load is an error (the N+1 guard, per query).
     pub raise_lazy: bool,
-    /// The shard the object lives on (index into the session's shards), in
-    /// a sharded session; part of its identity.
-    pub shard: Option<u16>,
+    /// The shard the object lives on (index into the session's shards) + 1,
+    /// in a sharded session; part of its identity. Two bytes, so that
+    /// unsharded sessions pay nothing per object (read with [`Meta::shard`]).
+    pub shard_slot: Option<NonZeroU16>,
+}
+
+/// The stored form of a shard index (`None`: no shard).
+pub(crate) fn shard_slot(shard: Option<u16>) -> Option<NonZeroU16> {
+    shard.and_then(|s| NonZeroU16::new(s.wrapping_add(1)))
 }
 
 impl Meta {
+    /// The object's shard, in a sharded session.
+    pub fn shard(&self) -> Option<u16> {
+        self.shard_slot.map(|s| s.get() - 1)
+    }
+
+    /// Places the object on `shard`.
+    pub fn set_shard(&mut self, shard: Option<u16>) {
+        self.shard_slot = shard_slot(shard);
+    }
+
     fn transient() -> Meta {
         Meta {
             state: ObjState::Transient,
@@ -84,7 +101,7 @@ impl Meta {
             generated_key: false,
             links: None,
             raise_lazy: false,
-            shard: None,
+            shard_slot: None,
         }
     }
 

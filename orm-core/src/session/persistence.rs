@@ -50,7 +50,7 @@ impl<'a> Conns<'a> {
 
 /// The shard of an object (`None` outside a sharded session).
 pub(crate) fn shard_of(obj: &Rc<dyn AnyObj>) -> Option<u16> {
-    obj.meta().borrow().shard
+    obj.meta().borrow().shard()
 }
 
 /// Splits `rows` (already sorted by shard) into runs of one shard.

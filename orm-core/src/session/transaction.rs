@@ -214,7 +214,7 @@ pub(crate) fn identity_of(obj: &Rc<dyn AnyObj>) -> Option<Identity> {
     meta.key.clone().map(|key| Identity {
         model: obj.model_type(),
         key,
-        shard: meta.shard,
+        shard: meta.shard(),
     })
 }
 
@@ -285,7 +285,7 @@ pub(crate) fn restore_level(record: &mut Record, map: &mut IdentityMap, expire_r
         let (state, shard) = {
             let mut meta = obj.meta().borrow_mut();
             meta.key = Some(switch.old_key.clone());
-            (meta.state, meta.shard)
+            (meta.state, meta.shard())
         };
         if matches!(state, ObjState::Persistent | ObjState::Deleted) {
             map.insert(
