@@ -87,10 +87,17 @@ fn setup(tag: &str) -> Fixture {
     let engine = orm::create_engine(&db.url).expect("engine");
     orm::schema::create_all(
         &engine,
-        &[User::table(), Post::table(), Address::table(), Node::table()],
+        &[
+            User::table(),
+            Post::table(),
+            Address::table(),
+            Node::table(),
+        ],
     )
     .unwrap();
-    db.exec("INSERT INTO users (id, name) VALUES (7, 'jack'), (8, 'ed'), (9, 'fred'), (10, 'wendy')");
+    db.exec(
+        "INSERT INTO users (id, name) VALUES (7, 'jack'), (8, 'ed'), (9, 'fred'), (10, 'wendy')",
+    );
     db.exec(
         "INSERT INTO posts (id, user_id, score) VALUES (1, 8, 1), (2, 8, 5), (3, 8, 9), (4, 10, 4)",
     );
@@ -276,10 +283,7 @@ fn self_joins_through_aliases() {
     );
     let pairs: Vec<(String, String)> = q.all().unwrap();
     let expect = [("n11", "n1"), ("n12", "n1"), ("n21", "n2")];
-    assert_eq!(
-        pairs,
-        expect.map(|(a, b)| (a.to_string(), b.to_string()))
-    );
+    assert_eq!(pairs, expect.map(|(a, b)| (a.to_string(), b.to_string())));
     // Children counted per parent by a self-join, leaves excluded.
     let per_parent: Vec<(String, i64)> = s
         .query::<Node>()
@@ -354,11 +358,13 @@ fn correlated_subqueries() {
     let emails: Vec<String> = s
         .query::<Address>()
         .join(Address::USER)
-        .filter(User::ID.in_select(
-            s.select::<Post, _>((Post::USER_ID,))
-                .filter(Post::SCORE.gt(4))
-                .correlate(Post::USER_ID.eq_col(User::ID)),
-        ))
+        .filter(
+            User::ID.in_select(
+                s.select::<Post, _>((Post::USER_ID,))
+                    .filter(Post::SCORE.gt(4))
+                    .correlate(Post::USER_ID.eq_col(User::ID)),
+            ),
+        )
         .select((Address::EMAIL,))
         .scalars()
         .unwrap();

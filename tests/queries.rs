@@ -158,6 +158,112 @@ fn iter_streams_with_a_flat_identity_map() {
 }
 
 #[test]
+fn for_each_streams_one_statement_with_a_flat_identity_map() {
+    let (db, engine, factory) = setup("q_stream", 20_000);
+    let s = factory.session();
+    // An object loaded before the stream comes back as itself.
+    let seven = s.get::<Job>(7).unwrap().unwrap();
+    let capture = engine.capture_statements();
+    let (mut max_held, mut kept, mut same) = (0, Vec::new(), false);
+    let rows = s
+        .query::<Job>()
+        .order_by(Job::ID.asc())
+        .for_each(|job| {
+            max_held = max_held.max(s.identity_count()?);
+            same |= job.ptr_eq(&seven);
+            let id = job.read()?.id;
+            if id % 5000 == 0 {
+                kept.push(job.clone()); // what the caller keeps stays
+            }
+            if id % 1000 == 1 {
+                job.write()?.state = "seen".into(); // a change stays to be flushed
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(rows, 20_000);
+    assert_eq!(
+        capture.take(),
+        ["SELECT `id`, `state`, `priority` FROM `jobs` ORDER BY `id` ASC"],
+        "one statement"
+    );
+    assert!(same, "the identity map's object was handed out");
+    // The map held the object being handed out plus what was kept or changed.
+    assert!(
+        max_held <= 1 + 4 + 20 + 1,
+        "identity map peaked at {max_held}"
+    );
+    assert_eq!(s.identity_count().unwrap(), 1 + 4 + 20);
+    assert!(kept.iter().all(|j| s.contains(j)));
+    s.commit().unwrap();
+    assert_eq!(
+        db.rows("SELECT COUNT(*) FROM jobs WHERE state = 'seen'"),
+        [["20"]]
+    );
+}
+
+#[test]
+fn for_each_refuses_sql_inside_the_loop_and_the_session_carries_on() {
+    let (db, _engine, factory) = setup("q_stream_busy", 100);
+    let s = factory.session();
+    let mut inner_error = None;
+    let err = s
+        .query::<Job>()
+        .for_each(|job| {
+            // A query inside the loop cannot run on the busy connection.
+            match s.query::<Job>().filter(Job::ID.eq(1)).all() {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    inner_error = Some(e.to_string());
+                    // Adding objects does not need the connection.
+                    s.add(Job {
+                        id: 1000 + job.read()?.id,
+                        state: "copy".into(),
+                        priority: 0,
+                    })?;
+                    Err(orm::Error::invalid("stop"))
+                }
+            }
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("stop"), "{err}");
+    assert!(
+        inner_error.as_deref().unwrap_or("").contains("for_each"),
+        "{inner_error:?}"
+    );
+    // The stream stopped at the first row; the session is usable and its
+    // transaction intact: the added object is flushed with the commit.
+    assert_eq!(
+        s.query::<Job>().count().unwrap(),
+        101,
+        "autoflushed the copy"
+    );
+    s.commit().unwrap();
+    assert_eq!(
+        db.rows("SELECT COUNT(*) FROM jobs WHERE state = 'copy'"),
+        [["1"]]
+    );
+    // rollback() inside the loop ends the transaction: the stream stops.
+    let s = factory.session();
+    let mut seen = 0;
+    let err = s
+        .query::<Job>()
+        .for_each(|job| {
+            seen += 1;
+            job.write()?.state = "lost".into();
+            s.rollback()
+        })
+        .unwrap_err();
+    assert_eq!(seen, 1);
+    assert!(err.to_string().contains("ended while"), "{err}");
+    s.commit().unwrap();
+    assert_eq!(
+        db.rows("SELECT COUNT(*) FROM jobs WHERE state = 'lost'"),
+        [["0"]]
+    );
+}
+
+#[test]
 fn bulk_update_keeps_session_objects_consistent() {
     for sync in [
         Synchronize::Evaluate,

@@ -511,7 +511,10 @@ impl<'s, M: Model, J> JoinQuery<'s, M, J> {
 
     /// Selects columns and aggregates of the query's sources into typed
     /// tuples instead of loading objects: `.select((User::NAME, count(Post::ID)))`.
-    pub fn select<S: JoinSelection<(M, J), I>, I>(self, selection: S) -> JoinSelect<'s, M, J, S::Row> {
+    pub fn select<S: JoinSelection<(M, J), I>, I>(
+        self,
+        selection: S,
+    ) -> JoinSelect<'s, M, J, S::Row> {
         let dialect = self.session.engine().dialect();
         let mut sql = String::new();
         let mut params = Vec::new();

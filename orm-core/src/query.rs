@@ -226,6 +226,31 @@ impl<'s, M: Model> Query<'s, M> {
         })
     }
 
+    /// Streams every matching object through `each`, from ONE statement
+    /// whose rows are read as the server sends them (SQLAlchemy's
+    /// `yield_per` with `stream_results`): nothing is materialised, and an
+    /// object `each` does not keep, with no unflushed change, leaves the
+    /// identity map as soon as `each` returns, so memory stays flat however
+    /// many rows there are. Rows the identity map already holds come back
+    /// as its objects. Returns the number of rows.
+    ///
+    /// While it streams, the session's connection is busy: inside `each`
+    /// the objects, the identity map, `add`, `delete` and writes work, but
+    /// anything that sends SQL (a lazy load, a flush, another query) is an
+    /// error. An error from `each` stops the stream and is returned. Use
+    /// [`iter`](Self::iter) (keyset pages) to run SQL between rows.
+    pub fn for_each(self, mut each: impl FnMut(Obj<M>) -> Result<()>) -> Result<u64> {
+        if !self.eager.is_empty() || !self.joined.is_empty() {
+            return Err(Error::invalid(
+                "for_each() streams one statement and cannot run eager loads (load(), \
+                 load_joined()); use all() or iter() for them",
+            ));
+        }
+        let (sql, params) = self.sql();
+        self.session.autoflush()?;
+        crate::session::stream_rows::<M>(self.session, &sql, &params, &mut each)
+    }
+
     /// Loads a many-to-one relationship in the same SELECT (SQLAlchemy's
     /// `joinedload`): `LEFT OUTER JOIN` to the target's table, whose rows
     /// go through the identity map, so that `obj.one(rel)` needs no SQL.

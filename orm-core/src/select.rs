@@ -25,8 +25,8 @@ use crate::backend::Dialect;
 use crate::error::{Error, Result};
 use crate::expr::{CmpOp, Cross, Direction, Expr, ExprValue, Filter, Order};
 use crate::model::{Column, Model};
-use crate::source::{DerivedTable, Source, DERIVED_COLUMNS};
 use crate::session::Session;
+use crate::source::{DerivedTable, Source, DERIVED_COLUMNS};
 use crate::value::{FromValue, Value};
 
 /// An expression of model `M` that yields values of type [`Self::Output`].
@@ -35,7 +35,13 @@ pub trait SqlExpr<M> {
     type Output: FromValue;
     /// Appends its SQL; with `qualify`, every column is qualified by its
     /// table or alias (`` `book`.`title` ``), as a query of several sources needs.
-    fn render(&self, qualify: bool, dialect: &dyn Dialect, sql: &mut String, params: &mut Vec<Value>);
+    fn render(
+        &self,
+        qualify: bool,
+        dialect: &dyn Dialect,
+        sql: &mut String,
+        params: &mut Vec<Value>,
+    );
 }
 
 /// Appends `column`, qualified by `qualifier` when asked to.
@@ -55,7 +61,13 @@ fn column_sql(
 
 impl<M: Source, T: FromValue> SqlExpr<M> for Column<M, T> {
     type Output = T;
-    fn render(&self, qualify: bool, dialect: &dyn Dialect, sql: &mut String, _params: &mut Vec<Value>) {
+    fn render(
+        &self,
+        qualify: bool,
+        dialect: &dyn Dialect,
+        sql: &mut String,
+        _params: &mut Vec<Value>,
+    ) {
         column_sql(qualify, M::qualifier, self.name, dialect, sql);
     }
 }
@@ -72,7 +84,13 @@ pub struct Arith<M, T> {
 
 impl<M, T: FromValue> SqlExpr<M> for Arith<M, T> {
     type Output = T;
-    fn render(&self, qualify: bool, dialect: &dyn Dialect, sql: &mut String, params: &mut Vec<Value>) {
+    fn render(
+        &self,
+        qualify: bool,
+        dialect: &dyn Dialect,
+        sql: &mut String,
+        params: &mut Vec<Value>,
+    ) {
         sql.push('(');
         column_sql(qualify, self.qualifier, self.column, dialect, sql);
         sql.push_str(self.op);
@@ -123,7 +141,13 @@ pub struct Coalesce<M, T> {
 
 impl<M, T: FromValue> SqlExpr<M> for Coalesce<M, T> {
     type Output = T;
-    fn render(&self, qualify: bool, dialect: &dyn Dialect, sql: &mut String, params: &mut Vec<Value>) {
+    fn render(
+        &self,
+        qualify: bool,
+        dialect: &dyn Dialect,
+        sql: &mut String,
+        params: &mut Vec<Value>,
+    ) {
         sql.push_str("COALESCE(");
         column_sql(qualify, self.qualifier, self.column, dialect, sql);
         sql.push_str(", ?)");
@@ -179,7 +203,13 @@ impl<M, T> Case<M, T> {
 
 impl<M: Source, T: FromValue> SqlExpr<M> for Case<M, T> {
     type Output = T;
-    fn render(&self, qualify: bool, dialect: &dyn Dialect, sql: &mut String, params: &mut Vec<Value>) {
+    fn render(
+        &self,
+        qualify: bool,
+        dialect: &dyn Dialect,
+        sql: &mut String,
+        params: &mut Vec<Value>,
+    ) {
         sql.push_str("CASE");
         for (when, value) in &self.whens {
             sql.push_str(" WHEN ");
@@ -259,7 +289,13 @@ impl<M, T> Copy for Aggregate<M, T> {}
 
 impl<M, T: FromValue> SqlExpr<M> for Aggregate<M, T> {
     type Output = T;
-    fn render(&self, qualify: bool, dialect: &dyn Dialect, sql: &mut String, _params: &mut Vec<Value>) {
+    fn render(
+        &self,
+        qualify: bool,
+        dialect: &dyn Dialect,
+        sql: &mut String,
+        _params: &mut Vec<Value>,
+    ) {
         sql.push_str(self.func);
         sql.push('(');
         if self.distinct {
@@ -775,7 +811,13 @@ pub struct ScalarSubquery<Y, T> {
 
 impl<Y, T: FromValue> SqlExpr<Y> for ScalarSubquery<Y, T> {
     type Output = T;
-    fn render(&self, _qualify: bool, _dialect: &dyn Dialect, sql: &mut String, params: &mut Vec<Value>) {
+    fn render(
+        &self,
+        _qualify: bool,
+        _dialect: &dyn Dialect,
+        sql: &mut String,
+        params: &mut Vec<Value>,
+    ) {
         sql.push('(');
         sql.push_str(&self.sql);
         sql.push(')');

@@ -57,7 +57,9 @@ use events::{Events, SessionEvent, SessionHook};
 use identity_map::{Identity, IdentityMap};
 pub(crate) use links::load_erased;
 pub(crate) use links::populate;
-pub(crate) use loading::{load_rows_joined, load_rows_joined_each, map_joined, JoinedMapper};
+pub(crate) use loading::{
+    load_rows_joined, load_rows_joined_each, map_joined, stream_rows, JoinedMapper,
+};
 pub(crate) use object::downcast as downcast_obj;
 use object::downcast;
 pub(crate) use object::AnyObj;
@@ -820,27 +822,32 @@ impl Session {
     /// nothing to flush: they leave the identity map (detached, unseen).
     /// What `Query::iter` does with a finished batch.
     pub(crate) fn release_unused<M: Model>(&self, objs: Vec<Obj<M>>) -> Result<()> {
-        if objs.is_empty() {
-            return Ok(());
-        }
-        let mut st = self.state()?;
         for obj in objs {
             let erased = obj.erased();
             drop(obj);
-            // The map, this function's `erased`: nobody else.
-            if Rc::strong_count(&erased) > 2 {
-                continue;
-            }
-            let idle = {
-                let meta = erased.meta().borrow();
-                meta.state == ObjState::Persistent
-                    && meta.snapshot.is_none()
-                    && !meta.marked_deleted
-                    && meta.links.is_none()
-            };
-            if idle {
-                expunge_one(&mut st, &erased);
-            }
+            self.release_if_unused(erased)?;
+        }
+        Ok(())
+    }
+
+    /// Expunges `erased` if nothing but the identity map holds it (the
+    /// caller's handle included, which this consumes) and it has nothing to
+    /// flush: a streamed object the caller did not keep.
+    pub(crate) fn release_if_unused(&self, erased: Rc<dyn AnyObj>) -> Result<()> {
+        // The map and `erased`: nobody else.
+        if Rc::strong_count(&erased) > 2 {
+            return Ok(());
+        }
+        let idle = {
+            let meta = erased.meta().borrow();
+            meta.state == ObjState::Persistent
+                && meta.snapshot.is_none()
+                && !meta.marked_deleted
+                && meta.links.is_none()
+        };
+        if idle {
+            let mut st = self.state()?;
+            expunge_one(&mut st, &erased);
         }
         Ok(())
     }
