@@ -641,15 +641,75 @@ impl<M> Clone for Order<M> {
 }
 impl<M> Copy for Order<M> {}
 
-/// `column = value` in a bulk `Query::update`, made by `Column::set`.
+/// `column = value` (or `column = other op value`) in a bulk
+/// `Query::update`, made by `Column::set` or `Column::set_expr`.
 pub struct Assignment<M> {
     /// The column's index in the table.
     pub index: usize,
     /// The column name.
     pub column: &'static str,
-    /// The new value.
+    /// The new value, or the operand of `arith`.
     pub value: Value,
+    /// `Some((source column, operator))`: the new value is
+    /// `source operator value` (`SET age = age - ?`), computed by the server.
+    pub arith: Option<(&'static str, ArithOp)>,
     _model: PhantomData<fn() -> M>,
+}
+
+/// An arithmetic operator of `Column + value` expressions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArithOp {
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+}
+
+impl ArithOp {
+    /// ` + `, ` - ` or ` * `.
+    pub(crate) fn sql(self) -> &'static str {
+        match self {
+            ArithOp::Add => " + ",
+            ArithOp::Sub => " - ",
+            ArithOp::Mul => " * ",
+        }
+    }
+
+    /// `a op b` computed in memory as the database would for integers and
+    /// floats; `None` for other kinds or on overflow (the caller then
+    /// cannot know the value the server computed).
+    pub(crate) fn apply(self, a: &Value, b: &Value) -> Option<Value> {
+        fn float(v: &Value) -> Option<f64> {
+            match v {
+                Value::Int(i) => Some(*i as f64),
+                Value::UInt(u) => Some(*u as f64),
+                Value::Float(f) => Some(f64::from(*f)),
+                Value::Double(d) => Some(*d),
+                _ => None,
+            }
+        }
+        let int = |x: i64, y: i64| match self {
+            ArithOp::Add => x.checked_add(y),
+            ArithOp::Sub => x.checked_sub(y),
+            ArithOp::Mul => x.checked_mul(y),
+        };
+        match (a, b) {
+            (Value::Null, _) | (_, Value::Null) => Some(Value::Null),
+            (Value::Int(x), Value::Int(y)) => int(*x, *y).map(Value::Int),
+            (Value::UInt(x), Value::Int(y)) => int(i64::try_from(*x).ok()?, *y).map(Value::Int),
+            (Value::Int(x), Value::UInt(y)) => int(*x, i64::try_from(*y).ok()?).map(Value::Int),
+            _ => {
+                let (x, y) = (float(a)?, float(b)?);
+                Some(Value::Double(match self {
+                    ArithOp::Add => x + y,
+                    ArithOp::Sub => x - y,
+                    ArithOp::Mul => x * y,
+                }))
+            }
+        }
+    }
 }
 
 impl<M, T> Column<M, T> {
@@ -660,6 +720,22 @@ impl<M, T> Column<M, T> {
             index: self.index,
             column: self.name,
             value: value.into_value(),
+            arith: None,
+            _model: PhantomData,
+        }
+    }
+
+    /// `SET column = other op value` for a bulk `Query::update`, computed
+    /// by the server from each row's own value: `User::AGE.set_expr(User::AGE - 10)`.
+    /// With `Synchronize::Evaluate` the session computes the same in memory
+    /// for its objects (integers and floats).
+    pub fn set_expr(self, expr: crate::select::Arith<M, T>) -> Assignment<M> {
+        let (source, op, value) = expr.into_parts();
+        Assignment {
+            index: self.index,
+            column: self.name,
+            value,
+            arith: Some((source, op)),
             _model: PhantomData,
         }
     }

@@ -818,6 +818,39 @@ impl Session {
             .and_then(downcast))
     }
 
+    /// Marks the objects of rows a bulk DELETE removed as deleted, as a
+    /// flush's DELETE does: out of the identity map and recorded in the
+    /// current transaction level, so a rollback restores them and a commit
+    /// detaches them.
+    pub(crate) fn bulk_deleted<M: Model>(&self, objs: Vec<Obj<M>>) -> Result<()> {
+        let mut st = self.state()?;
+        let State { map, tx, .. } = &mut *st;
+        for obj in objs {
+            let erased = obj.erased();
+            {
+                let mut meta = erased.meta().borrow_mut();
+                if meta.state != ObjState::Persistent {
+                    continue;
+                }
+                meta.state = ObjState::Deleted;
+                meta.marked_deleted = false;
+                meta.snapshot = None;
+            }
+            if let Some(identity) = transaction::identity_of(&erased) {
+                if map.get(&identity).is_some_and(|o| Rc::ptr_eq(o, &erased)) {
+                    map.remove(&identity);
+                }
+            }
+            tx.current().deleted.push(erased);
+        }
+        drop(st);
+        self.inner
+            .modified
+            .borrow_mut()
+            .retain(|o| !matches!(o.meta().borrow().state, ObjState::Deleted));
+        Ok(())
+    }
+
     /// Lets go of the objects in `objs` that nobody else holds and that have
     /// nothing to flush: they leave the identity map (detached, unseen).
     /// What `Query::iter` does with a finished batch.
