@@ -569,11 +569,13 @@ impl<'s, M: Model> Query<'s, M> {
                     match matched {
                         Some(true) => hits.push(obj),
                         Some(false) => {}
-                        None => return Err(Error::invalid(format!(
+                        None => {
+                            return Err(Error::invalid(format!(
                             "query.{verb}(Synchronize::Evaluate): the filter cannot be evaluated \
                                  in memory (values of kinds that do not compare, or a subquery); \
                                  use Synchronize::Fetch"
-                        ))),
+                        )))
+                        }
                     }
                 }
                 for a in assignments {
