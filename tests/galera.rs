@@ -375,6 +375,9 @@ struct WriterReport {
     /// The first acknowledged commit after the kill.
     first_ok_after_kill: Option<Instant>,
     retries: u64,
+    /// Units of work whose rerun found their row already written (their
+    /// first COMMIT's outcome was unknown, and it had committed).
+    found_written: u64,
 }
 
 /// (c) 16 threads, each on a failover URL starting with a different node,
@@ -409,17 +412,22 @@ fn a_node_killed_under_load_loses_no_acknowledged_commit(cluster: &mut GaleraClu
                     failed: Vec::new(),
                     first_ok_after_kill: None,
                     retries: 0,
+                    found_written: 0,
                 };
                 let mut n = 0;
                 while !stop.load(Ordering::Relaxed) {
                     let token = format!("t{t}-{n}");
                     n += 1;
+                    let attempt = Cell::new(0);
+                    let found = Cell::new(false);
                     let result = factory.retrying(&policy, |s| {
+                        attempt.set(attempt.get() + 1);
                         let done = s
                             .query::<Write>()
                             .filter(Write::TOKEN.eq(token.clone()))
                             .first()?
                             .is_some();
+                        found.set(done && attempt.get() > 1);
                         if !done {
                             s.add(Write {
                                 id: None,
@@ -431,6 +439,7 @@ fn a_node_killed_under_load_loses_no_acknowledged_commit(cluster: &mut GaleraClu
                     });
                     match result {
                         Ok(()) => {
+                            report.found_written += u64::from(found.get());
                             let now = Instant::now();
                             let killed = *killed_at.lock().unwrap();
                             if report.first_ok_after_kill.is_none()
@@ -453,7 +462,7 @@ fn a_node_killed_under_load_loses_no_acknowledged_commit(cluster: &mut GaleraClu
     let kill = Instant::now();
     *killed_at.lock().unwrap() = Some(kill);
     cluster.nodes[VICTIM].kill();
-    thread::sleep(Duration::from_secs(7));
+    thread::sleep(Duration::from_secs(8));
     stop.store(true, Ordering::Relaxed);
     let reports: Vec<WriterReport> = writers.into_iter().map(|h| h.join().unwrap()).collect();
 
@@ -518,10 +527,12 @@ fn a_node_killed_under_load_loses_no_acknowledged_commit(cluster: &mut GaleraClu
     );
     let failed: Vec<&String> = reports.iter().flat_map(|r| &r.failed).collect();
     let retries: u64 = reports.iter().map(|r| r.retries).sum();
+    let found_written: u64 = reports.iter().map(|r| r.found_written).sum();
     eprintln!(
         "galera figures: {THREADS} writers, node {VICTIM} killed with SIGKILL: {} writes acknowledged, \
          {lost_total} lost, {duplicates_total} duplicated, {unacknowledged_present} unacknowledged \
-         rows present, {} units of work failed, {retries} retries; writers that were on the killed \
+         rows present, {} units of work failed, {retries} retries ({found_written} of them found \
+         their row already committed); writers that were on the killed \
          node committed again after {:?} (first) to {:?} (last)",
         acknowledged.len(),
         failed.len(),

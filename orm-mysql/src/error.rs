@@ -251,4 +251,18 @@ mod tests {
         assert_eq!(classify_code(1213), DbErrorKind::Retryable);
         assert_eq!(classify_code(1045), DbErrorKind::Connect);
     }
+
+    #[test]
+    fn galera_node_not_ready_is_a_lost_connection_that_says_why() {
+        let e = from_driver(mysql::Error::MySqlError(mysql::MySqlError {
+            state: "08S01".into(),
+            message: "WSREP has not yet prepared node for application use".into(),
+            code: 1047,
+        }));
+        assert!(e.is_connection_lost(), "{e:?}");
+        assert_eq!(e.code(), Some(1047));
+        let text = e.to_string();
+        assert!(text.contains("primary component"), "{text}");
+        assert!(text.contains("failover host list"), "{text}");
+    }
 }

@@ -26,12 +26,12 @@ apt-get install galera-4 rsync";
 const FORM_DEADLINE: Duration = Duration::from_secs(90);
 
 /// Galera options that make a dead node leave the group in about 4 s
-/// (defaults: 5 s to suspect, 15 s to declare inactive), while staying far
-/// enough above a loaded 2-core machine's scheduling hiccups not to evict a
-/// live node. A small gcache keeps the start quick.
+/// (defaults: 5 s to suspect, 15 s to declare inactive), while staying
+/// above a loaded 2-core machine's scheduling hiccups, so that a live node
+/// is not evicted. A small gcache keeps the start quick.
 const PROVIDER_OPTIONS: &str = "gcache.size=16M;evs.keepalive_period=PT0.5S;\
-evs.inactive_check_period=PT0.5S;evs.suspect_timeout=PT2S;evs.inactive_timeout=PT3S;\
-evs.install_timeout=PT3S";
+evs.inactive_check_period=PT0.5S;evs.suspect_timeout=PT3S;evs.inactive_timeout=PT5S;\
+evs.install_timeout=PT5S";
 
 /// The ports of one node besides its client port.
 struct NodePorts {
@@ -55,7 +55,8 @@ impl GaleraCluster {
             Path::new("/usr/bin/rsync").is_file() || which("rsync"),
             "rsync not found; {NEEDS}"
         );
-        // All ports are picked while the others are still bound, so none repeats.
+        // The group ports are picked while the others are still bound, and
+        // held until the nodes have picked their client ports: none repeats.
         let held: Vec<std::net::TcpListener> = (0..9)
             .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
             .collect();
@@ -67,7 +68,6 @@ impl GaleraCluster {
                 sst: port(3 * n + 2),
             })
             .collect();
-        drop(held);
         let address = ports
             .iter()
             .map(|p| format!("127.0.0.1:{}", p.gcomm))
@@ -108,6 +108,7 @@ impl GaleraCluster {
             }
             nodes.push(node);
         }
+        drop(held);
         let started = Instant::now();
         let mut cluster = GaleraCluster { nodes };
         // The bootstrap option is for the first boot only: a restart joins.
