@@ -154,10 +154,19 @@ fn causal_factory(url: &str) -> SessionFactory {
     SessionFactory::new(engine)
 }
 
+/// Adds 1 to counter `id`. The row is read with `FOR UPDATE`: a plain
+/// (snapshot) read followed by `UPDATE ... SET value = <read + 1>` loses an
+/// update on any InnoDB server when another transaction commits in
+/// between, Galera or not (neither side waits for or conflicts with the
+/// other's write). A locking read sees the latest row and holds it: a write
+/// replicated from another node then aborts this transaction (1213 at its
+/// next statement or COMMIT, retryable) instead of being overwritten.
 fn increment(s: &Session, id: i64) -> orm::Result<()> {
     let counter = s
-        .get::<Counter>(id)?
-        .ok_or_else(|| orm::Error::invalid(format!("counter {id} is missing")))?;
+        .query::<Counter>()
+        .filter(Counter::ID.eq(id))
+        .with_for_update()
+        .one()?;
     counter.write()?.value += 1;
     s.flush()
 }
