@@ -437,6 +437,84 @@ fn bulk_update_with_expressions() {
     );
 }
 
+/// test_query.py OperatorTest: startswith / endswith / contains take
+/// their text literally (autoescape), on both backends, and the in-memory
+/// evaluation of a bulk update agrees with the database.
+#[test]
+fn text_matching_takes_wildcards_literally_on_both_backends() {
+    for backend in [common::Backend::MySql, common::Backend::Sqlite] {
+        let db = TestDb::on(backend, "q_like");
+        let engine = orm::create_engine(&db.url).expect("engine");
+        orm::schema::create_all(&engine, &[Job::table()]).unwrap();
+        let factory = SessionFactory::new(engine.clone());
+        let s = factory.session();
+        for (id, state) in [
+            (1, "50%_off"),
+            (2, "500 off"),
+            (3, "a_b"),
+            (4, "axb"),
+            (5, "c:\\tmp"),
+        ] {
+            s.add(Job {
+                id,
+                state: state.into(),
+                priority: 0,
+            })
+            .unwrap();
+        }
+        s.commit().unwrap();
+        let ids = |f: orm::expr::Filter<Job>| -> Vec<i64> {
+            s.query::<Job>()
+                .filter(f)
+                .order_by(Job::ID.asc())
+                .all()
+                .unwrap()
+                .iter()
+                .map(|j| j.read().unwrap().id)
+                .collect()
+        };
+        assert_eq!(ids(Job::STATE.starts_with("50%")), [1], "{backend:?}");
+        assert_eq!(
+            ids(Job::STATE.like("50%")),
+            [1, 2],
+            "{backend:?}: a wildcard"
+        );
+        assert_eq!(ids(Job::STATE.contains("_")), [1, 3], "{backend:?}");
+        assert_eq!(ids(Job::STATE.like("a_b")), [3, 4], "{backend:?}");
+        assert_eq!(ids(Job::STATE.ends_with(":\\tmp")), [5], "{backend:?}");
+        let capture = engine.capture_statements();
+        let _ = ids(Job::STATE.contains("%"));
+        let sent = capture.take();
+        let escape = if backend == common::Backend::Sqlite {
+            " ESCAPE '\\'"
+        } else {
+            ""
+        };
+        assert!(
+            sent[0].ends_with(&format!("LIKE ?{escape} ORDER BY {}", db.sql("`id` ASC"))),
+            "{sent:?}"
+        );
+        // Evaluate agrees with the database on escaped patterns.
+        let all = s.query::<Job>().order_by(Job::ID.asc()).all().unwrap();
+        s.query::<Job>()
+            .filter(Job::STATE.contains("_"))
+            .update([Job::PRIORITY.set(9)], Synchronize::Evaluate)
+            .unwrap();
+        let evaluated: Vec<i32> = all.iter().map(|j| j.read().unwrap().priority).collect();
+        s.commit().unwrap();
+        let stored: Vec<i32> = s
+            .query::<Job>()
+            .order_by(Job::ID.asc())
+            .all()
+            .unwrap()
+            .iter()
+            .map(|j| j.read().unwrap().priority)
+            .collect();
+        assert_eq!(evaluated, [9, 0, 9, 0, 0], "{backend:?}");
+        assert_eq!(stored, evaluated, "{backend:?}");
+    }
+}
+
 #[test]
 fn bulk_update_keeps_session_objects_consistent() {
     for sync in [

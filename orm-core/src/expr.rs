@@ -204,6 +204,7 @@ impl Expr {
             Expr::Like { column, pattern } => {
                 column_sql(column, sql);
                 sql.push_str(" LIKE ?");
+                sql.push_str(dialect.like_escape_sql());
                 params.push(pattern.clone());
             }
             Expr::IsNull { column, negated } => {
@@ -407,23 +408,38 @@ fn compare_values(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
     }
 }
 
-/// SQL `LIKE` with `%` and `_` (no escape character).
+/// SQL `LIKE` with `%` and `_`, a backslash escaping the next character.
 fn like_matches(text: &str, pattern: &str) -> bool {
     let t: Vec<char> = text.chars().collect();
-    let p: Vec<char> = pattern.chars().collect();
+    // Each pattern element: a literal character, or a wildcard.
+    let mut p: Vec<char> = Vec::new();
+    let mut literal: Vec<bool> = Vec::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                p.push(chars.next().unwrap_or('\\'));
+                literal.push(true);
+            }
+            c => {
+                p.push(c);
+                literal.push(false);
+            }
+        }
+    }
     // dp[j]: pattern[..j] matches text[..i]
     let mut dp = vec![false; p.len() + 1];
     dp[0] = true;
     for j in 1..=p.len() {
-        dp[j] = dp[j - 1] && p[j - 1] == '%';
+        dp[j] = dp[j - 1] && p[j - 1] == '%' && !literal[j - 1];
     }
     for &c in &t {
         let mut next = vec![false; p.len() + 1];
         for j in 1..=p.len() {
-            next[j] = match p[j - 1] {
-                '%' => next[j - 1] || dp[j],
-                '_' => dp[j - 1],
-                pc => dp[j - 1] && pc == c,
+            next[j] = match (p[j - 1], literal[j - 1]) {
+                ('%', false) => next[j - 1] || dp[j],
+                ('_', false) => dp[j - 1],
+                (pc, _) => dp[j - 1] && pc == c,
             };
         }
         dp = next;
@@ -850,12 +866,29 @@ impl<M, T> Column<M, T> {
 }
 
 impl<M, T: TextColumn> Column<M, T> {
-    /// `column LIKE pattern` (`%` and `_` are wildcards).
+    /// `column LIKE pattern` (`%` and `_` are wildcards, a backslash
+    /// escapes them; MySQL's rules, on SQLite too).
     pub fn like(self, pattern: &str) -> Filter<M> {
         Filter::new(Expr::Like {
             column: self.name,
             pattern: Value::Text(pattern.to_owned()),
         })
+    }
+
+    /// `column LIKE 'text%'`, `text` taken literally (its `%`, `_` and
+    /// backslashes escaped): SQLAlchemy's `startswith`.
+    pub fn starts_with(self, text: &str) -> Filter<M> {
+        self.like(&format!("{}%", escape_like(text)))
+    }
+
+    /// `column LIKE '%text'`, `text` taken literally: SQLAlchemy's `endswith`.
+    pub fn ends_with(self, text: &str) -> Filter<M> {
+        self.like(&format!("%{}", escape_like(text)))
+    }
+
+    /// `column LIKE '%text%'`, `text` taken literally: SQLAlchemy's `contains`.
+    pub fn contains(self, text: &str) -> Filter<M> {
+        self.like(&format!("%{}%", escape_like(text)))
     }
 }
 
@@ -970,4 +1003,16 @@ column_cmp! {
     gt_col => CmpOp::Gt;
     /// `column >= other`.
     ge_col => CmpOp::Ge;
+}
+
+/// `text` with the `LIKE` wildcards and the escape character escaped.
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
