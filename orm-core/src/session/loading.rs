@@ -389,12 +389,14 @@ pub(crate) fn load_rows_joined<M: Model>(
     joins: &[(usize, JoinedMapper)],
 ) -> Result<Vec<Obj<M>>> {
     let mut seen = std::collections::HashSet::new();
-    Ok(load_rows_joined_each::<M>(session, sql, params, joins)?
-        .into_iter()
-        .filter_map(|row| row.into_iter().next().flatten())
-        .filter(|obj| seen.insert(Rc::as_ptr(obj) as *const ()))
-        .filter_map(downcast::<M>)
-        .collect())
+    Ok(
+        load_rows_joined_each::<M>(session, sql, params, joins, None)?
+            .into_iter()
+            .filter_map(|row| row.into_iter().next().flatten())
+            .filter(|obj| seen.insert(Rc::as_ptr(obj) as *const ()))
+            .filter_map(downcast::<M>)
+            .collect(),
+    )
 }
 
 /// The objects of one joined row: the query's model first, then each join
@@ -403,12 +405,15 @@ pub(crate) type JoinedRow = Vec<Option<Rc<dyn AnyObj>>>;
 
 /// Like [`load_rows_joined`], returning for every row the object of each
 /// part (the query's model first, then each join; `None` where an outer join
-/// found nothing). Used by `JoinQuery::contains_eager`.
+/// found nothing). Used by `JoinQuery::contains_eager`. With `extra`, the
+/// values after the joined models' columns are kept too, one list per row
+/// (`JoinQuery::add_columns`).
 pub(crate) fn load_rows_joined_each<M: Model>(
     session: &Session,
     sql: &str,
     params: &[Value],
     joins: &[(usize, JoinedMapper)],
+    mut extra: Option<&mut Vec<Vec<Value>>>,
 ) -> Result<Vec<JoinedRow>> {
     let mut st = session.state()?;
     let weak = Rc::downgrade(&session.inner);
@@ -434,6 +439,9 @@ pub(crate) fn load_rows_joined_each<M: Model>(
                 session_id,
                 std::mem::replace(&mut rest, tail),
             )?);
+        }
+        if let Some(extra) = extra.as_mut() {
+            extra.push(rest);
         }
         out.push(objs);
         Ok(())
