@@ -237,6 +237,10 @@ impl<'s, M: Model> Query<'s, M> {
 
     /// Runs the query (with its joined loads), then its eager loads.
     fn fetch(&self, limit: Option<u64>) -> Result<Vec<Obj<M>>> {
+        if self.lock.is_some() {
+            // Row locks are taken on the primary, in its transaction.
+            self.session.use_primary()?;
+        }
         let (inner, params) = self.select(limit);
         let objs = if self.joined.is_empty() {
             self.session.query_sql(&inner, &params)?
@@ -648,6 +652,9 @@ impl<M: Model> QueryIter<'_, M> {
             }
             page.select(page.limit)
         };
+        if self.query.lock.is_some() {
+            self.query.session.use_primary()?;
+        }
         let objs = self.query.session.query_sql::<M>(&sql, &params)?;
         self.query.run_eager(&objs)?;
         if objs.len() < self.query.batch {

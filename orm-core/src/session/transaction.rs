@@ -116,6 +116,14 @@ pub(crate) struct Transaction {
     /// Open savepoints, outermost first.
     pub savepoints: Vec<Savepoint>,
     pub next_savepoint: u64,
+    /// The reads of a session that has not written, on a replica (see
+    /// `routing`); ended when the primary connection is checked out.
+    pub read: Option<super::routing::ReplicaRead>,
+    /// Begun with `begin()`: everything goes to the primary.
+    pub explicit: bool,
+    /// Statements that write were sent (a flush, `execute`): the commit's
+    /// position is remembered for read-your-writes on replicas.
+    pub wrote: bool,
 }
 
 impl Transaction {
@@ -126,6 +134,9 @@ impl Transaction {
             root: Record::default(),
             savepoints: Vec::new(),
             next_savepoint: 0,
+            read: None,
+            explicit: false,
+            wrote: false,
         }
     }
 
@@ -172,6 +183,9 @@ impl Transaction {
     pub fn reset(&mut self) {
         self.phase = Phase::Idle;
         self.conn = None;
+        self.read = None;
+        self.explicit = false;
+        self.wrote = false;
         self.root.clear();
         self.savepoints.clear();
     }
@@ -303,6 +317,7 @@ impl Session {
             ));
         }
         st.tx.phase = Phase::Active;
+        st.tx.explicit = true;
         self.sync_flags(&st);
         Ok(())
     }
@@ -314,12 +329,14 @@ impl Session {
         }
     }
 
-    /// The transaction's connection, checking it out and sending BEGIN on
-    /// first use.
+    /// The transaction's connection (on the primary), checking it out and
+    /// sending BEGIN on first use. Checking it out ends the session's reads
+    /// on a replica (see `routing`).
     pub(super) fn connection<'a>(&self, st: &'a mut State) -> Result<&'a mut PooledConnection> {
         self.check_usable(st)?;
         st.tx.phase = Phase::Active;
         if st.tx.conn.is_none() {
+            st.tx.read = None;
             let mut conn = self.inner.engine.connect()?;
             conn.begin()?;
             if let Some(events) = self.inner.events.as_deref() {
@@ -382,6 +399,7 @@ impl Session {
                 "a nested transaction (savepoint) is still open; commit() or rollback() it before committing the session",
             ));
         }
+        let wrote = st.tx.wrote;
         if let Some(conn) = st.tx.conn.as_mut() {
             if let Err(e) = conn.commit() {
                 let e = self.note_error(&mut st, e);
@@ -392,6 +410,9 @@ impl Session {
                 }
                 self.rollback_state(&mut st);
                 return Err(e);
+            }
+            if let (true, Some(set)) = (wrote, self.inner.replicas.as_deref()) {
+                set.note_commit(conn);
             }
         }
         for obj in st.tx.root.deleted.drain(..) {
@@ -422,7 +443,9 @@ impl Session {
     pub fn rollback(&self) -> Result<()> {
         let _span = crate::trace::rollback_span();
         let mut st = self.state()?;
-        let sent_sql = st.tx.conn.is_some() || matches!(st.tx.phase, Phase::NeedsRollback { .. });
+        let sent_sql = st.tx.conn.is_some()
+            || st.tx.read.is_some()
+            || matches!(st.tx.phase, Phase::NeedsRollback { .. });
         if let Some(conn) = st.tx.conn.as_mut() {
             // A failure to roll back (the connection is gone) is not the
             // caller's problem: the server discards the transaction anyway,
