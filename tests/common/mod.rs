@@ -327,3 +327,4 @@ impl Drop for TempUser {
 
 pub mod private_server;
 pub mod proxy;
+pub mod replication;
