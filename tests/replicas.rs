@@ -406,3 +406,58 @@ fn a_stopped_replica_is_skipped_with_no_error_and_used_again_once_back() {
     assert_eq!(ids(&s), [1, 2]);
     assert!(!set.status()[0].down);
 }
+
+#[test]
+fn two_replicas_take_turns_and_a_read_on_a_hung_one_is_sent_again_to_the_other() {
+    let (pair, _primary, _replica, _factory) = setup("turns", options());
+    // Two replica engines: one straight to the replica, one through a proxy
+    // that can stall it (a replica that hangs mid-read), with short timeouts.
+    let a = pair.replica.engine("pool_size=2");
+    let proxy = common::proxy::Proxy::start(&format!("127.0.0.1:{}", pair.replica.port));
+    let b = orm::create_engine(&format!(
+        "mysql://root@127.0.0.1:{}/test?pool_size=2&read_timeout=1&connect_timeout=1",
+        proxy.port
+    ))
+    .unwrap();
+    let primary = pair.primary.engine("pool_size=2");
+    let factory = SessionFactory::new(primary.clone())
+        .replicas(ReplicaSet::new(vec![a.clone(), b.clone()], options()));
+    let set = factory.replica_set().unwrap().clone();
+    let (on_a, on_b, on_primary) = (
+        a.capture_statements(),
+        b.capture_statements(),
+        primary.capture_statements(),
+    );
+
+    // Round-robin per session: a, b, a, b.
+    let sessions: Vec<Session> = (0..4).map(|_| factory.session()).collect();
+    for s in &sessions {
+        assert_eq!(server_id(s), REPLICA);
+    }
+    assert_eq!(mentions(&on_a.take(), "@@server_id"), 2);
+    assert_eq!(mentions(&on_b.take(), "@@server_id"), 2);
+
+    // The replica behind b hangs: the read of the session on b times out,
+    // b is marked down, and the read is sent again, to a.
+    proxy.stall(true);
+    let on_b_session = &sessions[3];
+    assert_eq!(ids(on_b_session), [1, 2], "no error reaches the caller");
+    assert_eq!(mentions(&on_a.take(), "FROM `items`"), 1);
+    let st = set.stats();
+    assert_eq!((st.read_retries, st.marked_down), (1, 1), "{st:?}");
+    assert_eq!(
+        set.status().iter().map(|r| r.down).collect::<Vec<_>>(),
+        [false, true]
+    );
+
+    // While b is down every session reads from a; the primary serves none.
+    for _ in 0..3 {
+        let s = factory.session();
+        assert_eq!(server_id(&s), REPLICA);
+    }
+    assert_eq!(mentions(&on_a.take(), "@@server_id"), 3);
+    assert_eq!(mentions(&on_primary.take(), "@@server_id"), 0);
+    let st = set.stats();
+    assert!(st.skipped_down >= 1, "{st:?}");
+    assert_eq!(st.fallback_down, 0, "{st:?}");
+}

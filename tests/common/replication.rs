@@ -34,11 +34,7 @@ impl Replication {
         );
         let replica = PrivateServer::start_with(
             &format!("{tag}-replica"),
-            &[
-                "--server-id=2",
-                "--read-only=1",
-                "--gtid-strict-mode=1",
-            ],
+            &["--server-id=2", "--read-only=1", "--gtid-strict-mode=1"],
         );
         // Both servers created their own `test` database at start: the
         // replica must not replay the primary's CREATE DATABASE. The
