@@ -405,6 +405,18 @@ fn a_stopped_replica_is_skipped_with_no_error_and_used_again_once_back() {
     assert_eq!(server_id(&s), REPLICA);
     assert_eq!(ids(&s), [1, 2]);
     assert!(!set.status()[0].down);
+    drop(s);
+
+    // Restarted between two sessions: the pooled connections are dead, the
+    // next checkout's statements are sent again on fresh ones, and the
+    // replica is not marked down.
+    pair.replica.restart();
+    pair.wait_running();
+    std::thread::sleep(Duration::from_millis(150)); // a lag check is due
+    let s = factory.session();
+    assert_eq!(server_id(&s), REPLICA);
+    assert_eq!(set.stats().marked_down, 2);
+    assert!(replica.stats().statement_retries >= 1);
 }
 
 #[test]

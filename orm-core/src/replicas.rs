@@ -116,7 +116,8 @@ pub struct ReplicaStats {
     /// connection, a `MASTER_GTID_WAIT` answering `NULL` or failing).
     pub marked_down: u64,
     /// Session transactions that read from the primary because every
-    /// replica was down.
+    /// replica was down (or because the position of a commit could not be
+    /// learned, neither after it nor from the primary since).
     pub fallback_down: u64,
     /// Session transactions that read from the primary because no replica
     /// was up to date within `max_lag` (the others being down or lagging).

@@ -376,16 +376,32 @@ impl PooledConnection {
     /// [`query`](Self::query) it leaves the connection's transaction state
     /// as it was: such a statement opens no read snapshot, so returning the
     /// connection needs no `ROLLBACK`. Never for a query that reads a
-    /// table: a snapshot it opened would go back to the pool.
+    /// table: a snapshot it opened would go back to the pool. Outside a
+    /// transaction, a dead connection is replaced and the query sent again
+    /// once (it changes nothing), as [`query`](Self::query) does.
     pub(crate) fn query_no_tables(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
-        let mut rows = Vec::new();
-        self.run_with_params(sql, params, |c| {
-            observe::counted_query(c, sql, params, &mut |row| {
-                rows.push(row);
-                Ok(())
+        let attempt = |conn: &mut Self| {
+            let mut rows = Vec::new();
+            conn.run_with_params(sql, params, |c| {
+                observe::counted_query(c, sql, params, &mut |row| {
+                    rows.push(row);
+                    Ok(())
+                })
             })
-        })?;
-        Ok(rows)
+            .map(|_| rows)
+        };
+        let may_retry = self.tx == TxState::Idle && !self.open_reads;
+        match attempt(self) {
+            Err(e) if may_retry && e.is_connection_lost() => {
+                instrument::bump(&self.slot.pool.instruments.statement_retries);
+                match attempt(self) {
+                    // No fresh connection either: the first failure says what happened.
+                    Err(again) if again.db_kind() == Some(crate::DbErrorKind::Connect) => Err(e),
+                    other => other,
+                }
+            }
+            other => other,
+        }
     }
 
     /// The replication position of the transaction the last statement
