@@ -122,10 +122,24 @@ pub enum Expr {
     /// The inner expression with its columns qualified by `table`
     /// (`` `books`.`title` ``): filters of a query that joins several tables.
     Qualified {
-        /// The table name.
-        table: &'static str,
+        /// The table name, or the alias of the table.
+        table: std::borrow::Cow<'static, str>,
         /// The expression over that table's columns.
         inner: Box<Expr>,
+    },
+    /// `a.x op b.y`: two columns compared, each qualified by its table or
+    /// alias (join conditions, correlated subqueries).
+    ColumnCmp {
+        /// The left column's table or alias.
+        left_table: std::borrow::Cow<'static, str>,
+        /// The left column.
+        left: &'static str,
+        /// The operator.
+        op: CmpOp,
+        /// The right column's table or alias.
+        right_table: std::borrow::Cow<'static, str>,
+        /// The right column.
+        right: &'static str,
     },
     /// `(c1, c2, ...) op (?, ?, ...)`: a row-value comparison (keyset pagination).
     RowCmp {
@@ -245,6 +259,21 @@ impl Expr {
                 params.extend(sub_params.iter().cloned());
             }
             Expr::Qualified { table: t, inner } => inner.render_in(Some(t), dialect, sql, params),
+            Expr::ColumnCmp {
+                left_table,
+                left,
+                op,
+                right_table,
+                right,
+            } => {
+                dialect.quote_ident(left_table, sql);
+                sql.push('.');
+                dialect.quote_ident(left, sql);
+                sql.push_str(op.sql());
+                dialect.quote_ident(right_table, sql);
+                sql.push('.');
+                dialect.quote_ident(right, sql);
+            }
             Expr::RowCmp {
                 columns,
                 op,
@@ -338,6 +367,7 @@ impl Expr {
             Expr::Not(inner) => inner.evaluate(value_of).map(|b| !b),
             Expr::Qualified { inner, .. } => inner.evaluate(value_of),
             Expr::RowCmp { .. }
+            | Expr::ColumnCmp { .. }
             | Expr::Aggregate { .. }
             | Expr::InSql { .. }
             | Expr::Exists { .. } => None,
@@ -346,13 +376,11 @@ impl Expr {
 }
 
 /// `EXISTS (subquery)`: a filter of model `M` true when the subquery
-/// returns a row.
-pub fn exists<M, N, S>(subquery: crate::select::Select<'_, N, S>) -> Filter<M>
-where
-    N: crate::model::Model,
-    S: crate::select::Selection<N>,
-{
-    let (sql, params) = subquery.sql();
+/// returns a row. The subquery is a [`Select`](crate::select::Select), or a
+/// select correlated with `M` ([`Select::correlate`](crate::select::Select::correlate)):
+/// `exists(s.select::<Post, _>((Post::ID,)).correlate(Post::USER_ID.eq_col(User::ID)))`.
+pub fn exists<M, Q: crate::select::Subquery<M>>(subquery: Q) -> Filter<M> {
+    let (sql, params) = subquery.into_sql();
     Filter::new(Expr::Exists { sql, params })
 }
 
@@ -691,17 +719,16 @@ impl<M, T> Column<M, T> {
     }
 
     /// `column IN (SELECT ...)`: a subquery of one column of a compatible
-    /// type (`Book::AUTHOR_ID.in_select(s.select::<Author, _>((Author::ID,)).filter(...))`).
-    pub fn in_select<N, S>(self, subquery: crate::select::Select<'_, N, S>) -> Filter<M>
+    /// type (`Book::AUTHOR_ID.in_select(s.select::<Author, _>((Author::ID,)).filter(...))`),
+    /// possibly correlated with `M` ([`Select::correlate`](crate::select::Select::correlate)).
+    pub fn in_select<Q: crate::select::Subquery<M>>(self, subquery: Q) -> Filter<M>
     where
-        N: crate::model::Model,
-        S: crate::select::Selection<N>,
-        S::Row: crate::select::OneColumn,
-        <S::Row as crate::select::OneColumn>::Value:
+        Q::Row: crate::select::OneColumn,
+        <Q::Row as crate::select::OneColumn>::Value:
             crate::relationship::KeyField<<T as crate::select::Scalar>::Inner>,
         T: crate::select::Scalar,
     {
-        let (sql, params) = subquery.sql();
+        let (sql, params) = subquery.into_sql();
         Filter::new(Expr::InSql {
             column: self.name,
             sql,
@@ -756,8 +783,9 @@ impl<M, T: TextColumn> Column<M, T> {
     }
 }
 
-impl<M, T> Column<M, Option<T>> {
-    /// `column IS NULL`.
+impl<M, T> Column<M, T> {
+    /// `column IS NULL` (also for a column declared NOT NULL, which is NULL
+    /// in the rows an outer join adds without a match).
     pub fn is_null(self) -> Filter<M> {
         Filter::new(Expr::IsNull {
             column: self.name,
@@ -772,4 +800,98 @@ impl<M, T> Column<M, Option<T>> {
             negated: true,
         })
     }
+}
+
+/// A condition over two sources, `X` and `Y`: a column of each compared
+/// (`Post::USER_ID.eq_col(User::ID)`), both qualified by their table or
+/// alias. For join conditions (`JoinQuery::join_on`), filters of a joined
+/// query, and correlated subqueries (`Select::correlate`).
+pub struct Cross<X, Y> {
+    expr: Expr,
+    _sources: PhantomData<fn() -> (X, Y)>,
+}
+
+impl<X, Y> Clone for Cross<X, Y> {
+    fn clone(&self) -> Self {
+        Cross {
+            expr: self.expr.clone(),
+            _sources: PhantomData,
+        }
+    }
+}
+
+impl<X, Y> std::fmt::Debug for Cross<X, Y> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.expr.fmt(f)
+    }
+}
+
+impl<X, Y> Cross<X, Y> {
+    /// Both this and `other`.
+    pub fn and(self, other: Cross<X, Y>) -> Cross<X, Y> {
+        let expr = match self.expr {
+            Expr::And(mut parts) => {
+                parts.push(other.expr);
+                Expr::And(parts)
+            }
+            e => Expr::And(vec![e, other.expr]),
+        };
+        Cross {
+            expr,
+            _sources: PhantomData,
+        }
+    }
+
+    /// The untyped expression (columns already qualified).
+    pub fn into_expr(self) -> Expr {
+        self.expr
+    }
+
+    /// The untyped expression, borrowed.
+    pub fn expr(&self) -> &Expr {
+        &self.expr
+    }
+}
+
+macro_rules! column_cmp {
+    ($($(#[$doc:meta])* $name:ident => $op:expr;)+) => {
+        impl<M: crate::source::Source, T: crate::select::Scalar> Column<M, T> {
+            fn cross<N: crate::source::Source, U>(self, op: CmpOp, other: Column<N, U>) -> Cross<M, N> {
+                Cross {
+                    expr: Expr::ColumnCmp {
+                        left_table: M::qualifier(),
+                        left: self.name,
+                        op,
+                        right_table: N::qualifier(),
+                        right: other.name,
+                    },
+                    _sources: PhantomData,
+                }
+            }
+            $(
+                $(#[$doc])*
+                pub fn $name<N: crate::source::Source, U>(self, other: Column<N, U>) -> Cross<M, N>
+                where
+                    U: crate::select::Scalar<Inner = T::Inner>,
+                {
+                    self.cross($op, other)
+                }
+            )+
+        }
+    };
+}
+column_cmp! {
+    /// `column = other` (columns of the same type, nullable or not; of any
+    /// two sources: `Post::USER_ID.eq_col(User::ID)`).
+    eq_col => CmpOp::Eq;
+    /// `column <> other`.
+    ne_col => CmpOp::Ne;
+    /// `column < other`.
+    lt_col => CmpOp::Lt;
+    /// `column <= other`.
+    le_col => CmpOp::Le;
+    /// `column > other`.
+    gt_col => CmpOp::Gt;
+    /// `column >= other`.
+    ge_col => CmpOp::Ge;
 }

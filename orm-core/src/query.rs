@@ -311,8 +311,15 @@ impl<'s, M: Model> Query<'s, M> {
     }
 
     /// The session, filters, ordering and limit (for `join`).
-    pub(crate) fn into_parts(self) -> (&'s Session, Vec<Expr>, Vec<Order<M>>, Option<u64>) {
-        (self.session, self.filters, self.order, self.limit)
+    pub(crate) fn into_parts(self) -> QueryParts<'s, M> {
+        QueryParts {
+            session: self.session,
+            filters: self.filters,
+            order: self.order,
+            limit: self.limit,
+            offset: self.offset,
+            lock: self.lock,
+        }
     }
 
     /// Loads a relationship of the results eagerly (SQLAlchemy's
@@ -396,25 +403,14 @@ impl<'s, M: Model> Query<'s, M> {
             .lock
             .map(|l| dialect.row_lock_sql(l))
             .unwrap_or_default();
-        match (limit, self.offset) {
-            (Some(l), Some(o)) => {
-                sql.push_str(" LIMIT ? OFFSET ?");
-                params.push(Value::UInt(l));
-                params.push(Value::UInt(o));
-            }
-            (Some(l), None) => {
-                sql.push_str(" LIMIT ?");
-                params.push(Value::UInt(l));
-            }
-            (None, Some(o)) => {
-                // MySQL has no OFFSET without LIMIT: use the largest limit.
-                sql.push_str(" LIMIT 18446744073709551615 OFFSET ?");
-                params.push(Value::UInt(o));
-            }
-            (None, None) => {}
-        }
+        limit_offset_sql(limit, self.offset, &mut sql, &mut params);
         sql.push_str(&lock);
         (sql, params)
+    }
+
+    /// The SQL `all()` sends, and its parameters.
+    pub fn sql(&self) -> (String, Vec<Value>) {
+        self.select(self.limit)
     }
 
     /// Every matching object.
@@ -678,5 +674,41 @@ impl<M: Model> Iterator for QueryIter<'_, M> {
             }
         }
         self.buffer.pop_front().map(Ok)
+    }
+}
+
+/// What a [`Query`] carries into a joined query.
+pub(crate) struct QueryParts<'s, M> {
+    pub session: &'s Session,
+    pub filters: Vec<Expr>,
+    pub order: Vec<Order<M>>,
+    pub limit: Option<u64>,
+    pub offset: Option<u64>,
+    pub lock: Option<RowLock>,
+}
+
+/// Appends ` LIMIT ? OFFSET ?` (either part when given).
+pub(crate) fn limit_offset_sql(
+    limit: Option<u64>,
+    offset: Option<u64>,
+    sql: &mut String,
+    params: &mut Vec<Value>,
+) {
+    match (limit, offset) {
+        (Some(l), Some(o)) => {
+            sql.push_str(" LIMIT ? OFFSET ?");
+            params.push(Value::UInt(l));
+            params.push(Value::UInt(o));
+        }
+        (Some(l), None) => {
+            sql.push_str(" LIMIT ?");
+            params.push(Value::UInt(l));
+        }
+        (None, Some(o)) => {
+            // MySQL has no OFFSET without LIMIT: use the largest limit.
+            sql.push_str(" LIMIT 18446744073709551615 OFFSET ?");
+            params.push(Value::UInt(o));
+        }
+        (None, None) => {}
     }
 }
