@@ -30,6 +30,14 @@ struct Item {
     name: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Model)]
+#[orm(table = "notes")]
+struct Note {
+    #[orm(primary_key)]
+    id: i64,
+    item_id: i64,
+}
+
 const PRIMARY: i64 = 1;
 const REPLICA: i64 = 2;
 
@@ -483,4 +491,56 @@ fn two_replicas_take_turns_and_a_read_on_a_hung_one_is_sent_again_to_the_other()
     let st = set.stats();
     assert!(st.skipped_down >= 1, "{st:?}");
     assert_eq!(st.fallback_down, 0, "{st:?}");
+}
+
+#[test]
+fn joined_queries_read_from_the_replica_and_take_their_row_locks_on_the_primary() {
+    fn joined(s: &Session) -> orm::join::JoinQuery<'_, Item, (Note,)> {
+        s.query::<Item>()
+            .join_on::<Note, _>(Item::ID.eq_col(Note::ITEM_ID))
+    }
+    let (pair, primary, replica, factory) = setup("joinlock", options());
+    pair.primary_exec("CREATE TABLE test.notes (id BIGINT PRIMARY KEY, item_id BIGINT NOT NULL)");
+    pair.primary_exec("INSERT INTO test.notes VALUES (1, 1), (2, 1)");
+    pair.sync();
+    let on_primary = primary.capture_statements();
+    let on_replica = replica.capture_statements();
+
+    let s = factory.session();
+    assert_eq!(joined(&s).all().unwrap().len(), 1);
+    let rows: Vec<(String, i64)> = joined(&s).select((Item::NAME, Note::ID)).all().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(server_id(&s), REPLICA);
+    assert_eq!(mentions(&on_replica.take(), "JOIN `notes`"), 2);
+    s.close();
+
+    let s = factory.session();
+    let locked = s
+        .query::<Item>()
+        .with_for_update()
+        .join_on::<Note, _>(Item::ID.eq_col(Note::ITEM_ID))
+        .all()
+        .unwrap();
+    assert_eq!(locked.len(), 1);
+    assert_eq!(server_id(&s), PRIMARY);
+    s.rollback().unwrap();
+    let s = factory.session();
+    let rows: Vec<(String, i64)> = s
+        .query::<Item>()
+        .for_share()
+        .join_on::<Note, _>(Item::ID.eq_col(Note::ITEM_ID))
+        .select((Item::NAME, Note::ID))
+        .all()
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(server_id(&s), PRIMARY);
+    s.rollback().unwrap();
+    let primary_sent = on_primary.take();
+    assert_eq!(mentions(&primary_sent, "FOR UPDATE"), 1, "{primary_sent:?}");
+    assert_eq!(
+        mentions(&primary_sent, "LOCK IN SHARE MODE") + mentions(&primary_sent, "FOR SHARE"),
+        1,
+        "{primary_sent:?}"
+    );
+    assert_eq!(mentions(&on_replica.take(), "JOIN `notes`"), 0);
 }

@@ -511,7 +511,10 @@ impl<'s, M: Model, J> JoinQuery<'s, M, J> {
 
     /// Selects columns and aggregates of the query's sources into typed
     /// tuples instead of loading objects: `.select((User::NAME, count(Post::ID)))`.
-    pub fn select<S: JoinSelection<(M, J), I>, I>(self, selection: S) -> JoinSelect<'s, M, J, S::Row> {
+    pub fn select<S: JoinSelection<(M, J), I>, I>(
+        self,
+        selection: S,
+    ) -> JoinSelect<'s, M, J, S::Row> {
         let dialect = self.session.engine().dialect();
         let mut sql = String::new();
         let mut params = Vec::new();
@@ -713,6 +716,10 @@ impl<'s, M: Model, J> JoinQuery<'s, M, J> {
     /// The query's objects (each once), after autoflush.
     pub fn all(self) -> Result<Vec<Obj<M>>> {
         let (sql, params) = self.sql()?;
+        if self.lock.is_some() {
+            // Row locks are taken on the primary, in its transaction.
+            self.session.use_primary()?;
+        }
         self.session.autoflush()?;
         if !self.contains_eager {
             let objs = crate::session::load_rows_joined::<M>(self.session, &sql, &params, &[])?;
@@ -873,6 +880,10 @@ impl<'s, M: Model, J, R: FromRow> JoinSelect<'s, M, J, R> {
     /// Every row, decoded (after autoflush).
     pub fn all(self) -> Result<Vec<R>> {
         let (sql, params) = self.sql()?;
+        if self.query.lock.is_some() {
+            // Row locks are taken on the primary, in its transaction.
+            self.query.session.use_primary()?;
+        }
         self.query.session.query_tuples(&sql, &params)
     }
 
