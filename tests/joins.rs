@@ -220,6 +220,42 @@ fn join_on_an_explicit_condition() {
     assert_eq!(names(&users, |u| u.name.clone()), ["wendy"]);
     let again = s.get::<User>(10).unwrap().unwrap();
     assert!(again.ptr_eq(&users[0]));
+    // one(): two joined rows of one user are one object; two users are not.
+    let wendy = s
+        .query::<User>()
+        .join(User::ADDRESSES)
+        .filter(Address::EMAIL.like("wendy%"))
+        .one()
+        .unwrap();
+    assert!(wendy.ptr_eq(&users[0]));
+    let err = s.query::<User>().join(User::ADDRESSES).one().unwrap_err();
+    assert!(
+        matches!(err, orm::Error::MultipleResultsFound { .. }),
+        "{err:?}"
+    );
+    let none = s
+        .query::<User>()
+        .join(User::ADDRESSES)
+        .filter(Address::EMAIL.eq("nobody"))
+        .one_or_none()
+        .unwrap();
+    assert!(none.is_none());
+    // Offset and row locks carry over from the query into the join.
+    let q = s
+        .query::<User>()
+        .order_by(User::ID.asc())
+        .limit(1)
+        .offset(1)
+        .with_for_update()
+        .join(User::ADDRESSES);
+    let (sql, params) = q.sql().unwrap();
+    assert!(
+        sql.ends_with("ORDER BY `users`.`id` ASC LIMIT ? OFFSET ? FOR UPDATE"),
+        "{sql}"
+    );
+    assert_eq!(params, [Value::UInt(1), Value::UInt(1)]);
+    // The joined rows are ed, fred, wendy, wendy: the second is fred.
+    assert_eq!(names(&q.all().unwrap(), |u| u.name.clone()), ["fred"]);
     // An outer join on a condition with an IS NULL filter: users without
     // an address (test_joins: outerjoin + filter on None).
     let lonely = s

@@ -798,6 +798,38 @@ impl<'s, M: Model, J> JoinQuery<'s, M, J> {
     }
 }
 
+impl<M: Model, J> JoinQuery<'_, M, J> {
+    /// The first object (`LIMIT 1` on the joined rows), if any.
+    pub fn first(mut self) -> Result<Option<Obj<M>>> {
+        self.limit = Some(1);
+        Ok(self.all()?.into_iter().next())
+    }
+
+    /// Exactly one object: [`Error::NoResultFound`] or
+    /// [`Error::MultipleResultsFound`] otherwise (a one-to-many join that
+    /// repeats one object is still one object).
+    pub fn one(self) -> Result<Obj<M>> {
+        match self.one_or_none()? {
+            Some(obj) => Ok(obj),
+            None => Err(Error::NoResultFound {
+                table: M::table().name,
+            }),
+        }
+    }
+
+    /// At most one object: `None` without rows,
+    /// [`Error::MultipleResultsFound`] with several.
+    pub fn one_or_none(self) -> Result<Option<Obj<M>>> {
+        let mut objs = self.all()?;
+        match objs.len() {
+            0 | 1 => Ok(objs.pop()),
+            _ => Err(Error::MultipleResultsFound {
+                table: M::table().name,
+            }),
+        }
+    }
+}
+
 /// A typed select over a joined query's sources (made by
 /// [`JoinQuery::select`]): each row decodes into the tuple `R`.
 pub struct JoinSelect<'s, M: Model, J, R> {

@@ -116,6 +116,9 @@ pub(crate) struct Transaction {
     /// Open savepoints, outermost first.
     pub savepoints: Vec<Savepoint>,
     pub next_savepoint: u64,
+    /// The connection is lent to a streaming query (`Query::for_each`): it
+    /// is out of `conn` and no other SQL may run until it comes back.
+    pub lent: bool,
     /// The reads of a session that has not written, on a replica (see
     /// `routing`); ended when the primary connection is checked out.
     pub read: Option<super::routing::ReplicaRead>,
@@ -134,6 +137,7 @@ impl Transaction {
             root: Record::default(),
             savepoints: Vec::new(),
             next_savepoint: 0,
+            lent: false,
             read: None,
             explicit: false,
             wrote: false,
@@ -183,6 +187,7 @@ impl Transaction {
     pub fn reset(&mut self) {
         self.phase = Phase::Idle;
         self.conn = None;
+        self.lent = false;
         self.read = None;
         self.explicit = false;
         self.wrote = false;
@@ -334,6 +339,13 @@ impl Session {
     /// on a replica (see `routing`).
     pub(super) fn connection<'a>(&self, st: &'a mut State) -> Result<&'a mut PooledConnection> {
         self.check_usable(st)?;
+        if st.tx.lent {
+            return Err(Error::invalid(
+                "the session's connection is streaming the rows of a for_each() query: no other \
+                 SQL can run until it ends; inside the loop use the objects and the identity map, \
+                 or collect what you need and run the SQL after the loop",
+            ));
+        }
         st.tx.phase = Phase::Active;
         if st.tx.conn.is_none() {
             st.tx.read = None;
