@@ -181,6 +181,30 @@ fn reads_go_to_the_replica_and_writes_and_what_follows_them_to_the_primary() {
     assert_eq!(mentions(&on_primary.take(), "FOR UPDATE"), 1);
     s.rollback().unwrap();
 
+    // A streamed query reads from the replica too (and, while it streams,
+    // no other SQL runs on the session); with a row lock, from the primary.
+    let s = factory.session();
+    let mut seen = 0;
+    s.query::<Item>()
+        .for_each(|_| {
+            seen += 1;
+            assert!(s.query_rows("SELECT 1", &[]).is_err(), "the stream is busy");
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(seen, 3);
+    assert_eq!(server_id(&s), REPLICA);
+    assert_eq!(mentions(&on_replica.take(), "FROM `items`"), 1);
+    let locked = s
+        .query::<Item>()
+        .with_for_update()
+        .for_each(|_| Ok(()))
+        .unwrap();
+    assert_eq!(locked, 3);
+    assert_eq!(server_id(&s), PRIMARY);
+    assert_eq!(mentions(&on_primary.take(), "FOR UPDATE"), 1);
+    s.rollback().unwrap();
+
     // So does everything after an explicit begin(), a savepoint, and a raw execute.
     let s = factory.session();
     s.begin().unwrap();

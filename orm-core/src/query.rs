@@ -247,6 +247,10 @@ impl<'s, M: Model> Query<'s, M> {
             ));
         }
         let (sql, params) = self.sql();
+        if self.lock.is_some() {
+            // Row locks are taken on the primary, in its transaction.
+            self.session.use_primary()?;
+        }
         self.session.autoflush()?;
         crate::session::stream_rows::<M>(self.session, &sql, &params, &mut each)
     }

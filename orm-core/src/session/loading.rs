@@ -128,16 +128,22 @@ pub(crate) fn stream_rows<M: Model>(
     params: &[Value],
     each: &mut dyn FnMut(Obj<M>) -> Result<()>,
 ) -> Result<u64> {
-    let conn = {
+    // The read connection: a replica's while the session has not written.
+    let (conn, replica) = {
         let mut st = session.state()?;
-        session.connection(&mut st)?;
-        let conn = st
-            .tx
-            .conn
-            .take()
-            .ok_or_else(|| Error::invalid("the session lost its connection"))?;
+        session.prepare_read(&mut st)?;
+        let (conn, replica) = match st.tx.read.take() {
+            Some(read) => (read.conn, Some(read.index)),
+            None => (
+                st.tx
+                    .conn
+                    .take()
+                    .ok_or_else(|| Error::invalid("the session lost its connection"))?,
+                None,
+            ),
+        };
         st.tx.lent = true;
-        conn
+        (conn, replica)
     };
     // The connection goes back to the transaction whatever happens; if the
     // transaction ended meanwhile (rollback() or close() in the loop), it is
@@ -145,13 +151,20 @@ pub(crate) fn stream_rows<M: Model>(
     struct Lent<'a> {
         session: &'a Session,
         conn: Option<crate::engine::PooledConnection>,
+        /// Lent by the replica read of this index, not the primary.
+        replica: Option<usize>,
     }
     impl Drop for Lent<'_> {
         fn drop(&mut self) {
             if let Ok(mut st) = self.session.state() {
                 if st.tx.lent {
                     st.tx.lent = false;
-                    st.tx.conn = self.conn.take();
+                    match (self.replica, self.conn.take()) {
+                        (Some(index), Some(conn)) => {
+                            st.tx.read = Some(super::routing::ReplicaRead { conn, index })
+                        }
+                        (_, conn) => st.tx.conn = conn,
+                    }
                 }
             }
         }
@@ -159,6 +172,7 @@ pub(crate) fn stream_rows<M: Model>(
     let mut lent = Lent {
         session,
         conn: Some(conn),
+        replica,
     };
     let weak = Rc::downgrade(&session.inner);
     let session_id = session.inner.id;
@@ -236,7 +250,12 @@ pub(crate) fn stream_rows<M: Model>(
     };
     drop(lent);
     match result {
-        Ok(()) => Ok(rows),
+        Ok(()) => {
+            if replica.is_some() {
+                session.count_replica_read();
+            }
+            Ok(rows)
+        }
         Err(e) => {
             let mut st = session.state()?;
             Err(session.note_error(&mut st, e))

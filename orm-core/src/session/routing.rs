@@ -23,11 +23,11 @@ impl Session {
     /// Makes sure the session has a connection to read from: the replica
     /// read already open, else a replica when the session may read from
     /// one (replicas configured, no primary connection, no explicit
-    /// `begin()`) and one is healthy, else the primary transaction's
-    /// connection.
-    fn prepare_read(&self, st: &mut State) -> Result<()> {
+    /// `begin()`, no connection lent to a stream) and one is healthy, else
+    /// the primary transaction's connection.
+    pub(super) fn prepare_read(&self, st: &mut State) -> Result<()> {
         let set = match self.inner.replicas.as_deref() {
-            Some(set) if st.tx.conn.is_none() && !st.tx.explicit => set,
+            Some(set) if st.tx.conn.is_none() && !st.tx.explicit && !st.tx.lent => set,
             _ => return self.connection(st).map(|_| ()),
         };
         self.check_usable(st)?;
@@ -83,6 +83,14 @@ impl Session {
                 }
                 (Err(e), _, _) => return Err(self.note_error(st, e)),
             }
+        }
+    }
+
+    /// Counts a read a replica answered outside [`with_reader`](Self::with_reader)
+    /// (a stream).
+    pub(super) fn count_replica_read(&self) {
+        if let Some(set) = self.inner.replicas.as_deref() {
+            set.count_replica_read();
         }
     }
 
