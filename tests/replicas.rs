@@ -205,6 +205,27 @@ fn reads_go_to_the_replica_and_writes_and_what_follows_them_to_the_primary() {
     assert_eq!(mentions(&on_primary.take(), "FOR UPDATE"), 1);
     s.rollback().unwrap();
 
+    // A bulk delete that fetches the keys it will delete reads them on the
+    // primary, as part of the write.
+    let s = factory.session();
+    assert_eq!(ids(&s), [1, 2, 3]);
+    on_replica.take();
+    on_primary.take();
+    let deleted = s
+        .query::<Item>()
+        .filter(Item::ID.eq(3))
+        .delete(orm::query::Synchronize::Fetch)
+        .unwrap();
+    assert_eq!(deleted, 1);
+    let primary_sent = on_primary.take();
+    assert_eq!(
+        mentions(&primary_sent, "SELECT `id` FROM `items`"),
+        1,
+        "{primary_sent:?}"
+    );
+    assert_eq!(on_replica.take(), ["ROLLBACK"], "the replica read ended");
+    s.rollback().unwrap();
+
     // So does everything after an explicit begin(), a savepoint, and a raw execute.
     let s = factory.session();
     s.begin().unwrap();

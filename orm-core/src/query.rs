@@ -619,6 +619,9 @@ impl<'s, M: Model> Query<'s, M> {
                 }
                 let (from_where, params) = self.table_and_filter();
                 sql.push_str(&from_where);
+                // Part of the bulk write: read on the primary, in its
+                // transaction, not from a replica that may lag.
+                self.session.use_primary()?;
                 let mut hits = Vec::new();
                 for row in self.session.query_rows(&sql, &params)? {
                     let key = crate::model::Key::new(row.into_values());
