@@ -22,15 +22,21 @@
 //!   chosen at the session's first read, round-robin among the healthy ones,
 //!   and kept until `commit()`/`rollback()`/`close()`, so that the reads of
 //!   one session transaction see one consistent snapshot of one server.
+//! - Reads are queries (`all`, `first`, `count`, `iter`, `for_each`,
+//!   typed and joined selects), `get` and reloads of expired objects, lazy
+//!   loads, and the raw `query_rows`/`query_sql`/`query_tuples`.
 //! - The first write moves the session to the primary: a flush that sends
-//!   statements, `Session::execute`, a query with a row lock
-//!   (`with_for_update`, `for_share`), `begin_nested`, or an explicit
-//!   `begin()` (and so `transaction()` and `SessionFactory::begin`). The
+//!   statements, `Session::execute` (so bulk `update`/`delete`, whose
+//!   `Synchronize::Fetch` SELECT also runs on the primary), a query with a
+//!   row lock (`with_for_update`, `for_share`, joined or not), `begin_nested`,
+//!   or an explicit `begin()` (and so `transaction()` and
+//!   `SessionFactory::begin`). The
 //!   replica's read snapshot is ended (its connection rolled back and
 //!   returned) and everything after goes to the primary, reads included,
 //!   until the transaction ends: inside a transaction that wrote, reads see
 //!   its own uncommitted rows. Raw `query_rows`/`query_sql`/`query_tuples`
-//!   are reads: send writes with `execute`.
+//!   are reads: send writes with `execute`. The factory's `after_begin`
+//!   hooks run on the primary transaction only, not on replica reads.
 //! - After a commit that wrote, the commit's GTID is kept in the set (the
 //!   highest per replication domain), shared by every session of the
 //!   factory (and of its clones). The next session transaction that reads
