@@ -161,8 +161,8 @@
 #![warn(missing_docs)]
 
 pub use orm_core::{
-    backend, engine, error, expr, join, model, pool, query, relationship, row, schema, select,
-    session, source, types, value,
+    backend, engine, error, expr, join, model, pool, query, relationship, replicas, row, schema,
+    select, session, source, types, value,
 };
 
 pub use orm_core::engine::Engine;

@@ -193,6 +193,16 @@ pub trait Connection: Send {
     fn refresh_server_info(&mut self) -> Result<()> {
         Ok(())
     }
+
+    /// The replication position (MariaDB: the GTID) of the transaction the
+    /// last statement committed, when the server reported it with that
+    /// statement's outcome (MariaDB's session state tracking of `last_gtid`,
+    /// when `session_track_system_variables` includes it). Used by read
+    /// replicas for read-your-writes. The default is `None` (not reported;
+    /// the caller asks the server).
+    fn tracked_commit_position(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Opens connections. One per engine; shared by all its pool's threads.

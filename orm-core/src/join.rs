@@ -739,6 +739,10 @@ impl<'s, M: Model, J> JoinQuery<'s, M, J> {
     /// The query's objects (each once), after autoflush.
     pub fn all(self) -> Result<Vec<Obj<M>>> {
         let (sql, params) = self.sql()?;
+        if self.lock.is_some() {
+            // Row locks are taken on the primary, in its transaction.
+            self.session.use_primary()?;
+        }
         self.session.autoflush()?;
         if !self.contains_eager {
             let objs = crate::session::load_rows_joined::<M>(self.session, &sql, &params, &[])?;
@@ -943,6 +947,10 @@ impl<'s, M: Model, J, R: FromRow> JoinSelect<'s, M, J, R> {
     /// Every row, decoded (after autoflush).
     pub fn all(self) -> Result<Vec<R>> {
         let (sql, params) = self.sql()?;
+        if self.query.lock.is_some() {
+            // Row locks are taken on the primary, in its transaction.
+            self.query.session.use_primary()?;
+        }
         self.query.session.query_tuples(&sql, &params)
     }
 

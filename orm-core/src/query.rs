@@ -247,6 +247,10 @@ impl<'s, M: Model> Query<'s, M> {
             ));
         }
         let (sql, params) = self.sql();
+        if self.lock.is_some() {
+            // Row locks are taken on the primary, in its transaction.
+            self.session.use_primary()?;
+        }
         self.session.autoflush()?;
         crate::session::stream_rows::<M>(self.session, &sql, &params, &mut each)
     }
@@ -262,6 +266,10 @@ impl<'s, M: Model> Query<'s, M> {
 
     /// Runs the query (with its joined loads), then its eager loads.
     fn fetch(&self, limit: Option<u64>) -> Result<Vec<Obj<M>>> {
+        if self.lock.is_some() {
+            // Row locks are taken on the primary, in its transaction.
+            self.session.use_primary()?;
+        }
         let (inner, params) = self.select(limit);
         let objs = if self.joined.is_empty() {
             self.session.query_sql(&inner, &params)?
@@ -611,6 +619,9 @@ impl<'s, M: Model> Query<'s, M> {
                 }
                 let (from_where, params) = self.table_and_filter();
                 sql.push_str(&from_where);
+                // Part of the bulk write: read on the primary, in its
+                // transaction, not from a replica that may lag.
+                self.session.use_primary()?;
                 let mut hits = Vec::new();
                 for row in self.session.query_rows(&sql, &params)? {
                     let key = crate::model::Key::new(row.into_values());
@@ -763,6 +774,9 @@ impl<M: Model> QueryIter<'_, M> {
             }
             page.select(page.limit)
         };
+        if self.query.lock.is_some() {
+            self.query.session.use_primary()?;
+        }
         let objs = self.query.session.query_sql::<M>(&sql, &params)?;
         self.query.run_eager(&objs)?;
         if objs.len() < self.query.batch {

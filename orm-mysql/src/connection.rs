@@ -325,6 +325,21 @@ impl Connection for MySqlConnection {
         &self.info
     }
 
+    /// `last_gtid` from the last OK packet's session state changes (MariaDB
+    /// reports it after a `COMMIT` when `session_track_system_variables`
+    /// includes `last_gtid`).
+    fn tracked_commit_position(&self) -> Option<String> {
+        let changes = self.conn.session_state_changes().ok()?;
+        changes.iter().find_map(|info| match info.decode() {
+            Ok(SessionStateChange::SystemVariables(vars)) => vars
+                .iter()
+                .find(|v| v.name_bytes().eq_ignore_ascii_case(b"last_gtid"))
+                .map(|v| v.value_str().into_owned())
+                .filter(|v| !v.is_empty()),
+            _ => None,
+        })
+    }
+
     fn refresh_server_info(&mut self) -> Result<()> {
         self.read_session_facts()
             .map_err(|e| self.error(e, Phase::Statement))

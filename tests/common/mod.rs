@@ -328,3 +328,4 @@ impl Drop for TempUser {
 pub mod galera;
 pub mod private_server;
 pub mod proxy;
+pub mod replication;

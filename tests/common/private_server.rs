@@ -29,6 +29,8 @@ const SERVER_DEADLINE: Duration = Duration::from_secs(30);
 /// a tiny buffer pool and redo log, no binary log, and no fsync at all (the
 /// data directory is deleted afterwards; durability across a crash is not
 /// what these tests are about, a clean restart keeps committed rows).
+/// A server started with a `--log-bin` option of its own keeps its binary
+/// log (see [`PrivateServer::fast_options`]).
 const FAST_OPTIONS: &[&str] = &[
     "--innodb-buffer-pool-size=16M",
     "--innodb-log-file-size=4M",
@@ -113,6 +115,17 @@ impl PrivateServer {
             tail(&log)
         );
         server
+    }
+
+    /// [`FAST_OPTIONS`], without `--skip-log-bin` when this server's own
+    /// options turn the binary log on (a replication primary).
+    fn fast_options(&self) -> Vec<&'static str> {
+        let log_bin = self.options.iter().any(|o| o.starts_with("--log-bin"));
+        FAST_OPTIONS
+            .iter()
+            .copied()
+            .filter(|o| !(log_bin && *o == "--skip-log-bin"))
+            .collect()
     }
 
     /// [`prepare`](Self::prepare) without initialising the data directory:
@@ -229,7 +242,7 @@ impl PrivateServer {
             // The port was free when picked; on a restart, wait for it
             // rather than fail if something briefly holds it.
             .arg("--port-open-timeout=10")
-            .args(FAST_OPTIONS)
+            .args(self.fast_options())
             .args(&self.options)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

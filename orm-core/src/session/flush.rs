@@ -315,6 +315,7 @@ impl Session {
 
     fn run_plan(&self, st: &mut State, plan: &mut unit_of_work::Plan) -> Result<()> {
         let dialect = self.inner.engine.dialect();
+        st.tx.wrote = true;
         let conn = self.connection(st)?;
         let server = conn.server_info().clone();
         let mut ctx = persistence::Ctx {

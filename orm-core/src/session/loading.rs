@@ -13,7 +13,7 @@ use super::identity_map::{Identity, IdentityMap};
 use super::object::{downcast, AnyObj, Meta, Obj, ObjCell, ObjState};
 use super::persistence;
 use super::transaction;
-use super::{Session, State};
+use super::Session;
 
 /// `session.get`: identity map first (no SQL, no autoflush), else one SELECT.
 pub(crate) fn get<M: Model>(session: &Session, key: Key) -> Result<Option<Obj<M>>> {
@@ -58,62 +58,56 @@ pub(crate) fn load_rows<M: Model>(
     let session_id = session.inner.id;
     let table = M::table();
     let on_load = super::events::listens::<M>(session, super::ModelEvent::OnLoad);
-    let mut loaded: Vec<Obj<M>> = Vec::new();
-    session.connection(&mut st)?;
-    // Split the borrow: the connection lives in the transaction, the map beside it.
-    let State { map, tx, .. } = &mut *st;
-    let conn = tx
-        .conn
-        .as_mut()
-        .ok_or_else(|| Error::invalid("the session lost its connection"))?;
-    let mut out = Vec::new();
-    let mut each = |row: Row| -> Result<()> {
-        let key = row_key(table.primary_key, &row)?;
-        let identity = Identity {
-            model: TypeId::of::<M>(),
-            key,
-        };
-        let slot = match map.entry(identity) {
-            Entry::Occupied(existing) => {
-                let refreshed = refresh_if_expired(existing.get(), row)?;
-                if let Some(obj) = downcast::<M>(existing.get().clone()) {
-                    if refreshed && on_load {
-                        loaded.push(obj.clone());
+    // Run again from the start if its replica died under it.
+    let (out, loaded) = session.with_reader(&mut st, |map, conn| {
+        let mut loaded: Vec<Obj<M>> = Vec::new();
+        let mut out = Vec::new();
+        let mut each = |row: Row| -> Result<()> {
+            let key = row_key(table.primary_key, &row)?;
+            let identity = Identity {
+                model: TypeId::of::<M>(),
+                key,
+            };
+            let slot = match map.entry(identity) {
+                Entry::Occupied(existing) => {
+                    let refreshed = refresh_if_expired(existing.get(), row)?;
+                    if let Some(obj) = downcast::<M>(existing.get().clone()) {
+                        if refreshed && on_load {
+                            loaded.push(obj.clone());
+                        }
+                        out.push(obj);
                     }
-                    out.push(obj);
+                    return Ok(());
                 }
-                return Ok(());
+                Entry::Vacant(slot) => slot,
+            };
+            let value = M::from_row(row)?;
+            let cell = Rc::new(ObjCell {
+                value: std::cell::RefCell::new(value),
+                meta: std::cell::RefCell::new(Meta {
+                    state: ObjState::Persistent,
+                    session: Some(weak.clone()),
+                    session_id,
+                    key: Some(slot.key().key.clone()),
+                    snapshot: None,
+                    expired: false,
+                    marked_deleted: false,
+                    seq: 0,
+                    generated_key: false,
+                    links: None,
+                    raise_lazy: false,
+                }),
+            });
+            slot.insert(cell.clone());
+            if on_load {
+                loaded.push(Obj::from_cell(cell.clone()));
             }
-            Entry::Vacant(slot) => slot,
+            out.push(Obj::from_cell(cell));
+            Ok(())
         };
-        let value = M::from_row(row)?;
-        let cell = Rc::new(ObjCell {
-            value: std::cell::RefCell::new(value),
-            meta: std::cell::RefCell::new(Meta {
-                state: ObjState::Persistent,
-                session: Some(weak.clone()),
-                session_id,
-                key: Some(slot.key().key.clone()),
-                snapshot: None,
-                expired: false,
-                marked_deleted: false,
-                seq: 0,
-                generated_key: false,
-                links: None,
-                raise_lazy: false,
-            }),
-        });
-        slot.insert(cell.clone());
-        if on_load {
-            loaded.push(Obj::from_cell(cell.clone()));
-        }
-        out.push(Obj::from_cell(cell));
-        Ok(())
-    };
-    let result = conn.query(sql, params, &mut each);
-    if let Err(e) = result {
-        return Err(session.note_error(&mut st, e));
-    }
+        conn.query(sql, params, &mut each)?;
+        Ok((out, loaded))
+    })?;
     drop(st);
     for obj in &loaded {
         super::events::fire(super::ModelEvent::OnLoad, session, obj)?;
@@ -134,16 +128,22 @@ pub(crate) fn stream_rows<M: Model>(
     params: &[Value],
     each: &mut dyn FnMut(Obj<M>) -> Result<()>,
 ) -> Result<u64> {
-    let conn = {
+    // The read connection: a replica's while the session has not written.
+    let (conn, replica) = {
         let mut st = session.state()?;
-        session.connection(&mut st)?;
-        let conn = st
-            .tx
-            .conn
-            .take()
-            .ok_or_else(|| Error::invalid("the session lost its connection"))?;
+        session.prepare_read(&mut st)?;
+        let (conn, replica) = match st.tx.read.take() {
+            Some(read) => (read.conn, Some(read.index)),
+            None => (
+                st.tx
+                    .conn
+                    .take()
+                    .ok_or_else(|| Error::invalid("the session lost its connection"))?,
+                None,
+            ),
+        };
         st.tx.lent = true;
-        conn
+        (conn, replica)
     };
     // The connection goes back to the transaction whatever happens; if the
     // transaction ended meanwhile (rollback() or close() in the loop), it is
@@ -151,13 +151,20 @@ pub(crate) fn stream_rows<M: Model>(
     struct Lent<'a> {
         session: &'a Session,
         conn: Option<crate::engine::PooledConnection>,
+        /// Lent by the replica read of this index, not the primary.
+        replica: Option<usize>,
     }
     impl Drop for Lent<'_> {
         fn drop(&mut self) {
             if let Ok(mut st) = self.session.state() {
                 if st.tx.lent {
                     st.tx.lent = false;
-                    st.tx.conn = self.conn.take();
+                    match (self.replica, self.conn.take()) {
+                        (Some(index), Some(conn)) => {
+                            st.tx.read = Some(super::routing::ReplicaRead { conn, index })
+                        }
+                        (_, conn) => st.tx.conn = conn,
+                    }
                 }
             }
         }
@@ -165,6 +172,7 @@ pub(crate) fn stream_rows<M: Model>(
     let mut lent = Lent {
         session,
         conn: Some(conn),
+        replica,
     };
     let weak = Rc::downgrade(&session.inner);
     let session_id = session.inner.id;
@@ -242,7 +250,12 @@ pub(crate) fn stream_rows<M: Model>(
     };
     drop(lent);
     match result {
-        Ok(()) => Ok(rows),
+        Ok(()) => {
+            if replica.is_some() {
+                session.count_replica_read();
+            }
+            Ok(rows)
+        }
         Err(e) => {
             let mut st = session.state()?;
             Err(session.note_error(&mut st, e))
@@ -290,15 +303,14 @@ pub(crate) fn load_expired(session: &Session, obj: &Rc<dyn AnyObj>) -> Result<()
         .ok_or(Error::DetachedInstance { table: table.name })?;
     let sql = persistence::select_by_key_sql(session.engine().dialect(), table);
     let mut st = session.state()?;
-    let conn = session.connection(&mut st)?;
-    let mut found: Option<Row> = None;
-    let result = conn.query(&sql, key.values(), &mut |row| {
-        found = Some(row);
-        Ok(())
-    });
-    if let Err(e) = result {
-        return Err(session.note_error(&mut st, e));
-    }
+    let found = session.with_reader(&mut st, |_, conn| {
+        let mut found: Option<Row> = None;
+        conn.query(&sql, key.values(), &mut |row| {
+            found = Some(row);
+            Ok(())
+        })?;
+        Ok(found)
+    })?;
     match found {
         Some(row) => {
             obj.load_row(row)?;
@@ -419,35 +431,33 @@ pub(crate) fn load_rows_joined_each<M: Model>(
     let weak = Rc::downgrade(&session.inner);
     let session_id = session.inner.id;
     let width = M::table().columns.len();
-    session.connection(&mut st)?;
-    let State { map, tx, .. } = &mut *st;
-    let conn = tx
-        .conn
-        .as_mut()
-        .ok_or_else(|| Error::invalid("the session lost its connection"))?;
-    let mut out = Vec::new();
-    let mut each = |row: Row| -> Result<()> {
-        let mut values = row.into_values();
-        let mut rest = values.split_off(width.min(values.len()));
-        let mut objs = Vec::with_capacity(joins.len() + 1);
-        objs.push(map_joined::<M>(map, &weak, session_id, values)?);
-        for (columns, mapper) in joins {
-            let tail = rest.split_off((*columns).min(rest.len()));
-            objs.push(mapper(
-                map,
-                &weak,
-                session_id,
-                std::mem::replace(&mut rest, tail),
-            )?);
-        }
+    // Run again from the start if its replica died under it.
+    session.with_reader(&mut st, |map, conn| {
+        let mut out = Vec::new();
         if let Some(extra) = extra.as_mut() {
-            extra.push(rest);
+            extra.clear();
         }
-        out.push(objs);
-        Ok(())
-    };
-    match conn.query(sql, params, &mut each) {
-        Ok(()) => Ok(out),
-        Err(e) => Err(session.note_error(&mut st, e)),
-    }
+        let mut each = |row: Row| -> Result<()> {
+            let mut values = row.into_values();
+            let mut rest = values.split_off(width.min(values.len()));
+            let mut objs = Vec::with_capacity(joins.len() + 1);
+            objs.push(map_joined::<M>(map, &weak, session_id, values)?);
+            for (columns, mapper) in joins {
+                let tail = rest.split_off((*columns).min(rest.len()));
+                objs.push(mapper(
+                    map,
+                    &weak,
+                    session_id,
+                    std::mem::replace(&mut rest, tail),
+                )?);
+            }
+            if let Some(extra) = extra.as_mut() {
+                extra.push(rest);
+            }
+            out.push(objs);
+            Ok(())
+        };
+        conn.query(sql, params, &mut each)?;
+        Ok(out)
+    })
 }

@@ -33,6 +33,7 @@ mod merge;
 mod object;
 mod persistence;
 mod retry;
+mod routing;
 mod savepoint;
 mod scoped;
 mod transaction;
@@ -50,6 +51,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::model::{IntoKey, Model};
 use crate::query::Query;
+use crate::replicas::ReplicaSet;
 use crate::value::Value;
 
 pub use events::{model_event, ModelEvent, ModelEvents};
@@ -98,6 +100,8 @@ pub struct SessionFactory {
     config: SessionConfig,
     /// The event hooks, shared by the sessions made from the factory.
     events: Arc<Events>,
+    /// Read replicas, shared by the sessions made from the factory.
+    replicas: Option<Arc<ReplicaSet>>,
 }
 
 /// Registers a session event hook (the events are described on `ModelEvents`).
@@ -133,7 +137,23 @@ impl SessionFactory {
             engine,
             config: SessionConfig::default(),
             events: Arc::new(Events::default()),
+            replicas: None,
         }
+    }
+
+    /// Routes the reads of sessions made from now on to `replicas`, with
+    /// read-your-writes: see [`crate::replicas`] for the rules. The set
+    /// (its health and the position its sessions last committed) is shared
+    /// by clones of the factory.
+    pub fn replicas(mut self, replicas: ReplicaSet) -> Self {
+        self.replicas = Some(Arc::new(replicas));
+        self
+    }
+
+    /// The read replicas, when configured (their [`stats`](ReplicaSet::stats)
+    /// and [`status`](ReplicaSet::status)).
+    pub fn replica_set(&self) -> Option<&Arc<ReplicaSet>> {
+        self.replicas.as_ref()
     }
 
     session_hook!(
@@ -247,7 +267,12 @@ impl SessionFactory {
     /// A new session. It holds no connection until its first SQL.
     pub fn session(&self) -> Session {
         let events = (!self.events.is_empty()).then(|| self.events.clone());
-        Session::build(self.engine.clone(), self.config, events)
+        Session::build(
+            self.engine.clone(),
+            self.config,
+            events,
+            self.replicas.clone(),
+        )
     }
 
     /// Runs `work` in a new session's transaction: commits on `Ok`, rolls
@@ -285,6 +310,8 @@ pub(crate) struct SessionInner {
     modified: RefCell<Vec<Rc<dyn AnyObj>>>,
     /// The factory's event hooks; `None` when there are none.
     events: Option<Arc<Events>>,
+    /// The factory's read replicas; `None` when there are none.
+    replicas: Option<Arc<ReplicaSet>>,
 }
 
 /// A copy of what the inspection methods report, kept outside `state`.
@@ -365,10 +392,15 @@ impl Session {
 
     /// A session with this configuration.
     pub fn with_config(engine: Engine, config: SessionConfig) -> Session {
-        Session::build(engine, config, None)
+        Session::build(engine, config, None, None)
     }
 
-    fn build(engine: Engine, config: SessionConfig, events: Option<Arc<Events>>) -> Session {
+    fn build(
+        engine: Engine,
+        config: SessionConfig,
+        events: Option<Arc<Events>>,
+        replicas: Option<Arc<ReplicaSet>>,
+    ) -> Session {
         Session {
             inner: Rc::new(SessionInner {
                 id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
@@ -386,6 +418,7 @@ impl Session {
                 }),
                 modified: RefCell::new(Vec::new()),
                 events,
+                replicas,
             }),
         }
     }
@@ -711,6 +744,7 @@ impl Session {
     pub fn execute(&self, sql: &str, params: &[Value]) -> Result<ExecOutcome> {
         self.autoflush()?;
         let mut st = self.state()?;
+        st.tx.wrote = true;
         let conn = self.connection(&mut st)?;
         match conn.execute(sql, params) {
             Ok(o) => {
@@ -722,15 +756,13 @@ impl Session {
     }
 
     /// Runs a raw query inside the session's transaction (after autoflush)
-    /// and returns its rows.
+    /// and returns its rows. A read: with read replicas it goes to a replica
+    /// while the session has not written (send writes with
+    /// [`execute`](Self::execute)).
     pub fn query_rows(&self, sql: &str, params: &[Value]) -> Result<Vec<crate::row::Row>> {
         self.autoflush()?;
         let mut st = self.state()?;
-        let conn = self.connection(&mut st)?;
-        match conn.query_rows(sql, params) {
-            Ok(o) => Ok(o),
-            Err(e) => Err(self.note_error(&mut st, e)),
-        }
+        self.with_reader(&mut st, |_, conn| conn.query_rows(sql, params))
     }
 
     /// Marks the object expired: no SQL now; its next use reloads it, and

@@ -119,6 +119,14 @@ pub(crate) struct Transaction {
     /// The connection is lent to a streaming query (`Query::for_each`): it
     /// is out of `conn` and no other SQL may run until it comes back.
     pub lent: bool,
+    /// The reads of a session that has not written, on a replica (see
+    /// `routing`); ended when the primary connection is checked out.
+    pub read: Option<super::routing::ReplicaRead>,
+    /// Begun with `begin()`: everything goes to the primary.
+    pub explicit: bool,
+    /// Statements that write were sent (a flush, `execute`): the commit's
+    /// position is remembered for read-your-writes on replicas.
+    pub wrote: bool,
 }
 
 impl Transaction {
@@ -130,6 +138,9 @@ impl Transaction {
             savepoints: Vec::new(),
             next_savepoint: 0,
             lent: false,
+            read: None,
+            explicit: false,
+            wrote: false,
         }
     }
 
@@ -177,6 +188,9 @@ impl Transaction {
         self.phase = Phase::Idle;
         self.conn = None;
         self.lent = false;
+        self.read = None;
+        self.explicit = false;
+        self.wrote = false;
         self.root.clear();
         self.savepoints.clear();
     }
@@ -308,6 +322,7 @@ impl Session {
             ));
         }
         st.tx.phase = Phase::Active;
+        st.tx.explicit = true;
         self.sync_flags(&st);
         Ok(())
     }
@@ -319,8 +334,9 @@ impl Session {
         }
     }
 
-    /// The transaction's connection, checking it out and sending BEGIN on
-    /// first use.
+    /// The transaction's connection (on the primary), checking it out and
+    /// sending BEGIN on first use. Checking it out ends the session's reads
+    /// on a replica (see `routing`).
     pub(super) fn connection<'a>(&self, st: &'a mut State) -> Result<&'a mut PooledConnection> {
         self.check_usable(st)?;
         if st.tx.lent {
@@ -332,6 +348,7 @@ impl Session {
         }
         st.tx.phase = Phase::Active;
         if st.tx.conn.is_none() {
+            st.tx.read = None;
             let mut conn = self.inner.engine.connect()?;
             conn.begin()?;
             if let Some(events) = self.inner.events.as_deref() {
@@ -394,6 +411,7 @@ impl Session {
                 "a nested transaction (savepoint) is still open; commit() or rollback() it before committing the session",
             ));
         }
+        let wrote = st.tx.wrote;
         if let Some(conn) = st.tx.conn.as_mut() {
             if let Err(e) = conn.commit() {
                 let e = self.note_error(&mut st, e);
@@ -404,6 +422,9 @@ impl Session {
                 }
                 self.rollback_state(&mut st);
                 return Err(e);
+            }
+            if let (true, Some(set)) = (wrote, self.inner.replicas.as_deref()) {
+                set.note_commit(conn);
             }
         }
         for obj in st.tx.root.deleted.drain(..) {
@@ -434,7 +455,9 @@ impl Session {
     pub fn rollback(&self) -> Result<()> {
         let _span = crate::trace::rollback_span();
         let mut st = self.state()?;
-        let sent_sql = st.tx.conn.is_some() || matches!(st.tx.phase, Phase::NeedsRollback { .. });
+        let sent_sql = st.tx.conn.is_some()
+            || st.tx.read.is_some()
+            || matches!(st.tx.phase, Phase::NeedsRollback { .. });
         if let Some(conn) = st.tx.conn.as_mut() {
             // A failure to roll back (the connection is gone) is not the
             // caller's problem: the server discards the transaction anyway,
