@@ -15,7 +15,7 @@
 //! The objects returned are the query's model, through the identity map,
 //! each once even when a one-to-many join repeats it. `outerjoin` keeps the
 //! rows without a match. A model may appear once per query; join a second
-//! copy of a table under an alias ([`Aliased`](crate::source::Aliased),
+//! copy of a table under an alias ([`Aliased`],
 //! `Node::PARENT.alias::<1>()`). Besides relationships, a join can follow an
 //! explicit condition (`join_on`) or join a subquery (`join_subquery`), and
 //! the query can select columns and aggregates of every joined source into
