@@ -326,6 +326,15 @@ pub trait Model: Clone + 'static {
     /// Builds the struct from a row whose values are in column order.
     fn from_row(row: Row) -> Result<Self>;
 
+    /// Builds the struct from a row whose values are in column order,
+    /// taking the values it needs out of `row` (left `Value::Null`), so that
+    /// the caller can reuse the row's allocation for the next row. The
+    /// derive generates it (its `from_row` calls it); the default moves the
+    /// whole row into [`from_row`](Self::from_row).
+    fn from_row_taking(row: &mut Row) -> Result<Self> {
+        Self::from_row(std::mem::take(row))
+    }
+
     /// All column values, in column order.
     fn to_values(&self) -> Vec<Value>;
 

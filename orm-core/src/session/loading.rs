@@ -67,8 +67,11 @@ pub(crate) fn load_rows<M: Model>(
         .as_mut()
         .ok_or_else(|| Error::invalid("the session lost its connection"))?;
     let mut out = Vec::new();
-    let mut each = |row: Row| -> Result<()> {
-        let key = row_key(table.primary_key, &row)?;
+    // The backend refills one `Row` per result set; a new object takes its
+    // values out of it. A row whose object is already loaded (and not
+    // expired) is not decoded at all: the in-memory state wins.
+    let mut each = |row: &mut Row| -> Result<()> {
+        let key = row_key(table.primary_key, row)?;
         let identity = Identity {
             model: TypeId::of::<M>(),
             key,
@@ -86,7 +89,7 @@ pub(crate) fn load_rows<M: Model>(
             }
             Entry::Vacant(slot) => slot,
         };
-        let value = M::from_row(row)?;
+        let value = M::from_row_taking(row)?;
         let cell = Rc::new(ObjCell {
             value: std::cell::RefCell::new(value),
             meta: std::cell::RefCell::new(Meta {
@@ -110,7 +113,7 @@ pub(crate) fn load_rows<M: Model>(
         out.push(Obj::from_cell(cell));
         Ok(())
     };
-    let result = conn.query(sql, params, &mut each);
+    let result = conn.query_each(sql, params, &mut each);
     if let Err(e) = result {
         return Err(session.note_error(&mut st, e));
     }
@@ -133,12 +136,12 @@ fn row_key(pk: &[usize], row: &Row) -> Result<Key> {
 }
 
 /// Whether the object was expired and took the row's values.
-fn refresh_if_expired(obj: &Rc<dyn AnyObj>, row: Row) -> Result<bool> {
+fn refresh_if_expired(obj: &Rc<dyn AnyObj>, row: &mut Row) -> Result<bool> {
     if !obj.meta().borrow().expired {
         // SQLAlchemy keeps the in-memory object, pending changes included.
         return Ok(false);
     }
-    obj.load_row(row)?;
+    obj.load_row(std::mem::take(row))?;
     let mut meta = obj.meta().borrow_mut();
     meta.expired = false;
     meta.snapshot = None;
@@ -222,7 +225,7 @@ pub(crate) fn map_joined<T: Model>(
     if table.primary_key.iter().any(|&i| values[i].is_null()) {
         return Ok(None);
     }
-    let row = Row::new(values);
+    let mut row = Row::new(values);
     let key = row_key(table.primary_key, &row)?;
     let identity = Identity {
         model: TypeId::of::<T>(),
@@ -230,11 +233,11 @@ pub(crate) fn map_joined<T: Model>(
     };
     match map.entry(identity) {
         Entry::Occupied(existing) => {
-            refresh_if_expired(existing.get(), row)?;
+            refresh_if_expired(existing.get(), &mut row)?;
             Ok(Some(existing.get().clone()))
         }
         Entry::Vacant(slot) => {
-            let value = T::from_row(row)?;
+            let value = T::from_row_taking(&mut row)?;
             let cell: Rc<dyn AnyObj> = Rc::new(ObjCell {
                 value: std::cell::RefCell::new(value),
                 meta: std::cell::RefCell::new(Meta::loaded(
