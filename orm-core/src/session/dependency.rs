@@ -224,7 +224,7 @@ pub(crate) fn association_changes<'a>(
     objs: impl Iterator<Item = &'a Rc<dyn AnyObj>>,
 ) -> Vec<AssocChange> {
     let mut out: Vec<AssocChange> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = crate::fast_hash::FastHashSet::default();
     for owner in objs {
         let changes = links::pending_m2m(owner);
         if changes.is_empty() {

@@ -11,8 +11,8 @@
 //! Expiring an object (commit, rollback, `expire`) drops its links: its
 //! relationships reload on next access.
 
+use crate::fast_hash::FastHashMap;
 use std::any::TypeId;
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::error::{Error, Result};
@@ -865,7 +865,7 @@ impl Session {
                         }
                     }
                 }
-                let mut targets: HashMap<Value, Rc<dyn AnyObj>> = HashMap::new();
+                let mut targets: FastHashMap<Value, Rc<dyn AnyObj>> = FastHashMap::default();
                 let mut missing: Vec<Value> = Vec::new();
                 {
                     let st = self.state()?;
@@ -897,7 +897,7 @@ impl Session {
                         targets.insert(obj.column_value(pk)?, obj);
                     }
                 }
-                let mut by_key: HashMap<Value, Vec<Rc<dyn AnyObj>>> = HashMap::new();
+                let mut by_key: FastHashMap<Value, Vec<Rc<dyn AnyObj>>> = FastHashMap::default();
                 for (l, r) in pairs {
                     if let Some(t) = targets.get(&r) {
                         by_key.entry(l).or_default().push(t.clone());
@@ -910,7 +910,7 @@ impl Session {
                 }
             }
             RelKind::OneToMany | RelKind::OneToOne => {
-                let mut by_key: HashMap<Value, Vec<Rc<dyn AnyObj>>> = HashMap::new();
+                let mut by_key: FastHashMap<Value, Vec<Rc<dyn AnyObj>>> = FastHashMap::default();
                 let todo = to_load(parents, index, &mut out);
                 let keys: Vec<Value> = todo.iter().map(|(k, _)| k.clone()).collect();
                 for chunk in keys.chunks(BATCH) {

@@ -262,7 +262,7 @@ pub(crate) fn load_rows_joined<M: Model>(
     params: &[Value],
     joins: &[(usize, JoinedMapper)],
 ) -> Result<Vec<Obj<M>>> {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = crate::fast_hash::FastHashSet::default();
     Ok(load_rows_joined_each::<M>(session, sql, params, joins)?
         .into_iter()
         .filter_map(|row| row.into_iter().next().flatten())
