@@ -282,6 +282,8 @@ pub mod __private {
         pub nullable: bool,
         /// `T::to_value`.
         pub encode: fn(&T) -> Value,
+        /// `T::eq_value`.
+        pub eq: fn(&T, &Value) -> bool,
         /// `T::from_value`.
         pub decode: fn(Value) -> ::core::result::Result<T, orm_core::value::ConversionError>,
     }
@@ -295,6 +297,7 @@ pub mod __private {
             column_type: T::COLUMN_TYPE,
             nullable: T::NULLABLE,
             encode: <T as ToValue>::to_value,
+            eq: <T as ToValue>::eq_value,
             decode: <T as FromValue>::from_value,
         }
     }

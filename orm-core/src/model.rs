@@ -341,6 +341,13 @@ pub trait Model: Clone + 'static {
     /// The value of one column.
     fn column_value(&self, index: usize) -> Value;
 
+    /// Whether column `index` holds `value` (`column_value(index) == *value`
+    /// without building the column's value; the derive generates it). Used
+    /// by the flush to find the columns changed since the snapshot.
+    fn column_eq(&self, index: usize, value: &Value) -> bool {
+        self.column_value(index) == *value
+    }
+
     /// Sets one column from a value (generated keys, version bumps, refresh, merge).
     fn set_column_value(&mut self, index: usize, value: Value) -> Result<()>;
 

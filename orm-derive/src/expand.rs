@@ -422,6 +422,12 @@ fn model_impl(model: &Model) -> TokenStream {
         let v = to_value(f);
         quote!(#i => #v,)
     });
+    let eqs = columns.iter().enumerate().map(|(i, f)| {
+        let field = f.ident;
+        let ty = f.ty;
+        let ops = quote_spanned!(ty.span()=> #p::field::<#ty>());
+        quote!(#i => (#ops.eq)(&self.#field, value),)
+    });
     let sets = columns.iter().enumerate().map(|(i, f)| {
         let field = f.ident;
         let ty = f.ty;
@@ -473,6 +479,13 @@ fn model_impl(model: &Model) -> TokenStream {
             fn column_value(&self, index: usize) -> #p::Value {
                 match index {
                     #(#gets)*
+                    _ => #p::column_index_panic(&TABLE, index),
+                }
+            }
+
+            fn column_eq(&self, index: usize, value: &#p::Value) -> bool {
+                match index {
+                    #(#eqs)*
                     _ => #p::column_index_panic(&TABLE, index),
                 }
             }

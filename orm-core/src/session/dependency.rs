@@ -49,9 +49,9 @@ fn resolve(
         }
         return Ok(FkValue::Known(Value::Null));
     };
-    let (key, state, session_id) = {
+    let (key, state, session) = {
         let meta = target.meta().borrow();
-        (meta.key.clone(), meta.state, meta.session_id)
+        (meta.key.clone(), meta.state, meta.session_ptr())
     };
     let key = match key {
         Some(key) => Some(key),
@@ -60,7 +60,7 @@ fn resolve(
     if let Some(key) = key {
         return Ok(FkValue::Known(key.values()[0].clone()));
     }
-    let same_session = session_id != 0 && session_id == obj.meta().borrow().session_id;
+    let same_session = session.is_some() && session == obj.meta().borrow().session_ptr();
     if state == ObjState::Pending && same_session {
         return Ok(FkValue::Deferred(target));
     }
@@ -162,7 +162,7 @@ pub(crate) fn update_fks(
     let table = obj.table();
     // What the row holds now.
     let current = match snapshot {
-        Some(s) => s,
+        Some(s) => s.into_vec(),
         None => obj.values()?,
     };
     let mut row = row.unwrap_or_else(|| UpdateRow {

@@ -290,9 +290,9 @@ fn cascade_add(
     };
     let (state, other) = {
         let meta = target.meta().borrow();
-        (meta.state, meta.session_id)
+        (meta.state, meta.in_other_session(&session.inner))
     };
-    if other != 0 && other != session.inner.id {
+    if other {
         return Err(Error::invalid(format!(
             "relationship `{}`: the `{}` object belongs to another session; merge() it into this one first",
             rel_name(owner, rel),

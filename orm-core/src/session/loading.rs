@@ -55,7 +55,6 @@ pub(crate) fn load_rows<M: Model>(
 ) -> Result<Vec<Obj<M>>> {
     let mut st = session.state()?;
     let weak = Rc::downgrade(&session.inner);
-    let session_id = session.inner.id;
     let table = M::table();
     let on_load = super::events::listens::<M>(session, super::ModelEvent::OnLoad);
     let mut loaded: Vec<Obj<M>> = Vec::new();
@@ -95,8 +94,7 @@ pub(crate) fn load_rows<M: Model>(
             meta: std::cell::RefCell::new(Meta {
                 state: ObjState::Persistent,
                 session: Some(weak.clone()),
-                session_id,
-                key: Some(slot.key().key.clone()),
+                key: Some(slot.key().clone()),
                 snapshot: None,
                 expired: false,
                 marked_deleted: false,
@@ -210,7 +208,6 @@ fn remove_deleted(map: &mut IdentityMap, obj: &Rc<dyn AnyObj>) {
 pub(crate) type JoinedMapper = fn(
     &mut IdentityMap,
     &std::rc::Weak<super::SessionInner>,
-    u64,
     Vec<Value>,
 ) -> Result<Option<Rc<dyn AnyObj>>>;
 
@@ -218,7 +215,6 @@ pub(crate) type JoinedMapper = fn(
 pub(crate) fn map_joined<T: Model>(
     map: &mut IdentityMap,
     weak: &std::rc::Weak<super::SessionInner>,
-    session_id: u64,
     values: Vec<Value>,
 ) -> Result<Option<Rc<dyn AnyObj>>> {
     let table = T::table();
@@ -240,11 +236,7 @@ pub(crate) fn map_joined<T: Model>(
             let value = T::from_row_taking(&mut row)?;
             let cell: Rc<dyn AnyObj> = Rc::new(ObjCell {
                 value: std::cell::RefCell::new(value),
-                meta: std::cell::RefCell::new(Meta::loaded(
-                    weak.clone(),
-                    session_id,
-                    slot.key().key.clone(),
-                )),
+                meta: std::cell::RefCell::new(Meta::loaded(weak.clone(), slot.key().clone())),
             });
             slot.insert(cell.clone());
             Ok(Some(cell))
@@ -286,7 +278,6 @@ pub(crate) fn load_rows_joined_each<M: Model>(
 ) -> Result<Vec<JoinedRow>> {
     let mut st = session.state()?;
     let weak = Rc::downgrade(&session.inner);
-    let session_id = session.inner.id;
     let width = M::table().columns.len();
     session.connection(&mut st)?;
     let State { map, tx, .. } = &mut *st;
@@ -299,15 +290,10 @@ pub(crate) fn load_rows_joined_each<M: Model>(
         let mut values = row.into_values();
         let mut rest = values.split_off(width.min(values.len()));
         let mut objs = Vec::with_capacity(joins.len() + 1);
-        objs.push(map_joined::<M>(map, &weak, session_id, values)?);
+        objs.push(map_joined::<M>(map, &weak, values)?);
         for (columns, mapper) in joins {
             let tail = rest.split_off((*columns).min(rest.len()));
-            objs.push(mapper(
-                map,
-                &weak,
-                session_id,
-                std::mem::replace(&mut rest, tail),
-            )?);
+            objs.push(mapper(map, &weak, std::mem::replace(&mut rest, tail))?);
         }
         out.push(objs);
         Ok(())
