@@ -372,6 +372,12 @@ pub trait Model: Clone + 'static {
     /// auto-increment key before insert).
     fn primary_key(&self) -> Option<Key> {
         let table = Self::table();
+        if let [i] = table.primary_key {
+            // One column: the key holds its value inline, no list to build
+            // (the flush and `add` ask for every object's key).
+            let v = self.column_value(*i);
+            return (!v.is_null()).then(|| Key(KeyRepr::One(v)));
+        }
         let mut values = Vec::with_capacity(table.primary_key.len());
         for &i in table.primary_key {
             let v = self.column_value(i);

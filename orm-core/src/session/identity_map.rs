@@ -28,7 +28,7 @@ pub(crate) struct Identity {
 type Hasher = foldhash::fast::RandomState;
 
 /// One model's objects by key.
-type ModelMap = HashMap<Key, Rc<dyn AnyObj>, Hasher>;
+pub(crate) type ModelMap = HashMap<Key, Rc<dyn AnyObj>, Hasher>;
 
 /// One map per model, keyed by the key alone: a bucket holds the key and the
 /// object (48 bytes), not the model's `TypeId` beside them in every bucket
@@ -46,6 +46,12 @@ impl IdentityMap {
             .entry(identity.model)
             .or_default()
             .entry(identity.key)
+    }
+
+    /// One model's objects, for a loader that looks up many keys of the
+    /// model (one hash of the model per query instead of per row).
+    pub fn model_mut(&mut self, model: TypeId) -> &mut ModelMap {
+        self.models.entry(model).or_default()
     }
 
     pub fn get(&self, identity: &Identity) -> Option<&Rc<dyn AnyObj>> {

@@ -65,17 +65,14 @@ pub(crate) fn load_rows<M: Model>(
         .conn
         .as_mut()
         .ok_or_else(|| Error::invalid("the session lost its connection"))?;
+    let objects = map.model_mut(TypeId::of::<M>());
     let mut out = Vec::new();
     // The backend refills one `Row` per result set; a new object takes its
     // values out of it. A row whose object is already loaded (and not
     // expired) is not decoded at all: the in-memory state wins.
     let mut each = |row: &mut Row| -> Result<()> {
         let key = row_key(table.primary_key, row)?;
-        let identity = Identity {
-            model: TypeId::of::<M>(),
-            key,
-        };
-        let slot = match map.entry(identity) {
+        let slot = match objects.entry(key) {
             Entry::Occupied(existing) => {
                 let refreshed = refresh_if_expired(existing.get(), row)?;
                 if let Some(obj) = downcast::<M>(existing.get().clone()) {
