@@ -340,7 +340,7 @@ pub(crate) fn related(owner: &Rc<dyn AnyObj>, index: usize) -> Result<Vec<Rc<dyn
             let target = (rel.target)();
             let identity = Identity {
                 model: (rel.target_type)(),
-                key: Key::new(vec![value.clone()]),
+                key: Key::from_values([value.clone()]),
             };
             let Some(session) = session_of(owner) else {
                 return Err(Error::DetachedInstance { table: table.name });
@@ -425,7 +425,7 @@ fn related_cached(owner: &Rc<dyn AnyObj>, index: usize) -> Option<Vec<Rc<dyn Any
             let session = session_of(owner)?;
             let identity = Identity {
                 model: (rel.target_type)(),
-                key: Key::new(vec![value]),
+                key: Key::from_values([value]),
             };
             let hit = session.state().ok()?.map.get(&identity).cloned();
             hit.map(|h| vec![h])
@@ -532,7 +532,7 @@ fn child_parent(
     let session = session_of(child)?;
     let identity = Identity {
         model: parent_type,
-        key: Key::new(vec![value]),
+        key: Key::from_values([value]),
     };
     let hit = session.state().ok()?.map.get(&identity).cloned();
     hit
@@ -824,7 +824,7 @@ impl Session {
                         }
                         let identity = Identity {
                             model: (rel.target_type)(),
-                            key: Key::new(vec![value.clone()]),
+                            key: Key::from_values([value.clone()]),
                         };
                         match st.map.get(&identity) {
                             Some(hit) => out.push(hit.clone()),
@@ -875,7 +875,7 @@ impl Session {
                         }
                         let identity = Identity {
                             model: (rel.target_type)(),
-                            key: Key::new(vec![r.clone()]),
+                            key: Key::from_values([r.clone()]),
                         };
                         match st.map.get(&identity) {
                             Some(hit) => {
