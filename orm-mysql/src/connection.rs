@@ -237,7 +237,7 @@ impl Connection for MySqlConnection {
                 kinds.get_or_insert_with(|| row.columns_ref().iter().map(ColumnKind::of).collect());
             values.clear();
             for (value, kind) in row.unwrap_raw().into_iter().zip(kinds.iter()) {
-                values.push(from_mysql_as(value.unwrap_or(mysql::Value::NULL), *kind)?);
+                values.push(from_mysql_as(value.unwrap_or(mysql::Value::NULL), *kind));
             }
             each(&mut values)?;
         }
