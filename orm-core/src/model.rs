@@ -332,7 +332,7 @@ pub trait Model: Clone + 'static {
     /// derive generates it (its `from_row` calls it); the default moves the
     /// whole row into [`from_row`](Self::from_row).
     fn from_row_taking(row: &mut Row) -> Result<Self> {
-        Self::from_row(std::mem::take(row))
+        Self::from_row(row.take_all())
     }
 
     /// All column values, in column order.

@@ -54,6 +54,13 @@ impl Row {
             .map_or(Value::Null, std::mem::take)
     }
 
+    /// Takes the whole row out, leaving an empty row with room for as many
+    /// values (a backend refilling it allocates once, not on every push).
+    pub fn take_all(&mut self) -> Row {
+        let room = Row::with_capacity(self.values.len());
+        std::mem::replace(self, room)
+    }
+
     /// Takes the values out.
     pub fn into_values(self) -> Vec<Value> {
         self.values

@@ -323,7 +323,7 @@ impl PooledConnection {
         params: &[Value],
         each: &mut dyn FnMut(Row) -> Result<()>,
     ) -> Result<()> {
-        self.query_each(sql, params, &mut |row| each(std::mem::take(row)))
+        self.query_each(sql, params, &mut |row| each(row.take_all()))
     }
 
     /// Like [`query`](Self::query), handing `each` a `Row` the backend may

@@ -136,7 +136,7 @@ fn refresh_if_expired(obj: &Rc<dyn AnyObj>, row: &mut Row) -> Result<bool> {
         // SQLAlchemy keeps the in-memory object, pending changes included.
         return Ok(false);
     }
-    obj.load_row(std::mem::take(row))?;
+    obj.load_row(row.take_all())?;
     let mut meta = obj.meta().borrow_mut();
     meta.expired = false;
     meta.snapshot = None;
