@@ -95,13 +95,20 @@ pub(crate) struct PostUpdate {
 /// The post-update links of `obj` (taken out of its INSERT or UPDATE).
 pub(crate) fn post_updates(obj: &Rc<dyn AnyObj>) -> Vec<PostUpdate> {
     let table = obj.table();
-    links::pending_fks(obj)
-        .into_iter()
+    // Read in place: most linked objects have no post_update key, and a copy
+    // of the list per object was visible in W5's profile.
+    let meta = obj.meta().borrow();
+    let Some(links) = meta.links.as_ref() else {
+        return Vec::new();
+    };
+    links
+        .fks
+        .iter()
         .filter(|f| is_post_update(table, f.column))
         .map(|f| PostUpdate {
             obj: obj.clone(),
             column: f.column,
-            target: f.target,
+            target: f.target.clone(),
             value: None,
         })
         .collect()
@@ -142,6 +149,15 @@ pub(crate) fn update_fks(
     obj: &Rc<dyn AnyObj>,
     row: Option<UpdateRow>,
 ) -> Result<Option<UpdateRow>> {
+    {
+        // Only a persistent object's links change its row: a pending one's
+        // go into its INSERT (`insert_fks`). Checked before copying the list.
+        let meta = obj.meta().borrow();
+        let has_fks = meta.links.as_ref().is_some_and(|l| !l.fks.is_empty());
+        if !has_fks || meta.state != ObjState::Persistent || meta.marked_deleted || meta.expired {
+            return Ok(row);
+        }
+    }
     let fks = links::pending_fks(obj);
     if fks.is_empty() {
         return Ok(row);
