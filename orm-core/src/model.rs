@@ -376,7 +376,7 @@ pub trait Model: Clone + 'static {
             // One column: the key holds its value inline, no list to build
             // (the flush and `add` ask for every object's key).
             let v = self.column_value(*i);
-            return (!v.is_null()).then(|| Key(KeyRepr::One(v)));
+            return (!v.is_null()).then_some(Key(KeyRepr::One(v)));
         }
         let mut values = Vec::with_capacity(table.primary_key.len());
         for &i in table.primary_key {
