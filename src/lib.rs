@@ -162,7 +162,7 @@
 
 pub use orm_core::{
     backend, engine, error, expr, join, model, pool, query, relationship, row, schema, select,
-    session, types, value,
+    session, source, types, value,
 };
 
 pub use orm_core::engine::Engine;

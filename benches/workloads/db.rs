@@ -236,6 +236,25 @@ impl BenchDb {
         }
     }
 
+    /// W9's seed: users `1..=n`, a `score` column on `posts`, and the posts
+    /// of [`report_posts`](crate::models::report_posts).
+    pub fn seed_report(&mut self, n: usize) {
+        self.seed_users(n);
+        self.exec("ALTER TABLE `posts` ADD COLUMN `score` INTEGER NOT NULL DEFAULT 0");
+        let mut values = Vec::new();
+        for i in 1..=n as i64 {
+            for score in crate::models::report_posts(i) {
+                values.push(format!("({i},'t','b',{score})"));
+            }
+        }
+        for chunk in values.chunks(2000) {
+            self.exec(&format!(
+                "INSERT INTO `posts` (`user_id`, `title`, `body`, `score`) VALUES {}",
+                chunk.join(",")
+            ));
+        }
+    }
+
     /// Rows of `SELECT id, name FROM users ORDER BY id`.
     pub fn user_names(&mut self) -> Vec<(i64, String)> {
         if let Admin::Sqlite(c) = &self.admin {

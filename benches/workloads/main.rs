@@ -15,7 +15,12 @@
 //! engine's own `stats().statements` for the ORM), and the peak heap growth
 //! during the timed region (counting allocator; see `alloc.rs`).
 //!
-//! The read-only workloads (W2, W3, W8) use an ORM engine with
+//! W9 is a report (per-user post count and average score, a typed select
+//! over an outer join, 10,000 users); W10 streams `BENCH_W10_ROWS` users
+//! (default 1,000,000, seeded once) through `for_each`, whose peak heap must
+//! not grow with the row count.
+//!
+//! The read-only workloads (W2, W3, W8, W9, W10) use an ORM engine with
 //! `autocommit_reads=on`, as a user who only reads asks for (the raw side
 //! reads outside a transaction too); the others use the default engine,
 //! whose transactions begin implicitly with their first statement
@@ -142,9 +147,17 @@ struct Ctx {
     reads_engine: Option<Engine>,
     reads: SessionFactory,
     raw: RawSide,
+    /// Users seeded for W10 by the last run (W10 only reads: its 1,000,000
+    /// rows are seeded once, not before every run).
+    w10_seeded: Option<usize>,
 }
 
-const WORKLOADS: [&str; 8] = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"];
+/// W10's row count: `BENCH_W10_ROWS`, default 1,000,000.
+fn w10_rows() -> usize {
+    env_usize("BENCH_W10_ROWS", 1_000_000)
+}
+
+const WORKLOADS: [&str; 10] = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10"];
 
 fn rows_of(w: &str) -> &'static [&'static str] {
     match w {
@@ -156,6 +169,8 @@ fn rows_of(w: &str) -> &'static [&'static str] {
         "W6" => &["W6 short tx"],
         "W7" => &["W7 delete"],
         "W8" => &["W8 eager"],
+        "W9" => &["W9 report"],
+        "W10" => &["W10 stream"],
         _ => unreachable!(),
     }
 }
@@ -233,6 +248,16 @@ fn verify_empty(db: &mut BenchDb, got: (u64, usize), n: usize, what: &str) {
 
 /// Fresh schema and seed for workload `w` (outside the timed region).
 fn prepare(ctx: &mut Ctx, w: &str, n: usize) {
+    if w == "W10" {
+        let rows = w10_rows();
+        if ctx.w10_seeded != Some(rows) {
+            ctx.db.fresh_schema(&ctx.engine);
+            ctx.db.seed_users(rows);
+            ctx.w10_seeded = Some(rows);
+        }
+        return;
+    }
+    ctx.w10_seeded = None;
     ctx.db.fresh_schema(&ctx.engine);
     match w {
         "W2" | "W3" | "W4" | "W6" => ctx.db.seed_users(n),
@@ -241,6 +266,7 @@ fn prepare(ctx: &mut Ctx, w: &str, n: usize) {
             ctx.db.seed_posts(n);
         }
         "W8" => ctx.db.seed_graph(n / 10),
+        "W9" => ctx.db.seed_report(n),
         _ => {}
     }
 }
@@ -281,6 +307,7 @@ fn run_one(
         reads_engine,
         reads,
         raw,
+        ..
     } = ctx;
     let mut m = Meter {
         db,
@@ -404,6 +431,22 @@ fn run_one(
             });
             verify_digest(got, Digest::seeded_graph(n / 10), what);
         }
+        ("W9", Impl::Orm) => {
+            let got = m.phase("W9 report", || orm_side::w9_report(reads));
+            verify_digest(got, models::expected_report(n), what);
+        }
+        ("W9", Impl::Raw) => {
+            let got = m.phase("W9 report", || raw_call!(raw, w9_report()));
+            verify_digest(got, models::expected_report(n), what);
+        }
+        ("W10", Impl::Orm) => {
+            let got = m.phase("W10 stream", || orm_side::w10_stream(reads));
+            verify_digest(got, Digest::seeded_users(w10_rows()), what);
+        }
+        ("W10", Impl::Raw) => {
+            let got = m.phase("W10 stream", || raw_call!(raw, w10_stream()));
+            verify_digest(got, Digest::seeded_users(w10_rows()), what);
+        }
         _ => unreachable!(),
     }
     m.samples
@@ -493,6 +536,8 @@ fn target(row: &str, n: usize) -> (Option<f64>, Option<u64>) {
         "W6 short tx" => (Some(0.9), Some(3 * 1000.min(n) as u64)),
         "W7 delete" => (Some(1.2), Some(7)),
         "W8 eager" => (Some(1.3), Some(2)),
+        "W9 report" => (Some(1.1), Some(1)),
+        "W10 stream" => (Some(1.3), None),
         _ => (None, None),
     }
 }
@@ -719,6 +764,7 @@ fn main() {
         reads_engine,
         reads,
         raw,
+        w10_seeded: None,
     };
     eprintln!(
         "database {} ({}), workloads {workloads:?}",

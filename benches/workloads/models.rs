@@ -36,6 +36,69 @@ pub struct Post {
     pub user: ToOne<User>,
 }
 
+/// W9's view of the same tables: the report reads users and the posts'
+/// `score` column (added by W9's seed; the other workloads' `Post` does not
+/// map it).
+#[derive(Debug, Clone, PartialEq, Model)]
+#[orm(table = "users")]
+pub struct ReportUser {
+    #[orm(primary_key)]
+    pub id: i64,
+    #[orm(sql_type = "VARCHAR(64)")]
+    pub name: String,
+    #[orm(one_to_many, key = "user_id")]
+    pub posts: ToMany<ScoredPost>,
+}
+
+/// W9's posts, with their score.
+#[derive(Debug, Clone, PartialEq, Model)]
+#[orm(table = "posts")]
+pub struct ScoredPost {
+    #[orm(primary_key)]
+    pub id: i64,
+    #[orm(references = ReportUser)]
+    pub user_id: i64,
+    pub score: i32,
+}
+
+/// W9's seed: user `i` has `i % 4` posts; post `k` of user `i` scores
+/// `(7i + 13k) % 100`.
+pub fn report_posts(i: i64) -> impl Iterator<Item = i32> {
+    (0..i % 4).map(move |k| ((7 * i + 13 * k) % 100) as i32)
+}
+
+/// One row of W9's report.
+pub type ReportRow = (i64, String, i64, Option<f64>);
+
+/// Adds W9 report rows to a digest (the average rounded to 1e-3: MariaDB's
+/// `AVG` of integers is a DECIMAL with 4 decimals).
+pub fn digest_report<'a>(rows: impl IntoIterator<Item = &'a ReportRow>) -> Digest {
+    let mut d = Digest::default();
+    for (id, name, posts, avg) in rows {
+        let avg = avg.map_or(i64::MIN, |a| (a * 1e3).round() as i64);
+        d.fold(&[
+            &id.to_le_bytes(),
+            name.as_bytes(),
+            &posts.to_le_bytes(),
+            &avg.to_le_bytes(),
+        ]);
+    }
+    d
+}
+
+/// The report W9 must produce over users `1..=n`.
+pub fn expected_report(n: usize) -> Digest {
+    let rows: Vec<ReportRow> = (1..=n as i64)
+        .map(|i| {
+            let scores: Vec<i32> = report_posts(i).collect();
+            let avg = (!scores.is_empty())
+                .then(|| scores.iter().map(|&s| f64::from(s)).sum::<f64>() / scores.len() as f64);
+            (i, seed_user(i).name, scores.len() as i64, avg)
+        })
+        .collect();
+    digest_report(&rows)
+}
+
 /// The raw side's user struct (same fields; the id is known once inserted).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawUser {
@@ -78,7 +141,7 @@ pub struct Digest {
 }
 
 impl Digest {
-    fn fold(&mut self, parts: &[&[u8]]) {
+    pub(crate) fn fold(&mut self, parts: &[&[u8]]) {
         // FNV-1a over the parts, with a separator between them.
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for part in parts {

@@ -6,7 +6,11 @@
 use orm::prelude::*;
 use orm::session::SessionFactory;
 
-use crate::models::{graph_post, seed_user, Digest, Post, User};
+use orm::select::{avg, count};
+
+use crate::models::{
+    digest_report, graph_post, seed_user, Digest, Post, ReportRow, ReportUser, ScoredPost, User,
+};
 
 fn ok<T>(r: orm::Result<T>) -> T {
     r.unwrap_or_else(|e| panic!("ORM workload failed: {e}"))
@@ -173,5 +177,39 @@ pub fn w8_eager(f: &SessionFactory) -> Digest {
     }
     s.close();
     drop(users);
+    d
+}
+
+/// W9: the per-user report (post count and average score, users without
+/// posts included), one typed select over a join, no objects.
+pub fn w9_report(f: &SessionFactory) -> Digest {
+    let s = f.session();
+    let rows: Vec<ReportRow> = ok(s
+        .query::<ReportUser>()
+        .outerjoin(ReportUser::POSTS)
+        .select((
+            ReportUser::ID,
+            ReportUser::NAME,
+            count(ScoredPost::ID),
+            avg(ScoredPost::SCORE),
+        ))
+        .group_by(ReportUser::ID)
+        .group_by(ReportUser::NAME)
+        .order_by(ReportUser::ID.asc())
+        .all());
+    s.close();
+    digest_report(&rows)
+}
+
+/// W10: every user streamed from one statement (`for_each`), each object
+/// folded into the digest and dropped.
+pub fn w10_stream(f: &SessionFactory) -> Digest {
+    let s = f.session();
+    let mut d = Digest::default();
+    ok(s.query::<User>().for_each(|u| {
+        digest_user(&mut d, &*u.read()?);
+        Ok(())
+    }));
+    s.close();
     d
 }

@@ -12,7 +12,7 @@ use mysql::prelude::Queryable;
 use mysql::{Conn, Pool, PoolConstraints, PoolOpts, Transaction, TxOpts, Value as MyValue};
 
 use crate::db::{tcp_opts, text};
-use crate::models::{graph_post, seed_user, RawPost, RawUser};
+use crate::models::{digest_report, graph_post, seed_user, Digest, RawPost, RawUser, ReportRow};
 
 const SELECT_USERS: &str = "SELECT `id`, `name`, `email`, `age`, `score` FROM `users`";
 const SELECT_USER: &str =
@@ -432,4 +432,27 @@ pub fn w8_eager(raw: &mut Raw) -> Vec<(RawUser, Vec<RawPost>)> {
             .expect("raw SELECT posts");
     }
     out
+}
+
+/// W9's report query.
+pub const REPORT: &str = "SELECT u.`id`, u.`name`, COUNT(p.`id`), AVG(p.`score`) FROM `users` u \
+     LEFT OUTER JOIN `posts` p ON p.`user_id` = u.`id` GROUP BY u.`id`, u.`name` ORDER BY u.`id`";
+
+/// W9: the report as one prepared statement, rows into tuples.
+pub fn w9_report(raw: &mut Raw) -> Digest {
+    let rows: Vec<ReportRow> = raw.conn.exec(REPORT, ()).expect("raw report");
+    digest_report(&rows)
+}
+
+/// W10: every user streamed from one result set, each row decoded into a
+/// struct, folded and dropped.
+pub fn w10_stream(raw: &mut Raw) -> Digest {
+    let mut d = Digest::default();
+    let result = raw.conn.exec_iter(SELECT_USERS, ()).expect("raw stream");
+    for row in result {
+        let row: UserRow = mysql::from_row(row.expect("raw row"));
+        let u = user_from_row(row);
+        d.user(u.id, &u.name, u.email.as_deref(), u.age, u.score);
+    }
+    d
 }

@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use rusqlite::{params, Connection};
 
-use crate::models::{graph_post, seed_user, RawPost, RawUser};
+use crate::models::{digest_report, graph_post, seed_user, Digest, RawPost, RawUser, ReportRow};
 
 const SELECT_USERS: &str = "SELECT \"id\", \"name\", \"email\", \"age\", \"score\" FROM \"users\"";
 const SELECT_USER: &str =
@@ -240,4 +240,29 @@ pub fn w8_eager(raw: &mut Raw) -> Vec<(RawUser, Vec<RawPost>)> {
         }
     }
     out
+}
+
+/// W9: the report as one prepared statement, rows into tuples.
+pub fn w9_report(raw: &mut Raw) -> Digest {
+    let sql = crate::raw::REPORT.replace('`', "\"");
+    let mut stmt = raw.conn.prepare_cached(&sql).expect("prepare");
+    let rows: Vec<ReportRow> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .expect("raw report")
+        .collect::<rusqlite::Result<_>>()
+        .expect("report rows");
+    digest_report(&rows)
+}
+
+/// W10: every user streamed from one statement, each row decoded into a
+/// struct, folded and dropped.
+pub fn w10_stream(raw: &mut Raw) -> Digest {
+    let mut d = Digest::default();
+    let mut stmt = raw.conn.prepare_cached(SELECT_USERS).expect("prepare");
+    let rows = stmt.query_map([], user_from_row).expect("raw stream");
+    for u in rows {
+        let u = u.expect("raw row");
+        d.user(u.id, &u.name, u.email.as_deref(), u.age, u.score);
+    }
+    d
 }

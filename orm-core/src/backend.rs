@@ -241,6 +241,13 @@ pub trait Dialect: Send + Sync {
     /// Text appended after a CREATE TABLE's closing parenthesis (`ENGINE=InnoDB`).
     fn create_table_suffix(&self) -> &'static str;
 
+    /// What follows `LIKE ?` so that a backslash escapes `%`, `_` and
+    /// itself in the pattern: nothing on MySQL/MariaDB (their default),
+    /// ` ESCAPE '\'` on SQLite (no default escape character).
+    fn like_escape_sql(&self) -> &'static str {
+        ""
+    }
+
     /// The clause that locks the rows a SELECT reads, appended after its
     /// `LIMIT` (MySQL/MariaDB spelling by default: `FOR UPDATE`,
     /// `LOCK IN SHARE MODE`, with ` NOWAIT` / ` SKIP LOCKED`). A backend

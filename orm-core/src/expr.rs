@@ -122,10 +122,24 @@ pub enum Expr {
     /// The inner expression with its columns qualified by `table`
     /// (`` `books`.`title` ``): filters of a query that joins several tables.
     Qualified {
-        /// The table name.
-        table: &'static str,
+        /// The table name, or the alias of the table.
+        table: std::borrow::Cow<'static, str>,
         /// The expression over that table's columns.
         inner: Box<Expr>,
+    },
+    /// `a.x op b.y`: two columns compared, each qualified by its table or
+    /// alias (join conditions, correlated subqueries).
+    ColumnCmp {
+        /// The left column's table or alias.
+        left_table: std::borrow::Cow<'static, str>,
+        /// The left column.
+        left: &'static str,
+        /// The operator.
+        op: CmpOp,
+        /// The right column's table or alias.
+        right_table: std::borrow::Cow<'static, str>,
+        /// The right column.
+        right: &'static str,
     },
     /// `(c1, c2, ...) op (?, ?, ...)`: a row-value comparison (keyset pagination).
     RowCmp {
@@ -190,6 +204,7 @@ impl Expr {
             Expr::Like { column, pattern } => {
                 column_sql(column, sql);
                 sql.push_str(" LIKE ?");
+                sql.push_str(dialect.like_escape_sql());
                 params.push(pattern.clone());
             }
             Expr::IsNull { column, negated } => {
@@ -245,6 +260,21 @@ impl Expr {
                 params.extend(sub_params.iter().cloned());
             }
             Expr::Qualified { table: t, inner } => inner.render_in(Some(t), dialect, sql, params),
+            Expr::ColumnCmp {
+                left_table,
+                left,
+                op,
+                right_table,
+                right,
+            } => {
+                dialect.quote_ident(left_table, sql);
+                sql.push('.');
+                dialect.quote_ident(left, sql);
+                sql.push_str(op.sql());
+                dialect.quote_ident(right_table, sql);
+                sql.push('.');
+                dialect.quote_ident(right, sql);
+            }
             Expr::RowCmp {
                 columns,
                 op,
@@ -338,6 +368,7 @@ impl Expr {
             Expr::Not(inner) => inner.evaluate(value_of).map(|b| !b),
             Expr::Qualified { inner, .. } => inner.evaluate(value_of),
             Expr::RowCmp { .. }
+            | Expr::ColumnCmp { .. }
             | Expr::Aggregate { .. }
             | Expr::InSql { .. }
             | Expr::Exists { .. } => None,
@@ -346,13 +377,11 @@ impl Expr {
 }
 
 /// `EXISTS (subquery)`: a filter of model `M` true when the subquery
-/// returns a row.
-pub fn exists<M, N, S>(subquery: crate::select::Select<'_, N, S>) -> Filter<M>
-where
-    N: crate::model::Model,
-    S: crate::select::Selection<N>,
-{
-    let (sql, params) = subquery.sql();
+/// returns a row. The subquery is a [`Select`](crate::select::Select), or a
+/// select correlated with `M` ([`Select::correlate`](crate::select::Select::correlate)):
+/// `exists(s.select::<Post, _>((Post::ID,)).correlate(Post::USER_ID.eq_col(User::ID)))`.
+pub fn exists<M, Q: crate::select::Subquery<M>>(subquery: Q) -> Filter<M> {
+    let (sql, params) = subquery.into_sql();
     Filter::new(Expr::Exists { sql, params })
 }
 
@@ -379,23 +408,38 @@ fn compare_values(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
     }
 }
 
-/// SQL `LIKE` with `%` and `_` (no escape character).
+/// SQL `LIKE` with `%` and `_`, a backslash escaping the next character.
 fn like_matches(text: &str, pattern: &str) -> bool {
     let t: Vec<char> = text.chars().collect();
-    let p: Vec<char> = pattern.chars().collect();
+    // Each pattern element: a literal character, or a wildcard.
+    let mut p: Vec<char> = Vec::new();
+    let mut literal: Vec<bool> = Vec::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                p.push(chars.next().unwrap_or('\\'));
+                literal.push(true);
+            }
+            c => {
+                p.push(c);
+                literal.push(false);
+            }
+        }
+    }
     // dp[j]: pattern[..j] matches text[..i]
     let mut dp = vec![false; p.len() + 1];
     dp[0] = true;
     for j in 1..=p.len() {
-        dp[j] = dp[j - 1] && p[j - 1] == '%';
+        dp[j] = dp[j - 1] && p[j - 1] == '%' && !literal[j - 1];
     }
     for &c in &t {
         let mut next = vec![false; p.len() + 1];
         for j in 1..=p.len() {
-            next[j] = match p[j - 1] {
-                '%' => next[j - 1] || dp[j],
-                '_' => dp[j - 1],
-                pc => dp[j - 1] && pc == c,
+            next[j] = match (p[j - 1], literal[j - 1]) {
+                ('%', false) => next[j - 1] || dp[j],
+                ('_', false) => dp[j - 1],
+                (pc, _) => dp[j - 1] && pc == c,
             };
         }
         dp = next;
@@ -613,15 +657,75 @@ impl<M> Clone for Order<M> {
 }
 impl<M> Copy for Order<M> {}
 
-/// `column = value` in a bulk `Query::update`, made by `Column::set`.
+/// `column = value` (or `column = other op value`) in a bulk
+/// `Query::update`, made by `Column::set` or `Column::set_expr`.
 pub struct Assignment<M> {
     /// The column's index in the table.
     pub index: usize,
     /// The column name.
     pub column: &'static str,
-    /// The new value.
+    /// The new value, or the operand of `arith`.
     pub value: Value,
+    /// `Some((source column, operator))`: the new value is
+    /// `source operator value` (`SET age = age - ?`), computed by the server.
+    pub arith: Option<(&'static str, ArithOp)>,
     _model: PhantomData<fn() -> M>,
+}
+
+/// An arithmetic operator of `Column + value` expressions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArithOp {
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+}
+
+impl ArithOp {
+    /// ` + `, ` - ` or ` * `.
+    pub(crate) fn sql(self) -> &'static str {
+        match self {
+            ArithOp::Add => " + ",
+            ArithOp::Sub => " - ",
+            ArithOp::Mul => " * ",
+        }
+    }
+
+    /// `a op b` computed in memory as the database would for integers and
+    /// floats; `None` for other kinds or on overflow (the caller then
+    /// cannot know the value the server computed).
+    pub(crate) fn apply(self, a: &Value, b: &Value) -> Option<Value> {
+        fn float(v: &Value) -> Option<f64> {
+            match v {
+                Value::Int(i) => Some(*i as f64),
+                Value::UInt(u) => Some(*u as f64),
+                Value::Float(f) => Some(f64::from(*f)),
+                Value::Double(d) => Some(*d),
+                _ => None,
+            }
+        }
+        let int = |x: i64, y: i64| match self {
+            ArithOp::Add => x.checked_add(y),
+            ArithOp::Sub => x.checked_sub(y),
+            ArithOp::Mul => x.checked_mul(y),
+        };
+        match (a, b) {
+            (Value::Null, _) | (_, Value::Null) => Some(Value::Null),
+            (Value::Int(x), Value::Int(y)) => int(*x, *y).map(Value::Int),
+            (Value::UInt(x), Value::Int(y)) => int(i64::try_from(*x).ok()?, *y).map(Value::Int),
+            (Value::Int(x), Value::UInt(y)) => int(*x, i64::try_from(*y).ok()?).map(Value::Int),
+            _ => {
+                let (x, y) = (float(a)?, float(b)?);
+                Some(Value::Double(match self {
+                    ArithOp::Add => x + y,
+                    ArithOp::Sub => x - y,
+                    ArithOp::Mul => x * y,
+                }))
+            }
+        }
+    }
 }
 
 impl<M, T> Column<M, T> {
@@ -632,6 +736,22 @@ impl<M, T> Column<M, T> {
             index: self.index,
             column: self.name,
             value: value.into_value(),
+            arith: None,
+            _model: PhantomData,
+        }
+    }
+
+    /// `SET column = other op value` for a bulk `Query::update`, computed
+    /// by the server from each row's own value: `User::AGE.set_expr(User::AGE - 10)`.
+    /// With `Synchronize::Evaluate` the session computes the same in memory
+    /// for its objects (integers and floats).
+    pub fn set_expr(self, expr: crate::select::Arith<M, T>) -> Assignment<M> {
+        let (source, op, value) = expr.into_parts();
+        Assignment {
+            index: self.index,
+            column: self.name,
+            value,
+            arith: Some((source, op)),
             _model: PhantomData,
         }
     }
@@ -691,17 +811,16 @@ impl<M, T> Column<M, T> {
     }
 
     /// `column IN (SELECT ...)`: a subquery of one column of a compatible
-    /// type (`Book::AUTHOR_ID.in_select(s.select::<Author, _>((Author::ID,)).filter(...))`).
-    pub fn in_select<N, S>(self, subquery: crate::select::Select<'_, N, S>) -> Filter<M>
+    /// type (`Book::AUTHOR_ID.in_select(s.select::<Author, _>((Author::ID,)).filter(...))`),
+    /// possibly correlated with `M` ([`Select::correlate`](crate::select::Select::correlate)).
+    pub fn in_select<Q: crate::select::Subquery<M>>(self, subquery: Q) -> Filter<M>
     where
-        N: crate::model::Model,
-        S: crate::select::Selection<N>,
-        S::Row: crate::select::OneColumn,
-        <S::Row as crate::select::OneColumn>::Value:
+        Q::Row: crate::select::OneColumn,
+        <Q::Row as crate::select::OneColumn>::Value:
             crate::relationship::KeyField<<T as crate::select::Scalar>::Inner>,
         T: crate::select::Scalar,
     {
-        let (sql, params) = subquery.sql();
+        let (sql, params) = subquery.into_sql();
         Filter::new(Expr::InSql {
             column: self.name,
             sql,
@@ -747,17 +866,35 @@ impl<M, T> Column<M, T> {
 }
 
 impl<M, T: TextColumn> Column<M, T> {
-    /// `column LIKE pattern` (`%` and `_` are wildcards).
+    /// `column LIKE pattern` (`%` and `_` are wildcards, a backslash
+    /// escapes them; MySQL's rules, on SQLite too).
     pub fn like(self, pattern: &str) -> Filter<M> {
         Filter::new(Expr::Like {
             column: self.name,
             pattern: Value::Text(pattern.to_owned()),
         })
     }
+
+    /// `column LIKE 'text%'`, `text` taken literally (its `%`, `_` and
+    /// backslashes escaped): SQLAlchemy's `startswith`.
+    pub fn starts_with(self, text: &str) -> Filter<M> {
+        self.like(&format!("{}%", escape_like(text)))
+    }
+
+    /// `column LIKE '%text'`, `text` taken literally: SQLAlchemy's `endswith`.
+    pub fn ends_with(self, text: &str) -> Filter<M> {
+        self.like(&format!("%{}", escape_like(text)))
+    }
+
+    /// `column LIKE '%text%'`, `text` taken literally: SQLAlchemy's `contains`.
+    pub fn contains(self, text: &str) -> Filter<M> {
+        self.like(&format!("%{}%", escape_like(text)))
+    }
 }
 
-impl<M, T> Column<M, Option<T>> {
-    /// `column IS NULL`.
+impl<M, T> Column<M, T> {
+    /// `column IS NULL` (also for a column declared NOT NULL, which is NULL
+    /// in the rows an outer join adds without a match).
     pub fn is_null(self) -> Filter<M> {
         Filter::new(Expr::IsNull {
             column: self.name,
@@ -772,4 +909,110 @@ impl<M, T> Column<M, Option<T>> {
             negated: true,
         })
     }
+}
+
+/// A condition over two sources, `X` and `Y`: a column of each compared
+/// (`Post::USER_ID.eq_col(User::ID)`), both qualified by their table or
+/// alias. For join conditions (`JoinQuery::join_on`), filters of a joined
+/// query, and correlated subqueries (`Select::correlate`).
+pub struct Cross<X, Y> {
+    expr: Expr,
+    _sources: PhantomData<fn() -> (X, Y)>,
+}
+
+impl<X, Y> Clone for Cross<X, Y> {
+    fn clone(&self) -> Self {
+        Cross {
+            expr: self.expr.clone(),
+            _sources: PhantomData,
+        }
+    }
+}
+
+impl<X, Y> std::fmt::Debug for Cross<X, Y> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.expr.fmt(f)
+    }
+}
+
+impl<X, Y> Cross<X, Y> {
+    /// Both this and `other`.
+    pub fn and(self, other: Cross<X, Y>) -> Cross<X, Y> {
+        let expr = match self.expr {
+            Expr::And(mut parts) => {
+                parts.push(other.expr);
+                Expr::And(parts)
+            }
+            e => Expr::And(vec![e, other.expr]),
+        };
+        Cross {
+            expr,
+            _sources: PhantomData,
+        }
+    }
+
+    /// The untyped expression (columns already qualified).
+    pub fn into_expr(self) -> Expr {
+        self.expr
+    }
+
+    /// The untyped expression, borrowed.
+    pub fn expr(&self) -> &Expr {
+        &self.expr
+    }
+}
+
+macro_rules! column_cmp {
+    ($($(#[$doc:meta])* $name:ident => $op:expr;)+) => {
+        impl<M: crate::source::Source, T: crate::select::Scalar> Column<M, T> {
+            fn cross<N: crate::source::Source, U>(self, op: CmpOp, other: Column<N, U>) -> Cross<M, N> {
+                Cross {
+                    expr: Expr::ColumnCmp {
+                        left_table: M::qualifier(),
+                        left: self.name,
+                        op,
+                        right_table: N::qualifier(),
+                        right: other.name,
+                    },
+                    _sources: PhantomData,
+                }
+            }
+            $(
+                $(#[$doc])*
+                pub fn $name<N: crate::source::Source, U>(self, other: Column<N, U>) -> Cross<M, N>
+                where
+                    U: crate::select::Scalar<Inner = T::Inner>,
+                {
+                    self.cross($op, other)
+                }
+            )+
+        }
+    };
+}
+column_cmp! {
+    /// `column = other` (columns of the same type, nullable or not; of any
+    /// two sources: `Post::USER_ID.eq_col(User::ID)`).
+    eq_col => CmpOp::Eq;
+    /// `column <> other`.
+    ne_col => CmpOp::Ne;
+    /// `column < other`.
+    lt_col => CmpOp::Lt;
+    /// `column <= other`.
+    le_col => CmpOp::Le;
+    /// `column > other`.
+    gt_col => CmpOp::Gt;
+    /// `column >= other`.
+    ge_col => CmpOp::Ge;
+}
+
+/// `text` with the `LIKE` wildcards and the escape character escaped.
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }

@@ -23,6 +23,7 @@ pub mod row;
 pub mod schema;
 pub mod select;
 pub mod session;
+pub mod source;
 pub(crate) mod trace;
 pub mod types;
 pub mod value;

@@ -226,6 +226,31 @@ impl<'s, M: Model> Query<'s, M> {
         })
     }
 
+    /// Streams every matching object through `each`, from ONE statement
+    /// whose rows are read as the server sends them (SQLAlchemy's
+    /// `yield_per` with `stream_results`): nothing is materialised, and an
+    /// object `each` does not keep, with no unflushed change, leaves the
+    /// identity map as soon as `each` returns, so memory stays flat however
+    /// many rows there are. Rows the identity map already holds come back
+    /// as its objects. Returns the number of rows.
+    ///
+    /// While it streams, the session's connection is busy: inside `each`
+    /// the objects, the identity map, `add`, `delete` and writes work, but
+    /// anything that sends SQL (a lazy load, a flush, another query) is an
+    /// error. An error from `each` stops the stream and is returned. Use
+    /// [`iter`](Self::iter) (keyset pages) to run SQL between rows.
+    pub fn for_each(self, mut each: impl FnMut(Obj<M>) -> Result<()>) -> Result<u64> {
+        if !self.eager.is_empty() || !self.joined.is_empty() {
+            return Err(Error::invalid(
+                "for_each() streams one statement and cannot run eager loads (load(), \
+                 load_joined()); use all() or iter() for them",
+            ));
+        }
+        let (sql, params) = self.sql();
+        self.session.autoflush()?;
+        crate::session::stream_rows::<M>(self.session, &sql, &params, &mut each)
+    }
+
     /// Loads a many-to-one relationship in the same SELECT (SQLAlchemy's
     /// `joinedload`): `LEFT OUTER JOIN` to the target's table, whose rows
     /// go through the identity map, so that `obj.one(rel)` needs no SQL.
@@ -307,8 +332,15 @@ impl<'s, M: Model> Query<'s, M> {
     }
 
     /// The session, filters, ordering and limit (for `join`).
-    pub(crate) fn into_parts(self) -> (&'s Session, Vec<Expr>, Vec<Order<M>>, Option<u64>) {
-        (self.session, self.filters, self.order, self.limit)
+    pub(crate) fn into_parts(self) -> QueryParts<'s, M> {
+        QueryParts {
+            session: self.session,
+            filters: self.filters,
+            order: self.order,
+            limit: self.limit,
+            offset: self.offset,
+            lock: self.lock,
+        }
     }
 
     /// Loads a relationship of the results eagerly (SQLAlchemy's
@@ -392,25 +424,14 @@ impl<'s, M: Model> Query<'s, M> {
             .lock
             .map(|l| dialect.row_lock_sql(l))
             .unwrap_or_default();
-        match (limit, self.offset) {
-            (Some(l), Some(o)) => {
-                sql.push_str(" LIMIT ? OFFSET ?");
-                params.push(Value::UInt(l));
-                params.push(Value::UInt(o));
-            }
-            (Some(l), None) => {
-                sql.push_str(" LIMIT ?");
-                params.push(Value::UInt(l));
-            }
-            (None, Some(o)) => {
-                // MySQL has no OFFSET without LIMIT: use the largest limit.
-                sql.push_str(" LIMIT 18446744073709551615 OFFSET ?");
-                params.push(Value::UInt(o));
-            }
-            (None, None) => {}
-        }
+        limit_offset_sql(limit, self.offset, &mut sql, &mut params);
         sql.push_str(&lock);
         (sql, params)
+    }
+
+    /// The SQL `all()` sends, and its parameters.
+    pub fn sql(&self) -> (String, Vec<Value>) {
+        self.select(self.limit)
     }
 
     /// Every matching object.
@@ -495,49 +516,44 @@ impl<'s, M: Model> Query<'s, M> {
         ))
     }
 
-    /// Bulk `DELETE FROM t WHERE ...` in the session's transaction, without
-    /// loading objects (SQLAlchemy's `query.delete()`). Objects of this
-    /// model already in the session are expired, so one whose row was
-    /// deleted reports [`Error::ObjectDeleted`] at its next use. Returns the
-    /// number of rows deleted. Limit and offset are not allowed.
-    pub fn delete(self) -> Result<u64> {
+    /// Deletes every matching row with one `DELETE` (no ORM cascades) and
+    /// returns how many the database deleted. `sync` keeps the session's
+    /// objects consistent (SQLAlchemy's `synchronize_session`): with
+    /// `Evaluate` or `Fetch` the objects of the deleted rows become deleted
+    /// as if flushed (out of the identity map; a rollback brings them back,
+    /// a commit detaches them); with `Expire` every object of the model is
+    /// expired, and one whose row is gone raises `ObjectDeleted` at next use.
+    pub fn delete(self, sync: Synchronize) -> Result<u64> {
         if self.limit.is_some() || self.offset.is_some() || !self.order.is_empty() {
             return Err(Error::invalid(
                 "query.delete() takes filters only; remove limit, offset and order_by",
             ));
         }
+        let targets = self.synchronized_objects(sync, &[], "delete")?;
         let (from_where, params) = self.table_and_filter();
         let sql = format!("DELETE{from_where}");
         let outcome = self.session.execute(&sql, &params)?;
-        self.session.expire_model::<M>()?;
+        match targets {
+            None => self.session.expire_model::<M>()?,
+            Some(objs) => self.session.bulk_deleted(objs)?,
+        }
         Ok(outcome.affected_rows)
     }
 
-    /// Bulk `UPDATE t SET ... WHERE ...` in the session's transaction,
-    /// without loading objects (SQLAlchemy's `query.update()`); the objects
-    /// of this model already in the session are kept consistent as `sync`
-    /// says, so none holds a stale value. Returns the rows matched. Version
-    /// columns are not bumped (as in SQLAlchemy). Limit, offset and
-    /// ordering are not allowed.
-    pub fn update(
-        self,
-        assignments: impl IntoIterator<Item = Assignment<M>>,
+    /// The session's objects a bulk statement with this query's filters
+    /// touches, decided before it runs (`None` with `Synchronize::Expire`).
+    /// Evaluation needs the objects' current values: expired objects are
+    /// skipped (they reload anyway), and an assignment computed from a
+    /// column (`set_expr`) must be computable in memory.
+    fn synchronized_objects(
+        &self,
         sync: Synchronize,
-    ) -> Result<u64> {
-        if self.limit.is_some() || self.offset.is_some() || !self.order.is_empty() {
-            return Err(Error::invalid(
-                "query.update() takes filters only; remove limit, offset and order_by",
-            ));
-        }
-        let assignments: Vec<Assignment<M>> = assignments.into_iter().collect();
-        if assignments.is_empty() {
-            return Ok(0);
-        }
-        let dialect = self.session.engine().dialect();
+        assignments: &[Assignment<M>],
+        verb: &str,
+    ) -> Result<Option<Vec<Obj<M>>>> {
         let table = M::table();
-        // Which objects of the session the UPDATE touches, decided before it runs.
-        let targets: Option<Vec<Obj<M>>> = match sync {
-            Synchronize::Expire => None,
+        match sync {
+            Synchronize::Expire => Ok(None),
             Synchronize::Evaluate => {
                 self.session.autoflush()?;
                 let filter = Expr::And(self.filters.clone());
@@ -554,16 +570,38 @@ impl<'s, M: Model> Query<'s, M> {
                         Some(true) => hits.push(obj),
                         Some(false) => {}
                         None => {
-                            return Err(Error::invalid(
-                                "query.update(Synchronize::Evaluate): the filter cannot be evaluated in \
-                                 memory (values of kinds that do not compare); use Synchronize::Fetch",
-                            ))
+                            return Err(Error::invalid(format!(
+                            "query.{verb}(Synchronize::Evaluate): the filter cannot be evaluated \
+                                 in memory (values of kinds that do not compare, or a subquery); \
+                                 use Synchronize::Fetch"
+                        )))
                         }
                     }
                 }
-                Some(hits)
+                for a in assignments {
+                    if let Some((source, op)) = a.arith {
+                        for obj in &hits {
+                            let current = {
+                                let value = obj.read()?;
+                                table.column_index(source).map(|i| value.column_value(i))
+                            };
+                            if current.and_then(|v| op.apply(&v, &a.value)).is_none() {
+                                return Err(Error::invalid(format!(
+                                    "query.{verb}(Synchronize::Evaluate): `{} = {}{}?` cannot be \
+                                     computed in memory for every matching object (not a number, \
+                                     or it overflows); use Synchronize::Fetch",
+                                    a.column,
+                                    source,
+                                    op.sql()
+                                )));
+                            }
+                        }
+                    }
+                }
+                Ok(Some(hits))
             }
             Synchronize::Fetch => {
+                let dialect = self.session.engine().dialect();
                 let mut sql = String::from("SELECT ");
                 for (n, &k) in table.primary_key.iter().enumerate() {
                     if n > 0 {
@@ -580,9 +618,37 @@ impl<'s, M: Model> Query<'s, M> {
                         hits.push(obj);
                     }
                 }
-                Some(hits)
+                Ok(Some(hits))
             }
-        };
+        }
+    }
+
+    /// Updates every matching row with one `UPDATE` and returns how many
+    /// the database matched. `assignments` are `Column::set(value)` or
+    /// `Column::set_expr(Column + value)`. `sync` keeps the session's
+    /// objects consistent (SQLAlchemy's `synchronize_session`): `Evaluate`
+    /// finds the matching objects by evaluating the filter in memory and
+    /// sets the new values on them; `Fetch` SELECTs the matching keys first
+    /// (and, for values the server computes, expires those objects);
+    /// `Expire` expires every object of the model. An unflushed change to
+    /// another column survives.
+    pub fn update(
+        self,
+        assignments: impl IntoIterator<Item = Assignment<M>>,
+        sync: Synchronize,
+    ) -> Result<u64> {
+        if self.limit.is_some() || self.offset.is_some() || !self.order.is_empty() {
+            return Err(Error::invalid(
+                "query.update() takes filters only; remove limit, offset and order_by",
+            ));
+        }
+        let assignments: Vec<Assignment<M>> = assignments.into_iter().collect();
+        if assignments.is_empty() {
+            return Ok(0);
+        }
+        let dialect = self.session.engine().dialect();
+        let table = M::table();
+        let targets = self.synchronized_objects(sync, &assignments, "update")?;
         let mut sql = String::from("UPDATE ");
         dialect.quote_ident(table.name, &mut sql);
         sql.push_str(" SET ");
@@ -592,22 +658,71 @@ impl<'s, M: Model> Query<'s, M> {
                 sql.push_str(", ");
             }
             dialect.quote_ident(a.column, &mut sql);
-            sql.push_str(" = ?");
+            sql.push_str(" = ");
+            if let Some((source, op)) = a.arith {
+                dialect.quote_ident(source, &mut sql);
+                sql.push_str(op.sql());
+            }
+            sql.push('?');
             params.push(a.value.clone());
         }
         let mut where_params = Vec::new();
         self.where_clause(&mut sql, &mut where_params);
         params.extend(where_params);
-        let outcome = self.session.execute(&sql, &params)?;
-        match targets {
-            None => self.session.expire_model::<M>()?,
-            Some(objs) => {
+        // In-memory values, computed as MySQL does: assignments in order,
+        // each seeing the ones before it.
+        type Computed<M> = Vec<(Obj<M>, Vec<(usize, Value)>)>;
+        let computed: Option<Computed<M>> = match (&targets, sync) {
+            (Some(objs), Synchronize::Evaluate) => {
+                let mut out = Vec::with_capacity(objs.len());
                 for obj in objs {
-                    let changes: Vec<(usize, Value)> = assignments
-                        .iter()
-                        .map(|a| (a.index, a.value.clone()))
-                        .collect();
+                    let before = obj.read()?.to_values();
+                    let mut changes: Vec<(usize, Value)> = Vec::new();
+                    for a in &assignments {
+                        let value = match a.arith {
+                            None => a.value.clone(),
+                            Some((source, op)) => {
+                                let index = table.column_index(source);
+                                let current = changes
+                                    .iter()
+                                    .rev()
+                                    .find(|(i, _)| Some(*i) == index)
+                                    .map(|(_, v)| v.clone())
+                                    .or_else(|| index.and_then(|i| before.get(i).cloned()))
+                                    .unwrap_or(Value::Null);
+                                op.apply(&current, &a.value).unwrap_or(Value::Null)
+                            }
+                        };
+                        changes.push((a.index, value));
+                    }
+                    out.push((obj.clone(), changes));
+                }
+                Some(out)
+            }
+            _ => None,
+        };
+        let outcome = self.session.execute(&sql, &params)?;
+        match (targets, computed) {
+            (None, _) => self.session.expire_model::<M>()?,
+            (Some(_), Some(computed)) => {
+                for (obj, changes) in computed {
                     crate::session::set_committed(&obj, &changes)?;
+                }
+            }
+            (Some(objs), None) => {
+                let server_computed = assignments.iter().any(|a| a.arith.is_some());
+                for obj in objs {
+                    if server_computed {
+                        // Fetch without RETURNING: what the server computed
+                        // loads at next use.
+                        self.session.expire(&obj)?;
+                    } else {
+                        let changes: Vec<(usize, Value)> = assignments
+                            .iter()
+                            .map(|a| (a.index, a.value.clone()))
+                            .collect();
+                        crate::session::set_committed(&obj, &changes)?;
+                    }
                 }
             }
         }
@@ -671,5 +786,41 @@ impl<M: Model> Iterator for QueryIter<'_, M> {
             }
         }
         self.buffer.pop_front().map(Ok)
+    }
+}
+
+/// What a [`Query`] carries into a joined query.
+pub(crate) struct QueryParts<'s, M> {
+    pub session: &'s Session,
+    pub filters: Vec<Expr>,
+    pub order: Vec<Order<M>>,
+    pub limit: Option<u64>,
+    pub offset: Option<u64>,
+    pub lock: Option<RowLock>,
+}
+
+/// Appends ` LIMIT ? OFFSET ?` (either part when given).
+pub(crate) fn limit_offset_sql(
+    limit: Option<u64>,
+    offset: Option<u64>,
+    sql: &mut String,
+    params: &mut Vec<Value>,
+) {
+    match (limit, offset) {
+        (Some(l), Some(o)) => {
+            sql.push_str(" LIMIT ? OFFSET ?");
+            params.push(Value::UInt(l));
+            params.push(Value::UInt(o));
+        }
+        (Some(l), None) => {
+            sql.push_str(" LIMIT ?");
+            params.push(Value::UInt(l));
+        }
+        (None, Some(o)) => {
+            // MySQL has no OFFSET without LIMIT: use the largest limit.
+            sql.push_str(" LIMIT 18446744073709551615 OFFSET ?");
+            params.push(Value::UInt(o));
+        }
+        (None, None) => {}
     }
 }

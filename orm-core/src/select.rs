@@ -18,45 +18,89 @@
 //! does not compile. Aggregates over no rows give `None` (`SUM`, `AVG`,
 //! `MIN`, `MAX`) or 0 (`COUNT`).
 
+use std::borrow::Cow;
 use std::marker::PhantomData;
 
 use crate::backend::Dialect;
 use crate::error::{Error, Result};
-use crate::expr::{CmpOp, Expr, ExprValue, Filter, Order};
+use crate::expr::{ArithOp, CmpOp, Cross, Direction, Expr, ExprValue, Filter, Order};
 use crate::model::{Column, Model};
 use crate::session::Session;
+use crate::source::{DerivedTable, Source, DERIVED_COLUMNS};
 use crate::value::{FromValue, Value};
 
 /// An expression of model `M` that yields values of type [`Self::Output`].
 pub trait SqlExpr<M> {
     /// The Rust type of its values.
     type Output: FromValue;
-    /// Appends its SQL.
-    fn render(&self, dialect: &dyn Dialect, sql: &mut String, params: &mut Vec<Value>);
+    /// Appends its SQL; with `qualify`, every column is qualified by its
+    /// table or alias (`` `book`.`title` ``), as a query of several sources needs.
+    fn render(
+        &self,
+        qualify: bool,
+        dialect: &dyn Dialect,
+        sql: &mut String,
+        params: &mut Vec<Value>,
+    );
 }
 
-impl<M, T: FromValue> SqlExpr<M> for Column<M, T> {
+/// Appends `column`, qualified by `qualifier` when asked to.
+fn column_sql(
+    qualify: bool,
+    qualifier: fn() -> Cow<'static, str>,
+    column: &str,
+    dialect: &dyn Dialect,
+    sql: &mut String,
+) {
+    if qualify {
+        dialect.quote_ident(&qualifier(), sql);
+        sql.push('.');
+    }
+    dialect.quote_ident(column, sql);
+}
+
+impl<M: Source, T: FromValue> SqlExpr<M> for Column<M, T> {
     type Output = T;
-    fn render(&self, dialect: &dyn Dialect, sql: &mut String, _params: &mut Vec<Value>) {
-        dialect.quote_ident(self.name, sql);
+    fn render(
+        &self,
+        qualify: bool,
+        dialect: &dyn Dialect,
+        sql: &mut String,
+        _params: &mut Vec<Value>,
+    ) {
+        column_sql(qualify, M::qualifier, self.name, dialect, sql);
     }
 }
 
 /// `column + value`, `column - value`, `column * value`: arithmetic on a
 /// column, of the column's type (`User::AGE + 1`).
 pub struct Arith<M, T> {
+    qualifier: fn() -> Cow<'static, str>,
     column: &'static str,
-    op: &'static str,
+    op: ArithOp,
     value: Value,
     _marker: PhantomData<fn() -> (M, T)>,
 }
 
+impl<M, T> Arith<M, T> {
+    /// (column, operator, operand).
+    pub(crate) fn into_parts(self) -> (&'static str, ArithOp, Value) {
+        (self.column, self.op, self.value)
+    }
+}
+
 impl<M, T: FromValue> SqlExpr<M> for Arith<M, T> {
     type Output = T;
-    fn render(&self, dialect: &dyn Dialect, sql: &mut String, params: &mut Vec<Value>) {
+    fn render(
+        &self,
+        qualify: bool,
+        dialect: &dyn Dialect,
+        sql: &mut String,
+        params: &mut Vec<Value>,
+    ) {
         sql.push('(');
-        dialect.quote_ident(self.column, sql);
-        sql.push_str(self.op);
+        column_sql(qualify, self.qualifier, self.column, dialect, sql);
+        sql.push_str(self.op.sql());
         sql.push('?');
         sql.push(')');
         params.push(self.value.clone());
@@ -65,10 +109,11 @@ impl<M, T: FromValue> SqlExpr<M> for Arith<M, T> {
 
 macro_rules! arith {
     ($trait:ident, $method:ident, $op:expr) => {
-        impl<M, T: Numeric, V: ExprValue<T>> std::ops::$trait<V> for Column<M, T> {
+        impl<M: Source, T: Numeric, V: ExprValue<T>> std::ops::$trait<V> for Column<M, T> {
             type Output = Arith<M, T>;
             fn $method(self, value: V) -> Arith<M, T> {
                 Arith {
+                    qualifier: M::qualifier,
                     column: self.name,
                     op: $op,
                     value: value.into_value(),
@@ -78,9 +123,9 @@ macro_rules! arith {
         }
     };
 }
-arith!(Add, add, " + ");
-arith!(Sub, sub, " - ");
-arith!(Mul, mul, " * ");
+arith!(Add, add, ArithOp::Add);
+arith!(Sub, sub, ArithOp::Sub);
+arith!(Mul, mul, ArithOp::Mul);
 
 /// Numeric column types, for arithmetic.
 pub trait Numeric {}
@@ -95,6 +140,7 @@ numeric!(i8, i16, i32, i64, u8, u16, u32, u64, f32, f64);
 /// `COALESCE(column, default)`: the column's value, or `default` where it
 /// is NULL; of the column's non-null type.
 pub struct Coalesce<M, T> {
+    qualifier: fn() -> Cow<'static, str>,
     column: &'static str,
     default: Value,
     _marker: PhantomData<fn() -> (M, T)>,
@@ -102,20 +148,27 @@ pub struct Coalesce<M, T> {
 
 impl<M, T: FromValue> SqlExpr<M> for Coalesce<M, T> {
     type Output = T;
-    fn render(&self, dialect: &dyn Dialect, sql: &mut String, params: &mut Vec<Value>) {
+    fn render(
+        &self,
+        qualify: bool,
+        dialect: &dyn Dialect,
+        sql: &mut String,
+        params: &mut Vec<Value>,
+    ) {
         sql.push_str("COALESCE(");
-        dialect.quote_ident(self.column, sql);
+        column_sql(qualify, self.qualifier, self.column, dialect, sql);
         sql.push_str(", ?)");
         params.push(self.default.clone());
     }
 }
 
 /// `COALESCE(column, default)`.
-pub fn coalesce<M, T: Scalar>(
+pub fn coalesce<M: Source, T: Scalar>(
     column: Column<M, T>,
     default: impl ExprValue<T::Inner>,
 ) -> Coalesce<M, T::Inner> {
     Coalesce {
+        qualifier: M::qualifier,
         column: column.name,
         default: default.into_value(),
         _marker: PhantomData,
@@ -155,13 +208,27 @@ impl<M, T> Case<M, T> {
     }
 }
 
-impl<M, T: FromValue> SqlExpr<M> for Case<M, T> {
+impl<M: Source, T: FromValue> SqlExpr<M> for Case<M, T> {
     type Output = T;
-    fn render(&self, dialect: &dyn Dialect, sql: &mut String, params: &mut Vec<Value>) {
+    fn render(
+        &self,
+        qualify: bool,
+        dialect: &dyn Dialect,
+        sql: &mut String,
+        params: &mut Vec<Value>,
+    ) {
         sql.push_str("CASE");
         for (when, value) in &self.whens {
             sql.push_str(" WHEN ");
-            when.render(dialect, sql, params);
+            if qualify {
+                Expr::Qualified {
+                    table: M::qualifier(),
+                    inner: Box::new(when.clone()),
+                }
+                .render(dialect, sql, params);
+            } else {
+                when.render(dialect, sql, params);
+            }
             sql.push_str(" THEN ?");
             params.push(value.clone());
         }
@@ -213,6 +280,7 @@ scalar!(
 
 /// An aggregate over a column (`COUNT`, `SUM`, `AVG`, `MIN`, `MAX`).
 pub struct Aggregate<M, T> {
+    qualifier: fn() -> Cow<'static, str>,
     func: &'static str,
     column: Option<&'static str>,
     distinct: bool,
@@ -228,23 +296,30 @@ impl<M, T> Copy for Aggregate<M, T> {}
 
 impl<M, T: FromValue> SqlExpr<M> for Aggregate<M, T> {
     type Output = T;
-    fn render(&self, dialect: &dyn Dialect, sql: &mut String, _params: &mut Vec<Value>) {
+    fn render(
+        &self,
+        qualify: bool,
+        dialect: &dyn Dialect,
+        sql: &mut String,
+        _params: &mut Vec<Value>,
+    ) {
         sql.push_str(self.func);
         sql.push('(');
         if self.distinct {
             sql.push_str("DISTINCT ");
         }
         match self.column {
-            Some(c) => dialect.quote_ident(c, sql),
+            Some(c) => column_sql(qualify, self.qualifier, c, dialect, sql),
             None => sql.push('*'),
         }
         sql.push(')');
     }
 }
 
-impl<M, T> Aggregate<M, T> {
+impl<M: Source, T> Aggregate<M, T> {
     fn new(func: &'static str, column: Option<&'static str>, distinct: bool) -> Self {
         Aggregate {
+            qualifier: M::qualifier,
             func,
             column,
             distinct,
@@ -282,40 +357,144 @@ impl<M, T> Aggregate<M, T> {
     pub fn le(self, value: impl ExprValue<T>) -> Filter<M> {
         self.cmp(CmpOp::Le, value.into_value())
     }
+
+    /// `ORDER BY aggregate ASC`.
+    pub fn asc(self) -> OrderBy<M> {
+        self.order(Direction::Asc)
+    }
+
+    /// `ORDER BY aggregate DESC`.
+    pub fn desc(self) -> OrderBy<M> {
+        self.order(Direction::Desc)
+    }
+
+    fn order(self, direction: Direction) -> OrderBy<M> {
+        OrderBy {
+            term: OrderTerm::Aggregate {
+                qualifier: self.qualifier,
+                func: self.func,
+                column: self.column,
+                distinct: self.distinct,
+            },
+            direction,
+            _model: PhantomData,
+        }
+    }
+}
+
+/// What an `ORDER BY` term sorts by.
+#[derive(Clone, Copy)]
+enum OrderTerm {
+    Column {
+        qualifier: fn() -> Cow<'static, str>,
+        column: &'static str,
+    },
+    Aggregate {
+        qualifier: fn() -> Cow<'static, str>,
+        func: &'static str,
+        column: Option<&'static str>,
+        distinct: bool,
+    },
+}
+
+/// An `ORDER BY` term of a select: a column (from [`Order`], i.e.
+/// `Book::TITLE.asc()`) or an aggregate (`count(Book::ID).desc()`).
+pub struct OrderBy<M> {
+    term: OrderTerm,
+    direction: Direction,
+    _model: PhantomData<fn() -> M>,
+}
+
+impl<M> Clone for OrderBy<M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<M> Copy for OrderBy<M> {}
+
+impl<M: Source> From<Order<M>> for OrderBy<M> {
+    fn from(order: Order<M>) -> Self {
+        OrderBy {
+            term: OrderTerm::Column {
+                qualifier: M::qualifier,
+                column: order.column,
+            },
+            direction: order.direction,
+            _model: PhantomData,
+        }
+    }
+}
+
+impl<M> OrderBy<M> {
+    /// The same term, typed for another source set (joined queries keep
+    /// their terms untyped once checked).
+    pub(crate) fn cast<N>(self) -> OrderBy<N> {
+        OrderBy {
+            term: self.term,
+            direction: self.direction,
+            _model: PhantomData,
+        }
+    }
+
+    pub(crate) fn render(&self, qualify: bool, dialect: &dyn Dialect, sql: &mut String) {
+        match self.term {
+            OrderTerm::Column { qualifier, column } => {
+                column_sql(qualify, qualifier, column, dialect, sql)
+            }
+            OrderTerm::Aggregate {
+                qualifier,
+                func,
+                column,
+                distinct,
+            } => {
+                sql.push_str(func);
+                sql.push('(');
+                if distinct {
+                    sql.push_str("DISTINCT ");
+                }
+                match column {
+                    Some(c) => column_sql(qualify, qualifier, c, dialect, sql),
+                    None => sql.push('*'),
+                }
+                sql.push(')');
+            }
+        }
+        sql.push_str(self.direction.sql());
+    }
 }
 
 /// `COUNT(*)`.
-pub fn count_all<M>() -> Aggregate<M, i64> {
+pub fn count_all<M: Source>() -> Aggregate<M, i64> {
     Aggregate::new("COUNT", None, false)
 }
 
 /// `COUNT(column)`: the rows where it is not NULL.
-pub fn count<M, T>(column: Column<M, T>) -> Aggregate<M, i64> {
+pub fn count<M: Source, T>(column: Column<M, T>) -> Aggregate<M, i64> {
     Aggregate::new("COUNT", Some(column.name), false)
 }
 
 /// `COUNT(DISTINCT column)`.
-pub fn count_distinct<M, T>(column: Column<M, T>) -> Aggregate<M, i64> {
+pub fn count_distinct<M: Source, T>(column: Column<M, T>) -> Aggregate<M, i64> {
     Aggregate::new("COUNT", Some(column.name), true)
 }
 
 /// `SUM(column)`: `None` over no rows.
-pub fn sum<M, T: Scalar>(column: Column<M, T>) -> Aggregate<M, Option<T::Inner>> {
+pub fn sum<M: Source, T: Scalar>(column: Column<M, T>) -> Aggregate<M, Option<T::Inner>> {
     Aggregate::new("SUM", Some(column.name), false)
 }
 
 /// `AVG(column)`: `None` over no rows.
-pub fn avg<M, T>(column: Column<M, T>) -> Aggregate<M, Option<f64>> {
+pub fn avg<M: Source, T>(column: Column<M, T>) -> Aggregate<M, Option<f64>> {
     Aggregate::new("AVG", Some(column.name), false)
 }
 
 /// `MIN(column)`: `None` over no rows.
-pub fn min<M, T: Scalar>(column: Column<M, T>) -> Aggregate<M, Option<T::Inner>> {
+pub fn min<M: Source, T: Scalar>(column: Column<M, T>) -> Aggregate<M, Option<T::Inner>> {
     Aggregate::new("MIN", Some(column.name), false)
 }
 
 /// `MAX(column)`: `None` over no rows.
-pub fn max<M, T: Scalar>(column: Column<M, T>) -> Aggregate<M, Option<T::Inner>> {
+pub fn max<M: Source, T: Scalar>(column: Column<M, T>) -> Aggregate<M, Option<T::Inner>> {
     Aggregate::new("MAX", Some(column.name), false)
 }
 
@@ -341,8 +520,9 @@ impl<A> OneColumn for (A,) {
 pub trait Selection<M> {
     /// The tuple each row decodes to.
     type Row: FromRow;
-    /// Appends the select list.
-    fn render(&self, dialect: &dyn Dialect, sql: &mut String, params: &mut Vec<Value>);
+    /// Appends the select list (each expression named `c0`, `c1`, ...
+    /// with `named`, as a subquery in a FROM list needs).
+    fn render(&self, named: bool, dialect: &dyn Dialect, sql: &mut String, params: &mut Vec<Value>);
 }
 
 fn decode<T: FromValue>(values: &mut std::vec::IntoIter<Value>, n: usize) -> Result<T> {
@@ -370,12 +550,16 @@ macro_rules! tuples {
 
         impl<M, $($name: SqlExpr<M>),+> Selection<M> for ($($name,)+) {
             type Row = ($($name::Output,)+);
-            fn render(&self, dialect: &dyn Dialect, sql: &mut String, params: &mut Vec<Value>) {
+            fn render(&self, named: bool, dialect: &dyn Dialect, sql: &mut String, params: &mut Vec<Value>) {
                 $(
                     if $i > 0 {
                         sql.push_str(", ");
                     }
-                    self.$i.render(dialect, sql, params);
+                    self.$i.render(false, dialect, sql, params);
+                    if named {
+                        sql.push_str(" AS ");
+                        dialect.quote_ident(DERIVED_COLUMNS[$i], sql);
+                    }
                 )+
             }
         }
@@ -397,7 +581,7 @@ pub struct Select<'s, M: Model, S: Selection<M>> {
     filters: Vec<Expr>,
     group: Vec<&'static str>,
     having: Vec<Expr>,
-    order: Vec<Order<M>>,
+    order: Vec<OrderBy<M>>,
     distinct: bool,
     limit: Option<u64>,
 }
@@ -434,10 +618,34 @@ impl<'s, M: Model, S: Selection<M>> Select<'s, M, S> {
         self
     }
 
-    /// Adds an `ORDER BY` term.
-    pub fn order_by(mut self, order: Order<M>) -> Self {
-        self.order.push(order);
+    /// Adds an `ORDER BY` term: a column (`Book::TITLE.asc()`) or an
+    /// aggregate (`count(Book::ID).desc()`).
+    pub fn order_by(mut self, order: impl Into<OrderBy<M>>) -> Self {
+        self.order.push(order.into());
         self
+    }
+
+    /// Correlates this select with the enclosing query's source `Y`
+    /// (SQLAlchemy's correlated subquery): `on` compares a column of `M`
+    /// with a column of `Y`, which the database takes from the enclosing
+    /// query's current row. Use the result in [`exists`](crate::expr::exists),
+    /// [`Column::in_select`] or, for one column, as a value of the enclosing
+    /// select ([`Correlated::scalar_subquery`]).
+    pub fn correlate<Y: Source>(mut self, on: Cross<M, Y>) -> Correlated<'s, M, S, Y> {
+        self.filters.push(on.into_expr());
+        Correlated {
+            select: self,
+            _outer: PhantomData,
+        }
+    }
+
+    /// This select as a subquery in a FROM list, named `anon_<N>`, its
+    /// expressions named `c0`, `c1`, ... (SQLAlchemy's `.subquery()`); join
+    /// it with [`JoinQuery::join_subquery`](crate::join::JoinQuery::join_subquery)
+    /// and read its columns with [`DerivedTable::c`].
+    pub fn subquery<const N: u8>(self) -> DerivedTable<N, S::Row> {
+        let (sql, params) = self.render_sql(true);
+        DerivedTable::new(sql, params)
     }
 
     /// `SELECT DISTINCT`.
@@ -454,6 +662,10 @@ impl<'s, M: Model, S: Selection<M>> Select<'s, M, S> {
 
     /// The SQL and its parameters.
     pub fn sql(&self) -> (String, Vec<Value>) {
+        self.render_sql(false)
+    }
+
+    fn render_sql(&self, named: bool) -> (String, Vec<Value>) {
         let dialect = self.session.engine().dialect();
         let mut sql = String::from(if self.distinct {
             "SELECT DISTINCT "
@@ -461,7 +673,7 @@ impl<'s, M: Model, S: Selection<M>> Select<'s, M, S> {
             "SELECT "
         });
         let mut params = Vec::new();
-        self.selection.render(dialect, &mut sql, &mut params);
+        self.selection.render(named, dialect, &mut sql, &mut params);
         sql.push_str(" FROM ");
         dialect.quote_ident(M::table().name, &mut sql);
         if !self.filters.is_empty() {
@@ -478,8 +690,7 @@ impl<'s, M: Model, S: Selection<M>> Select<'s, M, S> {
         }
         for (n, o) in self.order.iter().enumerate() {
             sql.push_str(if n == 0 { " ORDER BY " } else { ", " });
-            dialect.quote_ident(o.column, &mut sql);
-            sql.push_str(o.direction.sql());
+            o.render(false, dialect, &mut sql);
         }
         if let Some(l) = self.limit {
             sql.push_str(" LIMIT ?");
@@ -526,6 +737,98 @@ impl<M: Model, A: SqlExpr<M>> Select<'_, M, (A,)> {
     /// The first column of every row.
     pub fn scalars(self) -> Result<Vec<A::Output>> {
         Ok(self.all()?.into_iter().map(|(a,)| a).collect())
+    }
+}
+
+/// A subquery usable in a filter of the enclosing query's source `Outer`:
+/// a plain [`Select`] (any enclosing query), or a [`Correlated`] one (only
+/// inside a query of the source it is correlated with).
+pub trait Subquery<Outer> {
+    /// The tuple of each of its rows.
+    type Row;
+    /// Its SQL and parameters.
+    fn into_sql(self) -> (String, Vec<Value>);
+}
+
+impl<M: Model, S: Selection<M>, Outer> Subquery<Outer> for Select<'_, M, S> {
+    type Row = S::Row;
+    fn into_sql(self) -> (String, Vec<Value>) {
+        self.sql()
+    }
+}
+
+/// A [`Select`] correlated with the enclosing query's source `Y` (made by
+/// [`Select::correlate`]).
+pub struct Correlated<'s, M: Model, S: Selection<M>, Y> {
+    select: Select<'s, M, S>,
+    _outer: PhantomData<fn() -> Y>,
+}
+
+impl<'s, M: Model, S: Selection<M>, Y: Source> Correlated<'s, M, S, Y> {
+    /// Another correlation condition (ANDed).
+    pub fn correlate(mut self, on: Cross<M, Y>) -> Self {
+        self.select.filters.push(on.into_expr());
+        self
+    }
+
+    /// Adds a filter on the subquery's own model (ANDed).
+    pub fn filter(mut self, filter: Filter<M>) -> Self {
+        self.select.filters.push(filter.into_expr());
+        self
+    }
+
+    /// The SQL and its parameters.
+    pub fn sql(&self) -> (String, Vec<Value>) {
+        self.select.sql()
+    }
+}
+
+impl<M: Model, A: SqlExpr<M>, Y: Source> Correlated<'_, M, (A,), Y> {
+    /// The subquery as one value of each row of the enclosing select
+    /// (SQLAlchemy's `scalar_subquery()`): `(SELECT COUNT(post.id) FROM post
+    /// WHERE post.user_id = user.id)`. Its type is an `Option` of the
+    /// column's, since a subquery without rows gives NULL.
+    pub fn scalar_subquery(self) -> ScalarSubquery<Y, Option<<A::Output as Scalar>::Inner>>
+    where
+        A::Output: Scalar,
+    {
+        let (sql, params) = self.select.sql();
+        ScalarSubquery {
+            sql,
+            params,
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<M: Model, S: Selection<M>, Y> Subquery<Y> for Correlated<'_, M, S, Y> {
+    type Row = S::Row;
+    fn into_sql(self) -> (String, Vec<Value>) {
+        self.select.sql()
+    }
+}
+
+/// A one-column subquery as a value of each row of the enclosing select, of
+/// type `T` (made by [`Correlated::scalar_subquery`]).
+pub struct ScalarSubquery<Y, T> {
+    sql: String,
+    params: Vec<Value>,
+    _marker: PhantomData<fn() -> (Y, T)>,
+}
+
+impl<Y, T: FromValue> SqlExpr<Y> for ScalarSubquery<Y, T> {
+    type Output = T;
+    fn render(
+        &self,
+        _qualify: bool,
+        _dialect: &dyn Dialect,
+        sql: &mut String,
+        params: &mut Vec<Value>,
+    ) {
+        sql.push('(');
+        sql.push_str(&self.sql);
+        sql.push(')');
+        params.extend(self.params.iter().cloned());
     }
 }
 

@@ -27,6 +27,8 @@ pub struct MySqlConnection {
     timeouts: Timeouts,
     /// Autocommit off (`Implicit`, the default) or on (`autocommit_reads`).
     begin_mode: BeginMode,
+    /// The server is a Galera cluster node (`wsrep_on`).
+    galera: bool,
 }
 
 /// ER_LOCK_DEADLOCK: InnoDB rolled the transaction back (Galera's
@@ -54,6 +56,7 @@ impl MySqlConnection {
             rollback_on_timeout: None,
             timeouts,
             begin_mode,
+            galera: false,
         }
     }
 
@@ -94,6 +97,38 @@ impl MySqlConnection {
         self.set_read_timeout(self.timeouts.read, Phase::Connect)
     }
 
+    /// On a Galera node, refuses the connection when the node is not ready
+    /// for application use (`wsrep_ready = OFF`: it is not in the cluster's
+    /// primary component, or still joining), so that an engine with a
+    /// failover host list moves on to the next host instead of handing out a
+    /// connection whose every statement fails with 1047. One round trip, on
+    /// Galera only; `SHOW` is answered even by a node that is not ready.
+    pub(crate) fn check_node_ready(&mut self, address: &str) -> Result<()> {
+        if !self.galera {
+            return Ok(());
+        }
+        let row: Option<(String, String)> = self
+            .conn
+            .query_first("SHOW GLOBAL STATUS LIKE 'wsrep_ready'")
+            .map_err(|e| self.error(e, Phase::Connect))?;
+        match row {
+            Some((_, ready)) if !ready.eq_ignore_ascii_case("ON") => {
+                Err(orm_core::Error::Database(DbError {
+                    kind: orm_core::DbErrorKind::Connect,
+                    code: Some(crate::error::NODE_NOT_READY),
+                    sqlstate: Some("08S01".into()),
+                    message: format!(
+                        "cannot use the Galera node at {address}: it is not ready for application use \
+                         (wsrep_ready = {ready}: it is not in the cluster's primary component, or \
+                         is still joining); list the cluster's other nodes in the URL \
+                         (mysql://h1:p1,h2:p2/db) to fail over to them, or retry later"
+                    ),
+                }))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Sets the socket's read timeout.
     fn set_read_timeout(&self, timeout: Option<Duration>, phase: Phase) -> Result<()> {
         set_socket_read_timeout(&self.conn, timeout)
@@ -129,6 +164,7 @@ impl MySqlConnection {
                 _ => {}
             }
         }
+        self.galera = wsrep_on;
         ai.galera_control = wsrep_on && wsrep_control;
         self.info.auto_increment = ai;
         Ok(())

@@ -325,5 +325,6 @@ impl Drop for TempUser {
     }
 }
 
+pub mod galera;
 pub mod private_server;
 pub mod proxy;

@@ -119,6 +119,139 @@ pub(crate) fn load_rows<M: Model>(
     Ok(out)
 }
 
+/// Streams one SELECT of `M`'s columns (`Query::for_each`): the rows are
+/// read from the server as they arrive, never all held at once. Each row
+/// becomes an object (the identity map's own when it holds the row
+/// already) handed to `each`; an object the caller did not keep, with no
+/// unflushed change, leaves the session right after. The connection is
+/// lent to the stream: the session works meanwhile (identity map, `add`,
+/// writes), but SQL waits until the stream ends. Returns the row count.
+pub(crate) fn stream_rows<M: Model>(
+    session: &Session,
+    sql: &str,
+    params: &[Value],
+    each: &mut dyn FnMut(Obj<M>) -> Result<()>,
+) -> Result<u64> {
+    let conn = {
+        let mut st = session.state()?;
+        session.connection(&mut st)?;
+        let conn = st
+            .tx
+            .conn
+            .take()
+            .ok_or_else(|| Error::invalid("the session lost its connection"))?;
+        st.tx.lent = true;
+        conn
+    };
+    // The connection goes back to the transaction whatever happens; if the
+    // transaction ended meanwhile (rollback() or close() in the loop), it is
+    // dropped instead: rolled back and returned to the pool.
+    struct Lent<'a> {
+        session: &'a Session,
+        conn: Option<crate::engine::PooledConnection>,
+    }
+    impl Drop for Lent<'_> {
+        fn drop(&mut self) {
+            if let Ok(mut st) = self.session.state() {
+                if st.tx.lent {
+                    st.tx.lent = false;
+                    st.tx.conn = self.conn.take();
+                }
+            }
+        }
+    }
+    let mut lent = Lent {
+        session,
+        conn: Some(conn),
+    };
+    let weak = Rc::downgrade(&session.inner);
+    let table = M::table();
+    let on_load = super::events::listens::<M>(session, super::ModelEvent::OnLoad);
+    let mut rows = 0u64;
+    // The backend refills one `Row` (see `load_rows`).
+    let mut per_row = |row: &mut Row| -> Result<()> {
+        let key = row_key(table.primary_key, row)?;
+        let identity = Identity {
+            model: TypeId::of::<M>(),
+            key,
+        };
+        // A fresh object is released below by its identity, kept here.
+        let mut fresh_identity = None;
+        let (obj, fresh) = {
+            let mut st = session.state()?;
+            if !st.tx.lent {
+                return Err(Error::invalid(
+                    "the session's transaction ended while for_each() was streaming \
+                     (rollback() or close() inside the loop); the rest of the rows are not read",
+                ));
+            }
+            match st.map.entry(identity) {
+                Entry::Occupied(existing) => {
+                    let refreshed = refresh_if_expired(existing.get(), row)?;
+                    match downcast::<M>(existing.get().clone()) {
+                        Some(obj) => (obj, refreshed),
+                        None => return Err(Error::invalid("internal error: identity map type")),
+                    }
+                }
+                Entry::Vacant(slot) => {
+                    let value = M::from_row_taking(row)?;
+                    let key = slot.key().clone();
+                    let meta = Meta::loaded(weak.clone(), key.clone());
+                    let identity = Identity {
+                        model: TypeId::of::<M>(),
+                        key,
+                    };
+                    let cell = Rc::new(ObjCell {
+                        value: std::cell::RefCell::new(value),
+                        meta: std::cell::RefCell::new(meta),
+                    });
+                    slot.insert(cell.clone());
+                    fresh_identity = Some(identity);
+                    (Obj::from_cell(cell), true)
+                }
+            }
+        };
+        rows += 1;
+        if fresh && on_load {
+            super::events::fire(super::ModelEvent::OnLoad, session, &obj)?;
+        }
+        let erased = obj.erased();
+        each(obj)?;
+        match fresh_identity {
+            // A row new to the session, which no flush can have recorded
+            // (no SQL runs during the stream): unless the caller kept it or
+            // changed it, it only has to leave the map.
+            Some(identity) if Rc::strong_count(&erased) <= 2 => {
+                let mut meta = erased.meta().borrow_mut();
+                let idle = meta.state == ObjState::Persistent
+                    && meta.snapshot.is_none()
+                    && !meta.marked_deleted
+                    && meta.links.is_none();
+                if idle {
+                    meta.release(ObjState::Detached);
+                    drop(meta);
+                    session.state()?.map.remove(&identity);
+                }
+                Ok(())
+            }
+            Some(_) => Ok(()),
+            None => session.release_if_unused(erased),
+        }
+    };
+    let result = match lent.conn.as_mut() {
+        Some(conn) => conn.query_each(sql, params, &mut per_row),
+        None => Err(Error::invalid("the session lost its connection")),
+    };
+    drop(lent);
+    match result {
+        Ok(()) => Ok(rows),
+        Err(e) => {
+            let mut st = session.state()?;
+            Err(session.note_error(&mut st, e))
+        }
+    }
+}
+
 fn row_key(pk: &[usize], row: &Row) -> Result<Key> {
     if pk.iter().any(|&i| i >= row.len()) {
         return Err(Error::invalid(

@@ -57,7 +57,9 @@ use events::{Events, SessionEvent, SessionHook};
 use identity_map::{Identity, IdentityMap};
 pub(crate) use links::load_erased;
 pub(crate) use links::populate;
-pub(crate) use loading::{load_rows_joined, load_rows_joined_each, map_joined, JoinedMapper};
+pub(crate) use loading::{
+    load_rows_joined, load_rows_joined_each, map_joined, stream_rows, JoinedMapper,
+};
 pub(crate) use object::downcast as downcast_obj;
 use object::downcast;
 pub(crate) use object::AnyObj;
@@ -815,31 +817,69 @@ impl Session {
             .and_then(downcast))
     }
 
+    /// Marks the objects of rows a bulk DELETE removed as deleted, as a
+    /// flush's DELETE does: out of the identity map and recorded in the
+    /// current transaction level, so a rollback restores them and a commit
+    /// detaches them.
+    pub(crate) fn bulk_deleted<M: Model>(&self, objs: Vec<Obj<M>>) -> Result<()> {
+        let mut st = self.state()?;
+        let State { map, tx, .. } = &mut *st;
+        for obj in objs {
+            let erased = obj.erased();
+            {
+                let mut meta = erased.meta().borrow_mut();
+                if meta.state != ObjState::Persistent {
+                    continue;
+                }
+                meta.state = ObjState::Deleted;
+                meta.marked_deleted = false;
+                meta.snapshot = None;
+            }
+            if let Some(identity) = transaction::identity_of(&erased) {
+                if map.get(&identity).is_some_and(|o| Rc::ptr_eq(o, &erased)) {
+                    map.remove(&identity);
+                }
+            }
+            tx.current().deleted.push(erased);
+        }
+        drop(st);
+        self.inner
+            .modified
+            .borrow_mut()
+            .retain(|o| !matches!(o.meta().borrow().state, ObjState::Deleted));
+        Ok(())
+    }
+
     /// Lets go of the objects in `objs` that nobody else holds and that have
     /// nothing to flush: they leave the identity map (detached, unseen).
     /// What `Query::iter` does with a finished batch.
     pub(crate) fn release_unused<M: Model>(&self, objs: Vec<Obj<M>>) -> Result<()> {
-        if objs.is_empty() {
-            return Ok(());
-        }
-        let mut st = self.state()?;
         for obj in objs {
             let erased = obj.erased();
             drop(obj);
-            // The map, this function's `erased`: nobody else.
-            if Rc::strong_count(&erased) > 2 {
-                continue;
-            }
-            let idle = {
-                let meta = erased.meta().borrow();
-                meta.state == ObjState::Persistent
-                    && meta.snapshot.is_none()
-                    && !meta.marked_deleted
-                    && meta.links.is_none()
-            };
-            if idle {
-                expunge_one(&mut st, &erased);
-            }
+            self.release_if_unused(erased)?;
+        }
+        Ok(())
+    }
+
+    /// Expunges `erased` if nothing but the identity map holds it (the
+    /// caller's handle included, which this consumes) and it has nothing to
+    /// flush: a streamed object the caller did not keep.
+    pub(crate) fn release_if_unused(&self, erased: Rc<dyn AnyObj>) -> Result<()> {
+        // The map and `erased`: nobody else.
+        if Rc::strong_count(&erased) > 2 {
+            return Ok(());
+        }
+        let idle = {
+            let meta = erased.meta().borrow();
+            meta.state == ObjState::Persistent
+                && meta.snapshot.is_none()
+                && !meta.marked_deleted
+                && meta.links.is_none()
+        };
+        if idle {
+            let mut st = self.state()?;
+            expunge_one(&mut st, &erased);
         }
         Ok(())
     }

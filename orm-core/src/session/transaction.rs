@@ -116,6 +116,9 @@ pub(crate) struct Transaction {
     /// Open savepoints, outermost first.
     pub savepoints: Vec<Savepoint>,
     pub next_savepoint: u64,
+    /// The connection is lent to a streaming query (`Query::for_each`): it
+    /// is out of `conn` and no other SQL may run until it comes back.
+    pub lent: bool,
 }
 
 impl Transaction {
@@ -126,6 +129,7 @@ impl Transaction {
             root: Record::default(),
             savepoints: Vec::new(),
             next_savepoint: 0,
+            lent: false,
         }
     }
 
@@ -172,6 +176,7 @@ impl Transaction {
     pub fn reset(&mut self) {
         self.phase = Phase::Idle;
         self.conn = None;
+        self.lent = false;
         self.root.clear();
         self.savepoints.clear();
     }
@@ -318,6 +323,13 @@ impl Session {
     /// first use.
     pub(super) fn connection<'a>(&self, st: &'a mut State) -> Result<&'a mut PooledConnection> {
         self.check_usable(st)?;
+        if st.tx.lent {
+            return Err(Error::invalid(
+                "the session's connection is streaming the rows of a for_each() query: no other \
+                 SQL can run until it ends; inside the loop use the objects and the identity map, \
+                 or collect what you need and run the SQL after the loop",
+            ));
+        }
         st.tx.phase = Phase::Active;
         if st.tx.conn.is_none() {
             let mut conn = self.inner.engine.connect()?;
