@@ -146,6 +146,19 @@ pub trait Connection: Send {
         each: &mut dyn FnMut(Row) -> Result<()>,
     ) -> Result<()>;
 
+    /// Like [`query`](Self::query), handing `each` one `Row` that the
+    /// backend may clear and refill for every row of the result set (one
+    /// allocation per query instead of one per row): `each` takes what it
+    /// keeps with [`Row::take`]. The default calls `query`.
+    fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut dyn FnMut(&mut Row) -> Result<()>,
+    ) -> Result<()> {
+        self.query(sql, params, &mut |mut row| each(&mut row))
+    }
+
     /// Checks that the connection is alive with the cheapest round trip.
     fn ping(&mut self) -> Result<()>;
 

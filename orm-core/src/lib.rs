@@ -13,6 +13,7 @@ pub mod backend;
 pub mod engine;
 pub mod error;
 pub mod expr;
+pub(crate) mod fast_hash;
 pub mod join;
 pub mod model;
 pub mod pool;

@@ -374,7 +374,7 @@ impl<'s, M: Model> Query<'s, M> {
                 if depth + 1 == path.len() {
                     break; // the last level needs no de-duplicated list
                 }
-                let mut seen = std::collections::HashSet::new();
+                let mut seen = crate::fast_hash::FastHashSet::default();
                 next.retain(|o| seen.insert(std::rc::Rc::as_ptr(o) as *const ()));
                 level = next;
             }

@@ -247,6 +247,16 @@ impl Connection for MySqlConnection {
         params: &[Value],
         each: &mut dyn FnMut(Row) -> Result<()>,
     ) -> Result<()> {
+        self.query_each(sql, params, &mut |row| each(row.take_all()))
+    }
+
+    /// One `Row` for the whole result set, cleared and refilled per row.
+    fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut dyn FnMut(&mut Row) -> Result<()>,
+    ) -> Result<()> {
         let timeouts = self.timeouts;
         let error = |e| from_driver_during(e, &timeouts, Phase::Statement);
         let mut result = self.conn.exec_iter(sql, to_params(params)).map_err(error)?;
@@ -255,17 +265,21 @@ impl Connection for MySqlConnection {
         // conversion needs (type, sign, charset) once, not per row or value
         // (the per-row Arc clone and drop were ~10% of loading 10,000 rows in
         // the workloads bench's profile, the per-value reads ~5%).
-        let mut kinds: Option<Vec<ColumnKind>> = None;
+        // The row handed to `each` is allocated once, with room for every
+        // column, and refilled for each row.
+        let mut set: Option<(Vec<ColumnKind>, Row)> = None;
         for row in result.by_ref() {
             let row = row.map_err(error)?;
-            let kinds =
-                kinds.get_or_insert_with(|| row.columns_ref().iter().map(ColumnKind::of).collect());
-            let raw = row.unwrap_raw();
-            let mut values = Vec::with_capacity(raw.len());
-            for (value, kind) in raw.into_iter().zip(kinds.iter()) {
-                values.push(from_mysql_as(value.unwrap_or(mysql::Value::NULL), *kind)?);
+            let (kinds, values) = set.get_or_insert_with(|| {
+                let kinds: Vec<ColumnKind> = row.columns_ref().iter().map(ColumnKind::of).collect();
+                let values = Row::with_capacity(kinds.len());
+                (kinds, values)
+            });
+            values.clear();
+            for (value, kind) in row.unwrap_raw().into_iter().zip(kinds.iter()) {
+                values.push(from_mysql_as(value.unwrap_or(mysql::Value::NULL), *kind));
             }
-            each(Row::new(values))?;
+            each(values)?;
         }
         drop(result);
         // An INSERT ... RETURNING writes too: the same check as `execute`.

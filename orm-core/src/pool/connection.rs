@@ -323,8 +323,20 @@ impl PooledConnection {
         params: &[Value],
         each: &mut dyn FnMut(Row) -> Result<()>,
     ) -> Result<()> {
+        self.query_each(sql, params, &mut |row| each(row.take_all()))
+    }
+
+    /// Like [`query`](Self::query), handing `each` a `Row` the backend may
+    /// reuse for the next row ([`crate::backend::Connection::query_each`]):
+    /// take what you keep with [`Row::take`].
+    pub fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut dyn FnMut(&mut Row) -> Result<()>,
+    ) -> Result<()> {
         let delivered = std::cell::Cell::new(false);
-        let mut counting = |row: Row| {
+        let mut counting = |row: &mut Row| {
             delivered.set(true);
             each(row)
         };
@@ -384,7 +396,7 @@ impl PooledConnection {
             let mut rows = Vec::new();
             conn.run_with_params(sql, params, |c| {
                 observe::counted_query(c, sql, params, &mut |row| {
-                    rows.push(row);
+                    rows.push(row.take_all());
                     Ok(())
                 })
             })

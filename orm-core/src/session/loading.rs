@@ -55,20 +55,19 @@ pub(crate) fn load_rows<M: Model>(
 ) -> Result<Vec<Obj<M>>> {
     let mut st = session.state()?;
     let weak = Rc::downgrade(&session.inner);
-    let session_id = session.inner.id;
     let table = M::table();
     let on_load = super::events::listens::<M>(session, super::ModelEvent::OnLoad);
     // Run again from the start if its replica died under it.
     let (out, loaded) = session.with_reader(&mut st, |map, conn| {
         let mut loaded: Vec<Obj<M>> = Vec::new();
         let mut out = Vec::new();
-        let mut each = |row: Row| -> Result<()> {
-            let key = row_key(table.primary_key, &row)?;
-            let identity = Identity {
-                model: TypeId::of::<M>(),
-                key,
-            };
-            let slot = match map.entry(identity) {
+        let objects = map.model_mut(TypeId::of::<M>());
+        // The backend refills one `Row` per result set; a new object takes
+        // its values out of it. A row whose object is already loaded (and
+        // not expired) is not decoded at all: the in-memory state wins.
+        let mut each = |row: &mut Row| -> Result<()> {
+            let key = row_key(table.primary_key, row)?;
+            let slot = match objects.entry(key) {
                 Entry::Occupied(existing) => {
                     let refreshed = refresh_if_expired(existing.get(), row)?;
                     if let Some(obj) = downcast::<M>(existing.get().clone()) {
@@ -81,14 +80,13 @@ pub(crate) fn load_rows<M: Model>(
                 }
                 Entry::Vacant(slot) => slot,
             };
-            let value = M::from_row(row)?;
+            let value = M::from_row_taking(row)?;
             let cell = Rc::new(ObjCell {
                 value: std::cell::RefCell::new(value),
                 meta: std::cell::RefCell::new(Meta {
                     state: ObjState::Persistent,
                     session: Some(weak.clone()),
-                    session_id,
-                    key: Some(slot.key().key.clone()),
+                    key: Some(slot.key().clone()),
                     snapshot: None,
                     expired: false,
                     marked_deleted: false,
@@ -105,7 +103,7 @@ pub(crate) fn load_rows<M: Model>(
             out.push(Obj::from_cell(cell));
             Ok(())
         };
-        conn.query(sql, params, &mut each)?;
+        conn.query_each(sql, params, &mut each)?;
         Ok((out, loaded))
     })?;
     drop(st);
@@ -175,12 +173,12 @@ pub(crate) fn stream_rows<M: Model>(
         replica,
     };
     let weak = Rc::downgrade(&session.inner);
-    let session_id = session.inner.id;
     let table = M::table();
     let on_load = super::events::listens::<M>(session, super::ModelEvent::OnLoad);
     let mut rows = 0u64;
-    let mut per_row = |row: Row| -> Result<()> {
-        let key = row_key(table.primary_key, &row)?;
+    // The backend refills one `Row` (see `load_rows`).
+    let mut per_row = |row: &mut Row| -> Result<()> {
+        let key = row_key(table.primary_key, row)?;
         let identity = Identity {
             model: TypeId::of::<M>(),
             key,
@@ -204,9 +202,13 @@ pub(crate) fn stream_rows<M: Model>(
                     }
                 }
                 Entry::Vacant(slot) => {
-                    let value = M::from_row(row)?;
-                    let identity = slot.key().clone();
-                    let meta = Meta::loaded(weak.clone(), session_id, identity.key.clone());
+                    let value = M::from_row_taking(row)?;
+                    let key = slot.key().clone();
+                    let meta = Meta::loaded(weak.clone(), key.clone());
+                    let identity = Identity {
+                        model: TypeId::of::<M>(),
+                        key,
+                    };
                     let cell = Rc::new(ObjCell {
                         value: std::cell::RefCell::new(value),
                         meta: std::cell::RefCell::new(meta),
@@ -245,7 +247,7 @@ pub(crate) fn stream_rows<M: Model>(
         }
     };
     let result = match lent.conn.as_mut() {
-        Some(conn) => conn.query(sql, params, &mut per_row),
+        Some(conn) => conn.query_each(sql, params, &mut per_row),
         None => Err(Error::invalid("the session lost its connection")),
     };
     drop(lent);
@@ -275,12 +277,12 @@ fn row_key(pk: &[usize], row: &Row) -> Result<Key> {
 }
 
 /// Whether the object was expired and took the row's values.
-fn refresh_if_expired(obj: &Rc<dyn AnyObj>, row: Row) -> Result<bool> {
+fn refresh_if_expired(obj: &Rc<dyn AnyObj>, row: &mut Row) -> Result<bool> {
     if !obj.meta().borrow().expired {
         // SQLAlchemy keeps the in-memory object, pending changes included.
         return Ok(false);
     }
-    obj.load_row(row)?;
+    obj.load_row(row.take_all())?;
     let mut meta = obj.meta().borrow_mut();
     meta.expired = false;
     meta.snapshot = None;
@@ -348,7 +350,6 @@ fn remove_deleted(map: &mut IdentityMap, obj: &Rc<dyn AnyObj>) {
 pub(crate) type JoinedMapper = fn(
     &mut IdentityMap,
     &std::rc::Weak<super::SessionInner>,
-    u64,
     Vec<Value>,
 ) -> Result<Option<Rc<dyn AnyObj>>>;
 
@@ -356,14 +357,13 @@ pub(crate) type JoinedMapper = fn(
 pub(crate) fn map_joined<T: Model>(
     map: &mut IdentityMap,
     weak: &std::rc::Weak<super::SessionInner>,
-    session_id: u64,
     values: Vec<Value>,
 ) -> Result<Option<Rc<dyn AnyObj>>> {
     let table = T::table();
     if table.primary_key.iter().any(|&i| values[i].is_null()) {
         return Ok(None);
     }
-    let row = Row::new(values);
+    let mut row = Row::new(values);
     let key = row_key(table.primary_key, &row)?;
     let identity = Identity {
         model: TypeId::of::<T>(),
@@ -371,18 +371,14 @@ pub(crate) fn map_joined<T: Model>(
     };
     match map.entry(identity) {
         Entry::Occupied(existing) => {
-            refresh_if_expired(existing.get(), row)?;
+            refresh_if_expired(existing.get(), &mut row)?;
             Ok(Some(existing.get().clone()))
         }
         Entry::Vacant(slot) => {
-            let value = T::from_row(row)?;
+            let value = T::from_row_taking(&mut row)?;
             let cell: Rc<dyn AnyObj> = Rc::new(ObjCell {
                 value: std::cell::RefCell::new(value),
-                meta: std::cell::RefCell::new(Meta::loaded(
-                    weak.clone(),
-                    session_id,
-                    slot.key().key.clone(),
-                )),
+                meta: std::cell::RefCell::new(Meta::loaded(weak.clone(), slot.key().clone())),
             });
             slot.insert(cell.clone());
             Ok(Some(cell))
@@ -400,7 +396,7 @@ pub(crate) fn load_rows_joined<M: Model>(
     params: &[Value],
     joins: &[(usize, JoinedMapper)],
 ) -> Result<Vec<Obj<M>>> {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = crate::fast_hash::FastHashSet::default();
     Ok(
         load_rows_joined_each::<M>(session, sql, params, joins, None)?
             .into_iter()
@@ -429,7 +425,6 @@ pub(crate) fn load_rows_joined_each<M: Model>(
 ) -> Result<Vec<JoinedRow>> {
     let mut st = session.state()?;
     let weak = Rc::downgrade(&session.inner);
-    let session_id = session.inner.id;
     let width = M::table().columns.len();
     // Run again from the start if its replica died under it.
     session.with_reader(&mut st, |map, conn| {
@@ -441,15 +436,10 @@ pub(crate) fn load_rows_joined_each<M: Model>(
             let mut values = row.into_values();
             let mut rest = values.split_off(width.min(values.len()));
             let mut objs = Vec::with_capacity(joins.len() + 1);
-            objs.push(map_joined::<M>(map, &weak, session_id, values)?);
+            objs.push(map_joined::<M>(map, &weak, values)?);
             for (columns, mapper) in joins {
                 let tail = rest.split_off((*columns).min(rest.len()));
-                objs.push(mapper(
-                    map,
-                    &weak,
-                    session_id,
-                    std::mem::replace(&mut rest, tail),
-                )?);
+                objs.push(mapper(map, &weak, std::mem::replace(&mut rest, tail))?);
             }
             if let Some(extra) = extra.as_mut() {
                 extra.push(rest);

@@ -472,7 +472,7 @@ impl Session {
         let state = obj.state();
         {
             let meta = erased.meta().borrow();
-            if meta.session_id != 0 && meta.session_id != self.inner.id {
+            if meta.in_other_session(&self.inner) {
                 return Err(Error::invalid(format!(
                     "this `{}` object is already attached to another session; \
                      close or expunge it there first, or merge() a copy of its value into this session",
@@ -534,7 +534,6 @@ impl Session {
         let weak = Rc::downgrade(&self.inner);
         let mut meta = erased.meta().borrow_mut();
         meta.session = Some(weak);
-        meta.session_id = self.inner.id;
         meta.seq = seq;
         if state == ObjState::Detached {
             let key = meta.key.clone().or(key).ok_or_else(|| {
@@ -661,7 +660,7 @@ impl Session {
     }
 
     fn owns(&self, obj: &Rc<dyn AnyObj>) -> bool {
-        obj.meta().borrow().session_id == self.inner.id
+        obj.meta().borrow().session_is(&self.inner)
     }
 
     /// Whether `obj` is pending in this session (SQLAlchemy's `obj in session.new`).
