@@ -161,8 +161,8 @@
 #![warn(missing_docs)]
 
 pub use orm_core::{
-    backend, engine, error, expr, join, model, pool, query, relationship, row, schema, select,
-    session, source, types, value,
+    backend, engine, error, expr, join, model, pool, query, relationship, replicas, row, schema,
+    select, session, source, types, value,
 };
 
 pub use orm_core::engine::Engine;
@@ -282,6 +282,8 @@ pub mod __private {
         pub nullable: bool,
         /// `T::to_value`.
         pub encode: fn(&T) -> Value,
+        /// `T::eq_value`.
+        pub eq: fn(&T, &Value) -> bool,
         /// `T::from_value`.
         pub decode: fn(Value) -> ::core::result::Result<T, orm_core::value::ConversionError>,
     }
@@ -295,6 +297,7 @@ pub mod __private {
             column_type: T::COLUMN_TYPE,
             nullable: T::NULLABLE,
             encode: <T as ToValue>::to_value,
+            eq: <T as ToValue>::eq_value,
             decode: <T as FromValue>::from_value,
         }
     }
@@ -314,20 +317,15 @@ pub mod __private {
         })
     }
 
-    /// The `index`th value of `row` (generated `from_row`), or the error
-    /// naming the missing column.
-    pub fn take_value(
-        values: &mut ::std::vec::IntoIter<Value>,
-        table: &'static TableDef,
-        index: usize,
-    ) -> Result<Value> {
-        values.next().ok_or_else(|| {
-            Error::invalid(format!(
-                "row for table `{}` has too few columns: column `{}` is missing; select every column of the model",
-                table.name,
-                table.columns.get(index).map_or("?", |c| c.name)
-            ))
-        })
+    /// The error of the generated `from_row_taking` for a row of `len`
+    /// values, fewer than the model's columns: it names the first missing one.
+    #[cold]
+    pub fn row_too_short(table: &'static TableDef, len: usize) -> Error {
+        Error::invalid(format!(
+            "row for table `{}` has too few columns: column `{}` is missing; select every column of the model",
+            table.name,
+            table.columns.get(len).map_or("?", |c| c.name)
+        ))
     }
 
     /// The error of `set_column_value` for an index past the last column.

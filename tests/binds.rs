@@ -555,3 +555,124 @@ fn a_pooled_connection_returned_inside_an_xa_branch_is_rolled_back_and_reusable(
     conn.begin().unwrap();
     conn.commit().unwrap();
 }
+
+/// `Query::for_each` on a model bound to engine B streams on B's
+/// transaction connection (it sees the row this transaction flushed on B),
+/// refuses SQL to any engine while it streams, and puts the connection back
+/// in its place in the commit order (B was used first, so B's COMMIT is
+/// still the first: its failure commits nothing, not a partial commit).
+#[test]
+fn for_each_on_a_bound_model_streams_on_its_engines_connection_and_gives_it_back() {
+    let s = Setup::new("binds_stream");
+    let factory = s.factory();
+    {
+        let session = factory.session();
+        for item in ["a", "b", "c"] {
+            session
+                .add(Order {
+                    item: item.into(),
+                    ..Order::default()
+                })
+                .unwrap();
+        }
+        session.commit().unwrap();
+    }
+    let session = factory.session();
+    // B first, then A: the commit order.
+    session
+        .add(Order {
+            item: "d".into(),
+            ..Order::default()
+        })
+        .unwrap();
+    session.flush().unwrap();
+    session
+        .add(User {
+            name: "carol".into(),
+            ..User::default()
+        })
+        .unwrap();
+    session.flush().unwrap();
+    let capture_a = s.engine_a.capture_statements();
+    let capture_b = s.engine_b.capture_statements();
+    let mut items = Vec::new();
+    let mut refused = Vec::new();
+    let rows = session
+        .query::<Order>()
+        .order_by(Order::ID.asc())
+        .for_each(|order| {
+            items.push(order.read()?.item.clone());
+            // Any SQL, to either engine, waits for the stream.
+            if let Err(e) = session.query::<User>().all() {
+                refused.push(e.to_string());
+            }
+            if let Err(e) = session.query_rows_for::<Order>("SELECT 1", &[]) {
+                refused.push(e.to_string());
+            }
+            // A commit would miss the lent connection: refused too.
+            if let Err(e) = session.commit() {
+                refused.push(e.to_string());
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(rows, 4);
+    // The row flushed on B in this transaction is seen: B's own connection.
+    assert_eq!(items, ["a", "b", "c", "d"]);
+    assert_eq!(refused.len(), 12, "{refused:?}");
+    assert!(
+        refused.iter().all(|e| e.contains("for_each()")),
+        "{refused:?}"
+    );
+    let sent_a = capture_a.take();
+    let sent_b = capture_b.take();
+    assert!(!sent_a.iter().any(|s| s.contains("b_orders")), "{sent_a:?}");
+    assert_eq!(
+        sent_b
+            .iter()
+            .filter(|s| s.contains("FROM `b_orders`"))
+            .count(),
+        1,
+        "{sent_b:?}"
+    );
+    // After the stream: B's connection is back, SQL runs on it again.
+    let rows = session
+        .query_rows_for::<Order>("SELECT COUNT(*) FROM b_orders", &[])
+        .unwrap();
+    assert_eq!(rows[0].values()[0], Value::Int(4));
+    // B is still first in the commit order: its COMMIT failing commits nothing.
+    s.arm("COMMIT");
+    let err = session.commit().unwrap_err();
+    assert!(
+        !matches!(err, Error::PartialCommit { .. }),
+        "B's COMMIT must still go first: {err:?}"
+    );
+    assert!(s.users_on_a().is_empty());
+    assert_eq!(s.orders_on_b().len(), 3);
+
+    // A stream, then a write on B, committed.
+    let session = factory.session();
+    let mut seen = 0;
+    session
+        .query::<Order>()
+        .for_each(|_| {
+            seen += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(seen, 3);
+    session
+        .add(Order {
+            item: "e".into(),
+            ..Order::default()
+        })
+        .unwrap();
+    session.commit().unwrap();
+    assert_eq!(
+        s.orders_on_b()
+            .into_iter()
+            .map(|(_, _, item)| item)
+            .collect::<Vec<_>>(),
+        ["a", "b", "c", "e"]
+    );
+}

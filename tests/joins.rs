@@ -189,6 +189,34 @@ fn select_columns_and_aggregates_across_a_join() {
         .scalars()
         .unwrap();
     assert_eq!(with_mail, ["ed", "fred", "wendy"]);
+    // Objects with columns (SQLAlchemy's query(User, func.count(Post.id))):
+    // the objects come through the identity map.
+    let ed = s.get::<User>(8).unwrap().unwrap();
+    let q = s
+        .query::<User>()
+        .outerjoin(User::POSTS)
+        .add_columns((count(Post::ID), max(Post::SCORE)))
+        .group_by(User::ID)
+        .order_by(User::ID.asc());
+    assert_eq!(
+        q.sql().unwrap().0,
+        "SELECT `users`.`id`, `users`.`name`, COUNT(`posts`.`id`), MAX(`posts`.`score`) \
+         FROM `users` LEFT OUTER JOIN `posts` ON `posts`.`user_id` = `users`.`id` \
+         GROUP BY `users`.`id` ORDER BY `users`.`id` ASC"
+    );
+    let rows = q.all().unwrap();
+    let got: Vec<(String, i64, Option<i32>)> = rows
+        .iter()
+        .map(|(u, (n, best))| (u.read().unwrap().name.clone(), *n, *best))
+        .collect();
+    let expect = [
+        ("jack", 0, None),
+        ("ed", 3, Some(9)),
+        ("fred", 0, None),
+        ("wendy", 1, Some(4)),
+    ];
+    assert_eq!(got, expect.map(|(a, b, c)| (a.to_string(), b, c)));
+    assert!(rows[1].0.ptr_eq(&ed), "the identity map's object");
     let total: Option<i64> = s
         .query::<User>()
         .join(User::POSTS)
@@ -220,6 +248,42 @@ fn join_on_an_explicit_condition() {
     assert_eq!(names(&users, |u| u.name.clone()), ["wendy"]);
     let again = s.get::<User>(10).unwrap().unwrap();
     assert!(again.ptr_eq(&users[0]));
+    // one(): two joined rows of one user are one object; two users are not.
+    let wendy = s
+        .query::<User>()
+        .join(User::ADDRESSES)
+        .filter(Address::EMAIL.like("wendy%"))
+        .one()
+        .unwrap();
+    assert!(wendy.ptr_eq(&users[0]));
+    let err = s.query::<User>().join(User::ADDRESSES).one().unwrap_err();
+    assert!(
+        matches!(err, orm::Error::MultipleResultsFound { .. }),
+        "{err:?}"
+    );
+    let none = s
+        .query::<User>()
+        .join(User::ADDRESSES)
+        .filter(Address::EMAIL.eq("nobody"))
+        .one_or_none()
+        .unwrap();
+    assert!(none.is_none());
+    // Offset and row locks carry over from the query into the join.
+    let q = s
+        .query::<User>()
+        .order_by(User::ID.asc())
+        .limit(1)
+        .offset(1)
+        .with_for_update()
+        .join(User::ADDRESSES);
+    let (sql, params) = q.sql().unwrap();
+    assert!(
+        sql.ends_with("ORDER BY `users`.`id` ASC LIMIT ? OFFSET ? FOR UPDATE"),
+        "{sql}"
+    );
+    assert_eq!(params, [Value::UInt(1), Value::UInt(1)]);
+    // The joined rows are ed, fred, wendy, wendy: the second is fred.
+    assert_eq!(names(&q.all().unwrap(), |u| u.name.clone()), ["fred"]);
     // An outer join on a condition with an IS NULL filter: users without
     // an address (test_joins: outerjoin + filter on None).
     let lonely = s
@@ -352,6 +416,24 @@ fn correlated_subqueries() {
             ("fred".to_string(), Some(0), None),
             ("wendy".to_string(), Some(1), Some(4)),
         ]
+    );
+    // A correlated scalar subquery beside each object.
+    let with_counts = s
+        .query::<User>()
+        .add_columns((s
+            .select::<Post, _>((count(Post::ID),))
+            .correlate(Post::USER_ID.eq_col(User::ID))
+            .scalar_subquery(),))
+        .order_by(User::ID.asc())
+        .all()
+        .unwrap();
+    let counts: Vec<(i64, Option<i64>)> = with_counts
+        .iter()
+        .map(|(u, (n,))| (u.read().unwrap().id, *n))
+        .collect();
+    assert_eq!(
+        counts,
+        [(7, Some(0)), (8, Some(3)), (9, Some(0)), (10, Some(1))]
     );
     // Correlated IN inside a joined query: addresses of users whose best
     // post beats 4.

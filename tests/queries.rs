@@ -158,6 +158,364 @@ fn iter_streams_with_a_flat_identity_map() {
 }
 
 #[test]
+fn for_each_streams_one_statement_with_a_flat_identity_map() {
+    let (db, engine, factory) = setup("q_stream", 20_000);
+    let s = factory.session();
+    // An object loaded before the stream comes back as itself.
+    let seven = s.get::<Job>(7).unwrap().unwrap();
+    let capture = engine.capture_statements();
+    let (mut max_held, mut kept, mut same) = (0, Vec::new(), false);
+    let rows = s
+        .query::<Job>()
+        .order_by(Job::ID.asc())
+        .for_each(|job| {
+            max_held = max_held.max(s.identity_count()?);
+            same |= job.ptr_eq(&seven);
+            let id = job.read()?.id;
+            if id % 5000 == 0 {
+                kept.push(job.clone()); // what the caller keeps stays
+            }
+            if id % 1000 == 1 {
+                job.write()?.state = "seen".into(); // a change stays to be flushed
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(rows, 20_000);
+    assert_eq!(
+        capture.take(),
+        ["SELECT `id`, `state`, `priority` FROM `jobs` ORDER BY `id` ASC"],
+        "one statement"
+    );
+    assert!(same, "the identity map's object was handed out");
+    // The map held the object being handed out plus what was kept or changed.
+    assert!(
+        max_held <= 1 + 4 + 20 + 1,
+        "identity map peaked at {max_held}"
+    );
+    assert_eq!(s.identity_count().unwrap(), 1 + 4 + 20);
+    assert!(kept.iter().all(|j| s.contains(j)));
+    s.commit().unwrap();
+    assert_eq!(
+        db.rows("SELECT COUNT(*) FROM jobs WHERE state = 'seen'"),
+        [["20"]]
+    );
+}
+
+#[test]
+fn for_each_refuses_sql_inside_the_loop_and_the_session_carries_on() {
+    let (db, _engine, factory) = setup("q_stream_busy", 100);
+    let s = factory.session();
+    let mut inner_error = None;
+    let err = s
+        .query::<Job>()
+        .for_each(|job| {
+            // A query inside the loop cannot run on the busy connection.
+            match s.query::<Job>().filter(Job::ID.eq(1)).all() {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    inner_error = Some(e.to_string());
+                    // Adding objects does not need the connection.
+                    s.add(Job {
+                        id: 1000 + job.read()?.id,
+                        state: "copy".into(),
+                        priority: 0,
+                    })?;
+                    Err(orm::Error::invalid("stop"))
+                }
+            }
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("stop"), "{err}");
+    assert!(
+        inner_error.as_deref().unwrap_or("").contains("for_each"),
+        "{inner_error:?}"
+    );
+    // The stream stopped at the first row; the session is usable and its
+    // transaction intact: the added object is flushed with the commit.
+    assert_eq!(
+        s.query::<Job>().count().unwrap(),
+        101,
+        "autoflushed the copy"
+    );
+    s.commit().unwrap();
+    assert_eq!(
+        db.rows("SELECT COUNT(*) FROM jobs WHERE state = 'copy'"),
+        [["1"]]
+    );
+    // rollback() inside the loop ends the transaction: the stream stops.
+    let s = factory.session();
+    let mut seen = 0;
+    let err = s
+        .query::<Job>()
+        .for_each(|job| {
+            seen += 1;
+            job.write()?.state = "lost".into();
+            s.rollback()
+        })
+        .unwrap_err();
+    assert_eq!(seen, 1);
+    assert!(err.to_string().contains("ended while"), "{err}");
+    s.commit().unwrap();
+    assert_eq!(
+        db.rows("SELECT COUNT(*) FROM jobs WHERE state = 'lost'"),
+        [["0"]]
+    );
+}
+
+/// test_update_delete_where.py: UpdateDeleteTest.test_delete,
+/// test_delete_rollback, test_delete_with_bindparams (evaluate / fetch /
+/// expire), checked against the rows.
+#[test]
+fn bulk_delete_synchronize_rules() {
+    for sync in [
+        Synchronize::Evaluate,
+        Synchronize::Fetch,
+        Synchronize::Expire,
+    ] {
+        let (db, engine, factory) = setup("q_delete", 6);
+        let s = factory.session();
+        let jobs = s.query::<Job>().order_by(Job::ID.asc()).all().unwrap();
+        let capture = engine.capture_statements();
+        let deleted = s
+            .query::<Job>()
+            .filter(Job::PRIORITY.le(3).and(Job::ID.ne(1)))
+            .delete(sync)
+            .unwrap();
+        assert_eq!(deleted, 2, "{sync:?}: jobs 2 and 3");
+        let sent = capture.take();
+        assert_eq!(
+            sent.iter().filter(|q| q.starts_with("SELECT")).count(),
+            usize::from(sync == Synchronize::Fetch),
+            "{sync:?}: {sent:?}"
+        );
+        assert_eq!(
+            db.rows("SELECT COUNT(*) FROM jobs"),
+            [["6"]],
+            "not committed"
+        );
+        match sync {
+            Synchronize::Expire => {
+                // Expired: the deleted ones say so at next use, the others reload.
+                assert!(matches!(
+                    jobs[1].read().unwrap_err(),
+                    orm::Error::ObjectDeleted { .. }
+                ));
+                assert_eq!(jobs[3].read().unwrap().priority, 4);
+            }
+            _ => {
+                // As if flushed: out of the session at once, no SQL to find out.
+                assert_eq!(jobs[1].state(), ObjState::Deleted);
+                assert_eq!(jobs[3].state(), ObjState::Persistent);
+                assert_eq!(jobs[3].read().unwrap().priority, 4, "untouched");
+                assert!(capture.take().is_empty());
+                // Out of the identity map: get() asks the database, which
+                // no longer has it.
+                assert!(s.get::<Job>(2).unwrap().is_none());
+            }
+        }
+        let left: Vec<i64> = s
+            .query::<Job>()
+            .order_by(Job::ID.asc())
+            .all()
+            .unwrap()
+            .iter()
+            .map(|j| j.read().unwrap().id)
+            .collect();
+        assert_eq!(left, [1, 4, 5, 6], "{sync:?}");
+        // Rollback brings the rows and (evaluate/fetch) the objects back.
+        s.rollback().unwrap();
+        assert_eq!(db.rows("SELECT COUNT(*) FROM jobs"), [["6"]]);
+        if sync != Synchronize::Expire {
+            assert!(s.contains(&jobs[1]), "{sync:?}: restored by rollback");
+            assert_eq!(jobs[1].read().unwrap().id, 2);
+        }
+        // And commit makes it stick: the objects end detached.
+        s.query::<Job>()
+            .filter(Job::ID.eq(2))
+            .delete(Synchronize::Evaluate)
+            .unwrap();
+        s.commit().unwrap();
+        assert_eq!(jobs[1].state(), ObjState::Detached, "{sync:?}");
+        assert_eq!(db.rows("SELECT COUNT(*) FROM jobs WHERE id = 2"), [["0"]]);
+    }
+}
+
+/// test_update_delete_where.py: test_update (`age = age - 10`),
+/// test_update_changes_resets_dirty, test_update_fetch_returning,
+/// test_evaluate_invalid (an unevaluable filter fails before any SQL).
+#[test]
+fn bulk_update_with_expressions() {
+    let (db, engine, factory) = setup("q_update_expr", 6);
+    let s = factory.session();
+    let jobs = s.query::<Job>().order_by(Job::ID.asc()).all().unwrap();
+    // An unflushed change to another column of a matched object.
+    jobs[3].write().unwrap().state = "mine".into();
+    let capture = engine.capture_statements();
+    let n = s
+        .query::<Job>()
+        .filter(Job::PRIORITY.ge(3))
+        .update(
+            [
+                Job::PRIORITY.set_expr(Job::PRIORITY * 10),
+                Job::STATE.set("big"),
+            ],
+            Synchronize::Evaluate,
+        )
+        .unwrap();
+    assert_eq!(n, 4, "jobs 3, 4, 5, 6");
+    let sent = capture.take();
+    assert_eq!(sent.len(), 2, "autoflush, then the UPDATE: {sent:?}");
+    assert_eq!(
+        sent[1],
+        "UPDATE `jobs` SET `priority` = `priority` * ?, `state` = ? WHERE `priority` >= ?"
+    );
+    let values: Vec<(i32, String)> = jobs
+        .iter()
+        .map(|j| {
+            let j = j.read().unwrap();
+            (j.priority, j.state.clone())
+        })
+        .collect();
+    let expect = [
+        (1, "new"),
+        (2, "new"),
+        (30, "big"),
+        (40, "big"),
+        (50, "big"),
+        (60, "big"),
+    ];
+    assert_eq!(values, expect.map(|(p, st)| (p, st.to_string())));
+    assert!(capture.take().is_empty(), "computed in memory, no reload");
+    // Nothing left to flush: the objects hold what the rows hold.
+    s.commit().unwrap();
+    assert!(
+        capture.take().iter().all(|q| !q.starts_with("UPDATE")),
+        "no second UPDATE"
+    );
+    assert_eq!(
+        db.rows("SELECT priority, state FROM jobs ORDER BY id"),
+        [
+            ["1", "new"],
+            ["2", "new"],
+            ["30", "big"],
+            ["40", "big"],
+            ["50", "big"],
+            ["60", "big"]
+        ]
+    );
+    // Fetch with a server-computed value: the matched objects are expired
+    // and load the server's value.
+    let s = factory.session();
+    let jobs = s.query::<Job>().order_by(Job::ID.asc()).all().unwrap();
+    s.query::<Job>()
+        .filter(Job::PRIORITY.gt(40))
+        .update(
+            [Job::PRIORITY.set_expr(Job::PRIORITY - 45)],
+            Synchronize::Fetch,
+        )
+        .unwrap();
+    assert!(jobs[4].is_expired() && jobs[5].is_expired());
+    assert!(!jobs[3].is_expired(), "not matched, not touched");
+    assert_eq!(jobs[4].read().unwrap().priority, 5);
+    assert_eq!(jobs[5].read().unwrap().priority, 15);
+    s.commit().unwrap();
+    // A filter the session cannot evaluate is refused before any SQL.
+    let s = factory.session();
+    let _jobs = s.query::<Job>().all().unwrap();
+    let capture = engine.capture_statements();
+    let err = s
+        .query::<Job>()
+        .filter(Job::ID.in_select(s.select::<Job, _>((Job::ID,)).filter(Job::PRIORITY.eq(1))))
+        .update([Job::STATE.set("x")], Synchronize::Evaluate)
+        .unwrap_err();
+    assert!(err.to_string().contains("Synchronize::Fetch"), "{err}");
+    assert!(capture.take().is_empty(), "no SQL");
+    assert_eq!(
+        db.rows("SELECT COUNT(*) FROM jobs WHERE state = 'x'"),
+        [["0"]]
+    );
+}
+
+/// test_query.py OperatorTest: startswith / endswith / contains take
+/// their text literally (autoescape), on both backends, and the in-memory
+/// evaluation of a bulk update agrees with the database.
+#[test]
+fn text_matching_takes_wildcards_literally_on_both_backends() {
+    for backend in [common::Backend::MySql, common::Backend::Sqlite] {
+        let db = TestDb::on(backend, "q_like");
+        let engine = orm::create_engine(&db.url).expect("engine");
+        orm::schema::create_all(&engine, &[Job::table()]).unwrap();
+        let factory = SessionFactory::new(engine.clone());
+        let s = factory.session();
+        for (id, state) in [
+            (1, "50%_off"),
+            (2, "500 off"),
+            (3, "a_b"),
+            (4, "axb"),
+            (5, "c:\\tmp"),
+        ] {
+            s.add(Job {
+                id,
+                state: state.into(),
+                priority: 0,
+            })
+            .unwrap();
+        }
+        s.commit().unwrap();
+        let ids = |f: orm::expr::Filter<Job>| -> Vec<i64> {
+            s.query::<Job>()
+                .filter(f)
+                .order_by(Job::ID.asc())
+                .all()
+                .unwrap()
+                .iter()
+                .map(|j| j.read().unwrap().id)
+                .collect()
+        };
+        assert_eq!(ids(Job::STATE.starts_with("50%")), [1], "{backend:?}");
+        assert_eq!(
+            ids(Job::STATE.like("50%")),
+            [1, 2],
+            "{backend:?}: a wildcard"
+        );
+        assert_eq!(ids(Job::STATE.contains("_")), [1, 3], "{backend:?}");
+        assert_eq!(ids(Job::STATE.like("a_b")), [3, 4], "{backend:?}");
+        assert_eq!(ids(Job::STATE.ends_with(":\\tmp")), [5], "{backend:?}");
+        let capture = engine.capture_statements();
+        let _ = ids(Job::STATE.contains("%"));
+        let sent = capture.take();
+        let escape = if backend == common::Backend::Sqlite {
+            " ESCAPE '\\'"
+        } else {
+            ""
+        };
+        assert!(
+            sent[0].ends_with(&format!("LIKE ?{escape} ORDER BY {}", db.sql("`id` ASC"))),
+            "{sent:?}"
+        );
+        // Evaluate agrees with the database on escaped patterns.
+        let all = s.query::<Job>().order_by(Job::ID.asc()).all().unwrap();
+        s.query::<Job>()
+            .filter(Job::STATE.contains("_"))
+            .update([Job::PRIORITY.set(9)], Synchronize::Evaluate)
+            .unwrap();
+        let evaluated: Vec<i32> = all.iter().map(|j| j.read().unwrap().priority).collect();
+        s.commit().unwrap();
+        let stored: Vec<i32> = s
+            .query::<Job>()
+            .order_by(Job::ID.asc())
+            .all()
+            .unwrap()
+            .iter()
+            .map(|j| j.read().unwrap().priority)
+            .collect();
+        assert_eq!(evaluated, [9, 0, 9, 0, 0], "{backend:?}");
+        assert_eq!(stored, evaluated, "{backend:?}");
+    }
+}
+
+#[test]
 fn bulk_update_keeps_session_objects_consistent() {
     for sync in [
         Synchronize::Evaluate,

@@ -902,7 +902,10 @@ fn queries_filter_order_limit_and_report_cardinality_errors(b: Backend) {
     assert!(bob.ptr_eq(&raw[0]));
     // Bulk delete expires what it may have deleted.
     assert_eq!(
-        s.query::<User>().filter(User::AGE.eq(17)).delete().unwrap(),
+        s.query::<User>()
+            .filter(User::AGE.eq(17))
+            .delete(orm::query::Synchronize::Expire)
+            .unwrap(),
         2
     );
     assert!(matches!(

@@ -523,3 +523,69 @@ fn get_tries_the_key_choosers_shards_in_order() {
     assert_eq!(asked.len(), 4);
     assert_eq!(asked[0], Key::new(vec![Value::Int(2)]));
 }
+
+/// `for_each` streams from one shard (its query chooser's, or `on_shard`),
+/// on that shard's connection; the objects it yields are that shard's (the
+/// identity map keeps one map per model and shard, so key 100 on west is
+/// not key 100 on east). A query over several shards is refused.
+#[test]
+fn for_each_streams_from_one_shard_and_refuses_a_fan_out() {
+    let s = Setup::new("shard_stream");
+    let factory = s.factory();
+    let session = factory.session();
+    let east = ShardId::new("east");
+    let west = ShardId::new("west");
+    session
+        .add_to_shard(&east, location(100, "Asia", "Osaka"))
+        .unwrap();
+    session
+        .add_to_shard(&west, location(100, "Asia", "Lima"))
+        .unwrap();
+    session
+        .add_to_shard(&west, location(101, "Asia", "Cusco"))
+        .unwrap();
+    session.commit().unwrap();
+
+    let session = factory.session();
+    let osaka = session.query::<Location>().on_shard("east").one().unwrap();
+    let east_capture = s.east.capture_statements();
+    let west_capture = s.west_engine.capture_statements();
+    let mut kept = Vec::new();
+    let rows = session
+        .query::<Location>()
+        .on_shard("west")
+        .order_by(Location::ID.asc())
+        .for_each(|obj| {
+            kept.push(obj);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(rows, 2);
+    assert_eq!(cities(&kept), ["Lima", "Cusco"]);
+    assert!(!kept[0].ptr_eq(&osaka));
+    assert_eq!(session.shard_of(&kept[0]), Some(west.clone()));
+    assert_eq!(osaka.read().unwrap().city, "Osaka");
+    assert_eq!(session.identity_count().unwrap(), 3);
+    assert!(selects(&east_capture.take()).is_empty());
+    assert_eq!(selects(&west_capture.take()).len(), 1);
+    // The same key again, on each shard, through the identity map.
+    let again = session
+        .query::<Location>()
+        .filter(Location::ID.eq(100))
+        .all()
+        .unwrap();
+    assert_eq!(again.len(), 2);
+    assert!(again.iter().any(|o| o.ptr_eq(&osaka)));
+    assert!(again.iter().any(|o| o.ptr_eq(&kept[0])));
+    assert_eq!(selects(&east_capture.take()).len(), 1);
+    assert_eq!(selects(&west_capture.take()).len(), 1);
+
+    let err = session
+        .query::<Location>()
+        .for_each(|_| Ok(()))
+        .unwrap_err();
+    assert!(err.to_string().contains("several shards"), "{err}");
+    // Refused before any SQL went out.
+    assert!(selects(&east_capture.take()).is_empty());
+    assert!(selects(&west_capture.take()).is_empty());
+}

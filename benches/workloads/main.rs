@@ -17,7 +17,7 @@
 //!
 //! W9 is a report (per-user post count and average score, a typed select
 //! over an outer join, 10,000 users); W10 streams `BENCH_W10_ROWS` users
-//! (default 1,000,000, seeded once) through `iter()`, whose peak heap must
+//! (default 1,000,000, seeded once) through `for_each`, whose peak heap must
 //! not grow with the row count.
 //!
 //! The read-only workloads (W2, W3, W8, W9, W10) use an ORM engine with

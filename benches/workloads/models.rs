@@ -70,12 +70,12 @@ pub fn report_posts(i: i64) -> impl Iterator<Item = i32> {
 /// One row of W9's report.
 pub type ReportRow = (i64, String, i64, Option<f64>);
 
-/// Adds W9 report rows to a digest (the average rounded to 1e-6, as
-/// both sides decode the server's DECIMAL into an `f64`).
+/// Adds W9 report rows to a digest (the average rounded to 1e-3: MariaDB's
+/// `AVG` of integers is a DECIMAL with 4 decimals).
 pub fn digest_report<'a>(rows: impl IntoIterator<Item = &'a ReportRow>) -> Digest {
     let mut d = Digest::default();
     for (id, name, posts, avg) in rows {
-        let avg = avg.map_or(i64::MIN, |a| (a * 1e6).round() as i64);
+        let avg = avg.map_or(i64::MIN, |a| (a * 1e3).round() as i64);
         d.fold(&[
             &id.to_le_bytes(),
             name.as_bytes(),

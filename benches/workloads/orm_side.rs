@@ -36,6 +36,7 @@ fn digest_user(d: &mut Digest, u: &User) {
 }
 
 /// W1: N users added and committed in one transaction; returns their ids.
+#[inline(never)]
 pub fn w1_insert(f: &SessionFactory, n: usize) -> Vec<i64> {
     let s = f.session();
     let mut objs = Vec::with_capacity(n);
@@ -48,6 +49,7 @@ pub fn w1_insert(f: &SessionFactory, n: usize) -> Vec<i64> {
 }
 
 /// W2: all users as objects, read, then the session closed and the objects released.
+#[inline(never)]
 pub fn w2_load(f: &SessionFactory) -> Digest {
     let s = f.session();
     let users = ok(s.query::<User>().all());
@@ -62,6 +64,7 @@ pub fn w2_load(f: &SessionFactory) -> Digest {
 }
 
 /// W3: lookups by key on `s` (run cold, then warm, on one session).
+#[inline(never)]
 pub fn w3_get(s: &Session, ids: &[i64]) -> Vec<Obj<User>> {
     ids.iter()
         .map(|&id| ok(s.get::<User>(id)).expect("user exists"))
@@ -69,6 +72,7 @@ pub fn w3_get(s: &Session, ids: &[i64]) -> Vec<Obj<User>> {
 }
 
 /// W3 cold as a whole: a new session, the lookups, the session's end.
+#[inline(never)]
 pub fn w3_cold(f: &SessionFactory, ids: &[i64]) -> Digest {
     let s = f.session();
     let users = w3_get(&s, ids);
@@ -83,6 +87,7 @@ pub fn w3_cold(f: &SessionFactory, ids: &[i64]) -> Digest {
 }
 
 /// W4: load all users, change each score, commit.
+#[inline(never)]
 pub fn w4_update(f: &SessionFactory) -> usize {
     let s = f.session();
     let users = ok(s.query::<User>().all());
@@ -97,6 +102,7 @@ pub fn w4_update(f: &SessionFactory) -> usize {
 /// W5: users with 10 posts each, as relationship code is written: each
 /// post pushed onto its user's `posts` (the save-update cascade adds it,
 /// the flush fills in `user_id`), one commit. Returns the ids.
+#[inline(never)]
 pub fn w5_graph(f: &SessionFactory, users: usize) -> (Vec<i64>, Vec<i64>) {
     let s = f.session();
     let mut us = Vec::with_capacity(users);
@@ -126,6 +132,7 @@ pub fn w5_graph(f: &SessionFactory, users: usize) -> (Vec<i64>, Vec<i64>) {
 }
 
 /// W6: one session and transaction per id.
+#[inline(never)]
 pub fn w6_short(f: &SessionFactory, ids: &[i64]) {
     for &id in ids {
         let s = f.session();
@@ -137,6 +144,7 @@ pub fn w6_short(f: &SessionFactory, ids: &[i64]) {
 
 /// W7: load every user with its posts and delete the users; the `delete`
 /// cascade deletes the posts (children first). Returns (posts, users).
+#[inline(never)]
 pub fn w7_delete(f: &SessionFactory) -> (u64, usize) {
     let s = f.session();
     let users = ok(s.query::<User>().load(User::POSTS).all());
@@ -152,6 +160,7 @@ pub fn w7_delete(f: &SessionFactory) -> (u64, usize) {
 
 /// W8: 1,000 users and their posts, eagerly (`selectin`: 2 statements),
 /// read, then released.
+#[inline(never)]
 pub fn w8_eager(f: &SessionFactory) -> Digest {
     let s = f.session();
     let users = ok(s.query::<User>().load(User::POSTS).all());
@@ -192,16 +201,15 @@ pub fn w9_report(f: &SessionFactory) -> Digest {
     digest_report(&rows)
 }
 
-/// W10: every user streamed through `iter()` in batches, each object
+/// W10: every user streamed from one statement (`for_each`), each object
 /// folded into the digest and dropped.
 pub fn w10_stream(f: &SessionFactory) -> Digest {
     let s = f.session();
     let mut d = Digest::default();
-    for u in ok(s.query::<User>().yield_per(1000).iter()) {
-        let u = ok(u);
-        let user = ok(u.read());
-        digest_user(&mut d, &user);
-    }
+    ok(s.query::<User>().for_each(|u| {
+        digest_user(&mut d, &*u.read()?);
+        Ok(())
+    }));
     s.close();
     d
 }

@@ -181,6 +181,7 @@ fn w1_insert_bulk(raw: &mut Raw, n: usize) -> Vec<RawUser> {
 }
 
 /// W1: N users inserted in one transaction; every struct gets its id.
+#[inline(never)]
 pub fn w1_insert(raw: &mut Raw, n: usize) -> Vec<RawUser> {
     if std::env::var("BENCH_RAW_INSERT").is_ok_and(|v| v == "bulk") {
         return w1_insert_bulk(raw, n);
@@ -209,6 +210,7 @@ pub fn w1_insert(raw: &mut Raw, n: usize) -> Vec<RawUser> {
 }
 
 /// W2: all users as structs.
+#[inline(never)]
 pub fn w2_load(raw: &mut Raw) -> Vec<RawUser> {
     raw.conn
         .exec_map(SELECT_USERS, (), user_from_row)
@@ -216,6 +218,7 @@ pub fn w2_load(raw: &mut Raw) -> Vec<RawUser> {
 }
 
 /// W3 cold: primary-key lookups, kept in a hand-written identity map.
+#[inline(never)]
 pub fn w3_cold(
     raw: &mut Raw,
     ids: &[i64],
@@ -236,6 +239,7 @@ pub fn w3_cold(
 }
 
 /// W3 warm: the same lookups from the map.
+#[inline(never)]
 pub fn w3_warm(ids: &[i64], cache: &HashMap<i64, Rc<RawUser>>) -> Vec<Rc<RawUser>> {
     ids.iter()
         .map(|id| cache.get(id).cloned().expect("cached"))
@@ -275,6 +279,7 @@ fn update_scores<Q: Queryable>(
 }
 
 /// W4: load all users, change each score, commit.
+#[inline(never)]
 pub fn w4_update(raw: &mut Raw) -> usize {
     let per_stmt = raw.rows_per_statement(2);
     let mut tx = raw
@@ -291,6 +296,7 @@ pub fn w4_update(raw: &mut Raw) -> usize {
 }
 
 /// W5: `users` users with 10 posts each, one transaction.
+#[inline(never)]
 pub fn w5_graph(raw: &mut Raw, users: usize) -> (Vec<RawUser>, Vec<RawPost>) {
     let consecutive = raw.consecutive;
     let mut us: Vec<RawUser> = (1..=users as i64).map(new_user).collect();
@@ -346,6 +352,7 @@ pub fn w5_graph(raw: &mut Raw, users: usize) -> (Vec<RawUser>, Vec<RawPost>) {
 }
 
 /// W6: one short transaction per id, each on a connection from the pool.
+#[inline(never)]
 pub fn w6_short(raw: &mut Raw, ids: &[i64]) {
     for &id in ids {
         let mut conn = raw.pool.get_conn().expect("pool checkout");
@@ -364,6 +371,7 @@ pub fn w6_short(raw: &mut Raw, ids: &[i64]) {
 }
 
 /// W7: delete all posts, then load every user and delete them by key.
+#[inline(never)]
 pub fn w7_delete(raw: &mut Raw) -> (u64, usize) {
     let per_stmt = raw.rows_per_statement(1);
     let mut tx = raw
@@ -389,6 +397,7 @@ const SELECT_POSTS_OF: &str =
 /// W8: all users and their posts: the same two queries as the ORM's
 /// `selectin` load (the users, then their posts by `user_id IN (...)`),
 /// the posts grouped under their users.
+#[inline(never)]
 pub fn w8_eager(raw: &mut Raw) -> Vec<(RawUser, Vec<RawPost>)> {
     let users: Vec<RawUser> = raw
         .conn

@@ -146,6 +146,19 @@ pub trait Connection: Send {
         each: &mut dyn FnMut(Row) -> Result<()>,
     ) -> Result<()>;
 
+    /// Like [`query`](Self::query), handing `each` one `Row` that the
+    /// backend may clear and refill for every row of the result set (one
+    /// allocation per query instead of one per row): `each` takes what it
+    /// keeps with [`Row::take`]. The default calls `query`.
+    fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut dyn FnMut(&mut Row) -> Result<()>,
+    ) -> Result<()> {
+        self.query(sql, params, &mut |mut row| each(&mut row))
+    }
+
     /// Checks that the connection is alive with the cheapest round trip.
     fn ping(&mut self) -> Result<()>;
 
@@ -193,6 +206,16 @@ pub trait Connection: Send {
     fn refresh_server_info(&mut self) -> Result<()> {
         Ok(())
     }
+
+    /// The replication position (MariaDB: the GTID) of the transaction the
+    /// last statement committed, when the server reported it with that
+    /// statement's outcome (MariaDB's session state tracking of `last_gtid`,
+    /// when `session_track_system_variables` includes it). Used by read
+    /// replicas for read-your-writes. The default is `None` (not reported;
+    /// the caller asks the server).
+    fn tracked_commit_position(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Opens connections. One per engine; shared by all its pool's threads.
@@ -227,6 +250,13 @@ pub trait Dialect: Send + Sync {
 
     /// Text appended after a CREATE TABLE's closing parenthesis (`ENGINE=InnoDB`).
     fn create_table_suffix(&self) -> &'static str;
+
+    /// What follows `LIKE ?` so that a backslash escapes `%`, `_` and
+    /// itself in the pattern: nothing on MySQL/MariaDB (their default),
+    /// ` ESCAPE '\'` on SQLite (no default escape character).
+    fn like_escape_sql(&self) -> &'static str {
+        ""
+    }
 
     /// The clause that locks the rows a SELECT reads, appended after its
     /// `LIMIT` (MySQL/MariaDB spelling by default: `FOR UPDATE`,

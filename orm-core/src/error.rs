@@ -18,7 +18,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum DbErrorKind {
     /// The connection is gone (I/O error, server gone away, killed, timed
-    /// out). The connection is invalidated; a transaction open on it is lost.
+    /// out), or is useless until the server recovers (a Galera node out of
+    /// the cluster's primary component, error 1047). The connection is
+    /// invalidated; a transaction open on it is lost.
     ConnectionLost,
     /// A constraint was violated (duplicate key, foreign key).
     Integrity,

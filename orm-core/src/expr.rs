@@ -204,6 +204,7 @@ impl Expr {
             Expr::Like { column, pattern } => {
                 column_sql(column, sql);
                 sql.push_str(" LIKE ?");
+                sql.push_str(dialect.like_escape_sql());
                 params.push(pattern.clone());
             }
             Expr::IsNull { column, negated } => {
@@ -407,23 +408,38 @@ pub(crate) fn compare_values(a: &Value, b: &Value) -> Option<std::cmp::Ordering>
     }
 }
 
-/// SQL `LIKE` with `%` and `_` (no escape character).
+/// SQL `LIKE` with `%` and `_`, a backslash escaping the next character.
 fn like_matches(text: &str, pattern: &str) -> bool {
     let t: Vec<char> = text.chars().collect();
-    let p: Vec<char> = pattern.chars().collect();
+    // Each pattern element: a literal character, or a wildcard.
+    let mut p: Vec<char> = Vec::new();
+    let mut literal: Vec<bool> = Vec::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                p.push(chars.next().unwrap_or('\\'));
+                literal.push(true);
+            }
+            c => {
+                p.push(c);
+                literal.push(false);
+            }
+        }
+    }
     // dp[j]: pattern[..j] matches text[..i]
     let mut dp = vec![false; p.len() + 1];
     dp[0] = true;
     for j in 1..=p.len() {
-        dp[j] = dp[j - 1] && p[j - 1] == '%';
+        dp[j] = dp[j - 1] && p[j - 1] == '%' && !literal[j - 1];
     }
     for &c in &t {
         let mut next = vec![false; p.len() + 1];
         for j in 1..=p.len() {
-            next[j] = match p[j - 1] {
-                '%' => next[j - 1] || dp[j],
-                '_' => dp[j - 1],
-                pc => dp[j - 1] && pc == c,
+            next[j] = match (p[j - 1], literal[j - 1]) {
+                ('%', false) => next[j - 1] || dp[j],
+                ('_', false) => dp[j - 1],
+                (pc, _) => dp[j - 1] && pc == c,
             };
         }
         dp = next;
@@ -641,15 +657,75 @@ impl<M> Clone for Order<M> {
 }
 impl<M> Copy for Order<M> {}
 
-/// `column = value` in a bulk `Query::update`, made by `Column::set`.
+/// `column = value` (or `column = other op value`) in a bulk
+/// `Query::update`, made by `Column::set` or `Column::set_expr`.
 pub struct Assignment<M> {
     /// The column's index in the table.
     pub index: usize,
     /// The column name.
     pub column: &'static str,
-    /// The new value.
+    /// The new value, or the operand of `arith`.
     pub value: Value,
+    /// `Some((source column, operator))`: the new value is
+    /// `source operator value` (`SET age = age - ?`), computed by the server.
+    pub arith: Option<(&'static str, ArithOp)>,
     _model: PhantomData<fn() -> M>,
+}
+
+/// An arithmetic operator of `Column + value` expressions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArithOp {
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+}
+
+impl ArithOp {
+    /// ` + `, ` - ` or ` * `.
+    pub(crate) fn sql(self) -> &'static str {
+        match self {
+            ArithOp::Add => " + ",
+            ArithOp::Sub => " - ",
+            ArithOp::Mul => " * ",
+        }
+    }
+
+    /// `a op b` computed in memory as the database would for integers and
+    /// floats; `None` for other kinds or on overflow (the caller then
+    /// cannot know the value the server computed).
+    pub(crate) fn apply(self, a: &Value, b: &Value) -> Option<Value> {
+        fn float(v: &Value) -> Option<f64> {
+            match v {
+                Value::Int(i) => Some(*i as f64),
+                Value::UInt(u) => Some(*u as f64),
+                Value::Float(f) => Some(f64::from(*f)),
+                Value::Double(d) => Some(*d),
+                _ => None,
+            }
+        }
+        let int = |x: i64, y: i64| match self {
+            ArithOp::Add => x.checked_add(y),
+            ArithOp::Sub => x.checked_sub(y),
+            ArithOp::Mul => x.checked_mul(y),
+        };
+        match (a, b) {
+            (Value::Null, _) | (_, Value::Null) => Some(Value::Null),
+            (Value::Int(x), Value::Int(y)) => int(*x, *y).map(Value::Int),
+            (Value::UInt(x), Value::Int(y)) => int(i64::try_from(*x).ok()?, *y).map(Value::Int),
+            (Value::Int(x), Value::UInt(y)) => int(*x, i64::try_from(*y).ok()?).map(Value::Int),
+            _ => {
+                let (x, y) = (float(a)?, float(b)?);
+                Some(Value::Double(match self {
+                    ArithOp::Add => x + y,
+                    ArithOp::Sub => x - y,
+                    ArithOp::Mul => x * y,
+                }))
+            }
+        }
+    }
 }
 
 impl<M, T> Column<M, T> {
@@ -660,6 +736,22 @@ impl<M, T> Column<M, T> {
             index: self.index,
             column: self.name,
             value: value.into_value(),
+            arith: None,
+            _model: PhantomData,
+        }
+    }
+
+    /// `SET column = other op value` for a bulk `Query::update`, computed
+    /// by the server from each row's own value: `User::AGE.set_expr(User::AGE - 10)`.
+    /// With `Synchronize::Evaluate` the session computes the same in memory
+    /// for its objects (integers and floats).
+    pub fn set_expr(self, expr: crate::select::Arith<M, T>) -> Assignment<M> {
+        let (source, op, value) = expr.into_parts();
+        Assignment {
+            index: self.index,
+            column: self.name,
+            value,
+            arith: Some((source, op)),
             _model: PhantomData,
         }
     }
@@ -774,12 +866,29 @@ impl<M, T> Column<M, T> {
 }
 
 impl<M, T: TextColumn> Column<M, T> {
-    /// `column LIKE pattern` (`%` and `_` are wildcards).
+    /// `column LIKE pattern` (`%` and `_` are wildcards, a backslash
+    /// escapes them; MySQL's rules, on SQLite too).
     pub fn like(self, pattern: &str) -> Filter<M> {
         Filter::new(Expr::Like {
             column: self.name,
             pattern: Value::Text(pattern.to_owned()),
         })
+    }
+
+    /// `column LIKE 'text%'`, `text` taken literally (its `%`, `_` and
+    /// backslashes escaped): SQLAlchemy's `startswith`.
+    pub fn starts_with(self, text: &str) -> Filter<M> {
+        self.like(&format!("{}%", escape_like(text)))
+    }
+
+    /// `column LIKE '%text'`, `text` taken literally: SQLAlchemy's `endswith`.
+    pub fn ends_with(self, text: &str) -> Filter<M> {
+        self.like(&format!("%{}", escape_like(text)))
+    }
+
+    /// `column LIKE '%text%'`, `text` taken literally: SQLAlchemy's `contains`.
+    pub fn contains(self, text: &str) -> Filter<M> {
+        self.like(&format!("%{}%", escape_like(text)))
     }
 }
 
@@ -894,4 +1003,16 @@ column_cmp! {
     gt_col => CmpOp::Gt;
     /// `column >= other`.
     ge_col => CmpOp::Ge;
+}
+
+/// `text` with the `LIKE` wildcards and the escape character escaped.
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }

@@ -15,7 +15,7 @@
 //! The objects returned are the query's model, through the identity map,
 //! each once even when a one-to-many join repeats it. `outerjoin` keeps the
 //! rows without a match. A model may appear once per query; join a second
-//! copy of a table under an alias ([`Aliased`](crate::source::Aliased),
+//! copy of a table under an alias ([`Aliased`],
 //! `Node::PARENT.alias::<1>()`). Besides relationships, a join can follow an
 //! explicit condition (`join_on`) or join a subquery (`join_subquery`), and
 //! the query can select columns and aggregates of every joined source into
@@ -263,6 +263,15 @@ impl<'s, M: Model> crate::query::Query<'s, M> {
     /// (`LEFT OUTER JOIN`).
     pub fn outerjoin<T: Joinable, R: JoinRel<M, T>>(self, rel: R) -> JoinQuery<'s, M, (T,)> {
         JoinQuery::<M, ()>::start(self).outerjoin(rel)
+    }
+
+    /// The query's objects each with a tuple of columns or expressions
+    /// (a correlated `scalar_subquery()`, say): see [`JoinQuery::add_columns`].
+    pub fn add_columns<S: JoinSelection<(M, ()), I>, I>(
+        self,
+        selection: S,
+    ) -> EntitySelect<'s, M, (), S::Row> {
+        JoinQuery::<M, ()>::start(self).add_columns(selection)
     }
 
     /// Joins `T` (a model, or an [`Aliased`] one) on an explicit condition
@@ -521,12 +530,26 @@ impl<'s, M: Model, J> JoinQuery<'s, M, J> {
         selection.render(dialect, &mut sql, &mut params);
         JoinSelect {
             query: self,
+            entity: false,
             selection: (sql, params),
             group: Vec::new(),
             having: Vec::new(),
             distinct: false,
             _row: PhantomData,
         }
+    }
+
+    /// Selects the query's objects together with columns and aggregates of
+    /// its sources (SQLAlchemy's `query(User, func.count(Post.id))` /
+    /// `add_columns`): each row gives the object, through the identity map,
+    /// and the tuple. `.add_columns((count(Post::ID),)).group_by(User::ID)`.
+    pub fn add_columns<S: JoinSelection<(M, J), I>, I>(
+        self,
+        selection: S,
+    ) -> EntitySelect<'s, M, J, S::Row> {
+        let mut inner = self.select(selection);
+        inner.entity = true;
+        EntitySelect { inner }
     }
 
     /// Appends ` FROM ... JOIN ... WHERE ...`.
@@ -716,6 +739,10 @@ impl<'s, M: Model, J> JoinQuery<'s, M, J> {
     /// The query's objects (each once), after autoflush.
     pub fn all(self) -> Result<Vec<Obj<M>>> {
         let (sql, params) = self.sql()?;
+        if self.lock.is_some() {
+            // Row locks are taken on the primary, in its transaction.
+            self.session.use_primary(M::table())?;
+        }
         self.session.autoflush()?;
         if !self.contains_eager {
             let objs = crate::session::load_rows_joined::<M>(self.session, &sql, &params, &[])?;
@@ -739,7 +766,8 @@ impl<'s, M: Model, J> JoinQuery<'s, M, J> {
                 .find(|(k, _)| *k + 1 == source)
                 .map(|(_, row)| *row)
         };
-        let rows = crate::session::load_rows_joined_each::<M>(self.session, &sql, &params, &joins)?;
+        let rows =
+            crate::session::load_rows_joined_each::<M>(self.session, &sql, &params, &joins, None)?;
         // Collections from the joined rows: per step, owner → its children.
         for (k, row_pos) in &loaded {
             let On::Rel {
@@ -794,10 +822,44 @@ impl<'s, M: Model, J> JoinQuery<'s, M, J> {
     }
 }
 
+impl<M: Model, J> JoinQuery<'_, M, J> {
+    /// The first object (`LIMIT 1` on the joined rows), if any.
+    pub fn first(mut self) -> Result<Option<Obj<M>>> {
+        self.limit = Some(1);
+        Ok(self.all()?.into_iter().next())
+    }
+
+    /// Exactly one object: [`Error::NoResultFound`] or
+    /// [`Error::MultipleResultsFound`] otherwise (a one-to-many join that
+    /// repeats one object is still one object).
+    pub fn one(self) -> Result<Obj<M>> {
+        match self.one_or_none()? {
+            Some(obj) => Ok(obj),
+            None => Err(Error::NoResultFound {
+                table: M::table().name,
+            }),
+        }
+    }
+
+    /// At most one object: `None` without rows,
+    /// [`Error::MultipleResultsFound`] with several.
+    pub fn one_or_none(self) -> Result<Option<Obj<M>>> {
+        let mut objs = self.all()?;
+        match objs.len() {
+            0 | 1 => Ok(objs.pop()),
+            _ => Err(Error::MultipleResultsFound {
+                table: M::table().name,
+            }),
+        }
+    }
+}
+
 /// A typed select over a joined query's sources (made by
 /// [`JoinQuery::select`]): each row decodes into the tuple `R`.
 pub struct JoinSelect<'s, M: Model, J, R> {
     query: JoinQuery<'s, M, J>,
+    /// Select the query's model's columns first (`add_columns`).
+    entity: bool,
     selection: (String, Vec<Value>),
     group: Vec<(Cow<'static, str>, &'static str)>,
     having: Vec<Expr>,
@@ -856,6 +918,15 @@ impl<'s, M: Model, J, R: FromRow> JoinSelect<'s, M, J, R> {
         } else {
             "SELECT "
         });
+        if self.entity {
+            let table = M::table();
+            for c in table.columns {
+                dialect.quote_ident(table.name, &mut sql);
+                sql.push('.');
+                dialect.quote_ident(c.name, &mut sql);
+                sql.push_str(", ");
+            }
+        }
         sql.push_str(&self.selection.0);
         let mut params = self.selection.1.clone();
         self.query.render_from(&mut sql, &mut params)?;
@@ -882,6 +953,10 @@ impl<'s, M: Model, J, R: FromRow> JoinSelect<'s, M, J, R> {
             ));
         }
         let (sql, params) = self.sql()?;
+        if self.query.lock.is_some() {
+            // Row locks are taken on the primary, in its transaction.
+            self.query.session.use_primary(M::table())?;
+        }
         self.query
             .session
             .query_rows_for::<M>(&sql, &params)?
@@ -922,5 +997,92 @@ impl<M: Model, J, A: FromValue> JoinSelect<'_, M, J, (A,)> {
     /// The first column of every row.
     pub fn scalars(self) -> Result<Vec<A>> {
         Ok(self.all()?.into_iter().map(|(a,)| a).collect())
+    }
+}
+
+/// A joined query's objects each with a tuple of columns and aggregates
+/// (made by [`JoinQuery::add_columns`]).
+pub struct EntitySelect<'s, M: Model, J, R> {
+    inner: JoinSelect<'s, M, J, R>,
+}
+
+impl<'s, M: Model, J, R: FromRow> EntitySelect<'s, M, J, R> {
+    /// Adds a `WHERE` condition on any source of the query.
+    pub fn filter<I>(self, condition: impl Condition<(M, J), I>) -> Self {
+        EntitySelect {
+            inner: self.inner.filter(condition),
+        }
+    }
+
+    /// Adds a `GROUP BY` column of any source of the query (group by the
+    /// model's key to count per object).
+    pub fn group_by<X: Source, T, I>(self, column: Column<X, T>) -> Self
+    where
+        (M, J): Has<X, I>,
+    {
+        EntitySelect {
+            inner: self.inner.group_by(column),
+        }
+    }
+
+    /// Adds a `HAVING` condition.
+    pub fn having<I>(self, condition: impl Condition<(M, J), I>) -> Self {
+        EntitySelect {
+            inner: self.inner.having(condition),
+        }
+    }
+
+    /// Adds an `ORDER BY` term: a column or an aggregate of any source.
+    pub fn order_by<X: Source, I>(self, order: impl Into<OrderBy<X>>) -> Self
+    where
+        (M, J): Has<X, I>,
+    {
+        EntitySelect {
+            inner: self.inner.order_by(order),
+        }
+    }
+
+    /// At most `n` rows.
+    pub fn limit(self, n: u64) -> Self {
+        EntitySelect {
+            inner: self.inner.limit(n),
+        }
+    }
+
+    /// The SQL and its parameters.
+    pub fn sql(&self) -> Result<(String, Vec<Value>)> {
+        self.inner.sql()
+    }
+
+    /// Every row: the object (through the identity map) and the tuple,
+    /// after autoflush.
+    pub fn all(self) -> Result<Vec<(Obj<M>, R)>> {
+        let (sql, params) = self.inner.sql()?;
+        let session = self.inner.query.session;
+        session.autoflush()?;
+        let mut extra = Vec::new();
+        let rows = crate::session::load_rows_joined_each::<M>(
+            session,
+            &sql,
+            &params,
+            &[],
+            Some(&mut extra),
+        )?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (objs, values) in rows.into_iter().zip(extra) {
+            let obj = objs
+                .into_iter()
+                .next()
+                .flatten()
+                .and_then(crate::session::downcast_obj::<M>)
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "a row of the query has no `{}` key",
+                        M::table().name
+                    ))
+                })?;
+            out.push((obj, R::from_values(values)?));
+        }
+        Ok(out)
     }
 }

@@ -3,7 +3,7 @@
 //! Users depend on the `orm` facade crate; this crate holds the pieces:
 //! [`value`] (SQL values and conversions), [`model`] (table descriptions and
 //! the `Model` trait), [`backend`] (what a database backend implements),
-//! [`pool`] and [`engine`] (connections), [`schema`] (DDL from models),
+//! [`pool`] and [`engine`] (connections), [`replicas`] (read replicas), [`schema`] (DDL from models),
 //! [`expr`] and [`query`] (typed filters and queries), and [`session`] (the
 //! unit of work).
 
@@ -13,11 +13,13 @@ pub mod backend;
 pub mod engine;
 pub mod error;
 pub mod expr;
+pub(crate) mod fast_hash;
 pub mod join;
 pub mod model;
 pub mod pool;
 pub mod query;
 pub mod relationship;
+pub mod replicas;
 pub mod row;
 pub mod schema;
 pub mod select;

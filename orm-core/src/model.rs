@@ -326,11 +326,27 @@ pub trait Model: Clone + 'static {
     /// Builds the struct from a row whose values are in column order.
     fn from_row(row: Row) -> Result<Self>;
 
+    /// Builds the struct from a row whose values are in column order,
+    /// taking the values it needs out of `row` (left `Value::Null`), so that
+    /// the caller can reuse the row's allocation for the next row. The
+    /// derive generates it (its `from_row` calls it); the default moves the
+    /// whole row into [`from_row`](Self::from_row).
+    fn from_row_taking(row: &mut Row) -> Result<Self> {
+        Self::from_row(row.take_all())
+    }
+
     /// All column values, in column order.
     fn to_values(&self) -> Vec<Value>;
 
     /// The value of one column.
     fn column_value(&self, index: usize) -> Value;
+
+    /// Whether column `index` holds `value` (`column_value(index) == *value`
+    /// without building the column's value; the derive generates it). Used
+    /// by the flush to find the columns changed since the snapshot.
+    fn column_eq(&self, index: usize, value: &Value) -> bool {
+        self.column_value(index) == *value
+    }
 
     /// Sets one column from a value (generated keys, version bumps, refresh, merge).
     fn set_column_value(&mut self, index: usize, value: Value) -> Result<()>;
@@ -356,6 +372,12 @@ pub trait Model: Clone + 'static {
     /// auto-increment key before insert).
     fn primary_key(&self) -> Option<Key> {
         let table = Self::table();
+        if let [i] = table.primary_key {
+            // One column: the key holds its value inline, no list to build
+            // (the flush and `add` ask for every object's key).
+            let v = self.column_value(*i);
+            return (!v.is_null()).then_some(Key(KeyRepr::One(v)));
+        }
         let mut values = Vec::with_capacity(table.primary_key.len());
         for &i in table.primary_key {
             let v = self.column_value(i);

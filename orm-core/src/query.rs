@@ -234,6 +234,51 @@ impl<'s, M: Model> Query<'s, M> {
         })
     }
 
+    /// Streams every matching object through `each`, from ONE statement
+    /// whose rows are read as the server sends them (SQLAlchemy's
+    /// `yield_per` with `stream_results`): nothing is materialised, and an
+    /// object `each` does not keep, with no unflushed change, leaves the
+    /// identity map as soon as `each` returns, so memory stays flat however
+    /// many rows there are. Rows the identity map already holds come back
+    /// as its objects. Returns the number of rows.
+    ///
+    /// While it streams, the session's connection is busy: inside `each`
+    /// the objects, the identity map, `add`, `delete` and writes work, but
+    /// anything that sends SQL (a lazy load, a flush, another query) is an
+    /// error. An error from `each` stops the stream and is returned. Use
+    /// [`iter`](Self::iter) (keyset pages) to run SQL between rows.
+    ///
+    /// A model bound to another engine ([`SessionFactory::bind`](crate::session::SessionFactory::bind))
+    /// streams on that engine's connection, which is lent the same way (no
+    /// SQL to any engine of the session until the stream ends). In a sharded
+    /// session the query must run on one shard (its query chooser's answer,
+    /// or [`on_shard`](Self::on_shard)); a query over several shards is refused.
+    pub fn for_each(self, mut each: impl FnMut(Obj<M>) -> Result<()>) -> Result<u64> {
+        if !self.eager.is_empty() || !self.joined.is_empty() {
+            return Err(Error::invalid(
+                "for_each() streams one statement and cannot run eager loads (load(), \
+                 load_joined()); use all() or iter() for them",
+            ));
+        }
+        let (sql, params) = self.sql();
+        if self.lock.is_some() {
+            // Row locks are taken on the primary, in its transaction.
+            self.session.use_primary(M::table())?;
+        }
+        let targets = self.targets()?;
+        let (bind, shard) = match targets.as_slice() {
+            [one] => *one,
+            _ => {
+                return Err(Error::invalid(
+                    "for_each() streams one statement from one server, and this query runs on \
+                     several shards; name one with on_shard(), or use all() or iter()",
+                ))
+            }
+        };
+        self.session.autoflush()?;
+        crate::session::stream_rows::<M>(self.session, bind, shard, &sql, &params, &mut each)
+    }
+
     /// Loads a many-to-one relationship in the same SELECT (SQLAlchemy's
     /// `joinedload`): `LEFT OUTER JOIN` to the target's table, whose rows
     /// go through the identity map, so that `obj.one(rel)` needs no SQL.
@@ -345,6 +390,10 @@ impl<'s, M: Model> Query<'s, M> {
             self.run_eager(&objs)?;
             return Ok(objs);
         }
+        if self.lock.is_some() {
+            // Row locks are taken on the primary, in its transaction.
+            self.session.use_primary(M::table())?;
+        }
         let (inner, params) = self.select(limit);
         let objs = if self.joined.is_empty() {
             self.session.query_sql(&inner, &params)?
@@ -449,7 +498,7 @@ impl<'s, M: Model> Query<'s, M> {
                 if depth + 1 == path.len() {
                     break; // the last level needs no de-duplicated list
                 }
-                let mut seen = std::collections::HashSet::new();
+                let mut seen = crate::fast_hash::FastHashSet::default();
                 next.retain(|o| seen.insert(std::rc::Rc::as_ptr(o) as *const ()));
                 level = next;
             }
@@ -619,52 +668,47 @@ impl<'s, M: Model> Query<'s, M> {
             .any(|v| matches!(v, Value::Int(1) | Value::UInt(1) | Value::Bool(true))))
     }
 
-    /// Bulk `DELETE FROM t WHERE ...` in the session's transaction, without
-    /// loading objects (SQLAlchemy's `query.delete()`). Objects of this
-    /// model already in the session are expired, so one whose row was
-    /// deleted reports [`Error::ObjectDeleted`] at its next use. Returns the
-    /// number of rows deleted. Limit and offset are not allowed.
-    pub fn delete(self) -> Result<u64> {
+    /// Deletes every matching row with one `DELETE` (no ORM cascades) and
+    /// returns how many the database deleted. `sync` keeps the session's
+    /// objects consistent (SQLAlchemy's `synchronize_session`): with
+    /// `Evaluate` or `Fetch` the objects of the deleted rows become deleted
+    /// as if flushed (out of the identity map; a rollback brings them back,
+    /// a commit detaches them); with `Expire` every object of the model is
+    /// expired, and one whose row is gone raises `ObjectDeleted` at next use.
+    pub fn delete(self, sync: Synchronize) -> Result<u64> {
         if self.limit.is_some() || self.offset.is_some() || !self.order.is_empty() {
             return Err(Error::invalid(
                 "query.delete() takes filters only; remove limit, offset and order_by",
             ));
         }
+        let targets = self.synchronized_objects(sync, &[], "delete")?;
         let (from_where, params) = self.table_and_filter();
         let sql = format!("DELETE{from_where}");
         let mut deleted = 0;
         for (bind, _) in self.targets()? {
             deleted += self.session.execute_on(bind, &sql, &params)?.affected_rows;
         }
-        self.session.expire_model::<M>()?;
+        match targets {
+            None => self.session.expire_model::<M>()?,
+            Some(objs) => self.session.bulk_deleted(objs)?,
+        }
         Ok(deleted)
     }
 
-    /// Bulk `UPDATE t SET ... WHERE ...` in the session's transaction,
-    /// without loading objects (SQLAlchemy's `query.update()`); the objects
-    /// of this model already in the session are kept consistent as `sync`
-    /// says, so none holds a stale value. Returns the rows matched. Version
-    /// columns are not bumped (as in SQLAlchemy). Limit, offset and
-    /// ordering are not allowed.
-    pub fn update(
-        self,
-        assignments: impl IntoIterator<Item = Assignment<M>>,
+    /// The session's objects a bulk statement with this query's filters
+    /// touches, decided before it runs (`None` with `Synchronize::Expire`).
+    /// Evaluation needs the objects' current values: expired objects are
+    /// skipped (they reload anyway), and an assignment computed from a
+    /// column (`set_expr`) must be computable in memory.
+    fn synchronized_objects(
+        &self,
         sync: Synchronize,
-    ) -> Result<u64> {
-        if self.limit.is_some() || self.offset.is_some() || !self.order.is_empty() {
-            return Err(Error::invalid(
-                "query.update() takes filters only; remove limit, offset and order_by",
-            ));
-        }
-        let assignments: Vec<Assignment<M>> = assignments.into_iter().collect();
-        if assignments.is_empty() {
-            return Ok(0);
-        }
-        let dialect = self.session.engine().dialect();
+        assignments: &[Assignment<M>],
+        verb: &str,
+    ) -> Result<Option<Vec<Obj<M>>>> {
         let table = M::table();
-        // Which objects of the session the UPDATE touches, decided before it runs.
-        let targets: Option<Vec<Obj<M>>> = match sync {
-            Synchronize::Expire => None,
+        match sync {
+            Synchronize::Expire => Ok(None),
             Synchronize::Evaluate => {
                 self.session.autoflush()?;
                 let filter = Expr::And(self.filters.clone());
@@ -681,16 +725,38 @@ impl<'s, M: Model> Query<'s, M> {
                         Some(true) => hits.push(obj),
                         Some(false) => {}
                         None => {
-                            return Err(Error::invalid(
-                                "query.update(Synchronize::Evaluate): the filter cannot be evaluated in \
-                                 memory (values of kinds that do not compare); use Synchronize::Fetch",
-                            ))
+                            return Err(Error::invalid(format!(
+                            "query.{verb}(Synchronize::Evaluate): the filter cannot be evaluated \
+                                 in memory (values of kinds that do not compare, or a subquery); \
+                                 use Synchronize::Fetch"
+                        )))
                         }
                     }
                 }
-                Some(hits)
+                for a in assignments {
+                    if let Some((source, op)) = a.arith {
+                        for obj in &hits {
+                            let current = {
+                                let value = obj.read()?;
+                                table.column_index(source).map(|i| value.column_value(i))
+                            };
+                            if current.and_then(|v| op.apply(&v, &a.value)).is_none() {
+                                return Err(Error::invalid(format!(
+                                    "query.{verb}(Synchronize::Evaluate): `{} = {}{}?` cannot be \
+                                     computed in memory for every matching object (not a number, \
+                                     or it overflows); use Synchronize::Fetch",
+                                    a.column,
+                                    source,
+                                    op.sql()
+                                )));
+                            }
+                        }
+                    }
+                }
+                Ok(Some(hits))
             }
             Synchronize::Fetch => {
+                let dialect = self.session.engine().dialect();
                 let mut sql = String::from("SELECT ");
                 for (n, &k) in table.primary_key.iter().enumerate() {
                     if n > 0 {
@@ -700,6 +766,9 @@ impl<'s, M: Model> Query<'s, M> {
                 }
                 let (from_where, params) = self.table_and_filter();
                 sql.push_str(&from_where);
+                // Part of the bulk write: read on the primary, in its
+                // transaction, not from a replica that may lag.
+                self.session.use_primary(M::table())?;
                 let mut hits = Vec::new();
                 for (bind, shard) in self.targets()? {
                     for row in self.session.query_rows_on(bind, &sql, &params)? {
@@ -709,9 +778,37 @@ impl<'s, M: Model> Query<'s, M> {
                         }
                     }
                 }
-                Some(hits)
+                Ok(Some(hits))
             }
-        };
+        }
+    }
+
+    /// Updates every matching row with one `UPDATE` and returns how many
+    /// the database matched. `assignments` are `Column::set(value)` or
+    /// `Column::set_expr(Column + value)`. `sync` keeps the session's
+    /// objects consistent (SQLAlchemy's `synchronize_session`): `Evaluate`
+    /// finds the matching objects by evaluating the filter in memory and
+    /// sets the new values on them; `Fetch` SELECTs the matching keys first
+    /// (and, for values the server computes, expires those objects);
+    /// `Expire` expires every object of the model. An unflushed change to
+    /// another column survives.
+    pub fn update(
+        self,
+        assignments: impl IntoIterator<Item = Assignment<M>>,
+        sync: Synchronize,
+    ) -> Result<u64> {
+        if self.limit.is_some() || self.offset.is_some() || !self.order.is_empty() {
+            return Err(Error::invalid(
+                "query.update() takes filters only; remove limit, offset and order_by",
+            ));
+        }
+        let assignments: Vec<Assignment<M>> = assignments.into_iter().collect();
+        if assignments.is_empty() {
+            return Ok(0);
+        }
+        let dialect = self.session.engine().dialect();
+        let table = M::table();
+        let targets = self.synchronized_objects(sync, &assignments, "update")?;
         let mut sql = String::from("UPDATE ");
         dialect.quote_ident(table.name, &mut sql);
         sql.push_str(" SET ");
@@ -721,25 +818,74 @@ impl<'s, M: Model> Query<'s, M> {
                 sql.push_str(", ");
             }
             dialect.quote_ident(a.column, &mut sql);
-            sql.push_str(" = ?");
+            sql.push_str(" = ");
+            if let Some((source, op)) = a.arith {
+                dialect.quote_ident(source, &mut sql);
+                sql.push_str(op.sql());
+            }
+            sql.push('?');
             params.push(a.value.clone());
         }
         let mut where_params = Vec::new();
         self.where_clause(&mut sql, &mut where_params);
         params.extend(where_params);
+        // In-memory values, computed as MySQL does: assignments in order,
+        // each seeing the ones before it.
+        type Computed<M> = Vec<(Obj<M>, Vec<(usize, Value)>)>;
+        let computed: Option<Computed<M>> = match (&targets, sync) {
+            (Some(objs), Synchronize::Evaluate) => {
+                let mut out = Vec::with_capacity(objs.len());
+                for obj in objs {
+                    let before = obj.read()?.to_values();
+                    let mut changes: Vec<(usize, Value)> = Vec::new();
+                    for a in &assignments {
+                        let value = match a.arith {
+                            None => a.value.clone(),
+                            Some((source, op)) => {
+                                let index = table.column_index(source);
+                                let current = changes
+                                    .iter()
+                                    .rev()
+                                    .find(|(i, _)| Some(*i) == index)
+                                    .map(|(_, v)| v.clone())
+                                    .or_else(|| index.and_then(|i| before.get(i).cloned()))
+                                    .unwrap_or(Value::Null);
+                                op.apply(&current, &a.value).unwrap_or(Value::Null)
+                            }
+                        };
+                        changes.push((a.index, value));
+                    }
+                    out.push((obj.clone(), changes));
+                }
+                Some(out)
+            }
+            _ => None,
+        };
         let mut matched = 0;
         for (bind, _) in self.targets()? {
             matched += self.session.execute_on(bind, &sql, &params)?.affected_rows;
         }
-        match targets {
-            None => self.session.expire_model::<M>()?,
-            Some(objs) => {
-                for obj in objs {
-                    let changes: Vec<(usize, Value)> = assignments
-                        .iter()
-                        .map(|a| (a.index, a.value.clone()))
-                        .collect();
+        match (targets, computed) {
+            (None, _) => self.session.expire_model::<M>()?,
+            (Some(_), Some(computed)) => {
+                for (obj, changes) in computed {
                     crate::session::set_committed(&obj, &changes)?;
+                }
+            }
+            (Some(objs), None) => {
+                let server_computed = assignments.iter().any(|a| a.arith.is_some());
+                for obj in objs {
+                    if server_computed {
+                        // Fetch without RETURNING: what the server computed
+                        // loads at next use.
+                        self.session.expire(&obj)?;
+                    } else {
+                        let changes: Vec<(usize, Value)> = assignments
+                            .iter()
+                            .map(|a| (a.index, a.value.clone()))
+                            .collect();
+                        crate::session::set_committed(&obj, &changes)?;
+                    }
                 }
             }
         }
@@ -795,6 +941,9 @@ impl<M: Model> QueryIter<'_, M> {
             }
             page.select(page.limit)
         };
+        if self.query.lock.is_some() {
+            self.query.session.use_primary(M::table())?;
+        }
         let objs = self.query.session.query_sql::<M>(&sql, &params)?;
         self.query.run_eager(&objs)?;
         if objs.len() < self.query.batch {

@@ -1,4 +1,9 @@
 //! Rows as they come back from the backend.
+//!
+//! A backend may hand the same `Row` to the caller for every row of a result
+//! set ([`Connection::query_each`](crate::backend::Connection::query_each)):
+//! the caller takes the values it keeps out with [`Row::take`], and the
+//! backend clears and refills the row, so that its allocation is reused.
 
 use crate::value::Value;
 
@@ -22,6 +27,38 @@ impl Row {
     /// The value at `index`, if there is one.
     pub fn get(&self, index: usize) -> Option<&Value> {
         self.values.get(index)
+    }
+
+    /// An empty row with room for `columns` values.
+    pub fn with_capacity(columns: usize) -> Self {
+        Row {
+            values: Vec::with_capacity(columns),
+        }
+    }
+
+    /// Appends a value (backends filling a row).
+    pub fn push(&mut self, value: Value) {
+        self.values.push(value);
+    }
+
+    /// Removes every value, keeping the allocation (backends reusing a row).
+    pub fn clear(&mut self) {
+        self.values.clear();
+    }
+
+    /// Takes the value at `index` out, leaving `Value::Null` in its place
+    /// (`Value::Null` too when there is no such value).
+    pub fn take(&mut self, index: usize) -> Value {
+        self.values
+            .get_mut(index)
+            .map_or(Value::Null, std::mem::take)
+    }
+
+    /// Takes the whole row out, leaving an empty row with room for as many
+    /// values (a backend refilling it allocates once, not on every push).
+    pub fn take_all(&mut self) -> Row {
+        let room = Row::with_capacity(self.values.len());
+        std::mem::replace(self, room)
     }
 
     /// Takes the values out.

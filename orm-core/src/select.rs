@@ -23,7 +23,7 @@ use std::marker::PhantomData;
 
 use crate::backend::Dialect;
 use crate::error::{Error, Result};
-use crate::expr::{CmpOp, Cross, Direction, Expr, ExprValue, Filter, Order};
+use crate::expr::{ArithOp, CmpOp, Cross, Direction, Expr, ExprValue, Filter, Order};
 use crate::model::{Column, Model};
 use crate::session::Session;
 use crate::source::{DerivedTable, Source, DERIVED_COLUMNS};
@@ -77,9 +77,16 @@ impl<M: Source, T: FromValue> SqlExpr<M> for Column<M, T> {
 pub struct Arith<M, T> {
     qualifier: fn() -> Cow<'static, str>,
     column: &'static str,
-    op: &'static str,
+    op: ArithOp,
     value: Value,
     _marker: PhantomData<fn() -> (M, T)>,
+}
+
+impl<M, T> Arith<M, T> {
+    /// (column, operator, operand).
+    pub(crate) fn into_parts(self) -> (&'static str, ArithOp, Value) {
+        (self.column, self.op, self.value)
+    }
 }
 
 impl<M, T: FromValue> SqlExpr<M> for Arith<M, T> {
@@ -93,7 +100,7 @@ impl<M, T: FromValue> SqlExpr<M> for Arith<M, T> {
     ) {
         sql.push('(');
         column_sql(qualify, self.qualifier, self.column, dialect, sql);
-        sql.push_str(self.op);
+        sql.push_str(self.op.sql());
         sql.push('?');
         sql.push(')');
         params.push(self.value.clone());
@@ -116,9 +123,9 @@ macro_rules! arith {
         }
     };
 }
-arith!(Add, add, " + ");
-arith!(Sub, sub, " - ");
-arith!(Mul, mul, " * ");
+arith!(Add, add, ArithOp::Add);
+arith!(Sub, sub, ArithOp::Sub);
+arith!(Mul, mul, ArithOp::Mul);
 
 /// Numeric column types, for arithmetic.
 pub trait Numeric {}

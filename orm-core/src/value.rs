@@ -341,6 +341,14 @@ pub enum ConversionError {
 pub trait ToValue {
     /// The value to bind.
     fn to_value(&self) -> Value;
+
+    /// Whether [`to_value`](Self::to_value) would equal `value`. The flush
+    /// compares every column of a written object with its snapshot this way;
+    /// types whose value owns memory (text, bytes) override it to compare
+    /// without building the value.
+    fn eq_value(&self, value: &Value) -> bool {
+        self.to_value() == *value
+    }
 }
 
 /// Decodes a [`Value`] into a Rust value.
@@ -610,10 +618,16 @@ impl ToValue for String {
     fn to_value(&self) -> Value {
         Value::Text(self.clone())
     }
+    fn eq_value(&self, value: &Value) -> bool {
+        self.as_str().eq_value(value)
+    }
 }
 impl ToValue for str {
     fn to_value(&self) -> Value {
         Value::Text(self.to_owned())
+    }
+    fn eq_value(&self, value: &Value) -> bool {
+        matches!(value, Value::Text(text) if text == self)
     }
 }
 impl FromValue for String {
@@ -636,10 +650,16 @@ impl ToValue for Vec<u8> {
     fn to_value(&self) -> Value {
         Value::Bytes(self.clone())
     }
+    fn eq_value(&self, value: &Value) -> bool {
+        self.as_slice().eq_value(value)
+    }
 }
 impl ToValue for [u8] {
     fn to_value(&self) -> Value {
         Value::Bytes(self.to_vec())
+    }
+    fn eq_value(&self, value: &Value) -> bool {
+        matches!(value, Value::Bytes(bytes) if bytes == self)
     }
 }
 impl FromValue for Vec<u8> {
@@ -662,6 +682,12 @@ impl<T: ToValue> ToValue for Option<T> {
             None => Value::Null,
         }
     }
+    fn eq_value(&self, value: &Value) -> bool {
+        match self {
+            Some(v) => v.eq_value(value),
+            None => value.is_null(),
+        }
+    }
 }
 impl<T: FromValue> FromValue for Option<T> {
     fn from_value(v: Value) -> Result<Self, ConversionError> {
@@ -679,6 +705,9 @@ impl<T: SqlType> SqlType for Option<T> {
 impl<T: ToValue + ?Sized> ToValue for &T {
     fn to_value(&self) -> Value {
         (**self).to_value()
+    }
+    fn eq_value(&self, value: &Value) -> bool {
+        (**self).eq_value(value)
     }
 }
 

@@ -393,12 +393,7 @@ fn model_impl(model: &Model) -> TokenStream {
         let ty = f.ty;
         let field = quote_spanned!(ty.span()=> #p::field::<#ty>());
         quote! {
-            let #var = #p::decode_with(
-                &TABLE,
-                #i,
-                #p::take_value(&mut values, &TABLE, #i)?,
-                #field.decode,
-            )?;
+            let #var = #p::decode_with(&TABLE, #i, row.take(#i), #field.decode)?;
         }
     });
     let mut column = 0usize;
@@ -426,6 +421,12 @@ fn model_impl(model: &Model) -> TokenStream {
     let gets = columns.iter().enumerate().map(|(i, f)| {
         let v = to_value(f);
         quote!(#i => #v,)
+    });
+    let eqs = columns.iter().enumerate().map(|(i, f)| {
+        let field = f.ident;
+        let ty = f.ty;
+        let ops = quote_spanned!(ty.span()=> #p::field::<#ty>());
+        quote!(#i => (#ops.eq)(&self.#field, value),)
     });
     let sets = columns.iter().enumerate().map(|(i, f)| {
         let field = f.ident;
@@ -457,8 +458,14 @@ fn model_impl(model: &Model) -> TokenStream {
 
             #events
 
-            fn from_row(row: #p::Row) -> #p::Result<Self> {
-                let mut values = row.into_values().into_iter();
+            fn from_row(mut row: #p::Row) -> #p::Result<Self> {
+                <Self as #p::Model>::from_row_taking(&mut row)
+            }
+
+            fn from_row_taking(row: &mut #p::Row) -> #p::Result<Self> {
+                if row.len() < #count {
+                    return ::core::result::Result::Err(#p::row_too_short(&TABLE, row.len()));
+                }
                 #(#reads)*
                 ::core::result::Result::Ok(#ident { #(#inits),* })
             }
@@ -472,6 +479,13 @@ fn model_impl(model: &Model) -> TokenStream {
             fn column_value(&self, index: usize) -> #p::Value {
                 match index {
                     #(#gets)*
+                    _ => #p::column_index_panic(&TABLE, index),
+                }
+            }
+
+            fn column_eq(&self, index: usize, value: &#p::Value) -> bool {
+                match index {
+                    #(#eqs)*
                     _ => #p::column_index_panic(&TABLE, index),
                 }
             }

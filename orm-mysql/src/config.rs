@@ -46,7 +46,9 @@ pub struct MySqlConfig {
     /// TCP port (default 3306).
     pub port: u16,
     /// Further servers to try, in order, when `host:port` does not answer
-    /// (`mysql://h1:3306,h2:3306/db`): a failover list.
+    /// (`mysql://h1:3306,h2:3306/db`): a failover list. With such a list, a
+    /// Galera node that is not ready for application use (`wsrep_ready =
+    /// OFF`: out of the primary component, or still joining) is skipped too.
     pub fallback_hosts: Vec<(String, u16)>,
     /// The order in which the hosts are tried for each new connection
     /// (`host_order=in_order|random`).

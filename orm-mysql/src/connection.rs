@@ -27,6 +27,8 @@ pub struct MySqlConnection {
     timeouts: Timeouts,
     /// Autocommit off (`Implicit`, the default) or on (`autocommit_reads`).
     begin_mode: BeginMode,
+    /// The server is a Galera cluster node (`wsrep_on`).
+    galera: bool,
 }
 
 /// ER_LOCK_DEADLOCK: InnoDB rolled the transaction back (Galera's
@@ -54,6 +56,7 @@ impl MySqlConnection {
             rollback_on_timeout: None,
             timeouts,
             begin_mode,
+            galera: false,
         }
     }
 
@@ -94,6 +97,38 @@ impl MySqlConnection {
         self.set_read_timeout(self.timeouts.read, Phase::Connect)
     }
 
+    /// On a Galera node, refuses the connection when the node is not ready
+    /// for application use (`wsrep_ready = OFF`: it is not in the cluster's
+    /// primary component, or still joining), so that an engine with a
+    /// failover host list moves on to the next host instead of handing out a
+    /// connection whose every statement fails with 1047. One round trip, on
+    /// Galera only; `SHOW` is answered even by a node that is not ready.
+    pub(crate) fn check_node_ready(&mut self, address: &str) -> Result<()> {
+        if !self.galera {
+            return Ok(());
+        }
+        let row: Option<(String, String)> = self
+            .conn
+            .query_first("SHOW GLOBAL STATUS LIKE 'wsrep_ready'")
+            .map_err(|e| self.error(e, Phase::Connect))?;
+        match row {
+            Some((_, ready)) if !ready.eq_ignore_ascii_case("ON") => {
+                Err(orm_core::Error::Database(DbError {
+                    kind: orm_core::DbErrorKind::Connect,
+                    code: Some(crate::error::NODE_NOT_READY),
+                    sqlstate: Some("08S01".into()),
+                    message: format!(
+                        "cannot use the Galera node at {address}: it is not ready for application use \
+                         (wsrep_ready = {ready}: it is not in the cluster's primary component, or \
+                         is still joining); list the cluster's other nodes in the URL \
+                         (mysql://h1:p1,h2:p2/db) to fail over to them, or retry later"
+                    ),
+                }))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Sets the socket's read timeout.
     fn set_read_timeout(&self, timeout: Option<Duration>, phase: Phase) -> Result<()> {
         set_socket_read_timeout(&self.conn, timeout)
@@ -129,6 +164,7 @@ impl MySqlConnection {
                 _ => {}
             }
         }
+        self.galera = wsrep_on;
         ai.galera_control = wsrep_on && wsrep_control;
         self.info.auto_increment = ai;
         Ok(())
@@ -211,6 +247,16 @@ impl Connection for MySqlConnection {
         params: &[Value],
         each: &mut dyn FnMut(Row) -> Result<()>,
     ) -> Result<()> {
+        self.query_each(sql, params, &mut |row| each(row.take_all()))
+    }
+
+    /// One `Row` for the whole result set, cleared and refilled per row.
+    fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut dyn FnMut(&mut Row) -> Result<()>,
+    ) -> Result<()> {
         let timeouts = self.timeouts;
         let error = |e| from_driver_during(e, &timeouts, Phase::Statement);
         let mut result = self.conn.exec_iter(sql, to_params(params)).map_err(error)?;
@@ -219,17 +265,21 @@ impl Connection for MySqlConnection {
         // conversion needs (type, sign, charset) once, not per row or value
         // (the per-row Arc clone and drop were ~10% of loading 10,000 rows in
         // the workloads bench's profile, the per-value reads ~5%).
-        let mut kinds: Option<Vec<ColumnKind>> = None;
+        // The row handed to `each` is allocated once, with room for every
+        // column, and refilled for each row.
+        let mut set: Option<(Vec<ColumnKind>, Row)> = None;
         for row in result.by_ref() {
             let row = row.map_err(error)?;
-            let kinds =
-                kinds.get_or_insert_with(|| row.columns_ref().iter().map(ColumnKind::of).collect());
-            let raw = row.unwrap_raw();
-            let mut values = Vec::with_capacity(raw.len());
-            for (value, kind) in raw.into_iter().zip(kinds.iter()) {
-                values.push(from_mysql_as(value.unwrap_or(mysql::Value::NULL), *kind)?);
+            let (kinds, values) = set.get_or_insert_with(|| {
+                let kinds: Vec<ColumnKind> = row.columns_ref().iter().map(ColumnKind::of).collect();
+                let values = Row::with_capacity(kinds.len());
+                (kinds, values)
+            });
+            values.clear();
+            for (value, kind) in row.unwrap_raw().into_iter().zip(kinds.iter()) {
+                values.push(from_mysql_as(value.unwrap_or(mysql::Value::NULL), *kind));
             }
-            each(Row::new(values))?;
+            each(values)?;
         }
         drop(result);
         // An INSERT ... RETURNING writes too: the same check as `execute`.
@@ -287,6 +337,21 @@ impl Connection for MySqlConnection {
 
     fn server_info(&self) -> &ServerInfo {
         &self.info
+    }
+
+    /// `last_gtid` from the last OK packet's session state changes (MariaDB
+    /// reports it after a `COMMIT` when `session_track_system_variables`
+    /// includes `last_gtid`).
+    fn tracked_commit_position(&self) -> Option<String> {
+        let changes = self.conn.session_state_changes().ok()?;
+        changes.iter().find_map(|info| match info.decode() {
+            Ok(SessionStateChange::SystemVariables(vars)) => vars
+                .iter()
+                .find(|v| v.name_bytes().eq_ignore_ascii_case(b"last_gtid"))
+                .map(|v| v.value_str().into_owned())
+                .filter(|v| !v.is_empty()),
+            _ => None,
+        })
     }
 
     fn refresh_server_info(&mut self) -> Result<()> {

@@ -116,12 +116,18 @@ impl MySqlConnector {
     }
 
     /// Opens a connection to the first host of the URL's list that answers
-    /// (from a random one with `host_order=random`); a host that cannot be
-    /// reached or refuses the connection is skipped, and the last such error
-    /// is returned when none answers.
-    fn open(&self, opts: mysql::Opts) -> Result<mysql::Conn> {
+    /// and passes `finish` (from a random one with `host_order=random`); a
+    /// host that cannot be reached, refuses the connection, or (a Galera
+    /// node) is not ready for application use is skipped, and the last such
+    /// error is returned when none answers.
+    fn open<T>(
+        &self,
+        opts: mysql::Opts,
+        finish: impl Fn(mysql::Conn, &str) -> Result<T>,
+    ) -> Result<T> {
         if self.config.fallback_hosts.is_empty() {
-            return self.open_one(opts);
+            let address = format!("{}:{}", self.config.host, self.config.port);
+            return self.open_one(opts).and_then(|c| finish(c, &address));
         }
         let mut hosts: Vec<(String, u16)> =
             std::iter::once((self.config.host.clone(), self.config.port))
@@ -133,11 +139,12 @@ impl MySqlConnector {
         }
         let mut last = None;
         for (host, port) in hosts {
+            let address = format!("{host}:{port}");
             let candidate: mysql::Opts = mysql::OptsBuilder::from_opts(opts.clone())
                 .ip_or_hostname(Some(host))
                 .tcp_port(port)
                 .into();
-            match self.open_one(candidate) {
+            match self.open_one(candidate).and_then(|c| finish(c, &address)) {
                 Ok(conn) => return Ok(conn),
                 Err(e)
                     if e.db_kind() == Some(orm_core::DbErrorKind::Connect)
@@ -200,6 +207,28 @@ impl MySqlConnector {
             .into();
         Ok(Learned { opts, info })
     }
+
+    /// Wraps a just-opened connection: learns the server on the very first
+    /// one, reads the session's facts, and with a failover host list checks
+    /// that a Galera node is ready (a single host is used as it is, so that
+    /// a node out of the cluster can still be inspected or repaired).
+    fn finish(&self, mut conn: mysql::Conn, address: &str) -> Result<MySqlConnection> {
+        let info = match self.learned.get() {
+            Some(learned) => learned.info.clone(),
+            None => {
+                let learned = self.learn(&mut conn)?;
+                let info = learned.info.clone();
+                let _ = self.learned.set(learned);
+                info
+            }
+        };
+        let mut conn = MySqlConnection::new(conn, info, self.config.timeouts(), self.begin_mode());
+        conn.finish_connect()?;
+        if !self.config.fallback_hosts.is_empty() {
+            conn.check_node_ready(address)?;
+        }
+        Ok(conn)
+    }
 }
 
 #[cfg(feature = "tls")]
@@ -254,25 +283,11 @@ impl Connector for MySqlConnector {
     /// Opens a connection and reads its session's facts (one round trip;
     /// the very first connection also learns the server's version).
     fn connect(&self) -> Result<Box<dyn Connection>> {
-        let mut conn = match self.learned.get() {
-            Some(learned) => {
-                let conn = self.open(learned.opts.clone())?;
-                MySqlConnection::new(
-                    conn,
-                    learned.info.clone(),
-                    self.config.timeouts(),
-                    self.begin_mode(),
-                )
-            }
-            None => {
-                let mut conn = self.open(self.base_opts.clone())?;
-                let learned = self.learn(&mut conn)?;
-                let info = learned.info.clone();
-                let _ = self.learned.set(learned);
-                MySqlConnection::new(conn, info, self.config.timeouts(), self.begin_mode())
-            }
+        let opts = match self.learned.get() {
+            Some(learned) => learned.opts.clone(),
+            None => self.base_opts.clone(),
         };
-        conn.finish_connect()?;
+        let conn = self.open(opts, |conn, address| self.finish(conn, address))?;
         Ok(Box::new(conn))
     }
 

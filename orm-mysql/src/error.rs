@@ -11,15 +11,21 @@ use crate::config::Timeouts;
 /// Disconnects: 1927 (MariaDB: connection killed), 2006 (server gone
 /// away), 2013 (lost during query), 2014, 2045, 2055, 4031 (MySQL idle
 /// timeout), 1053 (server shutdown), 1153 (packet larger than
-/// `max_allowed_packet`: the server closes the connection after sending it).
-/// Not 2007 or 4032. Integrity: duplicate keys 1062, 1022, 1169, 1586;
+/// `max_allowed_packet`: the server closes the connection after sending it),
+/// 1047 (Galera: `WSREP has not yet prepared node for application use`, the
+/// node left the cluster's primary component or is still joining; the
+/// connection is useless until it rejoins, so it is replaced like a lost one,
+/// and an engine with a failover host list reconnects to a node that is
+/// ready). Not 2007 or 4032. Integrity: duplicate keys 1062, 1022, 1169, 1586;
 /// foreign keys 1451, 1452, 1216, 1217; NOT NULL 1048, 1364; CHECK
 /// constraints 3819 (MySQL) and 4025 (MariaDB). Retryable: 1213 (deadlock),
 /// 1205 (lock wait timeout). Connect: 1045 (access denied), 1040 (too many
 /// connections), 1044, 1049.
 pub fn classify_code(code: u16) -> DbErrorKind {
     match code {
-        1927 | 2006 | 2013 | 2014 | 2045 | 2055 | 4031 | 1053 | 1153 => DbErrorKind::ConnectionLost,
+        1927 | 2006 | 2013 | 2014 | 2045 | 2055 | 4031 | 1053 | 1153 | NODE_NOT_READY => {
+            DbErrorKind::ConnectionLost
+        }
         1062 | 1022 | 1169 | 1586 | 1451 | 1452 | 1216 | 1217 | 1048 | 1364 | 3819 | 4025 => {
             DbErrorKind::Integrity
         }
@@ -28,6 +34,10 @@ pub fn classify_code(code: u16) -> DbErrorKind {
         _ => DbErrorKind::Other,
     }
 }
+
+/// ER_UNKNOWN_COM_ERROR, which Galera sends for "WSREP has not yet prepared
+/// node for application use" (SQLSTATE 08S01, a communication failure).
+pub(crate) const NODE_NOT_READY: u16 = 1047;
 
 fn db(kind: DbErrorKind, code: Option<u16>, sqlstate: Option<String>, message: String) -> Error {
     Error::Database(DbError {
@@ -48,7 +58,17 @@ pub(crate) fn from_driver(e: mysql::Error) -> Error {
                 DbErrorKind::Connect => DbErrorKind::Other,
                 kind => kind,
             };
-            db(kind, Some(m.code), Some(m.state), m.message)
+            let message = if m.code == NODE_NOT_READY && m.message.contains("WSREP") {
+                format!(
+                    "{}: this Galera node is not in the cluster's primary component (or is still \
+                     joining); the connection is closed and the work may be retried (a failover \
+                     host list in the URL reconnects to a node that is ready)",
+                    m.message
+                )
+            } else {
+                m.message
+            };
+            db(kind, Some(m.code), Some(m.state), message)
         }
         mysql::Error::IoError(io) => db(
             DbErrorKind::ConnectionLost,
@@ -222,7 +242,7 @@ mod tests {
         ] {
             assert_eq!(classify_code(code), DbErrorKind::Integrity, "{code}");
         }
-        for code in [1927, 2006, 2013, 2014, 2045, 2055, 4031, 1053, 1153] {
+        for code in [1927, 2006, 2013, 2014, 2045, 2055, 4031, 1053, 1153, 1047] {
             assert_eq!(classify_code(code), DbErrorKind::ConnectionLost, "{code}");
         }
         for code in [2007, 4032, 1064, 1146] {
@@ -230,5 +250,19 @@ mod tests {
         }
         assert_eq!(classify_code(1213), DbErrorKind::Retryable);
         assert_eq!(classify_code(1045), DbErrorKind::Connect);
+    }
+
+    #[test]
+    fn galera_node_not_ready_is_a_lost_connection_that_says_why() {
+        let e = from_driver(mysql::Error::MySqlError(mysql::MySqlError {
+            state: "08S01".into(),
+            message: "WSREP has not yet prepared node for application use".into(),
+            code: 1047,
+        }));
+        assert!(e.is_connection_lost(), "{e:?}");
+        assert_eq!(e.code(), Some(1047));
+        let text = e.to_string();
+        assert!(text.contains("primary component"), "{text}");
+        assert!(text.contains("failover host list"), "{text}");
     }
 }

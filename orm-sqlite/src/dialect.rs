@@ -97,6 +97,10 @@ impl Dialect for SqliteDialect {
 
     /// SQLite has no row locks: a writing transaction holds the database
     /// (`BEGIN IMMEDIATE`), so a locking read needs no clause.
+    fn like_escape_sql(&self) -> &'static str {
+        " ESCAPE '\\'"
+    }
+
     fn row_lock_sql(&self, _lock: orm_core::query::RowLock) -> String {
         String::new()
     }

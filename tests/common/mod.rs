@@ -325,5 +325,7 @@ impl Drop for TempUser {
     }
 }
 
+pub mod galera;
 pub mod private_server;
 pub mod proxy;
+pub mod replication;

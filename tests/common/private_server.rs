@@ -29,6 +29,8 @@ const SERVER_DEADLINE: Duration = Duration::from_secs(30);
 /// a tiny buffer pool and redo log, no binary log, and no fsync at all (the
 /// data directory is deleted afterwards; durability across a crash is not
 /// what these tests are about, a clean restart keeps committed rows).
+/// A server started with a `--log-bin` option of its own keeps its binary
+/// log (see [`PrivateServer::fast_options`]).
 const FAST_OPTIONS: &[&str] = &[
     "--innodb-buffer-pool-size=16M",
     "--innodb-log-file-size=4M",
@@ -67,39 +69,26 @@ impl PrivateServer {
     /// [`start`](Self::start) with extra server options (`--name=value`),
     /// for settings that cannot change at runtime.
     pub fn start_with(tag: &str, options: &[&str]) -> PrivateServer {
-        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        reap_stale_servers(&base);
-        let mariadbd = find_binary(
-            "MARIADBD",
-            &["mariadbd"],
-            &[
-                "/usr/sbin",
-                "/usr/local/sbin",
-                "/usr/libexec",
-                "/usr/local/libexec",
-            ],
-        )
-        .unwrap_or_else(|| panic!("mariadbd not found; {NEEDS}"));
+        let mut server = PrivateServer::prepare(tag, options);
+        server.boot();
+        server
+            .admin()
+            .query_drop("CREATE DATABASE test CHARACTER SET utf8mb4")
+            .expect("create database test");
+        server
+    }
+
+    /// A server with an initialised data directory and a free port, not
+    /// started: add options with [`add_option`](Self::add_option), then
+    /// [`boot`](Self::boot) it. No database `test` is created.
+    pub fn prepare(tag: &str, options: &[&str]) -> PrivateServer {
+        let server = PrivateServer::prepare_empty(tag, options);
         let install = find_binary(
             "MARIADB_INSTALL_DB",
             &["mariadb-install-db", "mysql_install_db"],
             &["/usr/bin", "/usr/local/bin", "/usr/local/scripts"],
         )
         .unwrap_or_else(|| panic!("mariadb-install-db not found; {NEEDS}"));
-
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = base.join(format!("{DIR_PREFIX}{}-{n}-{tag}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-        let mut server = PrivateServer {
-            dir,
-            port: free_port(),
-            mariadbd,
-            options: options.iter().map(|o| o.to_string()).collect(),
-            child: None,
-        };
-
-        fs::create_dir_all(server.tmpdir()).expect("create the server's tmpdir");
         let log = server.dir.join("install.log");
         let log_file = fs::File::create(&log).expect("create install.log");
         let mut cmd = Command::new(&install);
@@ -125,17 +114,87 @@ impl PrivateServer {
             install.display(),
             tail(&log)
         );
-
-        server.boot();
-        server
-            .admin()
-            .query_drop("CREATE DATABASE test CHARACTER SET utf8mb4")
-            .expect("create database test");
         server
     }
 
-    fn datadir(&self) -> PathBuf {
+    /// [`FAST_OPTIONS`], without `--skip-log-bin` when this server's own
+    /// options turn the binary log on (a replication primary).
+    fn fast_options(&self) -> Vec<&'static str> {
+        let log_bin = self.options.iter().any(|o| o.starts_with("--log-bin"));
+        FAST_OPTIONS
+            .iter()
+            .copied()
+            .filter(|o| !(log_bin && *o == "--skip-log-bin"))
+            .collect()
+    }
+
+    /// [`prepare`](Self::prepare) without initialising the data directory:
+    /// it is created empty, for a server that receives its data from
+    /// elsewhere (a Galera node joining by state snapshot transfer).
+    pub fn prepare_empty(tag: &str, options: &[&str]) -> PrivateServer {
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        reap_stale_servers(&base);
+        let mariadbd = find_binary(
+            "MARIADBD",
+            &["mariadbd"],
+            &[
+                "/usr/sbin",
+                "/usr/local/sbin",
+                "/usr/libexec",
+                "/usr/local/libexec",
+            ],
+        )
+        .unwrap_or_else(|| panic!("mariadbd not found; {NEEDS}"));
+
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = base.join(format!("{DIR_PREFIX}{}-{n}-{tag}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        let server = PrivateServer {
+            dir,
+            port: free_port(),
+            mariadbd,
+            options: options.iter().map(|o| o.to_string()).collect(),
+            child: None,
+        };
+        fs::create_dir_all(server.tmpdir()).expect("create the server's tmpdir");
+        server
+    }
+
+    /// Adds a server option (`--name=value`), given from the next boot on.
+    pub fn add_option(&mut self, option: impl Into<String>) {
+        self.options.push(option.into());
+    }
+
+    /// The server's own directory (data directory, logs, tmpdir).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The data directory.
+    pub fn datadir(&self) -> PathBuf {
         self.dir.join("data")
+    }
+
+    /// Whether the server process was started and has not been stopped or killed.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Kills the server with SIGKILL (a crash: no shutdown, clients' sockets
+    /// closed by the kernel) and waits for the process to be gone.
+    pub fn kill(&mut self) {
+        let mut child = self
+            .child
+            .take()
+            .expect("the private server is not running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// The last lines of the server's error log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        tail(&self.error_log())
     }
 
     /// The server's own tmpdir: a starting server deletes every `#sql*`
@@ -183,7 +242,7 @@ impl PrivateServer {
             // The port was free when picked; on a restart, wait for it
             // rather than fail if something briefly holds it.
             .arg("--port-open-timeout=10")
-            .args(FAST_OPTIONS)
+            .args(self.fast_options())
             .args(&self.options)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -305,14 +364,15 @@ impl Drop for PrivateServer {
 }
 
 /// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("bind 127.0.0.1:0")
         .port()
 }
 
-fn running_as_root() -> bool {
+/// Whether this test process runs as root (mariadbd then needs `--user=root`).
+pub fn running_as_root() -> bool {
     fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

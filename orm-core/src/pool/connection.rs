@@ -335,8 +335,20 @@ impl PooledConnection {
         params: &[Value],
         each: &mut dyn FnMut(Row) -> Result<()>,
     ) -> Result<()> {
+        self.query_each(sql, params, &mut |row| each(row.take_all()))
+    }
+
+    /// Like [`query`](Self::query), handing `each` a `Row` the backend may
+    /// reuse for the next row ([`crate::backend::Connection::query_each`]):
+    /// take what you keep with [`Row::take`].
+    pub fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut dyn FnMut(&mut Row) -> Result<()>,
+    ) -> Result<()> {
         let delivered = std::cell::Cell::new(false);
-        let mut counting = |row: Row| {
+        let mut counting = |row: &mut Row| {
             delivered.set(true);
             each(row)
         };
@@ -381,6 +393,49 @@ impl PooledConnection {
             Ok(())
         })?;
         Ok(rows)
+    }
+
+    /// Runs a query that reads no table (server or session variables,
+    /// `MASTER_GTID_WAIT`) and collects its rows. Unlike
+    /// [`query`](Self::query) it leaves the connection's transaction state
+    /// as it was: such a statement opens no read snapshot, so returning the
+    /// connection needs no `ROLLBACK`. Never for a query that reads a
+    /// table: a snapshot it opened would go back to the pool. Outside a
+    /// transaction, a dead connection is replaced and the query sent again
+    /// once (it changes nothing), as [`query`](Self::query) does.
+    pub(crate) fn query_no_tables(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
+        let attempt = |conn: &mut Self| {
+            let mut rows = Vec::new();
+            conn.run_with_params(sql, params, |c| {
+                observe::counted_query(c, sql, params, &mut |row| {
+                    rows.push(row.take_all());
+                    Ok(())
+                })
+            })
+            .map(|_| rows)
+        };
+        let may_retry = self.tx == TxState::Idle && !self.open_reads;
+        match attempt(self) {
+            Err(e) if may_retry && e.is_connection_lost() => {
+                instrument::bump(&self.slot.pool.instruments.statement_retries);
+                match attempt(self) {
+                    // No fresh connection either: the first failure says what happened.
+                    Err(again) if again.db_kind() == Some(crate::DbErrorKind::Connect) => Err(e),
+                    other => other,
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The replication position of the transaction the last statement
+    /// committed, when the server reported it with the statement's outcome
+    /// (see [`Connection::tracked_commit_position`](crate::backend::Connection::tracked_commit_position)).
+    pub(crate) fn tracked_commit_position(&self) -> Option<String> {
+        self.slot
+            .rec
+            .as_ref()
+            .and_then(|rec| rec.conn.tracked_commit_position())
     }
 
     /// Begins a transaction. On MySQL/MariaDB this sends nothing: the

@@ -213,10 +213,10 @@ pub(crate) fn counted_query(
     conn: &mut dyn Connection,
     sql: &str,
     params: &[Value],
-    each: &mut dyn FnMut(Row) -> Result<()>,
+    each: &mut dyn FnMut(&mut Row) -> Result<()>,
 ) -> Result<Rows> {
     let mut rows = 0u64;
-    conn.query(sql, params, &mut |row| {
+    conn.query_each(sql, params, &mut |row| {
         rows += 1;
         each(row)
     })?;

@@ -49,9 +49,9 @@ fn resolve(
         }
         return Ok(FkValue::Known(Value::Null));
     };
-    let (key, state, session_id) = {
+    let (key, state, session) = {
         let meta = target.meta().borrow();
-        (meta.key.clone(), meta.state, meta.session_id)
+        (meta.key.clone(), meta.state, meta.session_ptr())
     };
     let key = match key {
         Some(key) => Some(key),
@@ -60,7 +60,7 @@ fn resolve(
     if let Some(key) = key {
         return Ok(FkValue::Known(key.values()[0].clone()));
     }
-    let same_session = session_id != 0 && session_id == obj.meta().borrow().session_id;
+    let same_session = session.is_some() && session == obj.meta().borrow().session_ptr();
     if state == ObjState::Pending && same_session {
         return Ok(FkValue::Deferred(target));
     }
@@ -95,13 +95,20 @@ pub(crate) struct PostUpdate {
 /// The post-update links of `obj` (taken out of its INSERT or UPDATE).
 pub(crate) fn post_updates(obj: &Rc<dyn AnyObj>) -> Vec<PostUpdate> {
     let table = obj.table();
-    links::pending_fks(obj)
-        .into_iter()
+    // Read in place: most linked objects have no post_update key, and a copy
+    // of the list per object was visible in W5's profile.
+    let meta = obj.meta().borrow();
+    let Some(links) = meta.links.as_ref() else {
+        return Vec::new();
+    };
+    links
+        .fks
+        .iter()
         .filter(|f| is_post_update(table, f.column))
         .map(|f| PostUpdate {
             obj: obj.clone(),
             column: f.column,
-            target: f.target,
+            target: f.target.clone(),
             value: None,
         })
         .collect()
@@ -142,6 +149,15 @@ pub(crate) fn update_fks(
     obj: &Rc<dyn AnyObj>,
     row: Option<UpdateRow>,
 ) -> Result<Option<UpdateRow>> {
+    {
+        // Only a persistent object's links change its row: a pending one's
+        // go into its INSERT (`insert_fks`). Checked before copying the list.
+        let meta = obj.meta().borrow();
+        let has_fks = meta.links.as_ref().is_some_and(|l| !l.fks.is_empty());
+        if !has_fks || meta.state != ObjState::Persistent || meta.marked_deleted || meta.expired {
+            return Ok(row);
+        }
+    }
     let fks = links::pending_fks(obj);
     if fks.is_empty() {
         return Ok(row);
@@ -162,7 +178,7 @@ pub(crate) fn update_fks(
     let table = obj.table();
     // What the row holds now.
     let current = match snapshot {
-        Some(s) => s,
+        Some(s) => s.into_vec(),
         None => obj.values()?,
     };
     let mut row = row.unwrap_or_else(|| UpdateRow {
@@ -224,7 +240,7 @@ pub(crate) fn association_changes<'a>(
     objs: impl Iterator<Item = &'a Rc<dyn AnyObj>>,
 ) -> Vec<AssocChange> {
     let mut out: Vec<AssocChange> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = crate::fast_hash::FastHashSet::default();
     for owner in objs {
         let changes = links::pending_m2m(owner);
         if changes.is_empty() {

@@ -2,8 +2,8 @@
 //! the transaction, and marking objects done — or restoring them when the
 //! database refuses.
 
+use crate::fast_hash::FastHashSet;
 use std::cell::Cell;
-use std::collections::HashSet;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -135,7 +135,7 @@ impl Session {
     /// for every object until no hook added a new one.
     fn before_hooks(&self) -> Result<()> {
         self.run_hooks(SessionEvent::BeforeFlush)?;
-        let mut done: HashSet<(*const (), ModelEvent)> = HashSet::new();
+        let mut done: FastHashSet<(*const (), ModelEvent)> = FastHashSet::default();
         loop {
             let mut todo: Vec<(Rc<dyn AnyObj>, ModelEvent)> = Vec::new();
             {
@@ -233,8 +233,8 @@ impl Session {
         let mut updates = Vec::with_capacity(modified.len());
         // foldhash, as the identity map: SipHash of 10,000 pointers showed
         // in W4's and W7's profiles.
-        let mut seen: HashSet<*const (), foldhash::fast::RandomState> =
-            HashSet::with_capacity_and_hasher(modified.len(), Default::default());
+        let mut seen: FastHashSet<*const ()> =
+            FastHashSet::with_capacity_and_hasher(modified.len(), Default::default());
         for obj in modified {
             if !seen.insert(Rc::as_ptr(obj) as *const ()) {
                 continue; // written, flushed, written again: one entry is enough
@@ -266,7 +266,7 @@ impl Session {
         plan.assoc = super::dependency::association_changes(st.new.iter().chain(modified));
         // Only linked objects can have post_update keys: the rest (the bulk of
         // a large flush) costs one check, not a set insert.
-        let mut seen_post: HashSet<*const ()> = HashSet::new();
+        let mut seen_post: FastHashSet<*const ()> = FastHashSet::default();
         for obj in st.new.iter().chain(modified) {
             if obj.meta().borrow().links.is_some() && seen_post.insert(Rc::as_ptr(obj) as *const ())
             {
@@ -357,6 +357,11 @@ impl Session {
         }
         for pu in &plan.post_updates {
             need(pu.obj.table(), &pu.obj);
+        }
+        // Read replicas serve the default engine: a write to it moves the
+        // session's reads to its primary and its commit's position is kept.
+        if needed.contains(&0) {
+            st.tx.wrote = true;
         }
         for &bind in &needed {
             self.connection(st, bind)?;

@@ -11,8 +11,8 @@
 //! Expiring an object (commit, rollback, `expire`) drops its links: its
 //! relationships reload on next access.
 
+use crate::fast_hash::FastHashMap;
 use std::any::TypeId;
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::error::{Error, Result};
@@ -290,9 +290,9 @@ fn cascade_add(
     };
     let (state, other) = {
         let meta = target.meta().borrow();
-        (meta.state, meta.session_id)
+        (meta.state, meta.in_other_session(&session.inner))
     };
-    if other != 0 && other != session.inner.id {
+    if other {
         return Err(Error::invalid(format!(
             "relationship `{}`: the `{}` object belongs to another session; merge() it into this one first",
             rel_name(owner, rel),
@@ -342,7 +342,7 @@ pub(crate) fn related(owner: &Rc<dyn AnyObj>, index: usize) -> Result<Vec<Rc<dyn
             let shard = owner.meta().borrow().shard();
             let identity = Identity {
                 model: (rel.target_type)(),
-                key: Key::new(vec![value.clone()]),
+                key: Key::from_values([value.clone()]),
                 shard,
             };
             let Some(session) = session_of(owner) else {
@@ -432,7 +432,7 @@ fn related_cached(owner: &Rc<dyn AnyObj>, index: usize) -> Option<Vec<Rc<dyn Any
             let session = session_of(owner)?;
             let identity = Identity {
                 model: (rel.target_type)(),
-                key: Key::new(vec![value]),
+                key: Key::from_values([value]),
                 shard: owner.meta().borrow().shard(),
             };
             let hit = session.state().ok()?.map.get(&identity).cloned();
@@ -550,7 +550,7 @@ fn child_parent(
     let session = session_of(child)?;
     let identity = Identity {
         model: parent_type,
-        key: Key::new(vec![value]),
+        key: Key::from_values([value]),
         shard: child.meta().borrow().shard(),
     };
     let hit = session.state().ok()?.map.get(&identity).cloned();
@@ -865,7 +865,7 @@ impl Session {
                         }
                         let identity = Identity {
                             model: (rel.target_type)(),
-                            key: Key::new(vec![value.clone()]),
+                            key: Key::from_values([value.clone()]),
                             shard: None,
                         };
                         match st.map.get(&identity) {
@@ -907,7 +907,7 @@ impl Session {
                         }
                     }
                 }
-                let mut targets: HashMap<Value, Rc<dyn AnyObj>> = HashMap::new();
+                let mut targets: FastHashMap<Value, Rc<dyn AnyObj>> = FastHashMap::default();
                 let mut missing: Vec<Value> = Vec::new();
                 {
                     let st = self.state()?;
@@ -917,7 +917,7 @@ impl Session {
                         }
                         let identity = Identity {
                             model: (rel.target_type)(),
-                            key: Key::new(vec![r.clone()]),
+                            key: Key::from_values([r.clone()]),
                             shard: None,
                         };
                         match st.map.get(&identity) {
@@ -940,7 +940,7 @@ impl Session {
                         targets.insert(obj.column_value(pk)?, obj);
                     }
                 }
-                let mut by_key: HashMap<Value, Vec<Rc<dyn AnyObj>>> = HashMap::new();
+                let mut by_key: FastHashMap<Value, Vec<Rc<dyn AnyObj>>> = FastHashMap::default();
                 for (l, r) in pairs {
                     if let Some(t) = targets.get(&r) {
                         by_key.entry(l).or_default().push(t.clone());
@@ -953,7 +953,7 @@ impl Session {
                 }
             }
             RelKind::OneToMany | RelKind::OneToOne => {
-                let mut by_key: HashMap<Value, Vec<Rc<dyn AnyObj>>> = HashMap::new();
+                let mut by_key: FastHashMap<Value, Vec<Rc<dyn AnyObj>>> = FastHashMap::default();
                 let todo = to_load(parents, index, &mut out);
                 let keys: Vec<Value> = todo.iter().map(|(k, _)| k.clone()).collect();
                 for chunk in keys.chunks(BATCH) {

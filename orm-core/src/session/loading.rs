@@ -13,7 +13,7 @@ use super::identity_map::{Identity, IdentityMap};
 use super::object::{downcast, AnyObj, Meta, Obj, ObjCell, ObjState};
 use super::persistence;
 use super::transaction;
-use super::{Session, State};
+use super::Session;
 
 /// `session.get`: identity map first (no SQL, no autoflush), else one SELECT.
 pub(crate) fn get<M: Model>(session: &Session, key: Key) -> Result<Option<Obj<M>>> {
@@ -91,71 +91,240 @@ pub(crate) fn load_rows_on<M: Model>(
 ) -> Result<Vec<Obj<M>>> {
     let mut st = session.state()?;
     let weak = Rc::downgrade(&session.inner);
-    let session_id = session.inner.id;
     let table = M::table();
     let on_load = super::events::listens::<M>(session, super::ModelEvent::OnLoad);
-    let mut loaded: Vec<Obj<M>> = Vec::new();
-    session.connection(&mut st, bind)?;
-    // Split the borrow: the connection lives in the transaction, the map beside it.
-    let State { map, tx, .. } = &mut *st;
-    let conn = tx
-        .conn_mut(bind)
-        .ok_or_else(|| Error::invalid("the session lost its connection"))?;
-    let mut out = Vec::new();
-    let mut each = |row: Row| -> Result<()> {
-        let key = row_key(table.primary_key, &row)?;
-        let identity = Identity {
-            model: TypeId::of::<M>(),
-            key,
-            shard,
-        };
-        let slot = match map.entry(identity) {
-            Entry::Occupied(existing) => {
-                let refreshed = refresh_if_expired(existing.get(), row)?;
-                if let Some(obj) = downcast::<M>(existing.get().clone()) {
-                    if refreshed && on_load {
-                        loaded.push(obj.clone());
+    // Run again from the start if its replica died under it.
+    let (out, loaded) = session.with_reader(&mut st, bind, |map, conn| {
+        let mut loaded: Vec<Obj<M>> = Vec::new();
+        let mut out = Vec::new();
+        let objects = map.model_mut(TypeId::of::<M>(), shard);
+        // The backend refills one `Row` per result set; a new object takes
+        // its values out of it. A row whose object is already loaded (and
+        // not expired) is not decoded at all: the in-memory state wins.
+        let mut each = |row: &mut Row| -> Result<()> {
+            let key = row_key(table.primary_key, row)?;
+            let slot = match objects.entry(key) {
+                Entry::Occupied(existing) => {
+                    let refreshed = refresh_if_expired(existing.get(), row)?;
+                    if let Some(obj) = downcast::<M>(existing.get().clone()) {
+                        if refreshed && on_load {
+                            loaded.push(obj.clone());
+                        }
+                        out.push(obj);
                     }
-                    out.push(obj);
+                    return Ok(());
                 }
-                return Ok(());
+                Entry::Vacant(slot) => slot,
+            };
+            let value = M::from_row_taking(row)?;
+            let mut meta = Meta::loaded(weak.clone(), slot.key().clone());
+            meta.set_shard(shard);
+            let cell = Rc::new(ObjCell {
+                value: std::cell::RefCell::new(value),
+                meta: std::cell::RefCell::new(meta),
+            });
+            slot.insert(cell.clone());
+            if on_load {
+                loaded.push(Obj::from_cell(cell.clone()));
             }
-            Entry::Vacant(slot) => slot,
+            out.push(Obj::from_cell(cell));
+            Ok(())
         };
-        let value = M::from_row(row)?;
-        let cell = Rc::new(ObjCell {
-            value: std::cell::RefCell::new(value),
-            meta: std::cell::RefCell::new(Meta {
-                state: ObjState::Persistent,
-                session: Some(weak.clone()),
-                session_id,
-                key: Some(slot.key().key.clone()),
-                snapshot: None,
-                expired: false,
-                marked_deleted: false,
-                seq: 0,
-                generated_key: false,
-                links: None,
-                raise_lazy: false,
-                shard_slot: super::object::shard_slot(shard),
-            }),
-        });
-        slot.insert(cell.clone());
-        if on_load {
-            loaded.push(Obj::from_cell(cell.clone()));
-        }
-        out.push(Obj::from_cell(cell));
-        Ok(())
-    };
-    let result = conn.query(sql, params, &mut each);
-    if let Err(e) = result {
-        return Err(session.note_error(&mut st, e));
-    }
+        conn.query_each(sql, params, &mut each)?;
+        Ok((out, loaded))
+    })?;
     drop(st);
     for obj in &loaded {
         super::events::fire(super::ModelEvent::OnLoad, session, obj)?;
     }
     Ok(out)
+}
+
+/// Streams one SELECT of `M`'s columns (`Query::for_each`): the rows are
+/// read from the server as they arrive, never all held at once. Each row
+/// becomes an object (the identity map's own when it holds the row
+/// already) handed to `each`; an object the caller did not keep, with no
+/// unflushed change, leaves the session right after. The connection is
+/// lent to the stream: the session works meanwhile (identity map, `add`,
+/// writes), but SQL waits until the stream ends. Returns the row count.
+///
+/// The rows come from engine `bind` (a bound model's engine, or a shard's)
+/// and the objects are on `shard`. On the default engine the stream reads
+/// from a replica while the session has not written; on another engine it
+/// borrows that engine's transaction connection.
+pub(crate) fn stream_rows<M: Model>(
+    session: &Session,
+    bind: super::binds::BindIdx,
+    shard: Option<u16>,
+    sql: &str,
+    params: &[Value],
+    each: &mut dyn FnMut(Obj<M>) -> Result<()>,
+) -> Result<u64> {
+    // The read connection: a replica's while the session has not written.
+    let (conn, origin) = {
+        let mut st = session.state()?;
+        if bind == 0 {
+            session.prepare_read(&mut st)?;
+        } else {
+            session.connection(&mut st, bind)?;
+        }
+        let read = if bind == 0 { st.tx.read.take() } else { None };
+        let (conn, origin) = match read {
+            Some(read) => (read.conn, LentFrom::Replica(read.index)),
+            None => {
+                let position = st
+                    .tx
+                    .conns
+                    .iter()
+                    .position(|(b, _)| *b == bind)
+                    .ok_or_else(|| Error::invalid("the session lost its connection"))?;
+                let (_, conn) = st.tx.conns.remove(position);
+                (conn, LentFrom::Transaction { bind, position })
+            }
+        };
+        st.tx.lent = true;
+        (conn, origin)
+    };
+    let replica = matches!(origin, LentFrom::Replica(_));
+    // The connection goes back to the transaction whatever happens; if the
+    // transaction ended meanwhile (rollback() or close() in the loop), it is
+    // dropped instead: rolled back and returned to the pool.
+    struct Lent<'a> {
+        session: &'a Session,
+        conn: Option<crate::engine::PooledConnection>,
+        origin: LentFrom,
+    }
+    impl Drop for Lent<'_> {
+        fn drop(&mut self) {
+            if let Ok(mut st) = self.session.state() {
+                if st.tx.lent {
+                    st.tx.lent = false;
+                    match (self.origin, self.conn.take()) {
+                        (LentFrom::Replica(index), Some(conn)) => {
+                            st.tx.read = Some(super::routing::ReplicaRead { conn, index })
+                        }
+                        // Back in its place: the list's order is the commit order.
+                        (LentFrom::Transaction { bind, position }, Some(conn)) => {
+                            let position = position.min(st.tx.conns.len());
+                            st.tx.conns.insert(position, (bind, conn));
+                        }
+                        (_, None) => {}
+                    }
+                }
+            }
+        }
+    }
+    let mut lent = Lent {
+        session,
+        conn: Some(conn),
+        origin,
+    };
+    let weak = Rc::downgrade(&session.inner);
+    let table = M::table();
+    let on_load = super::events::listens::<M>(session, super::ModelEvent::OnLoad);
+    let mut rows = 0u64;
+    // The backend refills one `Row` (see `load_rows`).
+    let mut per_row = |row: &mut Row| -> Result<()> {
+        let key = row_key(table.primary_key, row)?;
+        let identity = Identity {
+            model: TypeId::of::<M>(),
+            key,
+            shard,
+        };
+        // A fresh object is released below by its identity, kept here.
+        let mut fresh_identity = None;
+        let (obj, fresh) = {
+            let mut st = session.state()?;
+            if !st.tx.lent {
+                return Err(Error::invalid(
+                    "the session's transaction ended while for_each() was streaming \
+                     (rollback() or close() inside the loop); the rest of the rows are not read",
+                ));
+            }
+            match st.map.entry(identity) {
+                Entry::Occupied(existing) => {
+                    let refreshed = refresh_if_expired(existing.get(), row)?;
+                    match downcast::<M>(existing.get().clone()) {
+                        Some(obj) => (obj, refreshed),
+                        None => return Err(Error::invalid("internal error: identity map type")),
+                    }
+                }
+                Entry::Vacant(slot) => {
+                    let value = M::from_row_taking(row)?;
+                    let key = slot.key().clone();
+                    let mut meta = Meta::loaded(weak.clone(), key.clone());
+                    meta.set_shard(shard);
+                    let identity = Identity {
+                        model: TypeId::of::<M>(),
+                        key,
+                        shard,
+                    };
+                    let cell = Rc::new(ObjCell {
+                        value: std::cell::RefCell::new(value),
+                        meta: std::cell::RefCell::new(meta),
+                    });
+                    slot.insert(cell.clone());
+                    fresh_identity = Some(identity);
+                    (Obj::from_cell(cell), true)
+                }
+            }
+        };
+        rows += 1;
+        if fresh && on_load {
+            super::events::fire(super::ModelEvent::OnLoad, session, &obj)?;
+        }
+        let erased = obj.erased();
+        each(obj)?;
+        match fresh_identity {
+            // A row new to the session, which no flush can have recorded
+            // (no SQL runs during the stream): unless the caller kept it or
+            // changed it, it only has to leave the map.
+            Some(identity) if Rc::strong_count(&erased) <= 2 => {
+                let mut meta = erased.meta().borrow_mut();
+                let idle = meta.state == ObjState::Persistent
+                    && meta.snapshot.is_none()
+                    && !meta.marked_deleted
+                    && meta.links.is_none();
+                if idle {
+                    meta.release(ObjState::Detached);
+                    drop(meta);
+                    session.state()?.map.remove(&identity);
+                }
+                Ok(())
+            }
+            Some(_) => Ok(()),
+            None => session.release_if_unused(erased),
+        }
+    };
+    let result = match lent.conn.as_mut() {
+        Some(conn) => conn.query_each(sql, params, &mut per_row),
+        None => Err(Error::invalid("the session lost its connection")),
+    };
+    drop(lent);
+    match result {
+        Ok(()) => {
+            if replica {
+                session.count_replica_read();
+            }
+            Ok(rows)
+        }
+        Err(e) => {
+            let mut st = session.state()?;
+            Err(session.note_error(&mut st, e))
+        }
+    }
+}
+
+/// Where a streaming query's connection was borrowed from.
+#[derive(Clone, Copy)]
+enum LentFrom {
+    /// The replica read of this index.
+    Replica(usize),
+    /// The transaction's connection to engine `bind`, at `position` in its list.
+    Transaction {
+        bind: super::binds::BindIdx,
+        position: usize,
+    },
 }
 
 fn row_key(pk: &[usize], row: &Row) -> Result<Key> {
@@ -170,12 +339,12 @@ fn row_key(pk: &[usize], row: &Row) -> Result<Key> {
 }
 
 /// Whether the object was expired and took the row's values.
-fn refresh_if_expired(obj: &Rc<dyn AnyObj>, row: Row) -> Result<bool> {
+fn refresh_if_expired(obj: &Rc<dyn AnyObj>, row: &mut Row) -> Result<bool> {
     if !obj.meta().borrow().expired {
         // SQLAlchemy keeps the in-memory object, pending changes included.
         return Ok(false);
     }
-    obj.load_row(row)?;
+    obj.load_row(row.take_all())?;
     let mut meta = obj.meta().borrow_mut();
     meta.expired = false;
     meta.snapshot = None;
@@ -200,15 +369,14 @@ pub(crate) fn load_expired(session: &Session, obj: &Rc<dyn AnyObj>) -> Result<()
     let bind = session.inner.binds.for_table(table.name, shard);
     let sql = persistence::select_by_key_sql(session.inner.binds.engine(bind).dialect(), table);
     let mut st = session.state()?;
-    let conn = session.connection(&mut st, bind)?;
-    let mut found: Option<Row> = None;
-    let result = conn.query(&sql, key.values(), &mut |row| {
-        found = Some(row);
-        Ok(())
-    });
-    if let Err(e) = result {
-        return Err(session.note_error(&mut st, e));
-    }
+    let found = session.with_reader(&mut st, bind, |_, conn| {
+        let mut found: Option<Row> = None;
+        conn.query(&sql, key.values(), &mut |row| {
+            found = Some(row);
+            Ok(())
+        })?;
+        Ok(found)
+    })?;
     match found {
         Some(row) => {
             obj.load_row(row)?;
@@ -246,7 +414,6 @@ fn remove_deleted(map: &mut IdentityMap, obj: &Rc<dyn AnyObj>) {
 pub(crate) type JoinedMapper = fn(
     &mut IdentityMap,
     &std::rc::Weak<super::SessionInner>,
-    u64,
     Vec<Value>,
 ) -> Result<Option<Rc<dyn AnyObj>>>;
 
@@ -254,14 +421,13 @@ pub(crate) type JoinedMapper = fn(
 pub(crate) fn map_joined<T: Model>(
     map: &mut IdentityMap,
     weak: &std::rc::Weak<super::SessionInner>,
-    session_id: u64,
     values: Vec<Value>,
 ) -> Result<Option<Rc<dyn AnyObj>>> {
     let table = T::table();
     if table.primary_key.iter().any(|&i| values[i].is_null()) {
         return Ok(None);
     }
-    let row = Row::new(values);
+    let mut row = Row::new(values);
     let key = row_key(table.primary_key, &row)?;
     // Joined loads are not shard-aware: the joined rows are taken as unsharded.
     let identity = Identity {
@@ -271,18 +437,14 @@ pub(crate) fn map_joined<T: Model>(
     };
     match map.entry(identity) {
         Entry::Occupied(existing) => {
-            refresh_if_expired(existing.get(), row)?;
+            refresh_if_expired(existing.get(), &mut row)?;
             Ok(Some(existing.get().clone()))
         }
         Entry::Vacant(slot) => {
-            let value = T::from_row(row)?;
+            let value = T::from_row_taking(&mut row)?;
             let cell: Rc<dyn AnyObj> = Rc::new(ObjCell {
                 value: std::cell::RefCell::new(value),
-                meta: std::cell::RefCell::new(Meta::loaded(
-                    weak.clone(),
-                    session_id,
-                    slot.key().key.clone(),
-                )),
+                meta: std::cell::RefCell::new(Meta::loaded(weak.clone(), slot.key().clone())),
             });
             slot.insert(cell.clone());
             Ok(Some(cell))
@@ -300,13 +462,15 @@ pub(crate) fn load_rows_joined<M: Model>(
     params: &[Value],
     joins: &[(usize, JoinedMapper)],
 ) -> Result<Vec<Obj<M>>> {
-    let mut seen = std::collections::HashSet::new();
-    Ok(load_rows_joined_each::<M>(session, sql, params, joins)?
-        .into_iter()
-        .filter_map(|row| row.into_iter().next().flatten())
-        .filter(|obj| seen.insert(Rc::as_ptr(obj) as *const ()))
-        .filter_map(downcast::<M>)
-        .collect())
+    let mut seen = crate::fast_hash::FastHashSet::default();
+    Ok(
+        load_rows_joined_each::<M>(session, sql, params, joins, None)?
+            .into_iter()
+            .filter_map(|row| row.into_iter().next().flatten())
+            .filter(|obj| seen.insert(Rc::as_ptr(obj) as *const ()))
+            .filter_map(downcast::<M>)
+            .collect(),
+    )
 }
 
 /// The objects of one joined row: the query's model first, then each join
@@ -315,16 +479,18 @@ pub(crate) type JoinedRow = Vec<Option<Rc<dyn AnyObj>>>;
 
 /// Like [`load_rows_joined`], returning for every row the object of each
 /// part (the query's model first, then each join; `None` where an outer join
-/// found nothing). Used by `JoinQuery::contains_eager`.
+/// found nothing). Used by `JoinQuery::contains_eager`. With `extra`, the
+/// values after the joined models' columns are kept too, one list per row
+/// (`JoinQuery::add_columns`).
 pub(crate) fn load_rows_joined_each<M: Model>(
     session: &Session,
     sql: &str,
     params: &[Value],
     joins: &[(usize, JoinedMapper)],
+    mut extra: Option<&mut Vec<Vec<Value>>>,
 ) -> Result<Vec<JoinedRow>> {
     let mut st = session.state()?;
     let weak = Rc::downgrade(&session.inner);
-    let session_id = session.inner.id;
     let width = M::table().columns.len();
     if session.inner.binds.is_sharded() {
         return Err(Error::invalid(
@@ -333,31 +499,28 @@ pub(crate) fn load_rows_joined_each<M: Model>(
         ));
     }
     let bind = session.bind_of(M::table());
-    session.connection(&mut st, bind)?;
-    let State { map, tx, .. } = &mut *st;
-    let conn = tx
-        .conn_mut(bind)
-        .ok_or_else(|| Error::invalid("the session lost its connection"))?;
-    let mut out = Vec::new();
-    let mut each = |row: Row| -> Result<()> {
-        let mut values = row.into_values();
-        let mut rest = values.split_off(width.min(values.len()));
-        let mut objs = Vec::with_capacity(joins.len() + 1);
-        objs.push(map_joined::<M>(map, &weak, session_id, values)?);
-        for (columns, mapper) in joins {
-            let tail = rest.split_off((*columns).min(rest.len()));
-            objs.push(mapper(
-                map,
-                &weak,
-                session_id,
-                std::mem::replace(&mut rest, tail),
-            )?);
+    // Run again from the start if its replica died under it.
+    session.with_reader(&mut st, bind, |map, conn| {
+        let mut out = Vec::new();
+        if let Some(extra) = extra.as_mut() {
+            extra.clear();
         }
-        out.push(objs);
-        Ok(())
-    };
-    match conn.query(sql, params, &mut each) {
-        Ok(()) => Ok(out),
-        Err(e) => Err(session.note_error(&mut st, e)),
-    }
+        let mut each = |row: Row| -> Result<()> {
+            let mut values = row.into_values();
+            let mut rest = values.split_off(width.min(values.len()));
+            let mut objs = Vec::with_capacity(joins.len() + 1);
+            objs.push(map_joined::<M>(map, &weak, values)?);
+            for (columns, mapper) in joins {
+                let tail = rest.split_off((*columns).min(rest.len()));
+                objs.push(mapper(map, &weak, std::mem::replace(&mut rest, tail))?);
+            }
+            if let Some(extra) = extra.as_mut() {
+                extra.push(rest);
+            }
+            out.push(objs);
+            Ok(())
+        };
+        conn.query(sql, params, &mut each)?;
+        Ok(out)
+    })
 }

@@ -39,6 +39,7 @@ mod merge;
 mod object;
 mod persistence;
 mod retry;
+mod routing;
 mod savepoint;
 mod scoped;
 mod transaction;
@@ -56,6 +57,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::model::{IntoKey, Model};
 use crate::query::Query;
+use crate::replicas::ReplicaSet;
 use crate::value::Value;
 
 use binds::{BindIdx, Binds};
@@ -66,7 +68,7 @@ use identity_map::{Identity, IdentityMap};
 pub(crate) use links::load_erased;
 pub(crate) use links::populate;
 pub(crate) use loading::{
-    load_rows_joined, load_rows_joined_each, load_rows_on, map_joined, JoinedMapper,
+    load_rows_joined, load_rows_joined_each, load_rows_on, map_joined, stream_rows, JoinedMapper,
 };
 pub(crate) use object::downcast as downcast_obj;
 use object::downcast;
@@ -108,6 +110,8 @@ pub struct SessionFactory {
     config: SessionConfig,
     /// The event hooks, shared by the sessions made from the factory.
     events: Arc<Events>,
+    /// Read replicas, shared by the sessions made from the factory.
+    replicas: Option<Arc<ReplicaSet>>,
 }
 
 /// Registers a session event hook (the events are described on `ModelEvents`).
@@ -144,6 +148,7 @@ impl SessionFactory {
             engine,
             config: SessionConfig::default(),
             events: Arc::new(Events::default()),
+            replicas: None,
         }
     }
 
@@ -184,6 +189,7 @@ impl SessionFactory {
             binds: Arc::new(binds),
             config: SessionConfig::default(),
             events: Arc::new(Events::default()),
+            replicas: None,
         })
     }
 
@@ -200,6 +206,28 @@ impl SessionFactory {
     pub fn two_phase(mut self, on: bool) -> Self {
         Arc::make_mut(&mut self.binds).two_phase = on;
         self
+    }
+
+    /// Routes the reads of sessions made from now on to `replicas`, with
+    /// read-your-writes: see [`crate::replicas`] for the rules. The set
+    /// (its health and the position its sessions last committed) is shared
+    /// by clones of the factory.
+    ///
+    /// With [`bind`](Self::bind) or [`sharded`](Self::sharded), the replicas
+    /// serve the default engine only (the factory's engine, or the first
+    /// shard), whose primary they replicate: the reads of models bound to
+    /// other engines, and their writes, always go to those engines, and a
+    /// write to another engine does not move the default engine's reads to
+    /// its primary.
+    pub fn replicas(mut self, replicas: ReplicaSet) -> Self {
+        self.replicas = Some(Arc::new(replicas));
+        self
+    }
+
+    /// The read replicas, when configured (their [`stats`](ReplicaSet::stats)
+    /// and [`status`](ReplicaSet::status)).
+    pub fn replica_set(&self) -> Option<&Arc<ReplicaSet>> {
+        self.replicas.as_ref()
     }
 
     session_hook!(
@@ -313,7 +341,12 @@ impl SessionFactory {
     /// A new session. It holds no connection until its first SQL.
     pub fn session(&self) -> Session {
         let events = (!self.events.is_empty()).then(|| self.events.clone());
-        Session::build(self.binds.clone(), self.config, events)
+        Session::build(
+            self.binds.clone(),
+            self.config,
+            events,
+            self.replicas.clone(),
+        )
     }
 
     /// Runs `work` in a new session's transaction: commits on `Ok`, rolls
@@ -357,6 +390,9 @@ pub(crate) struct SessionInner {
     /// The shard the loads in progress read from (a relationship of an
     /// object of that shard), in a sharded session.
     load_shard: Cell<Option<u16>>,
+    /// The factory's read replicas (of the default engine); `None` when
+    /// there are none.
+    replicas: Option<Arc<ReplicaSet>>,
 }
 
 /// A copy of what the inspection methods report, kept outside `state`.
@@ -437,10 +473,15 @@ impl Session {
 
     /// A session with this configuration.
     pub fn with_config(engine: Engine, config: SessionConfig) -> Session {
-        Session::build(Arc::new(Binds::new(engine)), config, None)
+        Session::build(Arc::new(Binds::new(engine)), config, None, None)
     }
 
-    fn build(binds: Arc<Binds>, config: SessionConfig, events: Option<Arc<Events>>) -> Session {
+    fn build(
+        binds: Arc<Binds>,
+        config: SessionConfig,
+        events: Option<Arc<Events>>,
+        replicas: Option<Arc<ReplicaSet>>,
+    ) -> Session {
         Session {
             inner: Rc::new(SessionInner {
                 id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
@@ -460,6 +501,7 @@ impl Session {
                 modified: RefCell::new(Vec::new()),
                 events,
                 load_shard: Cell::new(None),
+                replicas,
             }),
         }
     }
@@ -514,7 +556,7 @@ impl Session {
         let state = obj.state();
         {
             let meta = erased.meta().borrow();
-            if meta.session_id != 0 && meta.session_id != self.inner.id {
+            if meta.in_other_session(&self.inner) {
                 return Err(Error::invalid(format!(
                     "this `{}` object is already attached to another session; \
                      close or expunge it there first, or merge() a copy of its value into this session",
@@ -578,7 +620,6 @@ impl Session {
         let weak = Rc::downgrade(&self.inner);
         let mut meta = erased.meta().borrow_mut();
         meta.session = Some(weak);
-        meta.session_id = self.inner.id;
         meta.seq = seq;
         meta.set_shard(shard);
         if state == ObjState::Detached {
@@ -666,7 +707,7 @@ impl Session {
             let erased = obj.erased();
             let mut meta = erased.meta().borrow_mut();
             match meta.shard() {
-                Some(s) if s != index && meta.session_id != 0 => {
+                Some(s) if s != index && meta.session.is_some() => {
                     return Err(Error::invalid(format!(
                         "this `{}` object is on shard '{}', it cannot be added to shard '{shard}'; \
                          make a new object for that shard",
@@ -778,7 +819,7 @@ impl Session {
     }
 
     fn owns(&self, obj: &Rc<dyn AnyObj>) -> bool {
-        obj.meta().borrow().session_id == self.inner.id
+        obj.meta().borrow().session_is(&self.inner)
     }
 
     /// Whether `obj` is pending in this session (SQLAlchemy's `obj in session.new`).
@@ -865,7 +906,9 @@ impl Session {
     }
 
     /// Runs a raw query inside the session's transaction (after autoflush)
-    /// on the default engine, and returns its rows.
+    /// on the default engine, and returns its rows. A read: with read
+    /// replicas it goes to a replica while the session has not written
+    /// (send writes with [`execute`](Self::execute)).
     pub fn query_rows(&self, sql: &str, params: &[Value]) -> Result<Vec<crate::row::Row>> {
         self.query_rows_on(0, sql, params)
     }
@@ -973,6 +1016,9 @@ impl Session {
     ) -> Result<ExecOutcome> {
         self.autoflush()?;
         let mut st = self.state()?;
+        if bind == 0 {
+            st.tx.wrote = true;
+        }
         let conn = self.connection(&mut st, bind)?;
         match conn.execute(sql, params) {
             Ok(o) => {
@@ -983,6 +1029,8 @@ impl Session {
         }
     }
 
+    /// A raw query on engine `bind`: a read, on a replica of the default
+    /// engine while the session has not written to it (see `routing`).
     pub(crate) fn query_rows_on(
         &self,
         bind: BindIdx,
@@ -991,11 +1039,7 @@ impl Session {
     ) -> Result<Vec<crate::row::Row>> {
         self.autoflush()?;
         let mut st = self.state()?;
-        let conn = self.connection(&mut st, bind)?;
-        match conn.query_rows(sql, params) {
-            Ok(o) => Ok(o),
-            Err(e) => Err(self.note_error(&mut st, e)),
-        }
+        self.with_reader(&mut st, bind, |_, conn| conn.query_rows(sql, params))
     }
 
     /// Marks the object expired: no SQL now; its next use reloads it, and
@@ -1093,31 +1137,69 @@ impl Session {
             .and_then(downcast))
     }
 
+    /// Marks the objects of rows a bulk DELETE removed as deleted, as a
+    /// flush's DELETE does: out of the identity map and recorded in the
+    /// current transaction level, so a rollback restores them and a commit
+    /// detaches them.
+    pub(crate) fn bulk_deleted<M: Model>(&self, objs: Vec<Obj<M>>) -> Result<()> {
+        let mut st = self.state()?;
+        let State { map, tx, .. } = &mut *st;
+        for obj in objs {
+            let erased = obj.erased();
+            {
+                let mut meta = erased.meta().borrow_mut();
+                if meta.state != ObjState::Persistent {
+                    continue;
+                }
+                meta.state = ObjState::Deleted;
+                meta.marked_deleted = false;
+                meta.snapshot = None;
+            }
+            if let Some(identity) = transaction::identity_of(&erased) {
+                if map.get(&identity).is_some_and(|o| Rc::ptr_eq(o, &erased)) {
+                    map.remove(&identity);
+                }
+            }
+            tx.current().deleted.push(erased);
+        }
+        drop(st);
+        self.inner
+            .modified
+            .borrow_mut()
+            .retain(|o| !matches!(o.meta().borrow().state, ObjState::Deleted));
+        Ok(())
+    }
+
     /// Lets go of the objects in `objs` that nobody else holds and that have
     /// nothing to flush: they leave the identity map (detached, unseen).
     /// What `Query::iter` does with a finished batch.
     pub(crate) fn release_unused<M: Model>(&self, objs: Vec<Obj<M>>) -> Result<()> {
-        if objs.is_empty() {
-            return Ok(());
-        }
-        let mut st = self.state()?;
         for obj in objs {
             let erased = obj.erased();
             drop(obj);
-            // The map, this function's `erased`: nobody else.
-            if Rc::strong_count(&erased) > 2 {
-                continue;
-            }
-            let idle = {
-                let meta = erased.meta().borrow();
-                meta.state == ObjState::Persistent
-                    && meta.snapshot.is_none()
-                    && !meta.marked_deleted
-                    && meta.links.is_none()
-            };
-            if idle {
-                expunge_one(&mut st, &erased);
-            }
+            self.release_if_unused(erased)?;
+        }
+        Ok(())
+    }
+
+    /// Expunges `erased` if nothing but the identity map holds it (the
+    /// caller's handle included, which this consumes) and it has nothing to
+    /// flush: a streamed object the caller did not keep.
+    pub(crate) fn release_if_unused(&self, erased: Rc<dyn AnyObj>) -> Result<()> {
+        // The map and `erased`: nobody else.
+        if Rc::strong_count(&erased) > 2 {
+            return Ok(());
+        }
+        let idle = {
+            let meta = erased.meta().borrow();
+            meta.state == ObjState::Persistent
+                && meta.snapshot.is_none()
+                && !meta.marked_deleted
+                && meta.links.is_none()
+        };
+        if idle {
+            let mut st = self.state()?;
+            expunge_one(&mut st, &erased);
         }
         Ok(())
     }

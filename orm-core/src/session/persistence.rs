@@ -3,7 +3,6 @@
 //! columns only, batched DELETEs, and the row-count checks of optimistic
 //! locking. Called only by the unit of work.
 
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::backend::{Dialect, ServerInfo, ServerKind, UpdateBatch};
@@ -687,7 +686,8 @@ fn find_stale<'k>(
     let keys: Vec<&Key> = rows.iter().map(|(k, _)| *k).collect();
     key_in(ctx, table, &keys, &mut sql, &mut params);
     let nkey = table.primary_key.len();
-    let mut found: HashMap<Key, Vec<Value>> = HashMap::new();
+    let mut found: crate::fast_hash::FastHashMap<Key, Vec<Value>> =
+        crate::fast_hash::FastHashMap::default();
     ctx.conn.query(&sql, &params, &mut |row| {
         let mut values = row.into_values();
         let rest = values.split_off(nkey);

@@ -45,7 +45,10 @@ impl Session {
             ));
         }
         let name = format!("sa_savepoint_{}", st.tx.next_savepoint + 1);
-        if !st.tx.has_conn() {
+        // A savepoint is a write: with read replicas it moves the default
+        // engine to its primary (and `connection` refuses while a stream
+        // has a connection lent, which would miss the savepoint).
+        if !st.tx.has_conn() || self.inner.replicas.is_some() || st.tx.lent {
             self.connection(&mut st, 0)?;
         }
         // Every engine's connection gets the savepoint (and a connection
@@ -93,6 +96,7 @@ impl Session {
         let _span = crate::trace::savepoint_span(if commit { "release" } else { "rollback" });
         {
             let st = self.state()?;
+            super::transaction::check_not_lent(&st)?;
             if st.tx.savepoints.len() != depth {
                 return Err(Error::invalid(
                     "this nested transaction is not the innermost one (or is already finished); finish inner savepoints first",

@@ -122,6 +122,17 @@ pub(crate) struct Transaction {
     /// Open savepoints, outermost first.
     pub savepoints: Vec<Savepoint>,
     pub next_savepoint: u64,
+    /// The connection is lent to a streaming query (`Query::for_each`): it
+    /// is out of `conn` and no other SQL may run until it comes back.
+    pub lent: bool,
+    /// The reads of a session that has not written, on a replica (see
+    /// `routing`); ended when the primary connection is checked out.
+    pub read: Option<super::routing::ReplicaRead>,
+    /// Begun with `begin()`: everything goes to the primary.
+    pub explicit: bool,
+    /// Statements that write were sent (a flush, `execute`): the commit's
+    /// position is remembered for read-your-writes on replicas.
+    pub wrote: bool,
 }
 
 impl Transaction {
@@ -133,6 +144,10 @@ impl Transaction {
             root: Record::default(),
             savepoints: Vec::new(),
             next_savepoint: 0,
+            lent: false,
+            read: None,
+            explicit: false,
+            wrote: false,
         }
     }
 
@@ -143,6 +158,11 @@ impl Transaction {
     /// Whether any connection was checked out (some SQL may have been sent).
     pub fn has_conn(&self) -> bool {
         !self.conns.is_empty()
+    }
+
+    /// Whether engine `bind`'s connection is checked out.
+    pub fn has_conn_to(&self, bind: BindIdx) -> bool {
+        self.conns.iter().any(|(b, _)| *b == bind)
     }
 
     /// The connection of engine `bind`, if checked out.
@@ -204,6 +224,10 @@ impl Transaction {
         // Dropping a guard rolls its connection back (XA ROLLBACK in two-phase) and returns it.
         self.conns.clear();
         self.gtrid = None;
+        self.lent = false;
+        self.read = None;
+        self.explicit = false;
+        self.wrote = false;
         self.root.clear();
         self.savepoints.clear();
     }
@@ -338,6 +362,7 @@ impl Session {
             ));
         }
         st.tx.phase = Phase::Active;
+        st.tx.explicit = true;
         self.sync_flags(&st);
         Ok(())
     }
@@ -354,15 +379,21 @@ impl Session {
     /// transaction on first use: `begin()` (or `XA START` with
     /// `two_phase`), the `after_begin` hooks, and a `SAVEPOINT` for each
     /// savepoint already open, so that rolling one back undoes the work of
-    /// every engine.
+    /// every engine. This is always the engine's primary: checking out the
+    /// default engine's connection ends the session's reads on a replica
+    /// (see `routing`; replicas serve the default engine only).
     pub(super) fn connection<'a>(
         &self,
         st: &'a mut State,
         bind: BindIdx,
     ) -> Result<&'a mut PooledConnection> {
         self.check_usable(st)?;
+        check_not_lent(st)?;
         st.tx.phase = Phase::Active;
         if st.tx.conn_mut(bind).is_none() {
+            if bind == 0 {
+                st.tx.read = None;
+            }
             let binds = &self.inner.binds;
             let mut conn = binds.engine(bind).connect()?;
             if binds.two_phase {
@@ -455,6 +486,7 @@ impl Session {
         self.flush()?;
         let mut st = self.state()?;
         self.check_usable(&st)?;
+        check_not_lent(&st)?;
         let was_active = st.tx.is_active();
         if !st.tx.savepoints.is_empty() {
             return Err(Error::invalid(
@@ -488,6 +520,7 @@ impl Session {
                         cause: Box::new(e),
                     });
                 }
+                self.note_commit_position(&mut st, bind);
                 committed.push(self.inner.binds.name(bind));
             }
         }
@@ -512,6 +545,18 @@ impl Session {
         Ok(())
     }
 
+    /// After engine `bind` committed: with read replicas, a commit of the
+    /// default engine (the replicas' primary) that wrote records its
+    /// position (GTID) for read-your-writes. Other engines have no replicas.
+    fn note_commit_position(&self, st: &mut State, bind: BindIdx) {
+        if bind != 0 || !st.tx.wrote {
+            return;
+        }
+        if let (Some(set), Some(conn)) = (self.inner.replicas.as_deref(), st.tx.conn_mut(0)) {
+            set.note_commit(conn);
+        }
+    }
+
     /// Both phases of a two-phase commit. On error the connections still
     /// held are rolled back (the caller then resets the objects).
     fn commit_two_phase(&self, st: &mut State) -> Result<()> {
@@ -531,7 +576,10 @@ impl Session {
             // Every branch is prepared: the decision is to commit, so every
             // branch is tried even after one failed.
             match st.tx.conns[i].1.xa_commit() {
-                Ok(()) => committed.push(self.inner.binds.name(bind)),
+                Ok(()) => {
+                    self.note_commit_position(st, bind);
+                    committed.push(self.inner.binds.name(bind));
+                }
                 Err(e) => {
                     in_doubt.push(format!("{} (bqual '{bind}')", self.inner.binds.name(bind)));
                     first_error.get_or_insert(e);
@@ -556,7 +604,9 @@ impl Session {
     pub fn rollback(&self) -> Result<()> {
         let _span = crate::trace::rollback_span();
         let mut st = self.state()?;
-        let sent_sql = st.tx.has_conn() || matches!(st.tx.phase, Phase::NeedsRollback { .. });
+        let sent_sql = st.tx.has_conn()
+            || st.tx.read.is_some()
+            || matches!(st.tx.phase, Phase::NeedsRollback { .. });
         // A failure to roll back (the connection is gone) is not the
         // caller's problem: the server discards the transaction anyway,
         // and the pool closes the connection.
@@ -652,6 +702,21 @@ pub(super) fn rollback_objects(st: &mut State, expire_rest: bool) {
         }
     }
     tx.reset();
+}
+
+/// Refuses SQL while a connection is lent to a `for_each()` stream: the
+/// lent connection is out of the transaction's list, so nothing may run on
+/// the others either (a COMMIT or a savepoint would miss it).
+pub(super) fn check_not_lent(st: &State) -> Result<()> {
+    if st.tx.lent {
+        return Err(Error::invalid(
+            "the session's connection is streaming the rows of a for_each() query: no other \
+             SQL can run until it ends (nor commit() or a savepoint's end); inside the loop use \
+             the objects and the identity map, or collect what you need and run the SQL after \
+             the loop",
+        ));
+    }
+    Ok(())
 }
 
 /// A global transaction id for a two-phase transaction: unique per process
