@@ -83,18 +83,7 @@ pub(crate) fn load_rows<M: Model>(
             let value = M::from_row_taking(row)?;
             let cell = Rc::new(ObjCell {
                 value: std::cell::RefCell::new(value),
-                meta: std::cell::RefCell::new(Meta {
-                    state: ObjState::Persistent,
-                    session: Some(weak.clone()),
-                    key: Some(slot.key().clone()),
-                    snapshot: None,
-                    expired: false,
-                    marked_deleted: false,
-                    seq: 0,
-                    generated_key: false,
-                    links: None,
-                    raise_lazy: false,
-                }),
+                meta: std::cell::RefCell::new(Meta::loaded(weak.clone(), slot.key().clone())),
             });
             slot.insert(cell.clone());
             if on_load {
