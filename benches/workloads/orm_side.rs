@@ -182,6 +182,7 @@ pub fn w8_eager(f: &SessionFactory) -> Digest {
 
 /// W9: the per-user report (post count and average score, users without
 /// posts included), one typed select over a join, no objects.
+#[inline(never)]
 pub fn w9_report(f: &SessionFactory) -> Digest {
     let s = f.session();
     let rows: Vec<ReportRow> = ok(s
@@ -203,6 +204,7 @@ pub fn w9_report(f: &SessionFactory) -> Digest {
 
 /// W10: every user streamed from one statement (`for_each`), each object
 /// folded into the digest and dropped.
+#[inline(never)]
 pub fn w10_stream(f: &SessionFactory) -> Digest {
     let s = f.session();
     let mut d = Digest::default();

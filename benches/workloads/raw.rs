@@ -439,6 +439,7 @@ pub const REPORT: &str = "SELECT u.`id`, u.`name`, COUNT(p.`id`), AVG(p.`score`)
      LEFT OUTER JOIN `posts` p ON p.`user_id` = u.`id` GROUP BY u.`id`, u.`name` ORDER BY u.`id`";
 
 /// W9: the report as one prepared statement, rows into tuples.
+#[inline(never)]
 pub fn w9_report(raw: &mut Raw) -> Digest {
     let rows: Vec<ReportRow> = raw.conn.exec(REPORT, ()).expect("raw report");
     digest_report(&rows)
@@ -446,6 +447,7 @@ pub fn w9_report(raw: &mut Raw) -> Digest {
 
 /// W10: every user streamed from one result set, each row decoded into a
 /// struct, folded and dropped.
+#[inline(never)]
 pub fn w10_stream(raw: &mut Raw) -> Digest {
     let mut d = Digest::default();
     let result = raw.conn.exec_iter(SELECT_USERS, ()).expect("raw stream");

@@ -243,6 +243,7 @@ pub fn w8_eager(raw: &mut Raw) -> Vec<(RawUser, Vec<RawPost>)> {
 }
 
 /// W9: the report as one prepared statement, rows into tuples.
+#[inline(never)]
 pub fn w9_report(raw: &mut Raw) -> Digest {
     let sql = crate::raw::REPORT.replace('`', "\"");
     let mut stmt = raw.conn.prepare_cached(&sql).expect("prepare");
@@ -256,6 +257,7 @@ pub fn w9_report(raw: &mut Raw) -> Digest {
 
 /// W10: every user streamed from one statement, each row decoded into a
 /// struct, folded and dropped.
+#[inline(never)]
 pub fn w10_stream(raw: &mut Raw) -> Digest {
     let mut d = Digest::default();
     let mut stmt = raw.conn.prepare_cached(SELECT_USERS).expect("prepare");

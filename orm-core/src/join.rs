@@ -833,24 +833,17 @@ impl<M: Model, J> JoinQuery<'_, M, J> {
     /// [`Error::MultipleResultsFound`] otherwise (a one-to-many join that
     /// repeats one object is still one object).
     pub fn one(self) -> Result<Obj<M>> {
-        match self.one_or_none()? {
-            Some(obj) => Ok(obj),
-            None => Err(Error::NoResultFound {
-                table: M::table().name,
-            }),
-        }
+        crate::select::exactly_one(self.all()?, M::table().name)
     }
 
     /// At most one object: `None` without rows,
     /// [`Error::MultipleResultsFound`] with several.
     pub fn one_or_none(self) -> Result<Option<Obj<M>>> {
-        let mut objs = self.all()?;
-        match objs.len() {
-            0 | 1 => Ok(objs.pop()),
-            _ => Err(Error::MultipleResultsFound {
-                table: M::table().name,
-            }),
+        let objs = self.all()?;
+        if objs.is_empty() {
+            return Ok(None);
         }
+        crate::select::exactly_one(objs, M::table().name).map(Some)
     }
 }
 
@@ -975,16 +968,7 @@ impl<'s, M: Model, J, R: FromRow> JoinSelect<'s, M, J, R> {
     /// [`Error::MultipleResultsFound`] otherwise.
     pub fn one(mut self) -> Result<R> {
         self.query.limit = Some(2);
-        let mut rows = self.all()?;
-        match rows.len() {
-            1 => Ok(rows.remove(0)),
-            0 => Err(Error::NoResultFound {
-                table: M::table().name,
-            }),
-            _ => Err(Error::MultipleResultsFound {
-                table: M::table().name,
-            }),
-        }
+        crate::select::exactly_one(self.all()?, M::table().name)
     }
 }
 

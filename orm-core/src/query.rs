@@ -236,11 +236,11 @@ impl<'s, M: Model> Query<'s, M> {
 
     /// Streams every matching object through `each`, from ONE statement
     /// whose rows are read as the server sends them (SQLAlchemy's
-    /// `yield_per` with `stream_results`): nothing is materialised, and an
-    /// object `each` does not keep, with no unflushed change, leaves the
-    /// identity map as soon as `each` returns, so memory stays flat however
-    /// many rows there are. Rows the identity map already holds come back
-    /// as its objects. Returns the number of rows.
+    /// `yield_per` with `stream_results`): nothing is materialised. Rows
+    /// the identity map already holds come back as its objects; the object
+    /// of any other row enters the identity map only if `each` keeps it (a
+    /// clone outlives the call) or changes it, so memory stays flat however
+    /// many rows there are. Returns the number of rows.
     ///
     /// While it streams, the session's connection is busy: inside `each`
     /// the objects, the identity map, `add`, `delete` and writes work, but

@@ -498,6 +498,16 @@ pub fn max<M: Source, T: Scalar>(column: Column<M, T>) -> Aggregate<M, Option<T:
     Aggregate::new("MAX", Some(column.name), false)
 }
 
+/// The one element of `rows`: [`Error::NoResultFound`] without any,
+/// [`Error::MultipleResultsFound`] with several (of `table`'s query).
+pub(crate) fn exactly_one<T>(mut rows: Vec<T>, table: &'static str) -> Result<T> {
+    match rows.len() {
+        1 => Ok(rows.remove(0)),
+        0 => Err(Error::NoResultFound { table }),
+        _ => Err(Error::MultipleResultsFound { table }),
+    }
+}
+
 /// A row decoded into a tuple of Rust values.
 pub trait FromRow: Sized {
     /// How many columns it takes.
@@ -730,16 +740,7 @@ impl<'s, M: Model, S: Selection<M>> Select<'s, M, S> {
     /// [`Error::MultipleResultsFound`] otherwise.
     pub fn one(mut self) -> Result<S::Row> {
         self.limit = Some(2);
-        let mut rows = self.all()?;
-        match rows.len() {
-            1 => Ok(rows.remove(0)),
-            0 => Err(Error::NoResultFound {
-                table: M::table().name,
-            }),
-            _ => Err(Error::MultipleResultsFound {
-                table: M::table().name,
-            }),
-        }
+        exactly_one(self.all()?, M::table().name)
     }
 }
 

@@ -1,27 +1,8 @@
 use orm::prelude::*;
 
-#[derive(Debug, Clone, Default, Model)]
-struct Author {
-    #[orm(primary_key)]
-    id: i64,
-    #[orm(one_to_many, key = "author_id")]
-    books: ToMany<Book>,
-}
-
-#[derive(Debug, Clone, Default, Model)]
-struct Book {
-    #[orm(primary_key)]
-    id: i64,
-    #[orm(references = Author)]
-    author_id: i64,
-}
-
-#[derive(Debug, Clone, Default, Model)]
-struct Shelf {
-    #[orm(primary_key)]
-    id: i64,
-}
-
+#[path = "shared/library.rs"]
+mod library;
+use library::*;
 
 fn main() {
     let engine = orm::create_engine("sqlite::memory:").unwrap();

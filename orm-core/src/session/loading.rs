@@ -223,17 +223,11 @@ pub(crate) fn stream_rows<M: Model>(
     let table = M::table();
     let on_load = super::events::listens::<M>(session, super::ModelEvent::OnLoad);
     let mut rows = 0u64;
+    let model = TypeId::of::<M>();
     // The backend refills one `Row` (see `load_rows`).
     let mut per_row = |row: &mut Row| -> Result<()> {
         let key = row_key(table.primary_key, row)?;
-        let identity = Identity {
-            model: TypeId::of::<M>(),
-            key,
-            shard,
-        };
-        // A fresh object is released below by its identity, kept here.
-        let mut fresh_identity = None;
-        let (obj, fresh) = {
+        let existing = {
             let mut st = session.state()?;
             if !st.tx.lent {
                 return Err(Error::invalid(
@@ -241,60 +235,63 @@ pub(crate) fn stream_rows<M: Model>(
                      (rollback() or close() inside the loop); the rest of the rows are not read",
                 ));
             }
-            match st.map.entry(identity) {
-                Entry::Occupied(existing) => {
-                    let refreshed = refresh_if_expired(existing.get(), row)?;
-                    match downcast::<M>(existing.get().clone()) {
-                        Some(obj) => (obj, refreshed),
-                        None => return Err(Error::invalid("internal error: identity map type")),
-                    }
+            match st.map.model_mut(model, shard).get(&key).cloned() {
+                Some(obj) => {
+                    let refreshed = refresh_if_expired(&obj, row)?;
+                    Some((obj, refreshed))
                 }
-                Entry::Vacant(slot) => {
-                    let value = M::from_row_taking(row)?;
-                    let key = slot.key().clone();
-                    let mut meta = Meta::loaded(weak.clone(), key.clone());
-                    meta.set_shard(shard);
-                    let identity = Identity {
-                        model: TypeId::of::<M>(),
-                        key,
-                        shard,
-                    };
-                    let cell = Rc::new(ObjCell {
-                        value: std::cell::RefCell::new(value),
-                        meta: std::cell::RefCell::new(meta),
-                    });
-                    slot.insert(cell.clone());
-                    fresh_identity = Some(identity);
-                    (Obj::from_cell(cell), true)
-                }
+                None => None,
             }
         };
         rows += 1;
-        if fresh && on_load {
+        if let Some((obj, refreshed)) = existing {
+            // The identity map's own object: handed out, and let go of
+            // afterwards like iter()'s batches if nobody keeps it.
+            let obj = downcast::<M>(obj)
+                .ok_or_else(|| Error::invalid("internal error: identity map type"))?;
+            if refreshed && on_load {
+                super::events::fire(super::ModelEvent::OnLoad, session, &obj)?;
+            }
+            let erased = obj.erased();
+            each(obj)?;
+            return session.release_if_unused(erased);
+        }
+        // A row new to the session: the object enters the identity map only
+        // if the caller keeps it or changes it (no SQL runs during the
+        // stream, so no flush can have recorded it). An object never kept
+        // costs no map insert and removal.
+        let value = M::from_row_taking(row)?;
+        let mut meta = Meta::loaded(weak.clone(), key);
+        meta.set_shard(shard);
+        let cell = Rc::new(ObjCell {
+            value: std::cell::RefCell::new(value),
+            meta: std::cell::RefCell::new(meta),
+        });
+        let obj = Obj::from_cell(cell.clone());
+        if on_load {
             super::events::fire(super::ModelEvent::OnLoad, session, &obj)?;
         }
-        let erased = obj.erased();
         each(obj)?;
-        match fresh_identity {
-            // A row new to the session, which no flush can have recorded
-            // (no SQL runs during the stream): unless the caller kept it or
-            // changed it, it only has to leave the map.
-            Some(identity) if Rc::strong_count(&erased) <= 2 => {
-                let mut meta = erased.meta().borrow_mut();
-                let idle = meta.state == ObjState::Persistent
-                    && meta.snapshot.is_none()
-                    && !meta.marked_deleted
-                    && meta.links.is_none();
-                if idle {
-                    meta.release(ObjState::Detached);
-                    drop(meta);
-                    session.state()?.map.remove(&identity);
-                }
-                Ok(())
+        let keep = Rc::strong_count(&cell) > 1 || {
+            let meta = cell.meta.borrow();
+            meta.state != ObjState::Persistent
+                || meta.snapshot.is_some()
+                || meta.marked_deleted
+                || meta.links.is_some()
+        };
+        if keep {
+            let key = cell.meta.borrow().key.clone();
+            if let Some(key) = key {
+                let cell: Rc<dyn AnyObj> = cell;
+                session
+                    .state()?
+                    .map
+                    .model_mut(model, shard)
+                    .entry(key)
+                    .or_insert(cell);
             }
-            Some(_) => Ok(()),
-            None => session.release_if_unused(erased),
         }
+        Ok(())
     };
     let result = match lent.conn.as_mut() {
         Some(conn) => conn.query_each(sql, params, &mut per_row),
