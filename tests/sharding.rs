@@ -522,6 +522,34 @@ fn get_tries_the_key_choosers_shards_in_order() {
     let asked: Vec<Key> = s.key_calls.lock().unwrap().clone();
     assert_eq!(asked.len(), 4);
     assert_eq!(asked[0], Key::new(vec![Value::Int(2)]));
+    // merge() finds the row through the key chooser and updates it on its
+    // shard; merge_no_load() and upsert() cannot know the shard and say so.
+    let moved = Location {
+        city: "Boulder".into(),
+        ..denver.read().unwrap().clone()
+    };
+    let merged = session.merge(&moved).unwrap();
+    assert!(merged.ptr_eq(&denver));
+    session.commit().unwrap();
+    let mut west = s.west.admin();
+    let cities: Vec<String> = west
+        .query("SELECT city FROM test.weather_locations WHERE id = 2")
+        .unwrap();
+    assert_eq!(cities, ["Boulder"], "updated on its own shard");
+    assert_eq!(
+        s.east_db
+            .rows("SELECT COUNT(*) FROM weather_locations WHERE id = 2"),
+        [["0"]]
+    );
+    let session = factory.session();
+    let err = session
+        .merge_no_load(&location(2, "North America", "Aspen"))
+        .unwrap_err();
+    assert!(err.to_string().contains("sharded"), "{err}");
+    let err = session
+        .upsert(&location(2, "North America", "Aspen"))
+        .unwrap_err();
+    assert!(err.to_string().contains("sharded"), "{err}");
 }
 
 /// `for_each` streams from one shard (its query chooser's, or `on_shard`),

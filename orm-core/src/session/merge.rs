@@ -66,6 +66,13 @@ impl Session {
     /// that are known to match the database. A value with no key is an error.
     pub fn merge_no_load<M: Model>(&self, value: &M) -> Result<Obj<M>> {
         let table = M::table();
+        if self.is_sharded() {
+            return Err(Error::invalid(format!(
+                "merge_no_load() cannot tell which shard a `{}` row lives on in a sharded \
+                 session; use merge(), which asks the key chooser's shards",
+                table.model
+            )));
+        }
         let key = value.primary_key().ok_or_else(|| {
             Error::invalid(format!(
                 "merge_no_load() needs a `{}` value with its primary key set; use merge() or add() for new objects",

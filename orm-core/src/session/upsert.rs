@@ -29,8 +29,16 @@ impl Session {
         if values.is_empty() {
             return Ok(Vec::new());
         }
-        self.autoflush()?;
         let table = M::table();
+        if self.is_sharded() {
+            return Err(Error::invalid(format!(
+                "upsert of `{}` is not supported in a sharded session: the row's shard is not \
+                 known before the statement; get() or merge() the object, or upsert through a \
+                 session on that shard's engine",
+                table.model
+            )));
+        }
+        self.autoflush()?;
         let dialect = self.engine().dialect();
         let keyed = values.iter().all(|v| v.primary_key().is_some());
         if !keyed && values.len() > 1 {
