@@ -235,12 +235,18 @@ pub(crate) fn stream_rows<M: Model>(
                      (rollback() or close() inside the loop); the rest of the rows are not read",
                 ));
             }
-            match st.map.model_mut(model, shard).get(&key).cloned() {
-                Some(obj) => {
-                    let refreshed = refresh_if_expired(&obj, row)?;
-                    Some((obj, refreshed))
-                }
-                None => None,
+            // With none of the model's objects loaded (the usual stream),
+            // the key need not be looked up.
+            let objects = st.map.model_mut(model, shard);
+            match objects.is_empty() {
+                true => None,
+                false => match objects.get(&key).cloned() {
+                    Some(obj) => {
+                        let refreshed = refresh_if_expired(&obj, row)?;
+                        Some((obj, refreshed))
+                    }
+                    None => None,
+                },
             }
         };
         rows += 1;
