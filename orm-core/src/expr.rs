@@ -225,16 +225,7 @@ impl Expr {
                 op,
                 value,
             } => {
-                sql.push_str(func);
-                sql.push('(');
-                if *distinct {
-                    sql.push_str("DISTINCT ");
-                }
-                match column {
-                    Some(c) => column_sql(c, sql),
-                    None => sql.push('*'),
-                }
-                sql.push(')');
+                aggregate_sql(func, *distinct, *column, sql, column_sql);
                 sql.push_str(op.sql());
                 sql.push('?');
                 params.push(value.clone());
@@ -466,6 +457,27 @@ fn render_list(
             sql.push_str(joiner);
         }
         part.render_in(table, dialect, sql, params);
+    }
+    sql.push(')');
+}
+
+/// Appends `FUNC([DISTINCT] column)`, `*` without a column; `column_sql`
+/// writes the column (qualified or not).
+pub(crate) fn aggregate_sql(
+    func: &str,
+    distinct: bool,
+    column: Option<&str>,
+    sql: &mut String,
+    column_sql: impl FnOnce(&str, &mut String),
+) {
+    sql.push_str(func);
+    sql.push('(');
+    if distinct {
+        sql.push_str("DISTINCT ");
+    }
+    match column {
+        Some(c) => column_sql(c, sql),
+        None => sql.push('*'),
     }
     sql.push(')');
 }

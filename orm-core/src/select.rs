@@ -23,7 +23,9 @@ use std::marker::PhantomData;
 
 use crate::backend::Dialect;
 use crate::error::{Error, Result};
-use crate::expr::{ArithOp, CmpOp, Cross, Direction, Expr, ExprValue, Filter, Order};
+use crate::expr::{
+    aggregate_sql, ArithOp, CmpOp, Cross, Direction, Expr, ExprValue, Filter, Order,
+};
 use crate::model::{Column, Model};
 use crate::session::Session;
 use crate::source::{DerivedTable, Source, DERIVED_COLUMNS};
@@ -303,16 +305,9 @@ impl<M, T: FromValue> SqlExpr<M> for Aggregate<M, T> {
         sql: &mut String,
         _params: &mut Vec<Value>,
     ) {
-        sql.push_str(self.func);
-        sql.push('(');
-        if self.distinct {
-            sql.push_str("DISTINCT ");
-        }
-        match self.column {
-            Some(c) => column_sql(qualify, self.qualifier, c, dialect, sql),
-            None => sql.push('*'),
-        }
-        sql.push(')');
+        aggregate_sql(self.func, self.distinct, self.column, sql, |c, sql| {
+            column_sql(qualify, self.qualifier, c, dialect, sql)
+        });
     }
 }
 
@@ -446,18 +441,9 @@ impl<M> OrderBy<M> {
                 func,
                 column,
                 distinct,
-            } => {
-                sql.push_str(func);
-                sql.push('(');
-                if distinct {
-                    sql.push_str("DISTINCT ");
-                }
-                match column {
-                    Some(c) => column_sql(qualify, qualifier, c, dialect, sql),
-                    None => sql.push('*'),
-                }
-                sql.push(')');
-            }
+            } => aggregate_sql(func, distinct, column, sql, |c, sql| {
+                column_sql(qualify, qualifier, c, dialect, sql)
+            }),
         }
         sql.push_str(self.direction.sql());
     }
