@@ -681,7 +681,7 @@ impl<'s, M: Model> Query<'s, M> {
                 "query.delete() takes filters only; remove limit, offset and order_by",
             ));
         }
-        let targets = self.synchronized_objects(sync, &[], "delete")?;
+        let targets = self.synchronized_objects(sync, "delete")?;
         let (from_where, params) = self.table_and_filter();
         let sql = format!("DELETE{from_where}");
         let mut deleted = 0;
@@ -700,12 +700,7 @@ impl<'s, M: Model> Query<'s, M> {
     /// Evaluation needs the objects' current values: expired objects are
     /// skipped (they reload anyway), and an assignment computed from a
     /// column (`set_expr`) must be computable in memory.
-    fn synchronized_objects(
-        &self,
-        sync: Synchronize,
-        assignments: &[Assignment<M>],
-        verb: &str,
-    ) -> Result<Option<Vec<Obj<M>>>> {
+    fn synchronized_objects(&self, sync: Synchronize, verb: &str) -> Result<Option<Vec<Obj<M>>>> {
         let table = M::table();
         match sync {
             Synchronize::Expire => Ok(None),
@@ -730,26 +725,6 @@ impl<'s, M: Model> Query<'s, M> {
                                  in memory (values of kinds that do not compare, or a subquery); \
                                  use Synchronize::Fetch"
                         )))
-                        }
-                    }
-                }
-                for a in assignments {
-                    if let Some((source, op)) = a.arith {
-                        for obj in &hits {
-                            let current = {
-                                let value = obj.read()?;
-                                table.column_index(source).map(|i| value.column_value(i))
-                            };
-                            if current.and_then(|v| op.apply(&v, &a.value)).is_none() {
-                                return Err(Error::invalid(format!(
-                                    "query.{verb}(Synchronize::Evaluate): `{} = {}{}?` cannot be \
-                                     computed in memory for every matching object (not a number, \
-                                     or it overflows); use Synchronize::Fetch",
-                                    a.column,
-                                    source,
-                                    op.sql()
-                                )));
-                            }
                         }
                     }
                 }
@@ -808,7 +783,7 @@ impl<'s, M: Model> Query<'s, M> {
         }
         let dialect = self.session.engine().dialect();
         let table = M::table();
-        let targets = self.synchronized_objects(sync, &assignments, "update")?;
+        let targets = self.synchronized_objects(sync, "update")?;
         let mut sql = String::from("UPDATE ");
         dialect.quote_ident(table.name, &mut sql);
         sql.push_str(" SET ");
@@ -829,8 +804,9 @@ impl<'s, M: Model> Query<'s, M> {
         let mut where_params = Vec::new();
         self.where_clause(&mut sql, &mut where_params);
         params.extend(where_params);
-        // In-memory values, computed as MySQL does: assignments in order,
-        // each seeing the ones before it.
+        // In-memory values, computed before any SQL as MySQL does:
+        // assignments in order, each seeing the ones before it. A value that
+        // cannot be computed refuses the statement.
         type Computed<M> = Vec<(Obj<M>, Vec<(usize, Value)>)>;
         let computed: Option<Computed<M>> = match (&targets, sync) {
             (Some(objs), Synchronize::Evaluate) => {
@@ -848,9 +824,19 @@ impl<'s, M: Model> Query<'s, M> {
                                     .rev()
                                     .find(|(i, _)| Some(*i) == index)
                                     .map(|(_, v)| v.clone())
-                                    .or_else(|| index.and_then(|i| before.get(i).cloned()))
-                                    .unwrap_or(Value::Null);
-                                op.apply(&current, &a.value).unwrap_or(Value::Null)
+                                    .or_else(|| index.and_then(|i| before.get(i).cloned()));
+                                current
+                                    .and_then(|v| op.apply(&v, &a.value))
+                                    .ok_or_else(|| {
+                                        Error::invalid(format!(
+                                        "query.update(Synchronize::Evaluate): `{} = {}{}?` cannot \
+                                         be computed in memory for every matching object (not a \
+                                         number, or it overflows); use Synchronize::Fetch",
+                                        a.column,
+                                        source,
+                                        op.sql()
+                                    ))
+                                    })?
                             }
                         };
                         changes.push((a.index, value));
