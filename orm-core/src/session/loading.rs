@@ -278,13 +278,7 @@ pub(crate) fn stream_rows<M: Model>(
             super::events::fire(super::ModelEvent::OnLoad, session, &obj)?;
         }
         each(obj)?;
-        let keep = Rc::strong_count(&cell) > 1 || {
-            let meta = cell.meta.borrow();
-            meta.state != ObjState::Persistent
-                || meta.snapshot.is_some()
-                || meta.marked_deleted
-                || meta.links.is_some()
-        };
+        let keep = Rc::strong_count(&cell) > 1 || !cell.meta.borrow().is_idle();
         if keep {
             let key = cell.meta.borrow().key.clone();
             if let Some(key) = key {

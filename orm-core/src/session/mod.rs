@@ -1190,13 +1190,7 @@ impl Session {
         if Rc::strong_count(&erased) > 2 {
             return Ok(());
         }
-        let idle = {
-            let meta = erased.meta().borrow();
-            meta.state == ObjState::Persistent
-                && meta.snapshot.is_none()
-                && !meta.marked_deleted
-                && meta.links.is_none()
-        };
+        let idle = erased.meta().borrow().is_idle();
         if idle {
             let mut st = self.state()?;
             expunge_one(&mut st, &erased);

@@ -76,6 +76,16 @@ pub(crate) fn shard_slot(shard: Option<u16>) -> Option<NonZeroU16> {
 }
 
 impl Meta {
+    /// Persistent with nothing to flush: no snapshot of a write, not marked
+    /// for deletion, no relationship links. Such an object that nobody but
+    /// the session holds can leave the session unseen (streamed rows).
+    pub fn is_idle(&self) -> bool {
+        self.state == ObjState::Persistent
+            && self.snapshot.is_none()
+            && !self.marked_deleted
+            && self.links.is_none()
+    }
+
     /// The object's shard, in a sharded session.
     pub fn shard(&self) -> Option<u16> {
         self.shard_slot.map(|s| s.get() - 1)
