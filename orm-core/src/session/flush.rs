@@ -512,18 +512,7 @@ impl Session {
                 }
             }
             for row in work.deletes.into_iter().flatten() {
-                let obj = row.obj;
-                {
-                    let mut meta = obj.meta().borrow_mut();
-                    meta.state = ObjState::Deleted;
-                    meta.marked_deleted = false;
-                }
-                if let Some(identity) = transaction::identity_of(&obj) {
-                    if map.get(&identity).is_some_and(|o| Rc::ptr_eq(o, &obj)) {
-                        map.remove(&identity);
-                    }
-                }
-                record.deleted.push(obj);
+                transaction::record_deleted(row.obj, map, record);
             }
         }
         for sw in switched {

@@ -71,6 +71,16 @@ impl IdentityMap {
             .insert(identity.key, obj);
     }
 
+    /// Removes `obj`'s entry, if the map holds `obj` itself under its
+    /// identity (not another object of the same key).
+    pub fn remove_obj(&mut self, obj: &Rc<dyn AnyObj>) {
+        if let Some(identity) = super::transaction::identity_of(obj) {
+            if self.get(&identity).is_some_and(|o| Rc::ptr_eq(o, obj)) {
+                self.remove(&identity);
+            }
+        }
+    }
+
     pub fn remove(&mut self, identity: &Identity) -> Option<Rc<dyn AnyObj>> {
         self.models
             .get_mut(&(identity.model, identity.shard))?

@@ -1151,16 +1151,9 @@ impl Session {
                 if meta.state != ObjState::Persistent {
                     continue;
                 }
-                meta.state = ObjState::Deleted;
-                meta.marked_deleted = false;
                 meta.snapshot = None;
             }
-            if let Some(identity) = transaction::identity_of(&erased) {
-                if map.get(&identity).is_some_and(|o| Rc::ptr_eq(o, &erased)) {
-                    map.remove(&identity);
-                }
-            }
-            tx.current().deleted.push(erased);
+            transaction::record_deleted(erased, map, tx.current());
         }
         drop(st);
         self.inner
@@ -1231,11 +1224,7 @@ fn of_model<M: Model>(objs: &[Rc<dyn AnyObj>]) -> Vec<Obj<M>> {
 }
 
 fn expunge_one(st: &mut State, obj: &Rc<dyn AnyObj>) {
-    if let Some(identity) = transaction::identity_of(obj) {
-        if st.map.get(&identity).is_some_and(|o| Rc::ptr_eq(o, obj)) {
-            st.map.remove(&identity);
-        }
-    }
+    st.map.remove_obj(obj);
     st.new.retain(|o| !Rc::ptr_eq(o, obj));
     st.deleted.retain(|o| !Rc::ptr_eq(o, obj));
     // A rollback must not bring an expunged object back.

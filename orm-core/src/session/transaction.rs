@@ -255,11 +255,7 @@ pub(crate) fn expire(obj: &Rc<dyn AnyObj>) {
 /// Makes an object that was INSERTed (or only added) in a rolled-back
 /// transaction transient again, clearing a key the database generated.
 pub(crate) fn make_transient(obj: &Rc<dyn AnyObj>, map: &mut IdentityMap) {
-    if let Some(identity) = identity_of(obj) {
-        if map.get(&identity).is_some_and(|o| Rc::ptr_eq(o, obj)) {
-            map.remove(&identity);
-        }
-    }
+    map.remove_obj(obj);
     let generated = obj.meta().borrow().generated_key;
     if generated {
         if let Some(ai) = obj.table().auto_increment {
@@ -273,6 +269,19 @@ pub(crate) fn make_transient(obj: &Rc<dyn AnyObj>, map: &mut IdentityMap) {
     meta.generated_key = false;
     meta.snapshot = None;
     meta.expired = false;
+}
+
+/// Records that `obj`'s row was DELETEd at this level (by a flush or a
+/// bulk DELETE): deleted, out of the identity map, in `record`, so that a
+/// rollback restores it and a commit detaches it.
+pub(crate) fn record_deleted(obj: Rc<dyn AnyObj>, map: &mut IdentityMap, record: &mut Record) {
+    {
+        let mut meta = obj.meta().borrow_mut();
+        meta.state = ObjState::Deleted;
+        meta.marked_deleted = false;
+    }
+    map.remove_obj(&obj);
+    record.deleted.push(obj);
 }
 
 /// Puts an object whose DELETE was rolled back back into the map (expired
@@ -301,11 +310,7 @@ pub(crate) fn restore_deleted(obj: &Rc<dyn AnyObj>, map: &mut IdentityMap, expir
 pub(crate) fn restore_level(record: &mut Record, map: &mut IdentityMap, expire_rest: bool) {
     for switch in record.key_switches.drain(..).rev() {
         let obj = switch.obj;
-        if let Some(identity) = identity_of(&obj) {
-            if map.get(&identity).is_some_and(|o| Rc::ptr_eq(o, &obj)) {
-                map.remove(&identity);
-            }
-        }
+        map.remove_obj(&obj);
         let (state, shard) = {
             let mut meta = obj.meta().borrow_mut();
             meta.key = Some(switch.old_key.clone());
