@@ -487,7 +487,8 @@ impl Session {
                         key: row.old_key.clone(),
                         shard: persistence::shard_of(&obj),
                     });
-                    if let Some(key) = new_key.clone() {
+                    obj.meta().borrow_mut().key = new_key.clone();
+                    if let Some(key) = new_key {
                         map.insert(
                             Identity {
                                 model: obj.model_type(),
@@ -497,7 +498,6 @@ impl Session {
                             obj.clone(),
                         );
                     }
-                    obj.meta().borrow_mut().key = new_key;
                     record.key_switches.push(KeySwitch {
                         obj: obj.clone(),
                         old_key: row.old_key,

@@ -6,9 +6,11 @@
 //! explicit `expunge_all()` is available for long ones.)
 
 use std::any::TypeId;
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::rc::Rc;
+
+use hashbrown::HashTable;
 
 use crate::model::Key;
 
@@ -29,28 +31,113 @@ pub(crate) struct Identity {
 /// collide (the reason not to use an unseeded hash such as FxHash).
 type Hasher = foldhash::fast::RandomState;
 
-/// One model's objects by key.
-pub(crate) type ModelMap = HashMap<Key, Rc<dyn AnyObj>, Hasher>;
+/// One slot of a model's map: the object and its key's hash. The key itself
+/// is the object's own (`Meta::key`), not a second copy: 24 bytes a slot
+/// instead of 48 with the key beside the object (0.4 MB of the workloads
+/// bench's 10,000 loaded objects). The hash is kept so that growing the
+/// table never needs to read an object.
+struct Slot {
+    hash: u64,
+    obj: Rc<dyn AnyObj>,
+}
+
+/// Whether `obj` is the object of `key` (its hash `hash` already matched).
+/// An object is in a map only under the key its `Meta` holds (the flush,
+/// rollback and `add` change `Meta::key` only while the object is out of
+/// the map). Its `Meta` is never mutably borrowed across a map operation;
+/// were it, the equal 64-bit seeded hash is taken as the answer.
+fn holds(slot: &Slot, hash: u64, key: &Key) -> bool {
+    slot.hash == hash
+        && slot
+            .obj
+            .meta()
+            .try_borrow()
+            .map_or(true, |meta| meta.key.as_ref() == Some(key))
+}
+
+/// One model's objects (on one shard), found by key.
+#[derive(Default)]
+pub(crate) struct ModelMap {
+    slots: HashTable<Slot>,
+    hasher: Hasher,
+}
+
+impl ModelMap {
+    /// `key`'s hash, for [`ModelMap::find`] and [`ModelMap::insert_new`]
+    /// (a loader hashes each row's key once).
+    pub fn hash(&self, key: &Key) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The object of `key`, whose hash is `hash`.
+    pub fn find(&self, hash: u64, key: &Key) -> Option<&Rc<dyn AnyObj>> {
+        self.slots
+            .find(hash, |slot| holds(slot, hash, key))
+            .map(|slot| &slot.obj)
+    }
+
+    pub fn get(&self, key: &Key) -> Option<&Rc<dyn AnyObj>> {
+        self.find(self.hash(key), key)
+    }
+
+    /// Adds `obj`, whose `Meta::key` is the key of hash `hash` and which
+    /// [`ModelMap::find`] just did not find.
+    pub fn insert_new(&mut self, hash: u64, obj: Rc<dyn AnyObj>) {
+        self.slots
+            .insert_unique(hash, Slot { hash, obj }, |slot| slot.hash);
+    }
+
+    /// Puts `obj` under `key` (its `Meta::key`), replacing the object the
+    /// key had.
+    pub fn insert(&mut self, key: &Key, obj: Rc<dyn AnyObj>) {
+        let hash = self.hash(key);
+        match self
+            .slots
+            .entry(hash, |slot| holds(slot, hash, key), |slot| slot.hash)
+        {
+            hashbrown::hash_table::Entry::Occupied(mut slot) => slot.get_mut().obj = obj,
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert(Slot { hash, obj });
+            }
+        }
+    }
+
+    pub fn remove(&mut self, key: &Key) -> Option<Rc<dyn AnyObj>> {
+        let hash = self.hash(key);
+        match self.slots.find_entry(hash, |slot| holds(slot, hash, key)) {
+            Ok(slot) => Some(slot.remove().0.obj),
+            Err(_) => None,
+        }
+    }
+
+    /// Removes `obj` if it is the object of `key`.
+    fn remove_obj(&mut self, key: &Key, obj: &Rc<dyn AnyObj>) {
+        let hash = self.hash(key);
+        if let Ok(slot) = self
+            .slots
+            .find_entry(hash, |slot| slot.hash == hash && Rc::ptr_eq(&slot.obj, obj))
+        {
+            slot.remove();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}
 
 /// One map per model (per model and shard in a sharded session), keyed by
-/// the key alone: a bucket holds the key and the object (48 bytes), not the
-/// model's `TypeId` and shard beside them in every bucket (64 bytes; 0.26 MB
-/// of the workloads bench's 10,000 loaded objects).
+/// the key alone.
 #[derive(Default)]
 pub(crate) struct IdentityMap {
     models: HashMap<(TypeId, Option<u16>), ModelMap, Hasher>,
 }
 
 impl IdentityMap {
-    /// The slot for `identity`'s key among its model's objects: one hash of
-    /// the key for a lookup followed by an insert.
-    pub fn entry(&mut self, identity: Identity) -> Entry<'_, Key, Rc<dyn AnyObj>> {
-        self.models
-            .entry((identity.model, identity.shard))
-            .or_default()
-            .entry(identity.key)
-    }
-
     /// One model's objects (on one shard, in a sharded session), for a
     /// loader that looks up many keys of the model (one hash of the model
     /// per query instead of per row).
@@ -64,19 +151,24 @@ impl IdentityMap {
             .get(&identity.key)
     }
 
+    /// Puts `obj` under `identity`, whose key must be `obj`'s `Meta::key`.
     pub fn insert(&mut self, identity: Identity, obj: Rc<dyn AnyObj>) {
-        self.models
-            .entry((identity.model, identity.shard))
-            .or_default()
-            .insert(identity.key, obj);
+        debug_assert!(
+            obj.meta()
+                .try_borrow()
+                .map_or(true, |m| m.key.as_ref() == Some(&identity.key)),
+            "an object enters the identity map under its own key"
+        );
+        self.model_mut(identity.model, identity.shard)
+            .insert(&identity.key, obj);
     }
 
     /// Removes `obj`'s entry, if the map holds `obj` itself under its
     /// identity (not another object of the same key).
     pub fn remove_obj(&mut self, obj: &Rc<dyn AnyObj>) {
         if let Some(identity) = super::transaction::identity_of(obj) {
-            if self.get(&identity).is_some_and(|o| Rc::ptr_eq(o, obj)) {
-                self.remove(&identity);
+            if let Some(objects) = self.models.get_mut(&(identity.model, identity.shard)) {
+                objects.remove_obj(&identity.key, obj);
             }
         }
     }
@@ -88,16 +180,18 @@ impl IdentityMap {
     }
 
     pub fn len(&self) -> usize {
-        self.models.values().map(HashMap::len).sum()
+        self.models.values().map(ModelMap::len).sum()
     }
 
     pub fn values(&self) -> impl Iterator<Item = &Rc<dyn AnyObj>> {
-        self.models.values().flat_map(HashMap::values)
+        self.models
+            .values()
+            .flat_map(|objects| objects.slots.iter().map(|slot| &slot.obj))
     }
 
     pub fn drain(&mut self) -> impl Iterator<Item = Rc<dyn AnyObj>> + '_ {
         self.models
             .drain()
-            .flat_map(|(_, objects)| objects.into_values())
+            .flat_map(|(_, objects)| objects.slots.into_iter().map(|slot| slot.obj))
     }
 }

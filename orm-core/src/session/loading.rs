@@ -1,7 +1,6 @@
 //! Loading rows into objects through the identity map.
 
 use std::any::TypeId;
-use std::collections::hash_map::Entry;
 use std::rc::Rc;
 
 use crate::error::{Error, Result};
@@ -103,27 +102,25 @@ pub(crate) fn load_rows_on<M: Model>(
         // not expired) is not decoded at all: the in-memory state wins.
         let mut each = |row: &mut Row| -> Result<()> {
             let key = row_key(table.primary_key, row)?;
-            let slot = match objects.entry(key) {
-                Entry::Occupied(existing) => {
-                    let refreshed = refresh_if_expired(existing.get(), row)?;
-                    if let Some(obj) = downcast::<M>(existing.get().clone()) {
-                        if refreshed && on_load {
-                            loaded.push(obj.clone());
-                        }
-                        out.push(obj);
+            let hash = objects.hash(&key);
+            if let Some(existing) = objects.find(hash, &key) {
+                let refreshed = refresh_if_expired(existing, row)?;
+                if let Some(obj) = downcast::<M>(existing.clone()) {
+                    if refreshed && on_load {
+                        loaded.push(obj.clone());
                     }
-                    return Ok(());
+                    out.push(obj);
                 }
-                Entry::Vacant(slot) => slot,
-            };
+                return Ok(());
+            }
             let value = M::from_row_taking(row)?;
-            let mut meta = Meta::loaded(weak.clone(), slot.key().clone());
+            let mut meta = Meta::loaded(weak.clone(), key);
             meta.set_shard(shard);
             let cell = Rc::new(ObjCell {
                 value: std::cell::RefCell::new(value),
                 meta: std::cell::RefCell::new(meta),
             });
-            slot.insert(cell.clone());
+            objects.insert_new(hash, cell.clone());
             if on_load {
                 loaded.push(Obj::from_cell(cell.clone()));
             }
@@ -282,13 +279,12 @@ pub(crate) fn stream_rows<M: Model>(
         if keep {
             let key = cell.meta.borrow().key.clone();
             if let Some(key) = key {
-                let cell: Rc<dyn AnyObj> = cell;
-                session
-                    .state()?
-                    .map
-                    .model_mut(model, shard)
-                    .entry(key)
-                    .or_insert(cell);
+                let mut st = session.state()?;
+                let objects = st.map.model_mut(model, shard);
+                let hash = objects.hash(&key);
+                if objects.find(hash, &key).is_none() {
+                    objects.insert_new(hash, cell);
+                }
             }
         }
         Ok(())
@@ -432,21 +428,19 @@ pub(crate) fn map_joined<T: Model>(
         key,
         shard: None,
     };
-    match map.entry(identity) {
-        Entry::Occupied(existing) => {
-            refresh_if_expired(existing.get(), &mut row)?;
-            Ok(Some(existing.get().clone()))
-        }
-        Entry::Vacant(slot) => {
-            let value = T::from_row_taking(&mut row)?;
-            let cell: Rc<dyn AnyObj> = Rc::new(ObjCell {
-                value: std::cell::RefCell::new(value),
-                meta: std::cell::RefCell::new(Meta::loaded(weak.clone(), slot.key().clone())),
-            });
-            slot.insert(cell.clone());
-            Ok(Some(cell))
-        }
+    let objects = map.model_mut(identity.model, identity.shard);
+    let hash = objects.hash(&identity.key);
+    if let Some(existing) = objects.find(hash, &identity.key) {
+        refresh_if_expired(existing, &mut row)?;
+        return Ok(Some(existing.clone()));
     }
+    let value = T::from_row_taking(&mut row)?;
+    let cell: Rc<dyn AnyObj> = Rc::new(ObjCell {
+        value: std::cell::RefCell::new(value),
+        meta: std::cell::RefCell::new(Meta::loaded(weak.clone(), identity.key)),
+    });
+    objects.insert_new(hash, cell.clone());
+    Ok(Some(cell))
 }
 
 /// Runs a SELECT whose rows are `M`'s columns followed by the columns of
