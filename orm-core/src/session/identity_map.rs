@@ -13,6 +13,7 @@ use std::rc::Rc;
 use hashbrown::HashTable;
 
 use crate::model::Key;
+use crate::value::Value;
 
 use super::object::AnyObj;
 
@@ -66,7 +67,38 @@ impl ModelMap {
     /// `key`'s hash, for [`ModelMap::find`] and [`ModelMap::insert_new`]
     /// (a loader hashes each row's key once).
     pub fn hash(&self, key: &Key) -> u64 {
-        self.hasher.hash_one(key)
+        match key.values() {
+            [Value::Int(i)] => self.integer_hash(*i as u64),
+            [Value::UInt(u)] => self.integer_hash(*u),
+            _ => self.hasher.hash_one(key),
+        }
+    }
+
+    /// The hash of a one-integer key: consecutive keys get neighbouring
+    /// slots, and keys chosen to collide still do not.
+    ///
+    /// The table finds a slot from the hash's low bits. A scattering hash
+    /// sends consecutive keys (auto-increment ids, loaded in key order) to
+    /// random slots: at 100,000 loaded objects the table (3 MB) no longer
+    /// fits in cache and nearly every insert misses it (W2 took 12.5x its
+    /// 10,000-row time on linear instruction counts). Here the low 4 bits
+    /// are the key's own, permuted within each run of 16 consecutive keys
+    /// (one 16-slot group of the table, 384 bytes), and the bits above are
+    /// the per-process seeded hash of the run's number: keys cannot be
+    /// chosen to collide without the seed (within a run the mapping is
+    /// one-to-one). The top 7 bits, which the table keeps per slot to tell
+    /// keys apart before comparing them, mix every bit of the key.
+    /// Measured at N = 100,000, three alternating rounds of 5 runs: W2's
+    /// ORM median 118-124 ms with foldhash alone, 96-108 ms with this (the
+    /// raw side's 57-62 ms); at N = 10,000 the instructions are within 0.5%.
+    fn integer_hash(&self, x: u64) -> u64 {
+        const RUN_BITS: u32 = 4;
+        const TAG: u64 = 0x7F << 57;
+        let run = self.hasher.hash_one(x >> RUN_BITS);
+        let within = (x ^ run) & ((1 << RUN_BITS) - 1);
+        let h = (run << RUN_BITS) | within;
+        let tag = x.wrapping_mul(0x9E37_79B9_7F4A_7C15) & TAG;
+        (h & !TAG) | tag
     }
 
     /// The object of `key`, whose hash is `hash`.
@@ -193,5 +225,55 @@ impl IdentityMap {
         self.models
             .drain()
             .flat_map(|(_, objects)| objects.slots.into_iter().map(|slot| slot.obj))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ModelMap;
+    use crate::model::Key;
+
+    const TAG: u64 = 0x7F << 57;
+
+    /// 16 consecutive keys take the 16 slots of one group, one each.
+    #[test]
+    fn a_run_of_consecutive_keys_fills_one_group() {
+        let map = ModelMap::default();
+        let hashes: Vec<u64> = (32..48).map(|k: i64| map.hash(&Key::single(k))).collect();
+        let group = hashes[0] & !TAG & !15;
+        assert!(hashes.iter().all(|h| h & !TAG & !15 == group));
+        let mut slots: Vec<u64> = hashes.iter().map(|h| h & 15).collect();
+        slots.sort_unstable();
+        assert_eq!(slots, (0..16).collect::<Vec<u64>>());
+    }
+
+    /// Keys that agree in their low bits (the keys an attacker would pick
+    /// against a hash that keeps them) still spread over the table.
+    #[test]
+    fn keys_with_equal_low_bits_spread() {
+        let map = ModelMap::default();
+        let mask = (1u64 << 16) - 1;
+        let mut slots: Vec<u64> = (0..1000i64)
+            .map(|i| map.hash(&Key::single(i << 20)) & mask)
+            .collect();
+        slots.sort_unstable();
+        slots.dedup();
+        assert!(slots.len() > 950, "{} distinct slots of 1000", slots.len());
+        // The tags (top 7 bits) vary too.
+        let mut tags: Vec<u64> = (0..1000i64)
+            .map(|i| map.hash(&Key::single(i)) >> 57)
+            .collect();
+        tags.sort_unstable();
+        tags.dedup();
+        assert!(tags.len() > 100, "{} distinct tags", tags.len());
+    }
+
+    /// Text and composite keys keep the seeded hash.
+    #[test]
+    fn other_keys_hash_as_before() {
+        let map = ModelMap::default();
+        let a = Key::single("a".to_string());
+        assert_eq!(map.hash(&a), map.hash(&a.clone()));
+        assert_ne!(map.hash(&a), map.hash(&Key::single("b".to_string())));
     }
 }
