@@ -48,12 +48,16 @@ struct Slot {
 /// the map). Its `Meta` is never mutably borrowed across a map operation;
 /// were it, the equal 64-bit seeded hash is taken as the answer.
 fn holds(slot: &Slot, hash: u64, key: &Key) -> bool {
-    slot.hash == hash
-        && slot
-            .obj
-            .meta()
-            .try_borrow()
-            .map_or(true, |meta| meta.key.as_ref() == Some(key))
+    if slot.hash != hash {
+        return false;
+    }
+    match slot.obj.meta().try_borrow() {
+        Ok(meta) => meta.key.as_ref() == Some(key),
+        Err(_) => {
+            debug_assert!(false, "an object's Meta is borrowed during an identity-map lookup");
+            true
+        }
+    }
 }
 
 /// One model's objects (on one shard), found by key.
