@@ -54,7 +54,10 @@ fn holds(slot: &Slot, hash: u64, key: &Key) -> bool {
     match slot.obj.meta().try_borrow() {
         Ok(meta) => meta.key.as_ref() == Some(key),
         Err(_) => {
-            debug_assert!(false, "an object's Meta is borrowed during an identity-map lookup");
+            debug_assert!(
+                false,
+                "an object's Meta is borrowed during an identity-map lookup"
+            );
             true
         }
     }
