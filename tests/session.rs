@@ -160,6 +160,83 @@ fn identity_map_returns_the_same_handle_and_the_second_get_sends_nothing(b: Back
     assert_eq!(fx.checked_out(), 0);
 }
 
+/// The identity map at scale: thousands of loaded objects, consecutive
+/// keys and keys that agree in their low bits (the map hashes one-integer
+/// keys with locality), each found again by `get` without SQL; a key
+/// changed by a flush moves the object, and a rollback moves it back.
+fn many_loaded_objects_are_found_by_key_and_follow_key_changes(b: Backend) {
+    let fx = setup(b, "s_ident_many");
+    let s = fx.factory.session();
+    for i in 0..3000i64 {
+        s.add(Author {
+            id: i + 1,
+            name: format!("consecutive {i}"),
+        })
+        .unwrap();
+        s.add(Author {
+            id: (i + 1) << 20,
+            name: format!("spread {i}"),
+        })
+        .unwrap();
+    }
+    s.commit().unwrap();
+    s.close();
+
+    let s = fx.factory.session();
+    let loaded = s.query::<Author>().all().unwrap();
+    assert_eq!(loaded.len(), 6000);
+    let capture = fx.engine.capture_statements();
+    for obj in &loaded {
+        let id = obj.read().unwrap().id;
+        let again = s.get::<Author>(id).unwrap().expect("loaded");
+        assert!(again.ptr_eq(obj), "get({id}) returned another object");
+    }
+    assert!(
+        capture.take().is_empty(),
+        "every get came from the identity map"
+    );
+
+    // A primary key changed by a flush: the object moves to its new key.
+    let moved = s.get::<Author>(5i64).unwrap().expect("author 5");
+    moved.write().unwrap().id = 999_999_999;
+    s.flush().unwrap();
+    let flushed = capture.take();
+    assert!(
+        flushed.iter().any(|q| q.starts_with("UPDATE")),
+        "the key change is an UPDATE: {flushed:?}"
+    );
+    let found = s.get::<Author>(999_999_999i64).unwrap().expect("new key");
+    assert!(found.ptr_eq(&moved));
+    assert!(
+        capture.take().is_empty(),
+        "the new key is in the identity map"
+    );
+    assert!(
+        s.get::<Author>(5i64).unwrap().is_none(),
+        "the old key is gone"
+    );
+    // Rolled back: the object is under its old key again, and the row too.
+    s.rollback().unwrap();
+    let back = s
+        .get::<Author>(5i64)
+        .unwrap()
+        .expect("old key after rollback");
+    assert!(back.ptr_eq(&moved));
+    assert_eq!(back.read().unwrap().id, 5);
+    assert!(s.get::<Author>(999_999_999i64).unwrap().is_none());
+    drop(s);
+    assert_eq!(
+        fx.db.rows("SELECT COUNT(*) FROM authors WHERE id = 5"),
+        vec![vec!["1"]]
+    );
+    assert_eq!(
+        fx.db
+            .rows("SELECT COUNT(*) FROM authors WHERE id = 999999999"),
+        vec![vec!["0"]]
+    );
+    assert_eq!(fx.count("authors"), 6000);
+}
+
 fn states_follow_sqlalchemy(b: Backend) {
     let fx = setup(b, "s_states");
     let s = fx.factory.session();
@@ -1250,6 +1327,7 @@ fn a_stale_row_in_a_batched_update_is_named(b: Backend) {
 
 backend_tests!(
     identity_map_returns_the_same_handle_and_the_second_get_sends_nothing,
+    many_loaded_objects_are_found_by_key_and_follow_key_changes,
     states_follow_sqlalchemy,
     autoflush_runs_before_a_query_and_not_inside_no_autoflush,
     update_sets_only_changed_columns_and_unchanged_objects_send_nothing,
