@@ -354,12 +354,17 @@ pub(crate) fn update(
     rows: &[UpdateRow],
 ) -> Result<()> {
     // Group by changed-column set, keeping first-seen order.
+    // (The row's column list is compared in place: collecting it for every
+    // row was an allocation per updated row.)
     let mut groups: Vec<(Vec<usize>, Vec<&UpdateRow>)> = Vec::new();
     for row in rows {
-        let cols: Vec<usize> = row.changes.iter().map(|(i, _)| *i).collect();
-        match groups.iter_mut().find(|(c, _)| *c == cols) {
+        let cols = || row.changes.iter().map(|(i, _)| *i);
+        match groups
+            .iter_mut()
+            .find(|(c, _)| c.iter().copied().eq(cols()))
+        {
             Some((_, members)) => members.push(row),
-            None => groups.push((cols, vec![row])),
+            None => groups.push((cols().collect(), vec![row])),
         }
     }
     for (cols, members) in groups {
