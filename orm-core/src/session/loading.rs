@@ -423,21 +423,16 @@ pub(crate) fn map_joined<T: Model>(
     let mut row = Row::new(values);
     let key = row_key(table.primary_key, &row)?;
     // Joined loads are not shard-aware: the joined rows are taken as unsharded.
-    let identity = Identity {
-        model: TypeId::of::<T>(),
-        key,
-        shard: None,
-    };
-    let objects = map.model_mut(identity.model, identity.shard);
-    let hash = objects.hash(&identity.key);
-    if let Some(existing) = objects.find(hash, &identity.key) {
+    let objects = map.model_mut(TypeId::of::<T>(), None);
+    let hash = objects.hash(&key);
+    if let Some(existing) = objects.find(hash, &key) {
         refresh_if_expired(existing, &mut row)?;
         return Ok(Some(existing.clone()));
     }
     let value = T::from_row_taking(&mut row)?;
     let cell: Rc<dyn AnyObj> = Rc::new(ObjCell {
         value: std::cell::RefCell::new(value),
-        meta: std::cell::RefCell::new(Meta::loaded(weak.clone(), identity.key)),
+        meta: std::cell::RefCell::new(Meta::loaded(weak.clone(), key)),
     });
     objects.insert_new(hash, cell.clone());
     Ok(Some(cell))

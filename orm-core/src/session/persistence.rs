@@ -246,20 +246,19 @@ fn insert_group(
         // The rows' values are lent to the statement (moved out and back,
         // not copied: a copy of every string was ~10% of W1's flush).
         let params = lend_values(batch, &columns);
-        let width = if returning {
-            generated.iter().count() + server.len()
-        } else {
-            0
-        };
-        let mut back: Vec<Value> = Vec::with_capacity(batch.len() * width);
-        let sent = if returning {
-            // The generated key first, then the server-default values.
-            let returned: Vec<usize> = generated
+        // With RETURNING: the generated key first, then the server-default
+        // values, `width` values per row in one flat list.
+        let returned: Vec<usize> = match returning {
+            true => generated
                 .into_iter()
                 .chain(server.iter().copied())
-                .collect();
+                .collect(),
+            false => Vec::new(),
+        };
+        let width = returned.len();
+        let mut back: Vec<Value> = Vec::with_capacity(batch.len() * width);
+        let sent = if returning {
             push_returning(ctx, table, &returned, &mut sql);
-            // One flat list, `width` values per row (no vector per row).
             ctx.conn
                 .query(&sql, &params, &mut |row| {
                     let mut values = row.into_values().into_iter();
