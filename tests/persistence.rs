@@ -120,3 +120,65 @@ fn update_and_delete_batches_count_their_keys_against_max_allowed_packet() {
     let left: Option<i64> = admin.query_first("SELECT COUNT(*) FROM test.docs").unwrap();
     assert_eq!(left, Some(0));
 }
+
+/// A table wider than 64 columns: the flush's set of changed columns spills
+/// past one machine word.
+macro_rules! wide_model {
+    ($($c:ident),*) => {
+        #[derive(Debug, Clone, PartialEq, Model)]
+        #[orm(table = "wide")]
+        struct Wide {
+            #[orm(primary_key)]
+            id: i64,
+            $($c: i64,)*
+        }
+    };
+}
+wide_model!(
+    c00, c01, c02, c03, c04, c05, c06, c07, c08, c09, c10, c11, c12, c13, c14, c15, c16, c17, c18,
+    c19, c20, c21, c22, c23, c24, c25, c26, c27, c28, c29, c30, c31, c32, c33, c34, c35, c36, c37,
+    c38, c39, c40, c41, c42, c43, c44, c45, c46, c47, c48, c49, c50, c51, c52, c53, c54, c55, c56,
+    c57, c58, c59, c60, c61, c62, c63, c64, c65, c66, c67, c68, c69
+);
+
+#[test]
+fn a_table_of_more_than_64_columns_updates_the_changed_ones() {
+    let db = TestDb::new("p_wide");
+    let engine = orm::create_engine(&db.url).unwrap();
+    orm::schema::create_all(&engine, &[Wide::table()]).unwrap();
+    let zeros = vec!["0"; 70].join(", ");
+    db.exec(&format!(
+        "INSERT INTO wide VALUES (1, {zeros}), (2, {zeros}), (3, {zeros})"
+    ));
+    let s = SessionFactory::new(engine.clone()).session();
+    let all = s.query::<Wide>().order_by(Wide::ID.asc()).all().unwrap();
+    // Rows 1 and 3 change c02 and c66 (one statement), row 2 only c66.
+    for w in [&all[0], &all[2]] {
+        let mut w = w.write().unwrap();
+        w.c02 = 2;
+        w.c66 = 66;
+    }
+    all[1].write().unwrap().c66 = 7;
+    let capture = engine.capture_statements();
+    s.commit().unwrap();
+    let updates: Vec<String> = capture
+        .take()
+        .into_iter()
+        .filter(|q| q.starts_with("UPDATE"))
+        .collect();
+    assert_eq!(updates.len(), 2, "{updates:?}");
+    assert!(
+        updates
+            .iter()
+            .all(|q| q.contains("`c66`") && !q.contains("`c65`")),
+        "{updates:?}"
+    );
+    assert_eq!(
+        db.rows("SELECT id, c02, c66, c65, c69 FROM wide ORDER BY id"),
+        vec![
+            vec!["1", "2", "66", "0", "0"],
+            vec!["2", "0", "7", "0", "0"],
+            vec!["3", "2", "66", "0", "0"],
+        ]
+    );
+}

@@ -41,9 +41,9 @@ pub(crate) fn update_defaults(row: &mut UpdateRow) {
         let Some(on_update) = column.on_update else {
             continue;
         };
-        if let Err(at) = row.changes.binary_search_by_key(&i, |(c, _)| *c) {
-            row.changes.insert(at, (i, on_update()));
-            row.synced.push(i);
+        if !row.columns.contains(i) {
+            row.set(i, on_update());
+            row.push_synced(i);
         }
     }
 }

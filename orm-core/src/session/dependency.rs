@@ -181,13 +181,13 @@ pub(crate) fn update_fks(
         Some(s) => s.into_vec(),
         None => obj.values()?,
     };
-    let mut row = row.unwrap_or_else(|| UpdateRow {
-        obj: obj.clone(),
-        old_key: key,
-        old_version: table.version.map(|v| current[v].clone()),
-        changes: Vec::new(),
-        patches: Vec::new(),
-        synced: Vec::new(),
+    let mut row = row.unwrap_or_else(|| {
+        UpdateRow::new(
+            obj.clone(),
+            key,
+            Default::default(),
+            table.version.map(|v| current[v].clone()),
+        )
     });
     for links::FkSync {
         column,
@@ -201,23 +201,21 @@ pub(crate) fn update_fks(
         let value = match resolve(obj, column, target, &relationship)? {
             FkValue::Known(v) => {
                 if v == current[column] {
-                    row.changes.retain(|(c, _)| *c != column);
-                    row.synced.push(column);
+                    row.unset(column);
+                    row.push_synced(column);
                     continue;
                 }
                 v
             }
             FkValue::Deferred(t) => {
-                row.patches.push((column, t));
+                row.push_patch(column, t);
                 Value::Null
             }
         };
-        row.changes.retain(|(c, _)| *c != column);
-        row.changes.push((column, value));
-        row.synced.push(column);
+        row.set(column, value);
+        row.push_synced(column);
     }
-    row.changes.sort_by_key(|(c, _)| *c);
-    if row.changes.is_empty() {
+    if row.columns.is_empty() {
         // Nothing to send; the synced columns already hold the values.
         links::clear_fks(obj);
         return Ok(None);

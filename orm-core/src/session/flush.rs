@@ -412,15 +412,15 @@ impl Session {
                 }
             }
             for row in &work.updates {
-                for &column in &row.synced {
-                    if let Some((_, value)) = row.changes.iter().find(|(c, _)| *c == column) {
+                for &column in row.synced() {
+                    if let Some(value) = row.set_value(column) {
                         row.obj.set_column(column, value.clone())?;
                     }
                 }
             }
             if let Some(v) = table.version {
                 for row in &work.updates {
-                    if let Some(old) = &row.old_version {
+                    if let Some(old) = row.old_version() {
                         row.obj.set_column(v, persistence::bumped(old))?;
                     }
                 }

@@ -28,6 +28,7 @@
 //! transactions end (and [`SessionFactory::two_phase`] how XA makes that atomic).
 
 mod binds;
+mod column_set;
 mod defaults;
 mod dependency;
 mod events;

@@ -13,6 +13,7 @@ use crate::model::{Key, TableDef};
 use crate::value::Value;
 
 use super::binds::{BindIdx, Binds};
+use super::column_set::ColumnSet;
 use super::object::AnyObj;
 use super::unit_of_work::InsertRow;
 
@@ -73,35 +74,142 @@ impl Ctx<'_> {
         self.dialect.quote_ident(name, sql);
     }
 
+    /// The bytes of parameters a statement may carry: the server's packet
+    /// limit, less room for the statement text and packet headers.
+    fn packet_budget(&self) -> usize {
+        self.server
+            .max_allowed_packet
+            .saturating_sub(64 * 1024)
+            .max(1024)
+    }
+
     /// Rows of `per_row` placeholders and about `row_bytes` bytes that fit one statement.
     fn rows_per_statement(&self, per_row: usize, row_bytes: usize) -> usize {
         let by_placeholders = self.server.max_placeholders / per_row.max(1);
-        // Leave room for the statement text and packet headers.
-        let budget = self
-            .server
-            .max_allowed_packet
-            .saturating_sub(64 * 1024)
-            .max(1024);
+        let budget = self.packet_budget();
         let by_bytes = budget / (row_bytes + 4 * per_row).max(1);
         by_placeholders.min(by_bytes).max(1)
     }
 }
 
-/// An UPDATE to send for one object.
+/// An UPDATE to send for one object: which columns it sets. The new
+/// values are read from the object when the statement is built, except
+/// those the flush sets itself (see [`UpdateRow::set`]).
 pub(crate) struct UpdateRow {
     pub obj: Rc<dyn AnyObj>,
     /// Key values before the change (the WHERE clause).
     pub old_key: Key,
+    /// The columns the UPDATE sets.
+    pub columns: ColumnSet,
+    /// What only some rows have, boxed so that a plain changed object's row
+    /// stays small and allocation-free.
+    extra: Option<Box<UpdateExtra>>,
+}
+
+#[derive(Default)]
+struct UpdateExtra {
     /// The version before the bump, if the table is versioned.
-    pub old_version: Option<Value>,
-    /// (column index, new value) for each changed column.
-    pub changes: Vec<(usize, Value)>,
+    old_version: Option<Value>,
+    /// (column, value) for the set columns whose value is not the
+    /// object's: foreign keys from relationships, `on_update` values.
+    overrides: Vec<(usize, Value)>,
     /// Foreign-key columns whose value is the key of an object INSERTed
     /// earlier in the same flush, filled in just before sending.
-    pub patches: Vec<(usize, std::rc::Rc<dyn AnyObj>)>,
-    /// Columns set from relationships, written back into the object once
-    /// the flush succeeded.
-    pub synced: Vec<usize>,
+    patches: Vec<(usize, Rc<dyn AnyObj>)>,
+    /// Columns set from relationships or defaults, written back into the
+    /// object once the flush succeeded.
+    synced: Vec<usize>,
+}
+
+impl UpdateRow {
+    pub fn new(
+        obj: Rc<dyn AnyObj>,
+        old_key: Key,
+        columns: ColumnSet,
+        old_version: Option<Value>,
+    ) -> Self {
+        let extra = old_version.map(|v| {
+            Box::new(UpdateExtra {
+                old_version: Some(v),
+                ..UpdateExtra::default()
+            })
+        });
+        UpdateRow {
+            obj,
+            old_key,
+            columns,
+            extra,
+        }
+    }
+
+    fn extra_mut(&mut self) -> &mut UpdateExtra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    /// The version before the bump, if the table is versioned.
+    pub fn old_version(&self) -> Option<&Value> {
+        self.extra.as_ref().and_then(|e| e.old_version.as_ref())
+    }
+
+    pub fn patches(&self) -> &[(usize, Rc<dyn AnyObj>)] {
+        self.extra.as_ref().map_or(&[], |e| &e.patches)
+    }
+
+    pub fn synced(&self) -> &[usize] {
+        self.extra.as_ref().map_or(&[], |e| &e.synced)
+    }
+
+    /// Sets `column` to `value` instead of the object's value.
+    pub fn set(&mut self, column: usize, value: Value) {
+        self.columns.insert(column);
+        let overrides = &mut self.extra_mut().overrides;
+        match overrides.iter_mut().find(|(c, _)| *c == column) {
+            Some(slot) => slot.1 = value,
+            None => overrides.push((column, value)),
+        }
+    }
+
+    /// Leaves `column` out of the UPDATE.
+    pub fn unset(&mut self, column: usize) {
+        self.columns.remove(column);
+        if let Some(extra) = &mut self.extra {
+            extra.overrides.retain(|(c, _)| *c != column);
+        }
+    }
+
+    /// The value set for `column` in place of the object's, if any.
+    pub fn set_value(&self, column: usize) -> Option<&Value> {
+        let extra = self.extra.as_ref()?;
+        extra
+            .overrides
+            .iter()
+            .find(|(c, _)| *c == column)
+            .map(|(_, v)| v)
+    }
+
+    /// Records that `column` is written back into the object after the flush.
+    pub fn push_synced(&mut self, column: usize) {
+        self.extra_mut().synced.push(column);
+    }
+
+    /// `column` waits for the key `target` gets from its INSERT.
+    pub fn push_patch(&mut self, column: usize, target: Rc<dyn AnyObj>) {
+        self.extra_mut().patches.push((column, target));
+    }
+
+    /// Appends the new values of `columns` (this row's columns, ascending).
+    fn push_values(&self, columns: &[usize], out: &mut Vec<Value>) -> Result<()> {
+        let start = out.len();
+        self.obj.push_column_values(columns, out)?;
+        if let Some(extra) = &self.extra {
+            for (column, value) in &extra.overrides {
+                if let Ok(at) = columns.binary_search(column) {
+                    out[start + at] = value.clone();
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Rows per multi-row INSERT at most (SQLAlchemy's `insertmanyvalues_page_size`).
@@ -135,11 +243,7 @@ fn chunks<T>(
         let mut end = start;
         let mut total = 0usize;
         let max_rows = ctx.rows_per_statement(per_row, 1).min(row_cap);
-        let budget = ctx
-            .server
-            .max_allowed_packet
-            .saturating_sub(64 * 1024)
-            .max(1024);
+        let budget = ctx.packet_budget();
         while end < items.len() && end - start < max_rows {
             let b = bytes(&items[end]) + 4 * per_row;
             if end > start && total + b > budget {
@@ -353,41 +457,65 @@ pub(crate) fn update(
     rows: &[UpdateRow],
 ) -> Result<()> {
     // Group by changed-column set, keeping first-seen order.
-    // (The row's column list is compared in place: collecting it for every
-    // row was an allocation per updated row.)
-    let mut groups: Vec<(Vec<usize>, Vec<&UpdateRow>)> = Vec::new();
+    let mut groups: Vec<(&ColumnSet, Vec<&UpdateRow>)> = Vec::new();
     for row in rows {
-        let cols = || row.changes.iter().map(|(i, _)| *i);
-        match groups
-            .iter_mut()
-            .find(|(c, _)| c.iter().copied().eq(cols()))
-        {
+        match groups.iter_mut().find(|(c, _)| **c == row.columns) {
             Some((_, members)) => members.push(row),
-            None => groups.push((cols().collect(), vec![row])),
+            None => groups.push((&row.columns, vec![row])),
         }
     }
-    for (cols, members) in groups {
-        let per_row = table.primary_key.len() + cols.len() + usize::from(table.version.is_some());
-        // Every parameter of the row counts: new values, key, old version.
-        let bytes = |r: &&UpdateRow| {
-            r.changes.iter().map(|(_, v)| v.wire_size()).sum::<usize>()
-                + key_and_version_size(&r.old_key, r.old_version.as_ref())
-        };
-        for range in chunks(ctx, &members, per_row, MAX_UPDATE_ROWS, bytes) {
-            let batch = &members[range];
-            match ctx.dialect.update_batch() {
-                _ if batch.len() == 1 => update_one(ctx, table, &cols, batch[0])?,
-                UpdateBatch::Join => update_many(ctx, table, &cols, batch)?,
-                UpdateBatch::FromValues => update_from_values(ctx, table, &cols, batch)?,
-                UpdateBatch::PerRow => {
-                    for row in batch {
-                        update_one(ctx, table, &cols, row)?;
-                    }
-                }
+    let nkey = table.primary_key.len();
+    for (set, members) in groups {
+        let cols: Vec<usize> = set.iter().collect();
+        let per_row = nkey + cols.len() + usize::from(table.version.is_some());
+        let max_rows = ctx.rows_per_statement(per_row, 1).min(MAX_UPDATE_ROWS);
+        let budget = ctx.packet_budget();
+        // Each row's parameters, in order: key, new values, old version.
+        // A statement is cut when the next row would not fit its size.
+        let mut params = Vec::with_capacity(per_row * members.len().min(max_rows));
+        let (mut start, mut bytes) = (0, 0);
+        for (n, row) in members.iter().enumerate() {
+            let mark = params.len();
+            params.extend(row.old_key.values().iter().cloned());
+            row.push_values(&cols, &mut params)?;
+            if table.version.is_some() {
+                params.push(row.old_version().cloned().unwrap_or(Value::Null));
             }
+            let b = params[mark..].iter().map(Value::wire_size).sum::<usize>() + 4 * per_row;
+            if n > start && (n - start == max_rows || bytes + b > budget) {
+                update_batch(ctx, table, &cols, &members[start..n], &mut params[..mark])?;
+                params.drain(..mark);
+                (start, bytes) = (n, 0);
+            }
+            bytes += b;
         }
+        update_batch(ctx, table, &cols, &members[start..], &mut params)?;
     }
     Ok(())
+}
+
+/// One batch of rows with the same columns: `params` holds each row's key,
+/// new values and old version.
+fn update_batch(
+    ctx: &mut Ctx<'_>,
+    table: &'static TableDef,
+    cols: &[usize],
+    batch: &[&UpdateRow],
+    params: &mut [Value],
+) -> Result<()> {
+    let per_row = params.len() / batch.len().max(1);
+    match ctx.dialect.update_batch() {
+        UpdateBatch::Join if batch.len() > 1 => update_many(ctx, table, cols, batch, params),
+        UpdateBatch::FromValues if batch.len() > 1 => {
+            update_from_values(ctx, table, cols, batch, params)
+        }
+        _ => {
+            for (row, params) in batch.iter().zip(params.chunks_mut(per_row)) {
+                update_one(ctx, table, cols, row, params)?;
+            }
+            Ok(())
+        }
+    }
 }
 
 fn update_one(
@@ -395,19 +523,18 @@ fn update_one(
     table: &'static TableDef,
     cols: &[usize],
     row: &UpdateRow,
+    params: &mut [Value],
 ) -> Result<()> {
     let mut sql = String::with_capacity(128);
-    let mut params = Vec::with_capacity(cols.len() + table.primary_key.len() + 1);
     sql.push_str("UPDATE ");
     ctx.ident(table.name, &mut sql);
     sql.push_str(" SET ");
-    for (n, (i, v)) in row.changes.iter().enumerate() {
+    for (n, &c) in cols.iter().enumerate() {
         if n > 0 {
             sql.push_str(", ");
         }
-        ctx.ident(table.columns[*i].name, &mut sql);
+        ctx.ident(table.columns[c].name, &mut sql);
         sql.push_str(" = ?");
-        params.push(v.clone());
     }
     if let Some(v) = table.version {
         sql.push_str(", ");
@@ -418,14 +545,14 @@ fn update_one(
     }
     sql.push_str(" WHERE ");
     key_condition(ctx, table, &mut sql);
-    params.extend(row.old_key.values().iter().cloned());
-    if let (Some(v), Some(old)) = (table.version, &row.old_version) {
+    if let Some(v) = table.version {
         sql.push_str(" AND ");
         ctx.ident(table.columns[v].name, &mut sql);
         sql.push_str(" = ?");
-        params.push(old.clone());
     }
-    let outcome = ctx.conn.execute(&sql, &params)?;
+    // key, values, version -> values, key, version (the SET comes first).
+    params[..table.primary_key.len() + cols.len()].rotate_left(table.primary_key.len());
+    let outcome = ctx.conn.execute(&sql, params)?;
     if outcome.affected_rows != 1 {
         return Err(Error::StaleData {
             statement: "UPDATE",
@@ -461,12 +588,12 @@ fn update_many(
     table: &'static TableDef,
     cols: &[usize],
     batch: &[&UpdateRow],
+    params: &[Value],
 ) -> Result<()> {
     let nkey = table.primary_key.len();
     let versioned = table.version.is_some();
     let per_row = nkey + cols.len() + usize::from(versioned);
     let mut sql = String::with_capacity(128 + batch.len() * (per_row * 3 + 8));
-    let mut params = Vec::with_capacity(batch.len() * per_row);
     sql.push_str("UPDATE ");
     ctx.ident(table.name, &mut sql);
     sql.push_str(" JOIN (SELECT ");
@@ -492,13 +619,6 @@ fn update_many(
         } else {
             sql.push_str(" UNION ALL SELECT ");
             push_placeholders(&mut sql, per_row);
-        }
-    }
-    for row in batch {
-        params.extend(row.old_key.values().iter().cloned());
-        params.extend(row.changes.iter().map(|(_, v)| v.clone()));
-        if versioned {
-            params.push(row.old_version.clone().unwrap_or(Value::Null));
         }
     }
     sql.push_str(") AS `__b` ON ");
@@ -531,28 +651,33 @@ fn update_many(
         qualified(ctx, table.name, table.columns[v].name, &mut sql);
         sql.push_str(" + 1");
     }
-    let outcome = ctx.conn.execute(&sql, &params)?;
-    check_batch(ctx, table, cols, batch, outcome.affected_rows)
+    let outcome = ctx.conn.execute(&sql, params)?;
+    check_batch(ctx, table, cols, batch, params, outcome.affected_rows)
 }
 
 /// After a batched UPDATE that matched `affected` rows: every row must have
-/// matched, else [`Error::StaleData`] naming the stale one.
+/// matched, else [`Error::StaleData`] naming the stale one. `params` are
+/// the statement's (key, new values, old version for each row).
 fn check_batch(
     ctx: &mut Ctx<'_>,
     table: &'static TableDef,
     cols: &[usize],
     batch: &[&UpdateRow],
+    params: &[Value],
     affected: u64,
 ) -> Result<()> {
     if affected != batch.len() as u64 {
         // A matched row now has the bumped version and this batch's values.
         let mut check: Vec<usize> = table.version.into_iter().collect();
         check.extend_from_slice(cols);
+        let nkey = table.primary_key.len();
+        let per_row = params.len() / batch.len().max(1);
         let rows: Vec<(&Key, Option<Vec<Value>>)> = batch
             .iter()
-            .map(|r| {
-                let mut after: Vec<Value> = r.old_version.iter().map(bumped).collect();
-                after.extend(r.changes.iter().map(|(_, v)| v.clone()));
+            .zip(params.chunks(per_row))
+            .map(|(r, p)| {
+                let mut after: Vec<Value> = r.old_version().into_iter().map(bumped).collect();
+                after.extend_from_slice(&p[nkey..nkey + cols.len()]);
                 (&r.old_key, Some(after))
             })
             .collect();
@@ -573,6 +698,7 @@ fn update_from_values(
     table: &'static TableDef,
     cols: &[usize],
     batch: &[&UpdateRow],
+    params: &[Value],
 ) -> Result<()> {
     let nkey = table.primary_key.len();
     let per_row = nkey + cols.len() + usize::from(table.version.is_some());
@@ -620,16 +746,8 @@ fn update_from_values(
         sql.push_str(" = ");
         value(ctx, per_row - 1, &mut sql);
     }
-    let mut params = Vec::with_capacity(batch.len() * per_row);
-    for row in batch {
-        params.extend(row.old_key.values().iter().cloned());
-        params.extend(row.changes.iter().map(|(_, v)| v.clone()));
-        if table.version.is_some() {
-            params.push(row.old_version.clone().unwrap_or(Value::Null));
-        }
-    }
-    let outcome = ctx.conn.execute(&sql, &params)?;
-    check_batch(ctx, table, cols, batch, outcome.affected_rows)
+    let outcome = ctx.conn.execute(&sql, params)?;
+    check_batch(ctx, table, cols, batch, params, outcome.affected_rows)
 }
 
 /// `(?, ?), (?, ?), ...`: `rows` groups of `per_row` placeholders.

@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::model::{Key, TableDef};
 use crate::value::Value;
 
+use super::column_set::ColumnSet;
 use super::object::{AnyObj, ObjState};
 use super::persistence::{self, Conns, UpdateRow};
 
@@ -226,7 +227,7 @@ impl Plan {
             let updated = work
                 .updates
                 .iter()
-                .filter(|r| table.version.is_some() || !r.synced.is_empty())
+                .filter(|r| table.version.is_some() || !r.synced().is_empty())
                 .map(|r| &r.obj);
             for obj in inserted.chain(updated) {
                 writable(obj, "flushing (an explicit flush, or the autoflush of a query, get(), merge() or commit()): \
@@ -257,9 +258,9 @@ impl Plan {
             // Split in place of a copy: a second list of every row was W4's
             // largest allocation (2.5 MB of UpdateRows at 10,000 rows).
             let mut ready = std::mem::take(&mut work.updates);
-            let waiting: Vec<UpdateRow> = if ready.iter().any(|r| !r.patches.is_empty()) {
+            let waiting: Vec<UpdateRow> = if ready.iter().any(|r| !r.patches().is_empty()) {
                 let (waiting, rest): (Vec<UpdateRow>, Vec<UpdateRow>) =
-                    ready.into_iter().partition(|r| !r.patches.is_empty());
+                    ready.into_iter().partition(|r| !r.patches().is_empty());
                 ready = rest;
                 waiting
             } else {
@@ -273,7 +274,7 @@ impl Plan {
             }
             work.updates = ready;
             work.updates.extend(waiting);
-            let first_waiting = work.updates.iter().position(|r| !r.patches.is_empty());
+            let first_waiting = work.updates.iter().position(|r| !r.patches().is_empty());
             for level in work.inserts.iter_mut() {
                 if level.is_empty() {
                     continue;
@@ -298,10 +299,11 @@ impl Plan {
             if let Some(first) = first_waiting {
                 let waiting = &mut work.updates[first..];
                 for row in waiting.iter_mut() {
-                    for (column, target) in &row.patches {
-                        let value = patched(&generated, target)?;
-                        if let Some(change) = row.changes.iter_mut().find(|(c, _)| c == column) {
-                            change.1 = value;
+                    for n in 0..row.patches().len() {
+                        let (column, target) = &row.patches()[n];
+                        let (column, value) = (*column, patched(&generated, target)?);
+                        if row.columns.contains(column) {
+                            row.set(column, value);
                         }
                     }
                 }
@@ -674,8 +676,8 @@ pub(crate) fn diff(obj: &Rc<dyn AnyObj>) -> Result<Option<UpdateRow>> {
             }
             _ => return Ok(None),
         };
-        // Each column compared with the snapshot where it is: only the
-        // changed columns' values are built (not a copy of every column).
+        // Each column compared with the snapshot where it is; the new
+        // values are read when the statement is built.
         let changes = obj.changed_columns(snapshot, table.version)?;
         if changes.is_empty() {
             (changes, None, None)
@@ -687,14 +689,7 @@ pub(crate) fn diff(obj: &Rc<dyn AnyObj>) -> Result<Option<UpdateRow>> {
     let Some(key) = key else {
         return Ok(None);
     };
-    Ok(Some(UpdateRow {
-        obj: obj.clone(),
-        old_key: key,
-        old_version,
-        changes,
-        patches: Vec::new(),
-        synced: Vec::new(),
-    }))
+    Ok(Some(UpdateRow::new(obj.clone(), key, changes, old_version)))
 }
 
 /// A pending object that takes over the row of an object deleted in the
@@ -758,29 +753,22 @@ pub(crate) fn row_switches(new: &[Rc<dyn AnyObj>], deleted: &[Rc<dyn AnyObj>]) -
             None if expired => None,
             None => Some(old.values()?),
         };
-        let changes: Vec<(usize, Value)> = obj
-            .values()?
-            .into_iter()
-            .enumerate()
-            .filter(|(c, v)| {
-                !table.is_key_column(*c)
-                    && Some(*c) != table.version
-                    && row_values.as_ref().map_or(true, |row| *v != row[*c])
-            })
-            .collect();
+        let mut changes = ColumnSet::default();
+        for (c, v) in obj.values()?.iter().enumerate() {
+            if !table.is_key_column(c)
+                && Some(c) != table.version
+                && row_values.as_ref().map_or(true, |row| *v != row[c])
+            {
+                changes.insert(c);
+            }
+        }
         let old_version = match (table.version, &row_values) {
             (Some(v), Some(row)) => Some(row[v].clone()),
             (Some(v), None) => Some(old.column_value(v)?),
             (None, _) => None,
         };
-        let update = (!changes.is_empty()).then(|| UpdateRow {
-            obj: obj.clone(),
-            old_key: key.clone(),
-            old_version: old_version.clone(),
-            changes,
-            patches: Vec::new(),
-            synced: Vec::new(),
-        });
+        let update = (!changes.is_empty())
+            .then(|| UpdateRow::new(obj.clone(), key.clone(), changes, old_version.clone()));
         switches.push(RowSwitch {
             table,
             new: obj.clone(),
