@@ -10,8 +10,9 @@
 pub(crate) enum ColumnSet {
     /// Columns 0..64.
     Word(u64),
-    /// Any column; used once a column of index 64 or more is inserted.
-    Words(Vec<u64>),
+    /// Any column; used once a column of index 64 or more is inserted
+    /// (boxed, so that the set is two words).
+    Words(Box<Vec<u64>>),
 }
 
 impl Default for ColumnSet {
@@ -24,7 +25,7 @@ impl ColumnSet {
     fn words(&self) -> &[u64] {
         match self {
             ColumnSet::Word(w) => std::slice::from_ref(w),
-            ColumnSet::Words(ws) => ws,
+            ColumnSet::Words(ws) => ws.as_slice(),
         }
     }
 
@@ -36,7 +37,7 @@ impl ColumnSet {
                 *w |= 1 << bit;
                 return;
             }
-            *self = ColumnSet::Words(vec![*w]);
+            *self = ColumnSet::Words(Box::new(vec![*w]));
         }
         if let ColumnSet::Words(ws) = self {
             if ws.len() <= word {
@@ -116,6 +117,16 @@ mod tests {
         s.remove(0);
         s.remove(63);
         assert!(s.is_empty());
+    }
+
+    /// Two words: one UPDATE row per changed object carries one.
+    #[test]
+    fn is_two_words() {
+        assert_eq!(std::mem::size_of::<ColumnSet>(), 16);
+        assert_eq!(
+            std::mem::size_of::<crate::session::persistence::UpdateRow>(),
+            40
+        );
     }
 
     #[test]

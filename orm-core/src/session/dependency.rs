@@ -162,18 +162,16 @@ pub(crate) fn update_fks(
     if fks.is_empty() {
         return Ok(row);
     }
-    let (state, marked, expired, key, snapshot) = {
+    let snapshot = {
         let meta = obj.meta().borrow();
-        (
-            meta.state,
-            meta.marked_deleted,
-            meta.expired,
-            meta.key.clone(),
-            meta.snapshot.clone(),
-        )
-    };
-    let Some(key) = key.filter(|_| state == ObjState::Persistent && !marked && !expired) else {
-        return Ok(row);
+        if meta.key.is_none()
+            || meta.state != ObjState::Persistent
+            || meta.marked_deleted
+            || meta.expired
+        {
+            return Ok(row);
+        }
+        meta.snapshot.clone()
     };
     let table = obj.table();
     // What the row holds now.
@@ -184,7 +182,6 @@ pub(crate) fn update_fks(
     let mut row = row.unwrap_or_else(|| {
         UpdateRow::new(
             obj.clone(),
-            key,
             Default::default(),
             table.version.map(|v| current[v].clone()),
         )

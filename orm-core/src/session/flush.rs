@@ -481,10 +481,16 @@ impl Session {
                 obj.meta().borrow_mut().snapshot = None;
                 let new_key = obj.current_key().ok().flatten();
                 let switched_row = switched.iter().any(|sw| Rc::ptr_eq(&sw.new, &obj));
-                if !switched_row && new_key.is_some() && new_key.as_ref() != Some(&row.old_key) {
+                // The identity key is the row's key until here.
+                let key_changed =
+                    !switched_row && new_key.is_some() && obj.meta().borrow().key != new_key;
+                let old_key = key_changed
+                    .then(|| obj.meta().borrow().key.clone())
+                    .flatten();
+                if let Some(old_key) = old_key {
                     map.remove(&Identity {
                         model: obj.model_type(),
-                        key: row.old_key.clone(),
+                        key: old_key.clone(),
                         shard: persistence::shard_of(&obj),
                     });
                     obj.meta().borrow_mut().key = new_key.clone();
@@ -500,7 +506,7 @@ impl Session {
                     }
                     record.key_switches.push(KeySwitch {
                         obj: obj.clone(),
-                        old_key: row.old_key,
+                        old_key,
                     });
                 }
                 if server_on_update {

@@ -97,8 +97,6 @@ impl Ctx<'_> {
 /// those the flush sets itself (see [`UpdateRow::set`]).
 pub(crate) struct UpdateRow {
     pub obj: Rc<dyn AnyObj>,
-    /// Key values before the change (the WHERE clause).
-    pub old_key: Key,
     /// The columns the UPDATE sets.
     pub columns: ColumnSet,
     /// What only some rows have, boxed so that a plain changed object's row
@@ -108,6 +106,9 @@ pub(crate) struct UpdateRow {
 
 #[derive(Default)]
 struct UpdateExtra {
+    /// The row's key, for a row that is not the object's own (a row
+    /// switch); else the object's identity key is the row's.
+    old_key: Option<Key>,
     /// The version before the bump, if the table is versioned.
     old_version: Option<Value>,
     /// (column, value) for the set columns whose value is not the
@@ -122,12 +123,9 @@ struct UpdateExtra {
 }
 
 impl UpdateRow {
-    pub fn new(
-        obj: Rc<dyn AnyObj>,
-        old_key: Key,
-        columns: ColumnSet,
-        old_version: Option<Value>,
-    ) -> Self {
+    /// The UPDATE of a persistent object's own row (the one its identity
+    /// key names; the flush changes that key only after the statements).
+    pub fn new(obj: Rc<dyn AnyObj>, columns: ColumnSet, old_version: Option<Value>) -> Self {
         let extra = old_version.map(|v| {
             Box::new(UpdateExtra {
                 old_version: Some(v),
@@ -136,9 +134,47 @@ impl UpdateRow {
         });
         UpdateRow {
             obj,
-            old_key,
             columns,
             extra,
+        }
+    }
+
+    /// The UPDATE of the row of key `row_key`, which a pending object takes
+    /// over (a row switch).
+    pub fn switched(
+        obj: Rc<dyn AnyObj>,
+        row_key: Key,
+        columns: ColumnSet,
+        old_version: Option<Value>,
+    ) -> Self {
+        UpdateRow {
+            obj,
+            columns,
+            extra: Some(Box::new(UpdateExtra {
+                old_key: Some(row_key),
+                old_version,
+                ..UpdateExtra::default()
+            })),
+        }
+    }
+
+    /// Appends the key values of the row to update (the WHERE clause).
+    fn push_old_key(&self, out: &mut Vec<Value>) -> Result<()> {
+        if let Some(key) = self.extra.as_ref().and_then(|e| e.old_key.as_ref()) {
+            out.extend_from_slice(key.values());
+            return Ok(());
+        }
+        let meta = self.obj.meta().borrow();
+        let key = meta.key.as_ref().ok_or_else(|| no_key(self.obj.table()))?;
+        out.extend_from_slice(key.values());
+        Ok(())
+    }
+
+    /// The key of the row to update.
+    pub fn old_key(&self) -> Result<Key> {
+        match self.extra.as_ref().and_then(|e| e.old_key.clone()) {
+            Some(key) => Ok(key),
+            None => (self.obj.meta().borrow().key.clone()).ok_or_else(|| no_key(self.obj.table())),
         }
     }
 
@@ -210,6 +246,14 @@ impl UpdateRow {
         }
         Ok(())
     }
+}
+
+#[cold]
+fn no_key(table: &TableDef) -> Error {
+    Error::invalid(format!(
+        "internal error: an updated `{}` object has no identity key",
+        table.model
+    ))
 }
 
 /// Rows per multi-row INSERT at most (SQLAlchemy's `insertmanyvalues_page_size`).
@@ -476,7 +520,7 @@ pub(crate) fn update(
         let (mut start, mut bytes) = (0, 0);
         for (n, row) in members.iter().enumerate() {
             let mark = params.len();
-            params.extend(row.old_key.values().iter().cloned());
+            row.push_old_key(&mut params)?;
             row.push_values(&cols, &mut params)?;
             if table.version.is_some() {
                 params.push(row.old_version().cloned().unwrap_or(Value::Null));
@@ -557,7 +601,7 @@ fn update_one(
         return Err(Error::StaleData {
             statement: "UPDATE",
             table: table.name,
-            key: row.old_key.to_string(),
+            key: row.old_key()?.to_string(),
             expected: 1,
             matched: outcome.affected_rows,
         });
@@ -672,13 +716,18 @@ fn check_batch(
         check.extend_from_slice(cols);
         let nkey = table.primary_key.len();
         let per_row = params.len() / batch.len().max(1);
+        let keys: Vec<Key> = params
+            .chunks(per_row)
+            .map(|p| Key::from_values(p[..nkey].iter().cloned()))
+            .collect();
         let rows: Vec<(&Key, Option<Vec<Value>>)> = batch
             .iter()
             .zip(params.chunks(per_row))
-            .map(|(r, p)| {
+            .zip(&keys)
+            .map(|((r, p), key)| {
                 let mut after: Vec<Value> = r.old_version().into_iter().map(bumped).collect();
                 after.extend_from_slice(&p[nkey..nkey + cols.len()]);
-                (&r.old_key, Some(after))
+                (key, Some(after))
             })
             .collect();
         return Err(stale_data(ctx, table, "UPDATE", &check, &rows, affected));

@@ -668,28 +668,19 @@ pub(crate) fn diff(obj: &Rc<dyn AnyObj>) -> Result<Option<UpdateRow>> {
     // Compare against the snapshot in place: cloning it (every text column
     // of every written object) was a visible part of W4's flush in the
     // workloads bench profile.
-    let (changes, key, old_version) = {
-        let meta = obj.meta().borrow();
-        let (snapshot, key) = match (&meta.snapshot, &meta.key, meta.state) {
-            (Some(s), Some(k), ObjState::Persistent) if !meta.marked_deleted && !meta.expired => {
-                (s, k)
-            }
-            _ => return Ok(None),
-        };
-        // Each column compared with the snapshot where it is; the new
-        // values are read when the statement is built.
-        let changes = obj.changed_columns(snapshot, table.version)?;
-        if changes.is_empty() {
-            (changes, None, None)
-        } else {
-            let old_version = table.version.map(|v| snapshot[v].clone());
-            (changes, Some(key.clone()), old_version)
-        }
+    let meta = obj.meta().borrow();
+    let snapshot = match (&meta.snapshot, &meta.key, meta.state) {
+        (Some(s), Some(_), ObjState::Persistent) if !meta.marked_deleted && !meta.expired => s,
+        _ => return Ok(None),
     };
-    let Some(key) = key else {
+    // Each column compared with the snapshot where it is; the new values
+    // are read when the statement is built.
+    let changes = obj.changed_columns(snapshot, table.version)?;
+    if changes.is_empty() {
         return Ok(None);
-    };
-    Ok(Some(UpdateRow::new(obj.clone(), key, changes, old_version)))
+    }
+    let old_version = table.version.map(|v| snapshot[v].clone());
+    Ok(Some(UpdateRow::new(obj.clone(), changes, old_version)))
 }
 
 /// A pending object that takes over the row of an object deleted in the
@@ -768,7 +759,7 @@ pub(crate) fn row_switches(new: &[Rc<dyn AnyObj>], deleted: &[Rc<dyn AnyObj>]) -
             (None, _) => None,
         };
         let update = (!changes.is_empty())
-            .then(|| UpdateRow::new(obj.clone(), key.clone(), changes, old_version.clone()));
+            .then(|| UpdateRow::switched(obj.clone(), key.clone(), changes, old_version.clone()));
         switches.push(RowSwitch {
             table,
             new: obj.clone(),
