@@ -134,6 +134,12 @@ pub(crate) fn load_rows_on<M: Model>(
     for obj in &loaded {
         super::events::fire(super::ModelEvent::OnLoad, session, obj)?;
     }
+    // The list grew by doubling (the row count is not known up front);
+    // the caller keeps it as long as the objects, so without the slack.
+    let mut out = out;
+    if out.capacity() - out.len() > out.len() / 8 {
+        out.shrink_to_fit();
+    }
     Ok(out)
 }
 
