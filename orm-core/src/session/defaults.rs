@@ -15,21 +15,22 @@
 use crate::model::TableDef;
 use crate::value::Value;
 
+use super::column_set::ColumnSet;
 use super::persistence::UpdateRow;
 
 /// Fills the `default` columns of an INSERT whose value is NULL, and lists
 /// the columns whose final value the flush writes back into the object
 /// (those, and the `server_default` columns left for the server).
-pub(crate) fn insert_defaults(table: &TableDef, values: &mut [Value], synced: &mut Vec<usize>) {
+pub(crate) fn insert_defaults(table: &TableDef, values: &mut [Value], synced: &mut ColumnSet) {
     for (i, column) in table.columns.iter().enumerate() {
         if !values[i].is_null() {
             continue;
         }
         if let Some(default) = column.default {
             values[i] = default();
-            synced.push(i);
+            synced.insert(i);
         } else if column.server_default.is_some() {
-            synced.push(i);
+            synced.insert(i);
         }
     }
 }

@@ -14,6 +14,7 @@ use std::rc::Rc;
 use crate::error::{Error, Result};
 use crate::value::Value;
 
+use super::column_set::ColumnSet;
 use super::links;
 use super::object::{AnyObj, ObjState};
 use super::persistence::UpdateRow;
@@ -119,8 +120,8 @@ pub(crate) fn post_updates(obj: &Rc<dyn AnyObj>) -> Vec<PostUpdate> {
 pub(crate) fn insert_fks(
     obj: &Rc<dyn AnyObj>,
     values: &mut [Value],
-) -> Result<(Vec<usize>, Vec<Patch>)> {
-    let mut synced = Vec::new();
+) -> Result<(ColumnSet, Vec<Patch>)> {
+    let mut synced = ColumnSet::default();
     let mut patches = Vec::new();
     for links::FkSync {
         column,
@@ -138,7 +139,7 @@ pub(crate) fn insert_fks(
                 patches.push((column, t));
             }
         }
-        synced.push(column);
+        synced.insert(column);
     }
     Ok((synced, patches))
 }

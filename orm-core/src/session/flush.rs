@@ -400,7 +400,7 @@ impl Session {
         // 1. Write-back, the only fallible part.
         for (table, work) in &plan.tables {
             for row in work.inserts.iter().flatten() {
-                for &column in &row.synced {
+                for column in row.synced.iter() {
                     row.obj.set_column(column, row.values[column].clone())?;
                 }
                 if let (Some(ai), Some(key)) = (table.auto_increment, &row.generated) {
@@ -451,6 +451,13 @@ impl Session {
         let record = tx.current();
         for (table, work) in plan.tables {
             let (server_defaults, server_on_update) = super::defaults::server_columns(table);
+            let inserted = work.inserts.iter().map(Vec::len).sum::<usize>();
+            if let Some(first) = work.inserts.iter().flatten().next() {
+                map.model_mut(first.obj.model_type(), persistence::shard_of(&first.obj))
+                    .reserve(inserted);
+            }
+            record.inserted.reserve(inserted);
+            record.updated.reserve(work.updates.len());
             for row in work.inserts.into_iter().flatten() {
                 let obj = row.obj;
                 let key = obj.current_key().ok().flatten();

@@ -149,6 +149,12 @@ impl ModelMap {
         }
     }
 
+    /// Makes room for `additional` more objects at once (a flush's
+    /// INSERTs), instead of growing the table step by step.
+    pub fn reserve(&mut self, additional: usize) {
+        self.slots.reserve(additional, |slot| slot.hash);
+    }
+
     /// Removes `obj` if it is the object of `key`.
     fn remove_obj(&mut self, key: &Key, obj: &Rc<dyn AnyObj>) {
         let hash = self.hash(key);

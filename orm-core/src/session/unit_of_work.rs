@@ -39,9 +39,9 @@ pub(crate) struct InsertRow {
     pub values: Vec<Value>,
     /// The auto-increment value the database generated.
     pub generated: Option<Value>,
-    /// Foreign-key columns set from relationships (written back into the
-    /// object after the flush).
-    pub synced: Vec<usize>,
+    /// Columns set from relationships and defaults (written back into the
+    /// object after the flush); a set, so that a row needs no allocation.
+    pub synced: ColumnSet,
     /// Foreign-key columns waiting for the key of an object INSERTed earlier
     /// in this flush.
     pub patches: Vec<(usize, Rc<dyn AnyObj>)>,
