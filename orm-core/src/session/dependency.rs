@@ -34,7 +34,7 @@ enum FkValue {
 fn resolve(
     obj: &Rc<dyn AnyObj>,
     column: usize,
-    target: Option<Rc<dyn AnyObj>>,
+    target: Option<&Rc<dyn AnyObj>>,
     relationship: &links::RelRef,
 ) -> Result<FkValue> {
     let table = obj.table();
@@ -63,7 +63,7 @@ fn resolve(
     }
     let same_session = session.is_some() && session == obj.meta().borrow().session_ptr();
     if state == ObjState::Pending && same_session {
-        return Ok(FkValue::Deferred(target));
+        return Ok(FkValue::Deferred(target.clone()));
     }
     Err(Error::invalid(format!(
         "relationship `{relationship}`: the related `{}` object is not in this session and has no key \
@@ -123,23 +123,28 @@ pub(crate) fn insert_fks(
 ) -> Result<(ColumnSet, Vec<Patch>)> {
     let mut synced = ColumnSet::default();
     let mut patches = Vec::new();
-    for links::FkSync {
-        column,
-        target,
-        relationship,
-    } in links::pending_fks(obj)
-    {
-        if is_post_update(obj.table(), column) {
+    let table = obj.table();
+    // Read in place (resolving only reads objects): a copy of the list per
+    // INSERTed object was visible in W5's profile.
+    let meta = obj.meta().borrow();
+    let Some(links) = meta.links.as_ref() else {
+        return Ok((synced, patches));
+    };
+    for fk in &links.fks {
+        if is_post_update(table, fk.column) {
             continue;
         }
-        match resolve(obj, column, target, &relationship)? {
-            FkValue::Known(v) => values[column] = v,
+        match resolve(obj, fk.column, fk.target.as_ref(), &fk.relationship)? {
+            FkValue::Known(v) => values[fk.column] = v,
             FkValue::Deferred(t) => {
-                values[column] = Value::Null;
-                patches.push((column, t));
+                values[fk.column] = Value::Null;
+                if patches.is_empty() {
+                    patches.reserve_exact(links.fks.len());
+                }
+                patches.push((fk.column, t));
             }
         }
-        synced.insert(column);
+        synced.insert(fk.column);
     }
     Ok((synced, patches))
 }
@@ -196,7 +201,7 @@ pub(crate) fn update_fks(
         if is_post_update(table, column) {
             continue;
         }
-        let value = match resolve(obj, column, target, &relationship)? {
+        let value = match resolve(obj, column, target.as_ref(), &relationship)? {
             FkValue::Known(v) => {
                 if v == current[column] {
                     row.unset(column);

@@ -264,11 +264,14 @@ impl Session {
         }
         let mut plan = unit_of_work::Plan::build(&inserts, updates, &deletes)?;
         plan.assoc = super::dependency::association_changes(st.new.iter().chain(modified));
-        // Only linked objects can have post_update keys: the rest (the bulk of
-        // a large flush) costs one check, not a set insert.
+        // Only linked objects of a table with a post_update relationship can
+        // have post_update keys: the rest (the bulk of a large flush) costs
+        // two checks, not a set insert.
         let mut seen_post: FastHashSet<*const ()> = FastHashSet::default();
         for obj in st.new.iter().chain(modified) {
-            if obj.meta().borrow().links.is_some() && seen_post.insert(Rc::as_ptr(obj) as *const ())
+            if obj.table().relationships.iter().any(|r| r.post_update)
+                && obj.meta().borrow().links.is_some()
+                && seen_post.insert(Rc::as_ptr(obj) as *const ())
             {
                 plan.post_updates
                     .extend(super::dependency::post_updates(obj));
