@@ -88,18 +88,22 @@ impl ModelMap {
     /// sends consecutive keys (auto-increment ids, loaded in key order) to
     /// random slots: at 100,000 loaded objects the table (3 MB) no longer
     /// fits in cache and nearly every insert misses it (W2 took 12.5x its
-    /// 10,000-row time on linear instruction counts). Here the low 4 bits
-    /// are the key's own, permuted within each run of 16 consecutive keys
-    /// (one 16-slot group of the table, 384 bytes), and the bits above are
-    /// the per-process seeded hash of the run's number: keys cannot be
-    /// chosen to collide without the seed (within a run the mapping is
+    /// 10,000-row time on linear instruction counts). Here the low 3 bits
+    /// are the key's own, permuted within each run of 8 consecutive keys
+    /// (8 adjacent slots, 192 bytes), and the bits above are the
+    /// per-process seeded hash of the run's number: keys cannot be chosen
+    /// to collide without the seed (within a run the mapping is
     /// one-to-one). The top 7 bits, which the table keeps per slot to tell
     /// keys apart before comparing them, mix every bit of the key.
     /// Measured at N = 100,000, three alternating rounds of 5 runs: W2's
-    /// ORM median 118-124 ms with foldhash alone, 96-108 ms with this (the
-    /// raw side's 57-62 ms); at N = 10,000 the instructions are within 0.5%.
+    /// ORM median 118-124 ms with foldhash alone, 96-108 ms with runs of
+    /// 16 (the raw side's 57-62 ms). Runs of 8 leave room in the table's
+    /// 16-slot probe window for a second run placed there: with runs of 16
+    /// that run had to probe further, and how often depended on the seed
+    /// (W2's map work, 10,000 rows: 4.2-6.2 M instructions with 16, a
+    /// steady 4.0 M with 8; at N = 100,000 no slower).
     fn integer_hash(&self, x: u64) -> u64 {
-        const RUN_BITS: u32 = 4;
+        const RUN_BITS: u32 = 3;
         const TAG: u64 = 0x7F << 57;
         let run = self.hasher.hash_one(x >> RUN_BITS);
         let within = (x ^ run) & ((1 << RUN_BITS) - 1);
@@ -248,16 +252,16 @@ mod tests {
 
     const TAG: u64 = 0x7F << 57;
 
-    /// 16 consecutive keys take the 16 slots of one group, one each.
+    /// 8 consecutive keys take 8 adjacent slots, one each.
     #[test]
-    fn a_run_of_consecutive_keys_fills_one_group() {
+    fn a_run_of_consecutive_keys_takes_adjacent_slots() {
         let map = ModelMap::default();
-        let hashes: Vec<u64> = (32..48).map(|k: i64| map.hash(&Key::single(k))).collect();
-        let group = hashes[0] & !TAG & !15;
-        assert!(hashes.iter().all(|h| h & !TAG & !15 == group));
-        let mut slots: Vec<u64> = hashes.iter().map(|h| h & 15).collect();
+        let hashes: Vec<u64> = (32..40).map(|k: i64| map.hash(&Key::single(k))).collect();
+        let run = hashes[0] & !TAG & !7;
+        assert!(hashes.iter().all(|h| h & !TAG & !7 == run));
+        let mut slots: Vec<u64> = hashes.iter().map(|h| h & 7).collect();
         slots.sort_unstable();
-        assert_eq!(slots, (0..16).collect::<Vec<u64>>());
+        assert_eq!(slots, (0..8).collect::<Vec<u64>>());
     }
 
     /// Keys that agree in their low bits (the keys an attacker would pick
@@ -265,10 +269,10 @@ mod tests {
     #[test]
     fn keys_with_equal_low_bits_spread() {
         // Each such key starts a run of its own, so what must spread is the
-        // run's 16-slot group: in a table of 2^20 slots (2^16 groups), 1,000
-        // random groups are about 992 distinct ones.
+        // run's 8 slots: in a table of 2^19 slots (2^16 runs), 1,000 random
+        // runs are about 992 distinct ones.
         let map = ModelMap::default();
-        let group = |h: u64| (h & ((1u64 << 20) - 1)) >> 4;
+        let group = |h: u64| (h & ((1u64 << 19) - 1)) >> 3;
         let mut groups: Vec<u64> = (0..1000i64)
             .map(|i| group(map.hash(&Key::single(i << 20))))
             .collect();
