@@ -10,9 +10,8 @@
 pub(crate) enum ColumnSet {
     /// Columns 0..64.
     Word(u64),
-    /// Any column; used once a column of index 64 or more is inserted
-    /// (boxed, so that the set is two words).
-    Words(Box<Vec<u64>>),
+    /// Any column; used once a column of index 64 or more is inserted.
+    Words(Box<[u64]>),
 }
 
 impl Default for ColumnSet {
@@ -25,7 +24,7 @@ impl ColumnSet {
     fn words(&self) -> &[u64] {
         match self {
             ColumnSet::Word(w) => std::slice::from_ref(w),
-            ColumnSet::Words(ws) => ws.as_slice(),
+            ColumnSet::Words(ws) => ws,
         }
     }
 
@@ -37,11 +36,13 @@ impl ColumnSet {
                 *w |= 1 << bit;
                 return;
             }
-            *self = ColumnSet::Words(Box::new(vec![*w]));
+            *self = ColumnSet::Words(Box::new([*w]));
         }
         if let ColumnSet::Words(ws) = self {
             if ws.len() <= word {
-                ws.resize(word + 1, 0);
+                let mut grown = std::mem::take(ws).into_vec();
+                grown.resize(word + 1, 0);
+                *ws = grown.into_boxed_slice();
             }
             ws[word] |= 1 << bit;
         }
