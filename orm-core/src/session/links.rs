@@ -278,6 +278,11 @@ fn session_of(obj: &Rc<dyn AnyObj>) -> Option<Session> {
 
 /// Records that `obj` has unflushed relationship changes.
 fn touch(obj: &Rc<dyn AnyObj>) {
+    // A pending object's links go into its INSERT (the flush reads every
+    // pending object): only an object with a row needs the modified list.
+    if obj.meta().borrow().state == ObjState::Pending {
+        return;
+    }
     if let Some(session) = session_of(obj) {
         session.inner.note_modified(obj.clone());
     }
