@@ -185,6 +185,11 @@ impl Key {
         Key(KeyRepr::One(v.to_value()))
     }
 
+    /// A key of one column's value.
+    pub(crate) fn one(value: Value) -> Self {
+        Key(KeyRepr::One(value))
+    }
+
     /// A key from an iterator of values (no allocation for one value).
     pub fn from_values(values: impl IntoIterator<Item = Value>) -> Self {
         let mut values = values.into_iter();

@@ -327,14 +327,17 @@ enum LentFrom {
 }
 
 fn row_key(pk: &[usize], row: &Row) -> Result<Key> {
-    if pk.iter().any(|&i| i >= row.len()) {
-        return Err(Error::invalid(
+    let values = row.values();
+    match pk {
+        // The usual key: one column, no iterator.
+        [i] if *i < values.len() => Ok(Key::one(values[*i].clone())),
+        _ if pk.iter().all(|&i| i < values.len()) => {
+            Ok(Key::from_values(pk.iter().map(|&i| values[i].clone())))
+        }
+        _ => Err(Error::invalid(
             "the query did not return the model's key columns; select every column of the model, in field order",
-        ));
+        )),
     }
-    Ok(Key::from_values(
-        pk.iter().map(|&i| row.values()[i].clone()),
-    ))
 }
 
 /// Whether the object was expired and took the row's values.
