@@ -199,11 +199,7 @@ fn generated_keys_come_back_with_and_without_returning() {
             })
             .collect();
         s.commit().unwrap();
-        let inserts: Vec<String> = capture
-            .take()
-            .into_iter()
-            .filter(|q| q.starts_with("INSERT"))
-            .collect();
+        let inserts = common::starting_with(capture.take(), "INSERT");
         if options.is_empty() {
             assert_eq!(
                 inserts,
@@ -253,11 +249,7 @@ fn batched_updates_from_values_or_per_row_check_versions() {
         }
         let capture = engine.capture_statements();
         s.commit().unwrap();
-        let updates: Vec<String> = capture
-            .take()
-            .into_iter()
-            .filter(|q| q.starts_with("UPDATE"))
-            .collect();
+        let updates = common::starting_with(capture.take(), "UPDATE");
         assert_eq!(updates.len(), statements, "{options}: {updates:?}");
         if options.is_empty() {
             assert_eq!(

@@ -141,11 +141,7 @@ fn on_update_values_go_with_updates_that_do_not_set_the_column(backend: Backend)
     a.write().unwrap().title = "a2".into();
     let capture = engine.capture_statements();
     s.flush().unwrap();
-    let update: Vec<String> = capture
-        .take()
-        .into_iter()
-        .filter(|q| q.starts_with("UPDATE"))
-        .collect();
+    let update = common::starting_with(capture.take(), "UPDATE");
     assert_eq!(update.len(), 1);
     assert!(update[0].contains("stamp"), "{}", update[0]);
     let stamp = a.read().unwrap().stamp;

@@ -99,11 +99,7 @@ fn writes_replicate_with_the_keys_written_back(cluster: &GaleraCluster) {
             })
             .collect();
         session.commit().unwrap();
-        let inserts: Vec<String> = capture
-            .take()
-            .into_iter()
-            .filter(|q| q.starts_with("INSERT"))
-            .collect();
+        let inserts = common::starting_with(capture.take(), "INSERT");
         if options.is_empty() {
             // MariaDB 10.11: one multi-row INSERT ... RETURNING.
             assert_eq!(inserts.len(), 1, "{inserts:?}");

@@ -161,11 +161,7 @@ fn a_table_of_more_than_64_columns_updates_the_changed_ones() {
     all[1].write().unwrap().c66 = 7;
     let capture = engine.capture_statements();
     s.commit().unwrap();
-    let updates: Vec<String> = capture
-        .take()
-        .into_iter()
-        .filter(|q| q.starts_with("UPDATE"))
-        .collect();
+    let updates = common::starting_with(capture.take(), "UPDATE");
     assert_eq!(updates.len(), 2, "{updates:?}");
     assert!(
         updates

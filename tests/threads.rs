@@ -93,11 +93,7 @@ fn merge_onto_a_persistent_row_updates_only_changed_columns(b: Backend) {
     assert_eq!(merged.read().unwrap().qty, 11);
     assert!(s.is_dirty(&merged));
     s.commit().unwrap();
-    let updates: Vec<String> = capture
-        .take()
-        .into_iter()
-        .filter(|q| q.starts_with("UPDATE"))
-        .collect();
+    let updates = common::starting_with(capture.take(), "UPDATE");
     assert_eq!(updates.len(), 1);
     assert!(
         updates[0].contains(&db.sql("SET `qty` = ?")) && !updates[0].contains(&db.sql("`name` =")),

@@ -11,6 +11,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use mysql::prelude::Queryable;
 
+/// The statements of `sent` (a `StatementCapture::take()`) that start with
+/// `prefix` ("INSERT", "UPDATE", ...), in the order they were sent.
+pub fn starting_with(sent: Vec<String>, prefix: &str) -> Vec<String> {
+    sent.into_iter().filter(|q| q.starts_with(prefix)).collect()
+}
+
 /// `DATABASE_URL`, or the project's default.
 pub fn base_url() -> String {
     std::env::var("DATABASE_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_string())
