@@ -492,11 +492,13 @@ impl Session {
                 let new_key = obj.current_key().ok().flatten();
                 let switched_row = switched.iter().any(|sw| Rc::ptr_eq(&sw.new, &obj));
                 // The identity key is the row's key until here.
-                let key_changed =
-                    !switched_row && new_key.is_some() && obj.meta().borrow().key != new_key;
-                let old_key = key_changed
-                    .then(|| obj.meta().borrow().key.clone())
-                    .flatten();
+                let old_key = match (switched_row, &new_key) {
+                    (false, Some(_)) => {
+                        let meta = obj.meta().borrow();
+                        (meta.key != new_key).then(|| meta.key.clone()).flatten()
+                    }
+                    _ => None,
+                };
                 if let Some(old_key) = old_key {
                     map.remove(&Identity {
                         model: obj.model_type(),

@@ -299,13 +299,7 @@ impl Plan {
             if let Some(first) = first_waiting {
                 let waiting = &mut work.updates[first..];
                 for row in waiting.iter_mut() {
-                    for n in 0..row.patches().len() {
-                        let (column, target) = &row.patches()[n];
-                        let (column, value) = (*column, patched(&generated, target)?);
-                        if row.columns.contains(column) {
-                            row.set(column, value);
-                        }
-                    }
+                    row.fill_patches(|target| patched(&generated, target))?;
                 }
                 if sharded {
                     waiting.sort_by_key(|r| persistence::shard_of(&r.obj));
