@@ -950,12 +950,8 @@ impl<'s, M: Model, J, R: FromRow> JoinSelect<'s, M, J, R> {
             // Row locks are taken on the primary, in its transaction.
             self.query.session.use_primary(M::table())?;
         }
-        self.query
-            .session
-            .query_rows_for::<M>(&sql, &params)?
-            .into_iter()
-            .map(|row| R::from_values(row.into_values()))
-            .collect()
+        let session = self.query.session;
+        session.query_decoded_on(session.bind_of(M::table()), &sql, &params)
     }
 
     /// The first row, if any.

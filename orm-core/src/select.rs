@@ -27,6 +27,7 @@ use crate::expr::{
     aggregate_sql, ArithOp, CmpOp, Cross, Direction, Expr, ExprValue, Filter, Order,
 };
 use crate::model::{Column, Model};
+use crate::row::Row;
 use crate::session::Session;
 use crate::source::{DerivedTable, Source, DERIVED_COLUMNS};
 use crate::value::{FromValue, Value};
@@ -498,8 +499,17 @@ pub(crate) fn exactly_one<T>(mut rows: Vec<T>, table: &'static str) -> Result<T>
 pub trait FromRow: Sized {
     /// How many columns it takes.
     const WIDTH: usize;
+
+    /// Decodes one row (values in select order), taking the values it
+    /// keeps out of `row` (left `Value::Null`), so that the backend can
+    /// refill the same row for the next one: a query decodes each row as it
+    /// arrives, with no list of rows in between.
+    fn take_from_row(row: &mut Row) -> Result<Self>;
+
     /// Decodes the values of one row (in select order).
-    fn from_values(values: Vec<Value>) -> Result<Self>;
+    fn from_values(values: Vec<Value>) -> Result<Self> {
+        Self::take_from_row(&mut Row::new(values))
+    }
 }
 
 /// A one-column row, for subqueries (`column IN (SELECT one column ...)`).
@@ -521,13 +531,16 @@ pub trait Selection<M> {
     fn render(&self, named: bool, dialect: &dyn Dialect, sql: &mut String, params: &mut Vec<Value>);
 }
 
-fn decode<T: FromValue>(values: &mut std::vec::IntoIter<Value>, n: usize) -> Result<T> {
-    let value = values.next().ok_or_else(|| {
-        Error::invalid(format!(
-            "the row has fewer columns than the select list ({n} expected)"
-        ))
-    })?;
-    T::from_value(value).map_err(|source| Error::Decode {
+/// Takes value `index` of a row of a select list `width` wide out of `row`.
+fn decode<T: FromValue>(row: &mut Row, index: usize, width: usize) -> Result<T> {
+    if index >= row.len() {
+        return Err(Error::invalid(format!(
+            "the row has fewer columns than the select list ({width} expected, {} in the row); \
+             select as many columns as the tuple has fields",
+            row.len()
+        )));
+    }
+    T::from_value(row.take(index)).map_err(|source| Error::Decode {
         table: "(select)",
         column: "(expression)",
         source,
@@ -538,9 +551,8 @@ macro_rules! tuples {
     ($n:expr; $($name:ident : $i:tt),+) => {
         impl<$($name: FromValue),+> FromRow for ($($name,)+) {
             const WIDTH: usize = $n;
-            fn from_values(values: Vec<Value>) -> Result<Self> {
-                let mut values = values.into_iter();
-                Ok(($(decode::<$name>(&mut values, $n)?,)+))
+            fn take_from_row(row: &mut Row) -> Result<Self> {
+                Ok(($(decode::<$name>(row, $i, $n)?,)+))
             }
         }
 
@@ -709,9 +721,10 @@ impl<'s, M: Model, S: Selection<M>> Select<'s, M, S> {
             .session
             .query_targets(M::table(), &self.filters, None)?
         {
-            for row in self.session.query_rows_on(bind, &sql, &params)? {
-                out.push(S::Row::from_values(row.into_values())?);
-            }
+            out.extend(
+                self.session
+                    .query_decoded_on::<S::Row>(bind, &sql, &params)?,
+            );
         }
         Ok(out)
     }
@@ -845,9 +858,6 @@ impl Session {
     /// `R` (`(i64, String)`); a row narrower than the tuple, or a value that
     /// does not fit, is an error.
     pub fn query_tuples<R: FromRow>(&self, sql: &str, params: &[Value]) -> Result<Vec<R>> {
-        self.query_rows(sql, params)?
-            .into_iter()
-            .map(|row| R::from_values(row.into_values()))
-            .collect()
+        self.query_decoded_on(0, sql, params)
     }
 }

@@ -1058,6 +1058,27 @@ impl Session {
         self.with_reader(&mut st, bind, |_, conn| conn.query_rows(sql, params))
     }
 
+    /// A read on engine `bind` (as [`query_rows_on`](Self::query_rows_on)),
+    /// each row decoded into `R` as it arrives.
+    pub(crate) fn query_decoded_on<R: crate::select::FromRow>(
+        &self,
+        bind: BindIdx,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<R>> {
+        self.autoflush()?;
+        let mut st = self.state()?;
+        // A read re-run on another replica starts its list again.
+        self.with_reader(&mut st, bind, |_, conn| {
+            let mut out = Vec::new();
+            conn.query_each(sql, params, &mut |row| {
+                out.push(R::take_from_row(row)?);
+                Ok(())
+            })?;
+            Ok(out)
+        })
+    }
+
     /// Marks the object expired: no SQL now; its next use reloads it, and
     /// unflushed changes on it are discarded.
     pub fn expire<M: Model>(&self, obj: &Obj<M>) -> Result<()> {
