@@ -448,6 +448,22 @@ fn out_of_range(target: &'static str, v: impl fmt::Display) -> ConversionError {
     }
 }
 
+/// An integer type from any value but the kind its column arrives as
+/// (the integer types' inline `from_value` handles that one).
+#[inline(never)]
+fn int_from_other<T>(target: &'static str, v: Value) -> Result<T, ConversionError>
+where
+    T: TryFrom<i64> + TryFrom<u64> + From<bool> + std::str::FromStr,
+{
+    match v {
+        Value::Int(i) => T::try_from(i).map_err(|_| out_of_range(target, i)),
+        Value::UInt(u) => T::try_from(u).map_err(|_| out_of_range(target, u)),
+        Value::Bool(b) => Ok(T::from(b)),
+        Value::Text(s) | Value::Decimal(s) => int_from_text(target, &s),
+        other => Err(wrong(target, &other)),
+    }
+}
+
 /// Parses integer text (servers send some numbers as text).
 fn int_from_text<T: std::str::FromStr>(
     target: &'static str,
@@ -462,17 +478,21 @@ fn int_from_text<T: std::str::FromStr>(
 macro_rules! signed_int {
     ($($t:ty => $ct:ident),*) => {$(
         impl ToValue for $t {
+            #[inline]
             fn to_value(&self) -> Value { Value::Int(i64::from(*self)) }
         }
         impl FromValue for $t {
+            // The kind a signed column arrives as is decoded inline in the
+            // caller (a model's generated decoding, in another crate); the
+            // rest takes a call.
+            #[inline]
             fn from_value(v: Value) -> Result<Self, ConversionError> {
-                const T: &str = stringify!($t);
                 match v {
-                    Value::Int(i) => <$t>::try_from(i).map_err(|_| out_of_range(T, i)),
-                    Value::UInt(u) => <$t>::try_from(u).map_err(|_| out_of_range(T, u)),
-                    Value::Bool(b) => Ok(<$t>::from(b)),
-                    Value::Text(s) | Value::Decimal(s) => int_from_text(T, &s),
-                    other => Err(wrong(T, &other)),
+                    Value::Int(i) => match <$t>::try_from(i) {
+                        Ok(n) => Ok(n),
+                        Err(_) => Err(out_of_range(stringify!($t), i)),
+                    },
+                    other => int_from_other(stringify!($t), other),
                 }
             }
         }
@@ -485,17 +505,18 @@ macro_rules! signed_int {
 macro_rules! unsigned_int {
     ($($t:ty => $ct:ident),*) => {$(
         impl ToValue for $t {
+            #[inline]
             fn to_value(&self) -> Value { Value::UInt(u64::from(*self)) }
         }
         impl FromValue for $t {
+            #[inline]
             fn from_value(v: Value) -> Result<Self, ConversionError> {
-                const T: &str = stringify!($t);
                 match v {
-                    Value::Int(i) => <$t>::try_from(i).map_err(|_| out_of_range(T, i)),
-                    Value::UInt(u) => <$t>::try_from(u).map_err(|_| out_of_range(T, u)),
-                    Value::Bool(b) => Ok(<$t>::from(b)),
-                    Value::Text(s) | Value::Decimal(s) => int_from_text(T, &s),
-                    other => Err(wrong(T, &other)),
+                    Value::UInt(u) => match <$t>::try_from(u) {
+                        Ok(n) => Ok(n),
+                        Err(_) => Err(out_of_range(stringify!($t), u)),
+                    },
+                    other => int_from_other(stringify!($t), other),
                 }
             }
         }
@@ -589,25 +610,36 @@ impl SqlType for f32 {
 }
 
 impl ToValue for f64 {
+    #[inline]
     fn to_value(&self) -> Value {
         Value::Double(*self)
     }
 }
 impl FromValue for f64 {
+    #[inline]
     fn from_value(v: Value) -> Result<Self, ConversionError> {
         match v {
             Value::Double(d) => Ok(d),
-            Value::Float(f) => Ok(f64::from(f)),
-            Value::Int(i) => Ok(i as f64),
-            Value::UInt(u) => Ok(u as f64),
-            Value::Text(s) | Value::Decimal(s) => {
-                s.trim().parse().map_err(|_| ConversionError::Invalid {
-                    target: "f64",
-                    reason: format!("{s:?} is not a number"),
-                })
-            }
-            other => Err(wrong("f64", &other)),
+            other => f64_from_other(other),
         }
+    }
+}
+
+/// An `f64` from any value but a DOUBLE.
+#[inline(never)]
+fn f64_from_other(v: Value) -> Result<f64, ConversionError> {
+    match v {
+        Value::Double(d) => Ok(d),
+        Value::Float(f) => Ok(f64::from(f)),
+        Value::Int(i) => Ok(i as f64),
+        Value::UInt(u) => Ok(u as f64),
+        Value::Text(s) | Value::Decimal(s) => {
+            s.trim().parse().map_err(|_| ConversionError::Invalid {
+                target: "f64",
+                reason: format!("{s:?} is not a number"),
+            })
+        }
+        other => Err(wrong("f64", &other)),
     }
 }
 impl SqlType for f64 {
@@ -615,31 +647,45 @@ impl SqlType for f64 {
 }
 
 impl ToValue for String {
+    #[inline]
     fn to_value(&self) -> Value {
         Value::Text(self.clone())
     }
+    #[inline]
     fn eq_value(&self, value: &Value) -> bool {
         self.as_str().eq_value(value)
     }
 }
 impl ToValue for str {
+    #[inline]
     fn to_value(&self) -> Value {
         Value::Text(self.to_owned())
     }
+    #[inline]
     fn eq_value(&self, value: &Value) -> bool {
         matches!(value, Value::Text(text) if text == self)
     }
 }
 impl FromValue for String {
+    #[inline]
     fn from_value(v: Value) -> Result<Self, ConversionError> {
         match v {
-            Value::Text(s) | Value::Decimal(s) => Ok(s),
-            Value::Bytes(b) => String::from_utf8(b).map_err(|e| ConversionError::Invalid {
-                target: "String",
-                reason: format!("not valid UTF-8: {e}"),
-            }),
-            other => Err(wrong("String", &other)),
+            Value::Text(s) => Ok(s),
+            other => string_from_other(other),
         }
+    }
+}
+
+/// A `String` from any value but text.
+#[inline(never)]
+fn string_from_other(v: Value) -> Result<String, ConversionError> {
+    match v {
+        Value::Text(s) | Value::Decimal(s) => Ok(s),
+        Value::Bytes(b) => String::from_utf8(b).map_err(|e| ConversionError::Invalid {
+            target: "String",
+            reason: format!("not valid UTF-8: {e}"),
+        }),
+        other => Err(wrong("String", &other)),
     }
 }
 impl SqlType for String {
@@ -676,6 +722,7 @@ impl SqlType for Vec<u8> {
 }
 
 impl<T: ToValue> ToValue for Option<T> {
+    #[inline]
     fn to_value(&self) -> Value {
         match self {
             Some(v) => v.to_value(),
@@ -690,6 +737,7 @@ impl<T: ToValue> ToValue for Option<T> {
     }
 }
 impl<T: FromValue> FromValue for Option<T> {
+    #[inline]
     fn from_value(v: Value) -> Result<Self, ConversionError> {
         match v {
             Value::Null => Ok(None),
