@@ -178,3 +178,161 @@ fn a_table_of_more_than_64_columns_updates_the_changed_ones() {
         ]
     );
 }
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+#[orm(table = "shelves")]
+struct Shelf {
+    #[orm(primary_key, auto_increment)]
+    id: Option<i64>,
+    #[orm(sql_type = "VARCHAR(64)")]
+    name: String,
+    #[orm(
+        one_to_many,
+        key = "shelf_id",
+        back_populates = "shelf",
+        cascade = "all"
+    )]
+    items: ToMany<Item>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+#[orm(table = "items")]
+struct Item {
+    #[orm(primary_key, auto_increment)]
+    id: Option<i64>,
+    #[orm(references = Shelf)]
+    shelf_id: Option<i64>,
+    #[orm(sql_type = "VARCHAR(64)")]
+    title: String,
+    #[orm(default = "new", sql_type = "VARCHAR(16)")]
+    status: Option<String>,
+    #[orm(server_default = "'boxed'", sql_type = "VARCHAR(16)")]
+    packing: Option<String>,
+    #[orm(many_to_one, back_populates = "items")]
+    shelf: ToOne<Shelf>,
+}
+
+fn item(title: &str, packing: Option<&str>) -> Obj<Item> {
+    Obj::new(Item {
+        title: title.into(),
+        packing: packing.map(Into::into),
+        ..Item::default()
+    })
+}
+
+/// The flush hands an INSERT's values to the driver (moved, not copied)
+/// where nothing needs them after the statement: not in the transaction's
+/// first statement (sent again on a fresh connection if the first was
+/// dead), nor with an `after_execute` hook. Either way the rows hold every
+/// value, and what the flush writes back into the objects (keys, foreign
+/// keys from relationships, defaults; reloading for server defaults) is
+/// right.
+#[test]
+fn inserts_hand_their_values_over_and_still_write_back_keys_defaults_and_foreign_keys() {
+    let db = TestDb::new("p_handover");
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let hooked = std::sync::Arc::clone(&seen);
+    let plain = orm::create_engine(&db.url).unwrap();
+    let with_hook = orm::builder(&db.url)
+        .unwrap()
+        .after_execute(move |s, _| {
+            if s.sql.starts_with("INSERT INTO `items`") {
+                hooked.lock().unwrap().push(format!("{:?}", s.params));
+            }
+        })
+        .build()
+        .unwrap();
+    orm::schema::create_all(&plain, &[Shelf::table(), Item::table()]).unwrap();
+    for (n, engine) in [&plain, &with_hook].into_iter().enumerate() {
+        let s = SessionFactory::new(engine.clone()).session();
+        let capture = engine.capture_statements();
+        // A read first: the INSERTs are not the transaction's first statement.
+        assert!(s
+            .query::<Shelf>()
+            .filter(Shelf::ID.eq(-1))
+            .all()
+            .unwrap()
+            .is_empty());
+        let shelf = s
+            .add(Shelf {
+                name: format!("shelf {n}"),
+                ..Shelf::default()
+            })
+            .unwrap();
+        let items = [
+            item(&format!("first {n}"), Some("loose")),
+            item(&format!("second {n}"), None),
+        ];
+        for i in &items {
+            shelf.push(Shelf::ITEMS, i).unwrap();
+        }
+        s.flush().unwrap();
+        let sent = capture.take();
+        assert!(sent[0].starts_with("SELECT"), "{sent:?}");
+        assert_eq!(common::starting_with(sent, "INSERT").len(), 3);
+
+        // Written back by the flush: reading sends nothing (no reload).
+        let shelf_id = shelf
+            .read()
+            .unwrap()
+            .id
+            .expect("the shelf's key was written back");
+        for (i, title) in items.iter().zip(["first", "second"]) {
+            let i = i.read().unwrap();
+            assert_eq!(
+                i.title,
+                format!("{title} {n}"),
+                "the object keeps its values"
+            );
+            assert_eq!(
+                i.shelf_id,
+                Some(shelf_id),
+                "the foreign key was written back"
+            );
+            assert_eq!(
+                i.status.as_deref(),
+                Some("new"),
+                "the default was written back"
+            );
+            assert!(i.id.is_some());
+        }
+        assert_eq!(items[0].read().unwrap().packing.as_deref(), Some("loose"));
+        // Left to the server: RETURNING brought it back.
+        assert_eq!(items[1].read().unwrap().packing.as_deref(), Some("boxed"));
+        assert_eq!(capture.take(), Vec::<String>::new(), "nothing was reloaded");
+        s.commit().unwrap();
+        s.close();
+        assert_eq!(
+            db.rows(&format!(
+                "SELECT s.name, i.title, i.status, i.packing FROM items i \
+                 JOIN shelves s ON s.id = i.shelf_id WHERE s.id = {shelf_id} ORDER BY i.id"
+            )),
+            [
+                [
+                    format!("shelf {n}"),
+                    format!("first {n}"),
+                    "new".into(),
+                    "loose".into()
+                ],
+                [
+                    format!("shelf {n}"),
+                    format!("second {n}"),
+                    "new".into(),
+                    "boxed".into()
+                ],
+            ]
+        );
+    }
+    // The hook saw the parameters of the INSERTs into `items` in full.
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen.iter()
+            .any(|p| p.contains("Text(\"first 1\")") && p.contains("Text(\"loose\")")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|p| p.contains("Text(\"second 1\")")),
+        "{seen:?}"
+    );
+}

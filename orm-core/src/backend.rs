@@ -133,6 +133,14 @@ pub trait Connection: Send {
     /// Runs a statement with bound parameters and no result rows.
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<ExecOutcome>;
 
+    /// [`execute`](Self::execute), handed the parameters: a backend whose
+    /// driver takes owned values moves the strings and bytes into them
+    /// instead of copying them (the flush's INSERTs). The default lends
+    /// them to `execute`.
+    fn execute_owned(&mut self, sql: &str, params: Vec<Value>) -> Result<ExecOutcome> {
+        self.execute(sql, &params)
+    }
+
     /// Runs a parameterless statement over the plain text protocol.
     fn execute_text(&mut self, sql: &str) -> Result<ExecOutcome>;
 

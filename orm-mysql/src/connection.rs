@@ -13,7 +13,7 @@ use orm_core::Result;
 use std::time::Duration;
 
 use crate::config::Timeouts;
-use crate::convert::{from_mysql_as, to_params, ColumnKind};
+use crate::convert::{from_mysql_as, into_params, to_params, ColumnKind};
 use crate::error::{from_driver_during, Phase};
 
 /// An open MySQL/MariaDB connection.
@@ -180,6 +180,22 @@ impl MySqlConnection {
         }
     }
 
+    /// Runs a statement with its parameters in the driver's form (the
+    /// body of `execute` and `execute_owned`).
+    fn execute_params(&mut self, sql: &str, params: mysql::Params) -> Result<ExecOutcome> {
+        if let Err(e) = self.conn.exec_drop(sql, params) {
+            return Err(self.error(e, Phase::Statement));
+        }
+        let outcome = self.outcome();
+        if self.conn.warnings() > 0 {
+            if let Some(e) = self.changed_value_warning() {
+                return Err(e);
+            }
+        }
+        self.after_statement(sql);
+        Ok(outcome)
+    }
+
     fn outcome(&self) -> ExecOutcome {
         let id = self.conn.last_insert_id();
         ExecOutcome {
@@ -219,17 +235,11 @@ impl Connection for MySqlConnection {
     }
 
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<ExecOutcome> {
-        if let Err(e) = self.conn.exec_drop(sql, to_params(params)) {
-            return Err(self.error(e, Phase::Statement));
-        }
-        let outcome = self.outcome();
-        if self.conn.warnings() > 0 {
-            if let Some(e) = self.changed_value_warning() {
-                return Err(e);
-            }
-        }
-        self.after_statement(sql);
-        Ok(outcome)
+        self.execute_params(sql, to_params(params))
+    }
+
+    fn execute_owned(&mut self, sql: &str, params: Vec<Value>) -> Result<ExecOutcome> {
+        self.execute_params(sql, into_params(params))
     }
 
     fn execute_text(&mut self, sql: &str) -> Result<ExecOutcome> {

@@ -17,6 +17,24 @@ pub(crate) fn to_params(params: &[Value]) -> mysql::Params {
     mysql::Params::Positional(params.iter().map(to_mysql).collect())
 }
 
+/// Converts bound parameters it is handed: strings and bytes move into the
+/// driver's values instead of being copied.
+pub(crate) fn into_params(params: Vec<Value>) -> mysql::Params {
+    if params.is_empty() {
+        return mysql::Params::Empty;
+    }
+    mysql::Params::Positional(params.into_iter().map(into_mysql).collect())
+}
+
+/// [`to_mysql`], moving a string's or bytes' buffer.
+fn into_mysql(v: Value) -> MyValue {
+    match v {
+        Value::Text(s) | Value::Decimal(s) => MyValue::Bytes(s.into_bytes()),
+        Value::Bytes(b) => MyValue::Bytes(b),
+        other => to_mysql(&other),
+    }
+}
+
 /// One value to the driver's representation.
 pub(crate) fn to_mysql(v: &Value) -> MyValue {
     match v {

@@ -164,7 +164,27 @@ impl PooledConnection {
         let instruments = std::sync::Arc::clone(&self.slot.pool.instruments);
         let rec = self.record()?;
         let statement = instruments.statement(sql, params, rec.conn.connection_id())?;
-        match statement.finish(f(&mut *rec.conn)) {
+        let result = statement.finish(f(&mut *rec.conn));
+        self.settle(result)
+    }
+
+    /// [`run_with_params`](Self::run_with_params) handing the parameters
+    /// to the backend (`execute_owned`). Only where nothing needs them once
+    /// the statement was sent (see `execute_owned`).
+    fn run_owned(&mut self, sql: &str, params: Vec<Value>) -> Result<ExecOutcome> {
+        let instruments = std::sync::Arc::clone(&self.slot.pool.instruments);
+        let rec = self.record()?;
+        let statement = instruments
+            .statement(sql, &params, rec.conn.connection_id())?
+            .without_params();
+        let result = statement.finish(rec.conn.execute_owned(sql, params));
+        self.settle(result)
+    }
+
+    /// A statement's result, after a lost connection or an error that
+    /// ended the server's transaction was noted.
+    fn settle<T>(&mut self, result: Result<T>) -> Result<T> {
+        match result {
             Ok(v) => Ok(v),
             Err(e) if e.is_connection_lost() => Err(self.connection_lost(e)),
             Err(e) => {
@@ -303,6 +323,24 @@ impl PooledConnection {
     /// when returned.
     pub fn execute(&mut self, sql: &str, params: &[Value]) -> Result<ExecOutcome> {
         let out = self.send(sql, params, false, None, |c| c.execute(sql, params))?;
+        self.note_outcome(sql, &out);
+        self.mark_user_sql();
+        Ok(out)
+    }
+
+    /// [`execute`](Self::execute), handed the parameters: the backend may
+    /// move their strings into the driver's values instead of copying them
+    /// (the flush's INSERTs, whose values were read from the objects for
+    /// this statement only). Where the parameters may be needed after the
+    /// statement was sent, they are lent as by `execute` instead: the first
+    /// statement of a transaction, sent again on a fresh connection when
+    /// the first one was found dead, and an `after_execute` hook, which
+    /// sees them.
+    pub fn execute_owned(&mut self, sql: &str, params: Vec<Value>) -> Result<ExecOutcome> {
+        if self.begun_unsent() || self.slot.pool.instruments.shows_params_after() {
+            return self.execute(sql, &params);
+        }
+        let out = self.run_owned(sql, params)?;
         self.note_outcome(sql, &out);
         self.mark_user_sql();
         Ok(out)

@@ -79,12 +79,18 @@ impl Instruments {
     /// Records one statement about to be sent and starts observing it
     /// (`before_execute` may refuse it: then nothing is counted or sent).
     /// Finish the returned statement with the result.
-    pub fn statement<'a>(
+    /// Whether the `after_execute` hook sees statements' parameters once
+    /// they were sent ([`Observer::shows_params_after`]).
+    pub fn shows_params_after(&self) -> bool {
+        self.observer.shows_params_after()
+    }
+
+    pub fn statement<'a, 'p>(
         &'a self,
         sql: &'a str,
-        params: &'a [Value],
+        params: &'p [Value],
         connection_id: u64,
-    ) -> Result<Statement<'a>> {
+    ) -> Result<Statement<'a, 'p>> {
         let statement = self.observer.start(sql, params, connection_id)?;
         bump(&self.statements);
         if self.live_captures.load(Ordering::Relaxed) > 0 {

@@ -52,14 +52,20 @@ impl Observer {
         }
     }
 
+    /// Whether a statement's [`finish`](Statement::finish) shows its
+    /// parameters to anything (the `after_execute` hook).
+    pub fn shows_params_after(&self) -> bool {
+        self.after.is_some()
+    }
+
     /// Called just before a statement is sent. An error from the
     /// `before_execute` hook stops it.
-    pub fn start<'a>(
+    pub fn start<'a, 'p>(
         &'a self,
         sql: &'a str,
-        params: &'a [Value],
+        params: &'p [Value],
         connection_id: u64,
-    ) -> Result<Statement<'a>> {
+    ) -> Result<Statement<'a, 'p>> {
         if let Some(before) = &self.before {
             before(&StatementEvent {
                 sql,
@@ -107,10 +113,10 @@ impl Observer {
 }
 
 /// A statement being sent; [`finish`](Self::finish) it with its result.
-pub(crate) struct Statement<'a> {
+pub(crate) struct Statement<'a, 'p> {
     observer: &'a Observer,
     sql: &'a str,
-    params: &'a [Value],
+    params: &'p [Value],
     connection_id: u64,
     /// Set only when something needs the duration.
     started: Option<Instant>,
@@ -118,7 +124,23 @@ pub(crate) struct Statement<'a> {
     span: tracing::span::EnteredSpan,
 }
 
-impl Statement<'_> {
+impl<'a> Statement<'a, '_> {
+    /// The statement without its parameters, so that they can be handed
+    /// on once [`Observer::start`] saw them. Only where
+    /// [`Observer::shows_params_after`] is false: the `after_execute` hook
+    /// would see none.
+    pub fn without_params(self) -> Statement<'a, 'static> {
+        Statement {
+            observer: self.observer,
+            sql: self.sql,
+            params: &[],
+            connection_id: self.connection_id,
+            started: self.started,
+            #[cfg(feature = "tracing")]
+            span: self.span,
+        }
+    }
+
     /// Records how the statement ended and passes its result through.
     pub fn finish<T: Outcome>(self, result: Result<T>) -> Result<T> {
         let Some(started) = self.started else {

@@ -445,9 +445,10 @@ fn insert_group(
         push_columns(ctx, table, &columns, &mut sql);
         sql.push_str(") VALUES ");
         push_row_placeholders(&mut sql, batch.len(), per_row);
-        // The rows' values are lent to the statement (moved out and back,
-        // not copied: a copy of every string was ~10% of W1's flush).
-        let params = lend_values(batch, &columns);
+        // The rows' values go to the statement (moved, not copied: a copy
+        // of every string was ~10% of W1's flush), except those the flush
+        // reads again afterwards.
+        let params = take_values(table, batch, &columns);
         // With RETURNING: the generated key first, then the server-default
         // values, `width` values per row in one flat list.
         let returned: Vec<usize> = match returning {
@@ -469,9 +470,9 @@ fn insert_group(
                 })
                 .map(|()| None)
         } else {
-            ctx.conn.execute(&sql, &params).map(Some)
+            // Handed over: the driver's values take the strings.
+            ctx.conn.execute_owned(&sql, params).map(Some)
         };
-        return_values(batch, &columns, params);
         let outcome = sent?;
         match (generated, outcome) {
             (_, None) => {
@@ -521,29 +522,24 @@ fn insert_group(
     Ok(())
 }
 
-/// Moves `columns` of every row into one parameter list, in row order.
-fn lend_values(batch: &mut [InsertRow], columns: &[usize]) -> Vec<Value> {
+/// `columns` of every row as one parameter list, in row order. The values
+/// are moved out of the rows (left NULL), so that the statement can hand
+/// them to the driver without a copy; copied are only those the flush
+/// reads after the INSERT: the columns it set itself (`synced`, written
+/// back into the object) and `server_default` columns (whose NULL says the
+/// object must be reloaded).
+fn take_values(table: &TableDef, batch: &mut [InsertRow], columns: &[usize]) -> Vec<Value> {
     let mut params = Vec::with_capacity(batch.len() * columns.len());
     for row in batch.iter_mut() {
-        params.extend(
-            columns
-                .iter()
-                .map(|&i| std::mem::replace(&mut row.values[i], Value::Null)),
-        );
-    }
-    params
-}
-
-/// Puts back what [`lend_values`] took.
-fn return_values(batch: &mut [InsertRow], columns: &[usize], params: Vec<Value>) {
-    let mut params = params.into_iter();
-    for row in batch.iter_mut() {
         for &i in columns {
-            if let Some(v) = params.next() {
-                row.values[i] = v;
-            }
+            let kept = row.synced.contains(i) || table.columns[i].server_default.is_some();
+            params.push(match kept {
+                true => row.values[i].clone(),
+                false => std::mem::take(&mut row.values[i]),
+            });
         }
     }
+    params
 }
 
 /// UPDATEs the changed columns of `rows` (one table). Rows with the same

@@ -35,7 +35,10 @@ use super::persistence::{self, Conns, UpdateRow};
 /// generated for it (filled in by the INSERT).
 pub(crate) struct InsertRow {
     pub obj: Rc<dyn AnyObj>,
-    /// Every column's value as sent (the version column already 1).
+    /// Every column's value as sent (the version column already 1). The
+    /// INSERT takes them for its statement: afterwards only the columns
+    /// the flush set itself (`synced`) and `server_default` columns hold
+    /// their values, the others are NULL.
     pub values: Vec<Value>,
     /// The auto-increment value the database generated.
     pub generated: Option<Value>,
