@@ -482,7 +482,7 @@ macro_rules! signed_int {
             fn to_value(&self) -> Value { Value::Int(i64::from(*self)) }
         }
         impl FromValue for $t {
-            // The kind a signed column arrives as is decoded inline in the
+            // The kinds a signed column arrives as are decoded inline in the
             // caller (a model's generated decoding, in another crate); the
             // rest takes a call.
             #[inline]
@@ -491,6 +491,11 @@ macro_rules! signed_int {
                     Value::Int(i) => match <$t>::try_from(i) {
                         Ok(n) => Ok(n),
                         Err(_) => Err(out_of_range(stringify!($t), i)),
+                    },
+                    // Generated keys come back unsigned.
+                    Value::UInt(u) => match <$t>::try_from(u) {
+                        Ok(n) => Ok(n),
+                        Err(_) => Err(out_of_range(stringify!($t), u)),
                     },
                     other => int_from_other(stringify!($t), other),
                 }
