@@ -64,7 +64,14 @@ impl Links {
     fn set_loaded(&mut self, rel: usize, objs: Vec<Rc<dyn AnyObj>>) {
         match self.loaded.iter_mut().find(|(i, _)| *i == rel) {
             Some((_, v)) => *v = objs,
-            None => self.loaded.push((rel, objs)),
+            None => {
+                if self.loaded.capacity() == 0 {
+                    // Most objects have one collection loaded: room for
+                    // one, not the four a first push reserves.
+                    self.loaded.reserve_exact(1);
+                }
+                self.loaded.push((rel, objs))
+            }
         }
     }
 
@@ -807,7 +814,7 @@ fn to_load(
     index: usize,
     out: &mut Vec<Rc<dyn AnyObj>>,
 ) -> Vec<(Value, Rc<dyn AnyObj>)> {
-    let mut todo = Vec::new();
+    let mut todo = Vec::with_capacity(parents.len());
     for p in parents {
         if let Some(done) = loaded_of(p, index) {
             out.extend(done);
@@ -963,8 +970,11 @@ impl Session {
                 }
             }
             RelKind::OneToMany | RelKind::OneToOne => {
-                let mut by_key: FastHashMap<Value, Vec<Rc<dyn AnyObj>>> = FastHashMap::default();
                 let todo = to_load(parents, index, &mut out);
+                // A parent's children go under its key: room for every
+                // parent up front, not grown (and rehashed) row by row.
+                let mut by_key: FastHashMap<Value, Vec<Rc<dyn AnyObj>>> =
+                    FastHashMap::with_capacity_and_hasher(todo.len(), Default::default());
                 let keys: Vec<Value> = todo.iter().map(|(k, _)| k.clone()).collect();
                 for chunk in keys.chunks(BATCH) {
                     let sql = where_in(
