@@ -47,7 +47,7 @@ pub(crate) struct InsertRow {
     pub synced: ColumnSet,
     /// Foreign-key columns waiting for the key of an object INSERTed earlier
     /// in this flush.
-    pub patches: Vec<(usize, Rc<dyn AnyObj>)>,
+    pub patches: super::dependency::Patches,
 }
 
 /// A deleted object's DELETE.
@@ -283,7 +283,7 @@ impl Plan {
                     continue;
                 }
                 for row in level.iter_mut() {
-                    for (column, target) in &row.patches {
+                    for (column, target) in row.patches.iter() {
                         row.values[*column] = patched(&generated, target)?;
                     }
                 }
