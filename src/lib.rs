@@ -284,6 +284,8 @@ pub mod __private {
         pub encode: fn(&T) -> Value,
         /// `T::eq_value`.
         pub eq: fn(&T, &Value) -> bool,
+        /// `T::same_as`.
+        pub same: fn(&T, &T) -> bool,
         /// `T::from_value`.
         pub decode: fn(Value) -> ::core::result::Result<T, orm_core::value::ConversionError>,
     }
@@ -298,6 +300,7 @@ pub mod __private {
             nullable: T::NULLABLE,
             encode: <T as ToValue>::to_value,
             eq: <T as ToValue>::eq_value,
+            same: <T as ToValue>::same_as,
             decode: <T as FromValue>::from_value,
         }
     }

@@ -353,6 +353,15 @@ pub trait Model: Clone + 'static {
         self.column_value(index) == *value
     }
 
+    /// Whether column `index` holds the same value in `self` and `other`
+    /// (the derive generates it, comparing the fields with
+    /// [`ToValue::same_as`](crate::value::ToValue::same_as)). The flush
+    /// finds the columns changed since a written object's snapshot, a copy
+    /// of the object, with it.
+    fn column_same(&self, other: &Self, index: usize) -> bool {
+        self.column_eq(index, &other.column_value(index))
+    }
+
     /// Sets one column from a value (generated keys, version bumps, refresh, merge).
     fn set_column_value(&mut self, index: usize, value: Value) -> Result<()>;
 

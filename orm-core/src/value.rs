@@ -349,6 +349,17 @@ pub trait ToValue {
     fn eq_value(&self, value: &Value) -> bool {
         self.to_value() == *value
     }
+
+    /// Whether `self` and `other` bind as the same value (by default
+    /// `self.eq_value(&other.to_value())`). The flush compares each column
+    /// of a written object with its snapshot (a copy of the object) this
+    /// way; the built-in types compare directly, without building a value.
+    fn same_as(&self, other: &Self) -> bool
+    where
+        Self: Sized,
+    {
+        self.eq_value(&other.to_value())
+    }
 }
 
 /// Decodes a [`Value`] into a Rust value.
@@ -480,6 +491,8 @@ macro_rules! signed_int {
         impl ToValue for $t {
             #[inline]
             fn to_value(&self) -> Value { Value::Int(i64::from(*self)) }
+            #[inline]
+            fn same_as(&self, other: &Self) -> bool { self == other }
         }
         impl FromValue for $t {
             // The kinds a signed column arrives as are decoded inline in the
@@ -512,6 +525,8 @@ macro_rules! unsigned_int {
         impl ToValue for $t {
             #[inline]
             fn to_value(&self) -> Value { Value::UInt(u64::from(*self)) }
+            #[inline]
+            fn same_as(&self, other: &Self) -> bool { self == other }
         }
         impl FromValue for $t {
             #[inline]
@@ -538,6 +553,10 @@ impl ToValue for isize {
     fn to_value(&self) -> Value {
         Value::Int(*self as i64)
     }
+    #[inline]
+    fn same_as(&self, other: &Self) -> bool {
+        self == other
+    }
 }
 impl FromValue for isize {
     fn from_value(v: Value) -> Result<Self, ConversionError> {
@@ -551,6 +570,10 @@ impl SqlType for isize {
 impl ToValue for usize {
     fn to_value(&self) -> Value {
         Value::UInt(*self as u64)
+    }
+    #[inline]
+    fn same_as(&self, other: &Self) -> bool {
+        self == other
     }
 }
 impl FromValue for usize {
@@ -566,6 +589,10 @@ impl SqlType for usize {
 impl ToValue for bool {
     fn to_value(&self) -> Value {
         Value::Bool(*self)
+    }
+    #[inline]
+    fn same_as(&self, other: &Self) -> bool {
+        self == other
     }
 }
 impl FromValue for bool {
@@ -589,6 +616,10 @@ impl SqlType for bool {
 impl ToValue for f32 {
     fn to_value(&self) -> Value {
         Value::Float(*self)
+    }
+    #[inline]
+    fn same_as(&self, other: &Self) -> bool {
+        self == other
     }
 }
 impl FromValue for f32 {
@@ -618,6 +649,10 @@ impl ToValue for f64 {
     #[inline]
     fn to_value(&self) -> Value {
         Value::Double(*self)
+    }
+    #[inline]
+    fn same_as(&self, other: &Self) -> bool {
+        self == other
     }
 }
 impl FromValue for f64 {
@@ -659,6 +694,10 @@ impl ToValue for String {
     #[inline]
     fn eq_value(&self, value: &Value) -> bool {
         self.as_str().eq_value(value)
+    }
+    #[inline]
+    fn same_as(&self, other: &Self) -> bool {
+        self == other
     }
 }
 impl ToValue for str {
@@ -704,6 +743,10 @@ impl ToValue for Vec<u8> {
     fn eq_value(&self, value: &Value) -> bool {
         self.as_slice().eq_value(value)
     }
+    #[inline]
+    fn same_as(&self, other: &Self) -> bool {
+        self == other
+    }
 }
 impl ToValue for [u8] {
     fn to_value(&self) -> Value {
@@ -740,6 +783,15 @@ impl<T: ToValue> ToValue for Option<T> {
             None => value.is_null(),
         }
     }
+    #[inline]
+    fn same_as(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Some(a), Some(b)) => a.same_as(b),
+            (None, None) => true,
+            // As the default would decide (a type may bind some values as NULL).
+            (Some(v), None) | (None, Some(v)) => v.eq_value(&Value::Null),
+        }
+    }
 }
 impl<T: FromValue> FromValue for Option<T> {
     #[inline]
@@ -768,6 +820,10 @@ impl ToValue for Value {
     fn to_value(&self) -> Value {
         self.clone()
     }
+    #[inline]
+    fn same_as(&self, other: &Self) -> bool {
+        self == other
+    }
 }
 impl FromValue for Value {
     fn from_value(v: Value) -> Result<Self, ConversionError> {
@@ -778,6 +834,10 @@ impl FromValue for Value {
 impl ToValue for Date {
     fn to_value(&self) -> Value {
         Value::Date(*self)
+    }
+    #[inline]
+    fn same_as(&self, other: &Self) -> bool {
+        self == other
     }
 }
 /// Whether `d` is a day of the (proleptic Gregorian) calendar, year 0..=9999.
@@ -839,6 +899,10 @@ impl ToValue for DateTime {
     fn to_value(&self) -> Value {
         Value::DateTime(*self)
     }
+    #[inline]
+    fn same_as(&self, other: &Self) -> bool {
+        self == other
+    }
 }
 impl FromValue for DateTime {
     fn from_value(v: Value) -> Result<Self, ConversionError> {
@@ -861,6 +925,10 @@ impl SqlType for DateTime {
 impl ToValue for Time {
     fn to_value(&self) -> Value {
         Value::Time(*self)
+    }
+    #[inline]
+    fn same_as(&self, other: &Self) -> bool {
+        self == other
     }
 }
 impl FromValue for Time {

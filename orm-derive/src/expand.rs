@@ -428,6 +428,12 @@ fn model_impl(model: &Model) -> TokenStream {
         let ops = quote_spanned!(ty.span()=> #p::field::<#ty>());
         quote!(#i => (#ops.eq)(&self.#field, value),)
     });
+    let sames = columns.iter().enumerate().map(|(i, f)| {
+        let field = f.ident;
+        let ty = f.ty;
+        let ops = quote_spanned!(ty.span()=> #p::field::<#ty>());
+        quote!(#i => (#ops.same)(&self.#field, &other.#field),)
+    });
     let sets = columns.iter().enumerate().map(|(i, f)| {
         let field = f.ident;
         let ty = f.ty;
@@ -486,6 +492,13 @@ fn model_impl(model: &Model) -> TokenStream {
             fn column_eq(&self, index: usize, value: &#p::Value) -> bool {
                 match index {
                     #(#eqs)*
+                    _ => #p::column_index_panic(&TABLE, index),
+                }
+            }
+
+            fn column_same(&self, other: &Self, index: usize) -> bool {
+                match index {
+                    #(#sames)*
                     _ => #p::column_index_panic(&TABLE, index),
                 }
             }

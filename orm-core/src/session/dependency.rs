@@ -196,12 +196,12 @@ pub(crate) fn update_fks(
         {
             return Ok(row);
         }
-        meta.snapshot.clone()
+        meta.snapshot.as_ref().map(|s| s.values())
     };
     let table = obj.table();
     // What the row holds now.
     let current = match snapshot {
-        Some(s) => s.into_vec(),
+        Some(values) => values,
         None => obj.values()?,
     };
     let mut row = row.unwrap_or_else(|| {

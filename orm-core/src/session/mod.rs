@@ -1239,7 +1239,7 @@ pub(crate) fn set_committed<M: Model>(obj: &Obj<M>, changes: &[(usize, Value)]) 
     }
     if let Some(snapshot) = erased.meta().borrow_mut().snapshot.as_mut() {
         for (index, value) in changes {
-            snapshot[*index] = value.clone();
+            snapshot.set_value(*index, value.clone())?;
         }
     }
     Ok(())

@@ -8,9 +8,9 @@
 //! reloaded from the database first, which can fail.
 //!
 //! Change tracking works without instrumenting fields: the first `write()`
-//! after a load or flush takes a snapshot of the column values, and the flush
-//! compares the object with it. An object that was never written costs
-//! nothing at flush time.
+//! after a load or flush takes a snapshot (a copy of the object: [`Snapshot`]),
+//! and the flush compares the object's columns with it. An object that was
+//! never written costs nothing at flush time.
 
 use std::any::{Any, TypeId};
 use std::cell::{Ref, RefCell, RefMut};
@@ -48,8 +48,8 @@ pub(crate) struct Meta {
     pub session: Option<Weak<SessionInner>>,
     /// The identity key while persistent or deleted.
     pub key: Option<Key>,
-    /// Column values before the first write since load/flush; `Some` means "maybe modified".
-    pub snapshot: Option<Box<[Value]>>,
+    /// The object before its first write since load/flush; `Some` means "maybe modified".
+    pub snapshot: Option<Box<dyn Snapshot>>,
     /// Values must be reloaded before use.
     pub expired: bool,
     /// `session.delete()` was called and the DELETE is not flushed yet.
@@ -69,6 +69,42 @@ pub(crate) struct Meta {
     /// in a sharded session; part of its identity. Two bytes, so that
     /// unsharded sessions pay nothing per object (read with [`Meta::shard`]).
     pub shard_slot: Option<NonZeroU16>,
+}
+
+/// An object as it was before its first write since load or flush: a copy
+/// of the model (cloning it copies its strings once, and comparing it with
+/// the object compares fields, where a list of column `Value`s cost a
+/// conversion of every column both ways). Read back as values where a
+/// row's old values are needed (the old version, a row switch, foreign
+/// keys).
+pub(crate) trait Snapshot {
+    /// Column `index`'s value.
+    fn value(&self, index: usize) -> Value;
+    /// Every column's value, in column order.
+    fn values(&self) -> Vec<Value>;
+    /// Records that the row now holds `value` in column `index` (a
+    /// synchronized bulk UPDATE).
+    fn set_value(&mut self, index: usize, value: Value) -> Result<()>;
+    /// The copy itself, for the object's typed comparison.
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<M: Model> Snapshot for M {
+    fn value(&self, index: usize) -> Value {
+        self.column_value(index)
+    }
+
+    fn values(&self) -> Vec<Value> {
+        self.to_values()
+    }
+
+    fn set_value(&mut self, index: usize, value: Value) -> Result<()> {
+        self.set_column_value(index, value)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
 }
 
 /// The stored form of a shard index (`None`: no shard).
@@ -256,7 +292,7 @@ impl<M: Model> Obj<M> {
         if meta.snapshot.is_none()
             && matches!(meta.state, ObjState::Persistent | ObjState::Detached)
         {
-            meta.snapshot = Some(guard.to_values().into_boxed_slice());
+            meta.snapshot = Some(Box::new(M::clone(&guard)));
             if let Some(session) = meta.session.as_ref().and_then(Weak::upgrade) {
                 session.note_modified(self.erased());
             }
@@ -286,9 +322,10 @@ impl<M: Model> Obj<M> {
     pub fn is_modified(&self) -> bool {
         let meta = self.cell.meta.borrow();
         match (&meta.snapshot, self.cell.value.try_borrow()) {
-            (Some(snapshot), Ok(value)) => {
-                (0..snapshot.len()).any(|i| !value.column_eq(i, &snapshot[i]))
-            }
+            (Some(snapshot), Ok(value)) => match snapshot.as_any().downcast_ref::<M>() {
+                Some(old) => (0..M::table().columns.len()).any(|i| !value.column_same(old, i)),
+                None => true,
+            },
             (Some(_), Err(_)) => true,
             (None, _) => false,
         }
@@ -380,9 +417,9 @@ pub(crate) trait AnyObj {
     fn meta(&self) -> &RefCell<Meta>;
     /// All column values.
     fn values(&self) -> Result<Vec<Value>>;
-    /// The columns whose values differ from `snapshot`; column `skip` is
-    /// never reported. No value is copied.
-    fn changed_columns(&self, snapshot: &[Value], skip: Option<usize>) -> Result<ColumnSet>;
+    /// The columns whose values differ from `snapshot` (the object's own);
+    /// column `skip` is never reported. No value is copied.
+    fn changed_columns(&self, snapshot: &dyn Snapshot, skip: Option<usize>) -> Result<ColumnSet>;
     /// Appends the values of `columns`.
     fn push_column_values(&self, columns: &[usize], out: &mut Vec<Value>) -> Result<()>;
     /// One column value.
@@ -428,11 +465,18 @@ impl<M: Model> AnyObj for ObjCell<M> {
         Ok(self.borrow()?.to_values())
     }
 
-    fn changed_columns(&self, snapshot: &[Value], skip: Option<usize>) -> Result<ColumnSet> {
+    fn changed_columns(&self, snapshot: &dyn Snapshot, skip: Option<usize>) -> Result<ColumnSet> {
         let value = self.borrow()?;
+        let old = snapshot.as_any().downcast_ref::<M>().ok_or_else(|| {
+            Error::invalid(format!(
+                "internal error: the snapshot of a `{}` object is not a `{}`",
+                M::table().model,
+                M::table().model
+            ))
+        })?;
         let mut changed = ColumnSet::default();
-        for (i, old) in snapshot.iter().enumerate() {
-            if Some(i) != skip && !value.column_eq(i, old) {
+        for i in 0..M::table().columns.len() {
+            if Some(i) != skip && !value.column_same(old, i) {
                 changed.insert(i);
             }
         }

@@ -487,7 +487,7 @@ fn delete_row(table: &'static TableDef, obj: &Rc<dyn AnyObj>) -> Result<DeleteRo
         ))
     })?;
     let version = match (table.version, &meta.snapshot) {
-        (Some(v), Some(snapshot)) => Some(snapshot[v].clone()),
+        (Some(v), Some(snapshot)) => Some(snapshot.value(v)),
         (Some(v), None) => Some(obj.column_value(v)?),
         (None, _) => None,
     };
@@ -672,11 +672,11 @@ pub(crate) fn diff(obj: &Rc<dyn AnyObj>) -> Result<Option<UpdateRow>> {
     };
     // Each column compared with the snapshot where it is; the new values
     // are read when the statement is built.
-    let changes = obj.changed_columns(snapshot, table.version)?;
+    let changes = obj.changed_columns(&**snapshot, table.version)?;
     if changes.is_empty() {
         return Ok(None);
     }
-    let old_version = table.version.map(|v| snapshot[v].clone());
+    let old_version = table.version.map(|v| snapshot.value(v));
     Ok(Some(UpdateRow::new(obj.clone(), changes, old_version)))
 }
 
@@ -734,10 +734,10 @@ pub(crate) fn row_switches(new: &[Rc<dyn AnyObj>], deleted: &[Rc<dyn AnyObj>]) -
         // column is sent.
         let (snapshot, expired) = {
             let meta = old.meta().borrow();
-            (meta.snapshot.clone(), meta.expired)
+            (meta.snapshot.as_ref().map(|s| s.values()), meta.expired)
         };
         let row_values = match snapshot {
-            Some(snapshot) => Some(snapshot.into_vec()),
+            Some(values) => Some(values),
             None if expired => None,
             None => Some(old.values()?),
         };
