@@ -40,6 +40,10 @@ impl Patches {
         }
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Patch> {
         self.first.iter().chain(&self.rest)
     }

@@ -3,6 +3,7 @@
 //! database refuses.
 
 use crate::fast_hash::FastHashSet;
+use std::any::TypeId;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use crate::value::Value;
 
 use super::binds::BindIdx;
 use super::events::{ModelEvent, SessionEvent};
-use super::identity_map::Identity;
+use super::identity_map::{Identity, ModelMap};
 use super::object::{AnyObj, ObjState};
 use super::transaction::{self, KeySwitch, Phase};
 use super::{persistence, unit_of_work, Session, State};
@@ -455,34 +456,38 @@ impl Session {
         for (table, work) in plan.tables {
             let (server_defaults, server_on_update) = super::defaults::server_columns(table);
             let inserted = work.inserts.iter().map(Vec::len).sum::<usize>();
-            if let Some(first) = work.inserts.iter().flatten().next() {
-                map.model_mut(first.obj.model_type(), persistence::shard_of(&first.obj))
-                    .reserve(inserted);
-            }
             record.inserted.reserve(inserted);
             record.updated.reserve(work.updates.len());
+            // The model's map is looked up again only when the model or
+            // shard changes from one row to the next (once per table
+            // unsharded), not per row.
+            let mut objects: Option<((TypeId, Option<u16>), &mut ModelMap)> = None;
             for row in work.inserts.into_iter().flatten() {
                 let obj = row.obj;
                 let key = obj.current_key().ok().flatten();
-                {
+                let shard = {
                     let mut meta = obj.meta().borrow_mut();
                     meta.state = ObjState::Persistent;
                     meta.key = key.clone();
                     meta.snapshot = None;
-                }
+                    meta.shard()
+                };
                 if server_defaults && super::defaults::expire_after_insert(table, &row.values) {
                     // The server filled in values it could not return.
                     transaction::expire(&obj);
                 }
                 if let Some(key) = key {
-                    map.insert(
-                        Identity {
-                            model: obj.model_type(),
-                            key,
-                            shard: persistence::shard_of(&obj),
-                        },
-                        obj.clone(),
-                    );
+                    let at = (obj.model_type(), shard);
+                    let model_map = match objects.take() {
+                        Some((held, model_map)) if held == at => model_map,
+                        _ => {
+                            let model_map = map.model_mut(at.0, at.1);
+                            model_map.reserve(inserted);
+                            model_map
+                        }
+                    };
+                    model_map.insert(&key, obj.clone());
+                    objects = Some((at, model_map));
                 }
                 record.inserted.push(obj);
             }
