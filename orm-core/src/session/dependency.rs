@@ -156,7 +156,7 @@ pub(crate) fn insert_fks(
     let Some(links) = meta.links.as_ref() else {
         return Ok((synced, patches));
     };
-    for fk in &links.fks {
+    for fk in links.fks.iter() {
         if is_post_update(table, fk.column) {
             continue;
         }

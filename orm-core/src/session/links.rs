@@ -31,7 +31,7 @@ pub(crate) struct Links {
     /// collection, or a loaded one-to-one target (zero or one element).
     pub loaded: Vec<(usize, Vec<Rc<dyn AnyObj>>)>,
     /// Foreign-key columns of this object to set at the next flush.
-    pub fks: Vec<FkSync>,
+    pub fks: FkList,
     /// Many-to-many links made or broken from this side since the last flush.
     pub m2m: Vec<M2mChange>,
 }
@@ -56,6 +56,43 @@ pub(crate) struct FkSync {
     pub relationship: RelRef,
 }
 
+/// An object's pending foreign-key assignments, one per column. Nearly
+/// always one (a child's parent), which is kept inline: a list cost an
+/// allocation and a free per linked object (W5: every post).
+#[derive(Default, Clone)]
+pub(crate) struct FkList {
+    /// `None` only while `rest` is empty too.
+    first: Option<FkSync>,
+    rest: Vec<FkSync>,
+}
+
+impl FkList {
+    pub fn iter(&self) -> impl Iterator<Item = &FkSync> {
+        self.first.iter().chain(&self.rest)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    pub fn clear(&mut self) {
+        self.first = None;
+        self.rest.clear();
+    }
+
+    /// Sets the assignment of `fk.column`, replacing the one it had.
+    fn set(&mut self, fk: FkSync) {
+        let mut held = self.first.iter_mut().chain(self.rest.iter_mut());
+        if let Some(f) = held.find(|f| f.column == fk.column) {
+            *f = fk;
+        } else if self.first.is_none() {
+            self.first = Some(fk);
+        } else {
+            self.rest.push(fk);
+        }
+    }
+}
+
 impl Links {
     fn loaded(&self, rel: usize) -> Option<&Vec<Rc<dyn AnyObj>>> {
         self.loaded.iter().find(|(i, _)| *i == rel).map(|(_, v)| v)
@@ -76,13 +113,7 @@ impl Links {
     }
 
     fn set_fk(&mut self, column: usize, target: Option<Rc<dyn AnyObj>>, relationship: RelRef) {
-        self.fks.retain(|f| f.column != column);
-        if self.fks.capacity() == 0 {
-            // Most objects link through one foreign key: room for one, not
-            // the four a first push reserves (W5: 1.2 MB for 10,000 posts).
-            self.fks.reserve_exact(1);
-        }
-        self.fks.push(FkSync {
+        self.fks.set(FkSync {
             column,
             target,
             relationship,
@@ -133,7 +164,7 @@ pub(crate) fn pending_fks(obj: &Rc<dyn AnyObj>) -> Vec<FkSync> {
         .borrow()
         .links
         .as_ref()
-        .map(|l| l.fks.clone())
+        .map(|l| l.fks.iter().cloned().collect())
         .unwrap_or_default()
 }
 
@@ -221,7 +252,7 @@ pub(crate) fn reachable(obj: &Rc<dyn AnyObj>, cascade: Cascade) -> Vec<Rc<dyn An
             out.extend(objs.iter().cloned());
         }
     }
-    for fk in &links.fks {
+    for fk in links.fks.iter() {
         let cascades = table.relationships.iter().any(|r| {
             r.kind == RelKind::ManyToOne
                 && r.fk_column(table) == Some(fk.column)
