@@ -173,10 +173,12 @@ impl Plan {
         }
         for (t, (table, work)) in tables.iter_mut().enumerate() {
             if let Some(objs) = inserts.get(t).filter(|o| !o.is_empty()) {
-                let rows = objs
-                    .iter()
-                    .map(|obj| insert_row(table, obj))
-                    .collect::<Result<Vec<InsertRow>>>()?;
+                // Sized once: collecting a `Result` list grows it by
+                // doubling, copying every row again (W5's profile).
+                let mut rows = Vec::with_capacity(objs.len());
+                for obj in objs {
+                    rows.push(insert_row(table, obj)?);
+                }
                 work.inserts = levels(
                     table,
                     rows,
@@ -197,10 +199,10 @@ impl Plan {
                 work.updates = std::mem::take(rows);
             }
             if let Some(objs) = removals.get(t).filter(|o| !o.is_empty()) {
-                let rows = objs
-                    .iter()
-                    .map(|obj| delete_row(table, obj))
-                    .collect::<Result<Vec<DeleteRow>>>()?;
+                let mut rows = Vec::with_capacity(objs.len());
+                for obj in objs {
+                    rows.push(delete_row(table, obj)?);
+                }
                 work.deletes = levels(
                     table,
                     rows,
