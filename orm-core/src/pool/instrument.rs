@@ -76,15 +76,15 @@ impl Instruments {
         }
     }
 
-    /// Records one statement about to be sent and starts observing it
-    /// (`before_execute` may refuse it: then nothing is counted or sent).
-    /// Finish the returned statement with the result.
     /// Whether the `after_execute` hook sees statements' parameters once
     /// they were sent ([`Observer::shows_params_after`]).
     pub fn shows_params_after(&self) -> bool {
         self.observer.shows_params_after()
     }
 
+    /// Records one statement about to be sent and starts observing it
+    /// (`before_execute` may refuse it: then nothing is counted or sent).
+    /// Finish the returned statement with the result.
     pub fn statement<'a, 'p>(
         &'a self,
         sql: &'a str,
