@@ -500,15 +500,17 @@ pub trait FromRow: Sized {
     /// How many columns it takes.
     const WIDTH: usize;
 
+    /// Decodes the values of one row (in select order).
+    fn from_values(values: Vec<Value>) -> Result<Self>;
+
     /// Decodes one row (values in select order), taking the values it
     /// keeps out of `row` (left `Value::Null`), so that the backend can
     /// refill the same row for the next one: a query decodes each row as it
-    /// arrives, with no list of rows in between.
-    fn take_from_row(row: &mut Row) -> Result<Self>;
-
-    /// Decodes the values of one row (in select order).
-    fn from_values(values: Vec<Value>) -> Result<Self> {
-        Self::take_from_row(&mut Row::new(values))
+    /// arrives, with no list of rows in between. The default moves the
+    /// row's values into [`from_values`](Self::from_values); the tuples
+    /// take them in place.
+    fn take_from_row(row: &mut Row) -> Result<Self> {
+        Self::from_values(row.take_all().into_values())
     }
 }
 
@@ -551,6 +553,10 @@ macro_rules! tuples {
     ($n:expr; $($name:ident : $i:tt),+) => {
         impl<$($name: FromValue),+> FromRow for ($($name,)+) {
             const WIDTH: usize = $n;
+            fn from_values(values: Vec<Value>) -> Result<Self> {
+                Self::take_from_row(&mut Row::new(values))
+            }
+
             fn take_from_row(row: &mut Row) -> Result<Self> {
                 Ok(($(decode::<$name>(row, $i, $n)?,)+))
             }
