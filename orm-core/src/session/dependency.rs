@@ -18,36 +18,15 @@ use super::column_set::ColumnSet;
 use super::links;
 use super::object::{AnyObj, ObjState};
 use super::persistence::UpdateRow;
+use super::short_list::ShortList;
 
 /// A foreign-key column waiting for the key of an object INSERTed earlier
 /// in the same flush.
 pub(crate) type Patch = (usize, Rc<dyn AnyObj>);
 
-/// An INSERT's [`Patch`]es. Nearly always none or one (a child whose parent
-/// is INSERTed in the same flush), which is kept inline: a list per such
-/// child was an allocation per post in W5's profile.
-#[derive(Default)]
-pub(crate) struct Patches {
-    first: Option<Patch>,
-    rest: Vec<Patch>,
-}
-
-impl Patches {
-    pub fn push(&mut self, patch: Patch) {
-        match self.first {
-            None => self.first = Some(patch),
-            Some(_) => self.rest.push(patch),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.first.is_none()
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &Patch> {
-        self.first.iter().chain(&self.rest)
-    }
-}
+/// An INSERT's [`Patch`]es: nearly always none or one (a child whose
+/// parent is INSERTed in the same flush).
+pub(crate) type Patches = ShortList<Patch>;
 
 /// What a link gives a foreign-key column.
 enum FkValue {

@@ -22,6 +22,7 @@ use crate::value::Value;
 
 use super::identity_map::Identity;
 use super::object::{downcast, AnyObj, Obj, ObjState};
+use super::short_list::ShortList;
 use super::{persistence, Session};
 
 /// An object's relationship state.
@@ -30,8 +31,9 @@ pub(crate) struct Links {
     /// Related objects known for a relationship, by index: a loaded
     /// collection, or a loaded one-to-one target (zero or one element).
     pub loaded: Vec<(usize, Vec<Rc<dyn AnyObj>>)>,
-    /// Foreign-key columns of this object to set at the next flush.
-    pub fks: FkList,
+    /// Foreign-key columns of this object to set at the next flush, one
+    /// entry per column: nearly always one (a child's parent).
+    pub fks: ShortList<FkSync>,
     /// Many-to-many links made or broken from this side since the last flush.
     pub m2m: Vec<M2mChange>,
 }
@@ -56,43 +58,6 @@ pub(crate) struct FkSync {
     pub relationship: RelRef,
 }
 
-/// An object's pending foreign-key assignments, one per column. Nearly
-/// always one (a child's parent), which is kept inline: a list cost an
-/// allocation and a free per linked object (W5: every post).
-#[derive(Default, Clone)]
-pub(crate) struct FkList {
-    /// `None` only while `rest` is empty too.
-    first: Option<FkSync>,
-    rest: Vec<FkSync>,
-}
-
-impl FkList {
-    pub fn iter(&self) -> impl Iterator<Item = &FkSync> {
-        self.first.iter().chain(&self.rest)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.first.is_none()
-    }
-
-    pub fn clear(&mut self) {
-        self.first = None;
-        self.rest.clear();
-    }
-
-    /// Sets the assignment of `fk.column`, replacing the one it had.
-    fn set(&mut self, fk: FkSync) {
-        let mut held = self.first.iter_mut().chain(self.rest.iter_mut());
-        if let Some(f) = held.find(|f| f.column == fk.column) {
-            *f = fk;
-        } else if self.first.is_none() {
-            self.first = Some(fk);
-        } else {
-            self.rest.push(fk);
-        }
-    }
-}
-
 impl Links {
     fn loaded(&self, rel: usize) -> Option<&Vec<Rc<dyn AnyObj>>> {
         self.loaded.iter().find(|(i, _)| *i == rel).map(|(_, v)| v)
@@ -112,12 +77,18 @@ impl Links {
         }
     }
 
+    /// Sets the assignment of `column`, replacing the one it had.
     fn set_fk(&mut self, column: usize, target: Option<Rc<dyn AnyObj>>, relationship: RelRef) {
-        self.fks.set(FkSync {
+        let fk = FkSync {
             column,
             target,
             relationship,
-        });
+        };
+        if let Some(held) = self.fks.iter_mut().find(|f| f.column == column) {
+            *held = fk;
+            return;
+        }
+        self.fks.push(fk);
     }
 }
 

@@ -43,6 +43,7 @@ mod retry;
 mod routing;
 mod savepoint;
 mod scoped;
+mod short_list;
 mod transaction;
 mod unit_of_work;
 mod upsert;
