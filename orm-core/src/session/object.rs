@@ -107,6 +107,18 @@ impl<M: Model> Snapshot for M {
     }
 }
 
+/// The columns of `now` whose values differ from `old` (its snapshot);
+/// column `skip` is never reported.
+fn changed_since<M: Model>(now: &M, old: &M, skip: Option<usize>) -> ColumnSet {
+    let mut changed = ColumnSet::default();
+    for i in 0..M::table().columns.len() {
+        if Some(i) != skip && !now.column_same(old, i) {
+            changed.insert(i);
+        }
+    }
+    changed
+}
+
 /// The stored form of a shard index (`None`: no shard).
 pub(crate) fn shard_slot(shard: Option<u16>) -> Option<NonZeroU16> {
     shard.and_then(|s| NonZeroU16::new(s.wrapping_add(1)))
@@ -323,7 +335,7 @@ impl<M: Model> Obj<M> {
         let meta = self.cell.meta.borrow();
         match (&meta.snapshot, self.cell.value.try_borrow()) {
             (Some(snapshot), Ok(value)) => match snapshot.as_any().downcast_ref::<M>() {
-                Some(old) => (0..M::table().columns.len()).any(|i| !value.column_same(old, i)),
+                Some(old) => !changed_since(&*value, old, None).is_empty(),
                 None => true,
             },
             (Some(_), Err(_)) => true,
@@ -474,13 +486,7 @@ impl<M: Model> AnyObj for ObjCell<M> {
                 M::table().model
             ))
         })?;
-        let mut changed = ColumnSet::default();
-        for i in 0..M::table().columns.len() {
-            if Some(i) != skip && !value.column_same(old, i) {
-                changed.insert(i);
-            }
-        }
-        Ok(changed)
+        Ok(changed_since(&*value, old, skip))
     }
 
     fn push_column_values(&self, columns: &[usize], out: &mut Vec<Value>) -> Result<()> {
