@@ -416,7 +416,7 @@ impl Session {
                 }
             }
             for row in &work.updates {
-                for &column in row.synced() {
+                for column in row.synced() {
                     if let Some(value) = row.set_value(column) {
                         row.obj.set_column(column, value.clone())?;
                     }

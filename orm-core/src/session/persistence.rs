@@ -119,7 +119,7 @@ struct UpdateExtra {
     patches: Vec<(usize, Rc<dyn AnyObj>)>,
     /// Columns set from relationships or defaults, written back into the
     /// object once the flush succeeded.
-    synced: Vec<usize>,
+    synced: ColumnSet,
 }
 
 impl UpdateRow {
@@ -186,8 +186,9 @@ impl UpdateRow {
         self.extra.as_ref().map_or(&[], |e| &e.patches)
     }
 
-    pub fn synced(&self) -> &[usize] {
-        self.extra.as_ref().map_or(&[], |e| &e.synced)
+    /// The columns written back into the object after the flush.
+    pub fn synced(&self) -> impl Iterator<Item = usize> + '_ {
+        self.extra.iter().flat_map(|e| e.synced.iter())
     }
 
     /// Sets `column` to `value` instead of the object's value.
@@ -237,7 +238,7 @@ impl UpdateRow {
 
     /// Records that `column` is written back into the object after the flush.
     pub fn push_synced(&mut self, column: usize) {
-        self.extra_mut().synced.push(column);
+        self.extra_mut().synced.insert(column);
     }
 
     /// `column` waits for the key `target` gets from its INSERT.

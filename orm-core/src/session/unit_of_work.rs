@@ -244,7 +244,7 @@ impl Plan {
             let updated = work
                 .updates
                 .iter()
-                .filter(|r| table.version.is_some() || !r.synced().is_empty())
+                .filter(|r| table.version.is_some() || r.synced().next().is_some())
                 .map(|r| &r.obj);
             for obj in inserted.chain(updated) {
                 writable(obj, "flushing (an explicit flush, or the autoflush of a query, get(), merge() or commit()): \
