@@ -169,7 +169,6 @@ impl BenchDb {
         v.flatten().unwrap_or(0)
     }
 
-    /// A fresh schema: both tables dropped and created by the ORM's DDL.
     /// Empties both tables, keeping their definitions: TRUNCATE on MariaDB,
     /// which (unlike DROP, CREATE or ALTER) does not invalidate the prepared
     /// statements of either side.
@@ -184,6 +183,7 @@ impl BenchDb {
         self.exec("SET FOREIGN_KEY_CHECKS = 1");
     }
 
+    /// A fresh schema: both tables dropped and created by the ORM's DDL.
     pub fn fresh_schema(&mut self, engine: &Engine) {
         let tables = [User::table(), Post::table()];
         orm::schema::drop_all(engine, &tables).expect("drop tables");
