@@ -433,3 +433,88 @@ fn a_pool_timeout_of_duration_max_waits_until_a_connection_is_returned() {
         .expect("the waiting checkout gets the returned connection");
     assert_eq!(got, id);
 }
+
+/// This connection's `Com_stmt_prepare` and `Com_stmt_close` counters.
+fn statement_counters(conn: &mut PooledConnection) -> (u64, u64) {
+    let rows = conn
+        .query_rows(
+            "SHOW SESSION STATUS WHERE Variable_name IN ('Com_stmt_prepare', 'Com_stmt_close')",
+            &[],
+        )
+        .expect("SHOW SESSION STATUS");
+    let (mut prepared, mut closed) = (None, None);
+    for row in rows {
+        let text = |v: Option<&Value>| match v {
+            Some(Value::Text(s)) => s.clone(),
+            Some(Value::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
+            other => panic!("unexpected status value {other:?}"),
+        };
+        let count: u64 = text(row.get(1)).parse().expect("a count");
+        match text(row.get(0)).to_ascii_lowercase().as_str() {
+            "com_stmt_prepare" => prepared = Some(count),
+            "com_stmt_close" => closed = Some(count),
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    (
+        prepared.expect("Com_stmt_prepare"),
+        closed.expect("Com_stmt_close"),
+    )
+}
+
+fn int(rows: &[orm_core::row::Row]) -> i64 {
+    match rows[0].get(0) {
+        Some(Value::Int(i)) => *i,
+        Some(Value::UInt(u)) => *u as i64,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// A connection prepares a statement once and reuses it, keeps at most 128
+/// open on the server (closing the least recently used one to prepare
+/// another), and prepares an evicted statement again when it comes back.
+#[test]
+fn a_connection_prepares_each_statement_once_and_keeps_at_most_128_open() {
+    let db = TestDb::new("stmt_cache");
+    let engine = engine(&db, "pool_size=1");
+    let mut conn = engine.connect().expect("connect");
+    // The first reading prepares the status statement itself.
+    let (p0, c0) = statement_counters(&mut conn);
+    for k in 1..=3 {
+        let rows = conn
+            .query_rows("SELECT ? - 1", &[Value::Int(k)])
+            .expect("SELECT");
+        assert_eq!(int(&rows), k - 1);
+    }
+    conn.execute("DO ?", &[Value::Int(1)]).expect("DO");
+    conn.execute("DO ?", &[Value::Int(2)]).expect("DO");
+    let (p1, c1) = statement_counters(&mut conn);
+    assert_eq!(
+        (p1 - p0, c1 - c0),
+        (2, 0),
+        "each statement prepared once, whatever its parameters"
+    );
+    // 130 more distinct statements: with the status statement, `SELECT ? - 1`
+    // and `DO ?` that is 133 for 128 places.
+    for k in 0..130 {
+        let rows = conn
+            .query_rows(&format!("SELECT ? + {k}"), &[Value::Int(1)])
+            .expect("SELECT");
+        assert_eq!(int(&rows), k + 1);
+    }
+    let (p2, c2) = statement_counters(&mut conn);
+    // The status statement was evicted (least recently used) and is
+    // prepared again by this reading, evicting one more.
+    assert_eq!(
+        (p2 - p1, c2 - c1),
+        (131, 6),
+        "the 5 least recently used statements closed, the status one prepared again"
+    );
+    // `SELECT ? - 1` was evicted: it works again, prepared anew.
+    let rows = conn
+        .query_rows("SELECT ? - 1", &[Value::Int(43)])
+        .expect("SELECT after eviction");
+    assert_eq!(int(&rows), 42);
+    let (p3, c3) = statement_counters(&mut conn);
+    assert_eq!((p3 - p2, c3 - c2), (1, 1));
+}

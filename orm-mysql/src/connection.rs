@@ -15,6 +15,7 @@ use std::time::Duration;
 use crate::config::Timeouts;
 use crate::convert::{from_mysql_as, into_params, to_params, ColumnKind};
 use crate::error::{from_driver_during, Phase};
+use crate::statement_cache::{StatementCache, CAPACITY};
 
 /// An open MySQL/MariaDB connection.
 pub struct MySqlConnection {
@@ -29,6 +30,8 @@ pub struct MySqlConnection {
     begin_mode: BeginMode,
     /// The server is a Galera cluster node (`wsrep_on`).
     galera: bool,
+    /// This connection's prepared statements (the driver's own cache is off).
+    statements: StatementCache,
 }
 
 /// ER_LOCK_DEADLOCK: InnoDB rolled the transaction back (Galera's
@@ -57,6 +60,7 @@ impl MySqlConnection {
             timeouts,
             begin_mode,
             galera: false,
+            statements: StatementCache::new(CAPACITY),
         }
     }
 
@@ -180,10 +184,27 @@ impl MySqlConnection {
         }
     }
 
+    /// The prepared statement for `sql`: the cached one, or prepared now
+    /// (closing on the server the one the cache evicts to keep it).
+    fn statement(&mut self, sql: &str) -> std::result::Result<mysql::Statement, mysql::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.conn.prep(sql)?;
+        if let Some(evicted) = self.statements.insert(sql, statement.clone()) {
+            self.conn.close(evicted)?;
+        }
+        Ok(statement)
+    }
+
     /// Runs a statement with its parameters in the driver's form (the
     /// body of `execute` and `execute_owned`).
     fn execute_params(&mut self, sql: &str, params: mysql::Params) -> Result<ExecOutcome> {
-        if let Err(e) = self.conn.exec_drop(sql, params) {
+        let done = self
+            .statement(sql)
+            .and_then(|statement| self.conn.exec_drop(&statement, params));
+        if let Err(e) = done {
+            forget_unknown_statement(&mut self.statements, sql, &e);
             return Err(self.error(e, Phase::Statement));
         }
         let outcome = self.outcome();
@@ -269,7 +290,17 @@ impl Connection for MySqlConnection {
     ) -> Result<()> {
         let timeouts = self.timeouts;
         let error = |e| from_driver_during(e, &timeouts, Phase::Statement);
-        let mut result = self.conn.exec_iter(sql, to_params(params)).map_err(error)?;
+        let statement = match self.statement(sql) {
+            Ok(statement) => statement,
+            Err(e) => return Err(error(e)),
+        };
+        let mut result = match self.conn.exec_iter(&statement, to_params(params)) {
+            Ok(result) => result,
+            Err(e) => {
+                forget_unknown_statement(&mut self.statements, sql, &e);
+                return Err(error(e));
+            }
+        };
         // The first result set only; dropping `result` drains anything left.
         // Every row of a set shares its column metadata: read what the
         // conversion needs (type, sign, charset) once, not per row or value
@@ -367,6 +398,17 @@ impl Connection for MySqlConnection {
     fn refresh_server_info(&mut self) -> Result<()> {
         self.read_session_facts()
             .map_err(|e| self.error(e, Phase::Statement))
+    }
+}
+
+/// After `sql`'s statement failed with `e`: if the server no longer knows
+/// the statement (ER_UNKNOWN_STMT_HANDLER; nothing here closes one the cache
+/// holds, but a statement sent by other means could), forgets it, so that
+/// the next use prepares it again.
+fn forget_unknown_statement(statements: &mut StatementCache, sql: &str, e: &mysql::Error) {
+    const UNKNOWN_STMT_HANDLER: u16 = 1243;
+    if matches!(e, mysql::Error::MySqlError(m) if m.code == UNKNOWN_STMT_HANDLER) {
+        statements.remove(sql);
     }
 }
 

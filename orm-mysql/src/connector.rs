@@ -69,7 +69,10 @@ impl MySqlConnector {
             .tcp_keepalive_time_ms(Some(KEEPALIVE_TIME_MS))
             .tcp_keepalive_probe_interval_secs(Some(KEEPALIVE_INTERVAL_S))
             .tcp_keepalive_probe_count(Some(KEEPALIVE_PROBES))
-            .stmt_cache_size(Some(128))
+            // Prepared statements are cached by the connection itself
+            // (`statement_cache`), which skips the driver's per-execution
+            // scan of the SQL text for named parameters.
+            .stmt_cache_size(Some(0))
             .additional_capabilities(
                 CapabilityFlags::CLIENT_FOUND_ROWS | CapabilityFlags::CLIENT_SESSION_TRACK,
             )

@@ -58,6 +58,7 @@ mod connector;
 mod convert;
 mod dialect;
 mod error;
+mod statement_cache;
 
 pub use builder::{builder, create_engine, MySqlEngineBuilder};
 pub use config::{MySqlConfig, TlsMode};
