@@ -856,7 +856,6 @@ fn update_from_values(
     check_batch(ctx, table, cols, batch, params, outcome.affected_rows)
 }
 
-/// `(?, ?), (?, ?), ...`: `rows` groups of `per_row` placeholders.
 /// ` RETURNING a, b` for `columns`.
 fn push_returning(ctx: &Ctx<'_>, table: &TableDef, columns: &[usize], sql: &mut String) {
     sql.push_str(" RETURNING ");
@@ -868,6 +867,7 @@ fn push_returning(ctx: &Ctx<'_>, table: &TableDef, columns: &[usize], sql: &mut 
     }
 }
 
+/// `(?, ?), (?, ?), ...`: `rows` groups of `per_row` placeholders.
 fn push_row_placeholders(sql: &mut String, rows: usize, per_row: usize) {
     for n in 0..rows {
         if n > 0 {
