@@ -9,7 +9,7 @@ use crate::row::Row;
 use crate::value::Value;
 
 use super::identity_map::{Identity, IdentityMap};
-use super::object::{downcast, AnyObj, Meta, Obj, ObjCell, ObjState};
+use super::object::{downcast, AnyObj, Obj, ObjCell, ObjState};
 use super::persistence;
 use super::transaction;
 use super::Session;
@@ -114,12 +114,7 @@ pub(crate) fn load_rows_on<M: Model>(
                 return Ok(());
             }
             let value = M::from_row_taking(row)?;
-            let mut meta = Meta::loaded(weak.clone(), key);
-            meta.set_shard(shard);
-            let cell = Rc::new(ObjCell {
-                value: std::cell::RefCell::new(value),
-                meta: std::cell::RefCell::new(meta),
-            });
+            let cell = ObjCell::loaded(value, weak.clone(), key, shard);
             objects.insert_new(hash, cell.clone());
             if on_load {
                 loaded.push(Obj::from_cell(cell.clone()));
@@ -270,12 +265,7 @@ pub(crate) fn stream_rows<M: Model>(
         // stream, so no flush can have recorded it). An object never kept
         // costs no map insert and removal.
         let value = M::from_row_taking(row)?;
-        let mut meta = Meta::loaded(weak.clone(), key);
-        meta.set_shard(shard);
-        let cell = Rc::new(ObjCell {
-            value: std::cell::RefCell::new(value),
-            meta: std::cell::RefCell::new(meta),
-        });
+        let cell = ObjCell::loaded(value, weak.clone(), key, shard);
         let obj = Obj::from_cell(cell.clone());
         if on_load {
             super::events::fire(super::ModelEvent::OnLoad, session, &obj)?;
@@ -439,10 +429,7 @@ pub(crate) fn map_joined<T: Model>(
         return Ok(Some(existing.clone()));
     }
     let value = T::from_row_taking(&mut row)?;
-    let cell: Rc<dyn AnyObj> = Rc::new(ObjCell {
-        value: std::cell::RefCell::new(value),
-        meta: std::cell::RefCell::new(Meta::loaded(weak.clone(), key)),
-    });
+    let cell: Rc<dyn AnyObj> = ObjCell::loaded(value, weak.clone(), key, None);
     objects.insert_new(hash, cell.clone());
     Ok(Some(cell))
 }

@@ -212,6 +212,26 @@ pub(crate) struct ObjCell<M> {
     pub meta: RefCell<Meta>,
 }
 
+impl<M> ObjCell<M> {
+    /// The cell of an object just loaded into `session` from its row on
+    /// `shard` (`None` unsharded): persistent, with its identity key. The
+    /// one constructor of the loaders (`load_rows_on`, `stream_rows`,
+    /// `map_joined`).
+    pub(crate) fn loaded(
+        value: M,
+        session: Weak<SessionInner>,
+        key: Key,
+        shard: Option<u16>,
+    ) -> Rc<Self> {
+        let mut meta = Meta::loaded(session, key);
+        meta.set_shard(shard);
+        Rc::new(ObjCell {
+            value: RefCell::new(value),
+            meta: RefCell::new(meta),
+        })
+    }
+}
+
 /// A handle on an object managed (or manageable) by a [`super::Session`].
 ///
 /// Not `Send`: a handle belongs to its session's thread. To move an object to
