@@ -21,6 +21,8 @@ use crate::relationship::{Cascade, Lazy, LoadedRows, Many, One, RelKind, Relatio
 use crate::value::Value;
 
 use super::identity_map::Identity;
+use super::m2m_changes::{M2mChange, M2mChanges};
+use super::members::Members;
 use super::object::{downcast, AnyObj, Obj, ObjState};
 use super::short_list::ShortList;
 use super::{persistence, Session};
@@ -30,21 +32,12 @@ use super::{persistence, Session};
 pub(crate) struct Links {
     /// Related objects known for a relationship, by index: a loaded
     /// collection, or a loaded one-to-one target (zero or one element).
-    pub loaded: Vec<(usize, Vec<Rc<dyn AnyObj>>)>,
+    pub loaded: Vec<(usize, Members)>,
     /// Foreign-key columns of this object to set at the next flush, one
     /// entry per column: nearly always one (a child's parent).
     pub fks: ShortList<FkSync>,
     /// Many-to-many links made or broken from this side since the last flush.
-    pub m2m: Vec<M2mChange>,
-}
-
-/// A many-to-many link to add (or remove) at the next flush.
-#[derive(Clone)]
-pub(crate) struct M2mChange {
-    /// The relationship's index in the owner's table.
-    pub rel: usize,
-    pub target: Rc<dyn AnyObj>,
-    pub add: bool,
+    pub m2m: M2mChanges,
 }
 
 /// A foreign key of the object to set at the next flush from a related
@@ -59,11 +52,19 @@ pub(crate) struct FkSync {
 }
 
 impl Links {
-    fn loaded(&self, rel: usize) -> Option<&Vec<Rc<dyn AnyObj>>> {
+    fn loaded(&self, rel: usize) -> Option<&Members> {
         self.loaded.iter().find(|(i, _)| *i == rel).map(|(_, v)| v)
     }
 
+    fn loaded_mut(&mut self, rel: usize) -> Option<&mut Members> {
+        self.loaded
+            .iter_mut()
+            .find(|(i, _)| *i == rel)
+            .map(|(_, v)| v)
+    }
+
     fn set_loaded(&mut self, rel: usize, objs: Vec<Rc<dyn AnyObj>>) {
+        let objs = Members::new(objs);
         match self.loaded.iter_mut().find(|(i, _)| *i == rel) {
             Some((_, v)) => *v = objs,
             None => {
@@ -110,7 +111,7 @@ fn loaded_of(obj: &Rc<dyn AnyObj>, rel: usize) -> Option<Vec<Rc<dyn AnyObj>>> {
         .borrow()
         .links
         .as_ref()
-        .and_then(|l| l.loaded(rel).cloned())
+        .and_then(|l| l.loaded(rel).map(|m| m.to_vec()))
 }
 
 /// Sets the loaded objects of `obj`'s relationship `index` (eager loading
@@ -154,7 +155,7 @@ pub(crate) fn pending_m2m(obj: &Rc<dyn AnyObj>) -> Vec<M2mChange> {
         .borrow()
         .links
         .as_ref()
-        .map(|l| l.m2m.clone())
+        .map(|l| l.m2m.to_vec())
         .unwrap_or_default()
 }
 
@@ -510,22 +511,19 @@ fn add_to_loaded(obj: &Rc<dyn AnyObj>, rel: usize, member: &Rc<dyn AnyObj>) {
     let mut meta = obj.meta().borrow_mut();
     let new_object = matches!(meta.state, ObjState::Transient | ObjState::Pending);
     let links = meta.links.get_or_insert_with(Default::default);
-    match links.loaded.iter_mut().find(|(i, _)| *i == rel) {
-        Some(list) if !list.1.iter().any(|o| same(o, member)) => list.1.push(member.clone()),
-        Some(_) => {}
-        None if new_object => links.loaded.push((rel, vec![member.clone()])),
+    match links.loaded_mut(rel) {
+        Some(members) => {
+            members.insert(member.clone());
+        }
+        None if new_object => links.loaded.push((rel, Members::new(vec![member.clone()]))),
         None => {}
     }
 }
 
 fn remove_from_loaded(obj: &Rc<dyn AnyObj>, rel: usize, member: &Rc<dyn AnyObj>) {
     let mut meta = obj.meta().borrow_mut();
-    if let Some(list) = meta
-        .links
-        .as_mut()
-        .and_then(|l| l.loaded.iter_mut().find(|(i, _)| *i == rel))
-    {
-        list.1.retain(|o| !same(o, member));
+    if let Some(members) = meta.links.as_mut().and_then(|l| l.loaded_mut(rel)) {
+        members.remove(member);
     }
 }
 
@@ -655,31 +653,15 @@ fn set_one(owner: &Rc<dyn AnyObj>, index: usize, target: Option<Rc<dyn AnyObj>>)
 /// Records a many-to-many link change on `owner`; a change that undoes a
 /// pending one cancels it.
 fn note_m2m(owner: &Rc<dyn AnyObj>, index: usize, target: &Rc<dyn AnyObj>, add: bool) {
-    with_links(owner, |l| {
-        match l
-            .m2m
-            .iter()
-            .position(|c| c.rel == index && same(&c.target, target))
-        {
-            Some(pos) if l.m2m[pos].add != add => {
-                l.m2m.remove(pos);
-            }
-            Some(_) => {}
-            None => l.m2m.push(M2mChange {
-                rel: index,
-                target: target.clone(),
-                add,
-            }),
-        }
-    });
+    with_links(owner, |l| l.m2m.note(index, target, add));
     touch(owner);
 }
 
 /// Whether `obj`'s loaded collection `rel` holds `member`; `None` when not loaded.
 fn loaded_contains(obj: &Rc<dyn AnyObj>, rel: usize, member: &Rc<dyn AnyObj>) -> Option<bool> {
     let meta = obj.meta().borrow();
-    let list = meta.links.as_ref()?.loaded(rel)?;
-    Some(list.iter().any(|o| same(o, member)))
+    let members = meta.links.as_ref()?.loaded(rel)?;
+    Some(members.contains(member))
 }
 
 fn push(owner: &Rc<dyn AnyObj>, index: usize, child: Rc<dyn AnyObj>) -> Result<()> {
@@ -710,13 +692,22 @@ fn push(owner: &Rc<dyn AnyObj>, index: usize, child: Rc<dyn AnyObj>) -> Result<(
 }
 
 fn remove(owner: &Rc<dyn AnyObj>, index: usize, child: &Rc<dyn AnyObj>) -> Result<()> {
-    let mut members = related(owner, index)?;
-    let before = members.len();
-    members.retain(|o| !same(o, child));
-    if members.len() == before {
+    // In place when the collection is loaded (no copy of it per removal).
+    let in_place = with_links(owner, |l| l.loaded_mut(index).map(|m| m.remove(child)));
+    let removed = match in_place {
+        Some(removed) => removed,
+        None => {
+            let mut members = related(owner, index)?;
+            let before = members.len();
+            members.retain(|o| !same(o, child));
+            let removed = members.len() != before;
+            with_links(owner, |l| l.set_loaded(index, members));
+            removed
+        }
+    };
+    if !removed {
         return Ok(());
     }
-    with_links(owner, |l| l.set_loaded(index, members));
     let rel = &owner.table().relationships[index];
     if rel.kind == RelKind::ManyToMany {
         note_m2m(owner, index, child, false);

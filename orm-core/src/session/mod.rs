@@ -36,6 +36,8 @@ mod flush;
 mod identity_map;
 mod links;
 mod loading;
+mod m2m_changes;
+mod members;
 mod merge;
 mod object;
 mod persistence;
