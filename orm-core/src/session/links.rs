@@ -585,7 +585,13 @@ fn detach_child(parent: &Rc<dyn AnyObj>, index: usize, child: &Rc<dyn AnyObj>) -
             match state {
                 ObjState::Persistent => return session.delete_erased(child.clone()),
                 ObjState::Pending => {
-                    return session.expunge_erased(child);
+                    session.expunge_erased(child)?;
+                    // The orphan no longer has this parent, as SQLAlchemy's
+                    // backref sets it: added to a session again (through
+                    // another relationship's cascade), it is written
+                    // without it.
+                    with_links(child, |l| l.set_fk(column, None, rel_ref(parent, index)));
+                    return Ok(());
                 }
                 _ => {}
             }
