@@ -1325,6 +1325,47 @@ fn a_stale_row_in_a_batched_update_is_named(b: Backend) {
     );
 }
 
+/// `session.dirty`, `new` and `deleted` (SQLAlchemy's test_session.py
+/// test_dirty/test_new/test_deleted): each object once, in the order it
+/// first changed, written twice or not; an object changed back to its
+/// loaded values is not dirty (`is_modified` compares with the snapshot).
+fn new_dirty_and_deleted_list_each_object_once(b: Backend) {
+    let fx = setup(b, "sess_dirty");
+    let s = fx.factory.session();
+    for (name, age) in [("a", 1), ("b", 2), ("c", 3), ("d", 4)] {
+        s.add(user(name, age)).unwrap();
+    }
+    s.commit().unwrap();
+    let users = s.query::<User>().order_by(User::ID.asc()).all().unwrap();
+    users[2].write().unwrap().age += 10;
+    users[0].write().unwrap().name = "a2".into();
+    users[2].write().unwrap().age += 10;
+    users[1].write().unwrap().age = 20;
+    users[1].write().unwrap().age = 2;
+    s.delete(&users[3]).unwrap();
+    let fresh = s.add(user("e", 5)).unwrap();
+    let names = |objs: Vec<Obj<User>>| -> Vec<String> {
+        objs.iter()
+            .map(|u| u.read().unwrap().name.clone())
+            .collect()
+    };
+    assert_eq!(names(s.dirty_objects::<User>().unwrap()), ["c", "a2"]);
+    assert_eq!(names(s.new_objects::<User>().unwrap()), ["e"]);
+    assert_eq!(names(s.deleted_objects::<User>().unwrap()), ["d"]);
+    assert!(fresh.state() == ObjState::Pending);
+    s.commit().unwrap();
+    assert!(s.dirty_objects::<User>().unwrap().is_empty());
+    assert_eq!(
+        fx.db.rows("SELECT name, age FROM users ORDER BY id"),
+        vec![
+            vec!["a2", "1"],
+            vec!["b", "2"],
+            vec!["c", "23"],
+            vec!["e", "5"]
+        ]
+    );
+}
+
 backend_tests!(
     identity_map_returns_the_same_handle_and_the_second_get_sends_nothing,
     many_loaded_objects_are_found_by_key_and_follow_key_changes,
@@ -1349,4 +1390,5 @@ backend_tests!(
     composite_keys_get_update_and_delete_in_batches,
     delete_then_add_with_the_same_key_is_one_update,
     a_stale_row_in_a_batched_update_is_named,
+    new_dirty_and_deleted_list_each_object_once,
 );

@@ -38,10 +38,11 @@ use std::rc::Rc;
 use crate::backend::Dialect;
 use crate::error::{Error, Result};
 use crate::expr::{Cross, Expr, Filter, Order};
+use crate::fast_hash::{FastHashMap, FastHashSet};
 use crate::model::{Column, Model, TableDef};
 use crate::relationship::{Many, One, RelKind};
 use crate::select::{FromRow, OrderBy, SqlExpr};
-use crate::session::{AnyObj, JoinedMapper, Obj, Session};
+use crate::session::{addr, AnyObj, JoinedMapper, Obj, Session};
 use crate::source::{Aliased, Derived, DerivedTable, Joinable, Source};
 use crate::value::{FromValue, Value};
 
@@ -785,22 +786,23 @@ impl<'s, M: Model, J> JoinQuery<'s, M, J> {
             let Some(owner_pos) = row_of(*owner) else {
                 continue;
             };
+            // Owners in first-seen order, each child once per owner: found
+            // by address (a scan per row made a join of n rows cost n²).
             type Group = (Rc<dyn AnyObj>, Vec<Rc<dyn AnyObj>>);
             let mut grouped: Vec<Group> = Vec::new();
+            let mut group_of: FastHashMap<*const (), usize> = FastHashMap::default();
+            let mut pairs: FastHashSet<(*const (), *const ())> = FastHashSet::default();
             for row in &rows {
-                let Some(owner) = row[owner_pos].clone() else {
+                let Some(owner) = &row[owner_pos] else {
                     continue;
                 };
-                let group = match grouped.iter().position(|(o, _)| Rc::ptr_eq(o, &owner)) {
-                    Some(i) => &mut grouped[i].1,
-                    None => {
-                        grouped.push((owner, Vec::new()));
-                        &mut grouped.last_mut().expect("just pushed").1
-                    }
-                };
+                let g = *group_of.entry(addr(owner)).or_insert_with(|| {
+                    grouped.push((owner.clone(), Vec::new()));
+                    grouped.len() - 1
+                });
                 if let Some(child) = &row[*row_pos] {
-                    if !group.iter().any(|c| Rc::ptr_eq(c, child)) {
-                        group.push(child.clone());
+                    if pairs.insert((addr(owner), addr(child))) {
+                        grouped[g].1.push(child.clone());
                     }
                 }
             }
@@ -809,12 +811,14 @@ impl<'s, M: Model, J> JoinQuery<'s, M, J> {
             }
         }
         let mut out: Vec<Obj<M>> = Vec::new();
+        let mut seen: FastHashSet<*const ()> = FastHashSet::default();
         for row in rows {
             if let Some(obj) = row.into_iter().next().flatten() {
+                if !seen.insert(addr(&obj)) {
+                    continue;
+                }
                 if let Some(typed) = crate::session::downcast_obj::<M>(obj) {
-                    if !out.iter().any(|o| o.ptr_eq(&typed)) {
-                        out.push(typed);
-                    }
+                    out.push(typed);
                 }
             }
         }

@@ -499,7 +499,7 @@ impl<'s, M: Model> Query<'s, M> {
                     break; // the last level needs no de-duplicated list
                 }
                 let mut seen = crate::fast_hash::FastHashSet::default();
-                next.retain(|o| seen.insert(std::rc::Rc::as_ptr(o) as *const ()));
+                next.retain(|o| seen.insert(crate::session::addr(o)));
                 level = next;
             }
         }

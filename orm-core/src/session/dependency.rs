@@ -16,7 +16,7 @@ use crate::value::Value;
 
 use super::column_set::ColumnSet;
 use super::links;
-use super::object::{AnyObj, ObjState};
+use super::object::{addr, AnyObj, ObjState};
 use super::persistence::UpdateRow;
 use super::short_list::ShortList;
 
@@ -263,10 +263,7 @@ pub(crate) fn association_changes<'a>(
                 continue;
             }
             // One row per (table, pair), whichever side recorded it.
-            let (a, b) = (
-                Rc::as_ptr(owner) as *const (),
-                Rc::as_ptr(&change.target) as *const (),
-            );
+            let (a, b) = (addr(owner), addr(&change.target));
             let pair = if secondary.local <= secondary.remote {
                 (a, b)
             } else {

@@ -14,7 +14,7 @@ use crate::value::Value;
 use super::binds::BindIdx;
 use super::events::{ModelEvent, SessionEvent};
 use super::identity_map::{Identity, ModelMap};
-use super::object::{AnyObj, ObjState};
+use super::object::{addr, AnyObj, ObjState};
 use super::transaction::{self, KeySwitch, Phase};
 use super::{persistence, unit_of_work, Session, State};
 
@@ -146,7 +146,7 @@ impl Session {
                 let deletes = st.deleted.iter().map(|o| (o, ModelEvent::BeforeDelete));
                 let updates = modified.iter().map(|o| (o, ModelEvent::BeforeUpdate));
                 for (obj, event) in inserts.chain(deletes).chain(updates) {
-                    let id = (Rc::as_ptr(obj) as *const (), event);
+                    let id = (addr(obj), event);
                     if !obj.listens(self, event) || done.contains(&id) {
                         continue;
                     }
@@ -237,7 +237,7 @@ impl Session {
         let mut seen: FastHashSet<*const ()> =
             FastHashSet::with_capacity_and_hasher(modified.len(), Default::default());
         for obj in modified {
-            if !seen.insert(Rc::as_ptr(obj) as *const ()) {
+            if !seen.insert(addr(obj)) {
                 continue; // written, flushed, written again: one entry is enough
             }
             let row = unit_of_work::diff(obj)?;
@@ -272,7 +272,7 @@ impl Session {
         for obj in st.new.iter().chain(modified) {
             if obj.table().relationships.iter().any(|r| r.post_update)
                 && obj.meta().borrow().links.is_some()
-                && seen_post.insert(Rc::as_ptr(obj) as *const ())
+                && seen_post.insert(addr(obj))
             {
                 plan.post_updates
                     .extend(super::dependency::post_updates(obj));

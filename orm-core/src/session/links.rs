@@ -11,7 +11,7 @@
 //! Expiring an object (commit, rollback, `expire`) drops its links: its
 //! relationships reload on next access.
 
-use crate::fast_hash::FastHashMap;
+use crate::fast_hash::{FastHashMap, FastHashSet};
 use std::any::TypeId;
 use std::rc::Rc;
 
@@ -23,7 +23,7 @@ use crate::value::Value;
 use super::identity_map::Identity;
 use super::m2m_changes::{M2mChange, M2mChanges};
 use super::members::Members;
-use super::object::{downcast, AnyObj, Obj, ObjState};
+use super::object::{addr, downcast, AnyObj, Obj, ObjState};
 use super::short_list::ShortList;
 use super::{persistence, Session};
 
@@ -93,12 +93,8 @@ impl Links {
     }
 }
 
-fn ptr(obj: &Rc<dyn AnyObj>) -> *const () {
-    Rc::as_ptr(obj) as *const ()
-}
-
 fn same(a: &Rc<dyn AnyObj>, b: &Rc<dyn AnyObj>) -> bool {
-    ptr(a) == ptr(b)
+    addr(a) == addr(b)
 }
 
 fn with_links<R>(obj: &Rc<dyn AnyObj>, f: impl FnOnce(&mut Links) -> R) -> R {
@@ -867,7 +863,9 @@ impl Session {
         let mut out = Vec::new();
         match rel.kind {
             RelKind::ManyToOne => {
+                // The keys to load, in first-seen order, each once.
                 let mut wanted: Vec<Value> = Vec::new();
+                let mut seen: FastHashSet<Value> = FastHashSet::default();
                 {
                     let st = self.state()?;
                     for p in parents {
@@ -886,7 +884,7 @@ impl Session {
                         };
                         match st.map.get(&identity) {
                             Some(hit) => out.push(hit.clone()),
-                            None if !wanted.contains(&value) => wanted.push(value),
+                            None if seen.insert(value.clone()) => wanted.push(value),
                             None => {}
                         }
                     }

@@ -9,7 +9,7 @@ use crate::row::Row;
 use crate::value::Value;
 
 use super::identity_map::{Identity, IdentityMap};
-use super::object::{downcast, AnyObj, Obj, ObjCell, ObjState};
+use super::object::{addr, downcast, AnyObj, Obj, ObjCell, ObjState};
 use super::persistence;
 use super::transaction;
 use super::Session;
@@ -449,7 +449,7 @@ pub(crate) fn load_rows_joined<M: Model>(
         load_rows_joined_each::<M>(session, sql, params, joins, None)?
             .into_iter()
             .filter_map(|row| row.into_iter().next().flatten())
-            .filter(|obj| seen.insert(Rc::as_ptr(obj) as *const ()))
+            .filter(|obj| seen.insert(addr(obj)))
             .filter_map(downcast::<M>)
             .collect(),
     )

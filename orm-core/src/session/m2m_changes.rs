@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use crate::fast_hash::FastHashMap;
 
-use super::object::AnyObj;
+use super::object::{addr, AnyObj};
 
 /// The number of changes from which the list keeps an index.
 const INDEX_FROM: usize = 16;
@@ -29,7 +29,7 @@ pub(crate) struct M2mChange {
 type LinkId = (usize, *const ());
 
 fn link_id(rel: usize, target: &Rc<dyn AnyObj>) -> LinkId {
-    (rel, Rc::as_ptr(target) as *const ())
+    (rel, addr(target))
 }
 
 /// An object's pending many-to-many changes, each link at most once.

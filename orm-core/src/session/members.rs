@@ -15,7 +15,7 @@ use std::rc::Rc;
 
 use crate::fast_hash::FastHashSet;
 
-use super::object::AnyObj;
+use super::object::{addr, AnyObj};
 
 /// The length from which a collection keeps an index of its members.
 const INDEX_FROM: usize = 16;
@@ -28,12 +28,6 @@ pub(crate) struct Members {
     /// them. The list holds each object, so no address is reused while it
     /// is a member.
     index: Option<Box<FastHashSet<*const ()>>>,
-}
-
-/// An object's address: what tells two handles on one object apart from
-/// handles on two objects.
-fn addr(obj: &Rc<dyn AnyObj>) -> *const () {
-    Rc::as_ptr(obj) as *const ()
 }
 
 impl Members {

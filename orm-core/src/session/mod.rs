@@ -59,6 +59,7 @@ use std::sync::Arc;
 use crate::backend::ExecOutcome;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::fast_hash::FastHashSet;
 use crate::model::{IntoKey, Model};
 use crate::query::Query;
 use crate::replicas::ReplicaSet;
@@ -76,7 +77,7 @@ pub(crate) use loading::{
 };
 pub(crate) use object::downcast as downcast_obj;
 use object::downcast;
-pub(crate) use object::AnyObj;
+pub(crate) use object::{addr, AnyObj};
 pub use object::{Obj, ObjState};
 pub(crate) use persistence::select_sql;
 pub use retry::RetryPolicy;
@@ -878,9 +879,14 @@ impl Session {
             .map_err(|_| busy())?
             .clone();
         let mut out: Vec<Obj<M>> = Vec::new();
+        // The modified list may name an object more than once.
+        let mut seen: FastHashSet<*const ()> = FastHashSet::default();
         for o in modified {
+            if !seen.insert(addr(&o)) {
+                continue;
+            }
             if let Some(obj) = downcast::<M>(o) {
-                if self.is_dirty(&obj) && !out.iter().any(|x| x.ptr_eq(&obj)) {
+                if self.is_dirty(&obj) {
                     out.push(obj);
                 }
             }

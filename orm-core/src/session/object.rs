@@ -212,6 +212,12 @@ pub(crate) struct ObjCell<M> {
     pub meta: RefCell<Meta>,
 }
 
+/// An object's address: equal for two handles on one object, different for
+/// two objects while both live (what sets and maps of objects key on).
+pub(crate) fn addr(obj: &Rc<dyn AnyObj>) -> *const () {
+    Rc::as_ptr(obj) as *const ()
+}
+
 impl<M> ObjCell<M> {
     /// The cell of an object just loaded into `session` from its row on
     /// `shard` (`None` unsharded): persistent, with its identity key. The

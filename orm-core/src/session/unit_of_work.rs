@@ -28,7 +28,7 @@ use crate::model::{Key, TableDef};
 use crate::value::Value;
 
 use super::column_set::ColumnSet;
-use super::object::{AnyObj, ObjState};
+use super::object::{addr, AnyObj, ObjState};
 use super::persistence::{self, Conns, UpdateRow};
 
 /// A pending object's INSERT: the values sent, and the key the database
@@ -191,8 +191,8 @@ impl Plan {
                             .clone()
                             .or_else(|| key_from_values(table, &r.values)))
                     },
-                    |r| obj_ptr(&r.obj),
-                    |r| r.patches.iter().map(|(_, t)| obj_ptr(t)).collect(),
+                    |r| addr(&r.obj),
+                    |r| r.patches.iter().map(|(_, t)| addr(t)).collect(),
                 )?;
             }
             if let Some(rows) = changes.get_mut(t) {
@@ -208,7 +208,7 @@ impl Plan {
                     rows,
                     |r| r.obj.values(),
                     |r| Ok(Some(r.key.clone())),
-                    |r| obj_ptr(&r.obj),
+                    |r| addr(&r.obj),
                     |_| Vec::new(),
                 )?;
             }
@@ -314,7 +314,7 @@ impl Plan {
                     generated.reserve(level.len());
                     for row in level.iter() {
                         if let Some(key) = &row.generated {
-                            generated.insert(obj_ptr(&row.obj), key.clone());
+                            generated.insert(addr(&row.obj), key.clone());
                         }
                     }
                 }
@@ -461,13 +461,9 @@ pub(crate) fn writable(obj: &Rc<dyn AnyObj>, action: &'static str) -> Result<()>
     }
 }
 
-fn obj_ptr(obj: &Rc<dyn AnyObj>) -> *const () {
-    Rc::as_ptr(obj) as *const ()
-}
-
 /// The key `target` got from its INSERT earlier in this flush.
 fn patched(generated: &FastHashMap<*const (), Value>, target: &Rc<dyn AnyObj>) -> Result<Value> {
-    if let Some(key) = generated.get(&obj_ptr(target)) {
+    if let Some(key) = generated.get(&addr(target)) {
         return Ok(key.clone());
     }
     match target.current_key()? {
