@@ -5,10 +5,11 @@
 //! many-to-one assignment) first asks whether the object is already there.
 //! A scan of the list per addition made building a collection of n objects
 //! cost n²/2 comparisons: 40,000 `push`es onto one parent took 3.1 s, and
-//! each doubling of n took four times as long. From [`INDEX_FROM`] objects
-//! on, a set of the members' addresses answers instead; below that, a scan
-//! of a few pointers is cheaper than hashing (and costs no allocation: most
-//! collections are small).
+//! each doubling of n took four times as long. Once a collection of at
+//! least [`INDEX_FROM`] objects is added to, a set of the members'
+//! addresses answers instead; below that, a scan of a few pointers is
+//! cheaper than hashing (and costs no allocation: most collections are
+//! small). A collection that is only loaded and read builds no set.
 
 use std::ops::Deref;
 use std::rc::Rc;
@@ -24,18 +25,16 @@ const INDEX_FROM: usize = 16;
 #[derive(Default)]
 pub(crate) struct Members {
     list: Vec<Rc<dyn AnyObj>>,
-    /// The addresses of `list`'s objects, once it has [`INDEX_FROM`] of
-    /// them. The list holds each object, so no address is reused while it
-    /// is a member.
+    /// The addresses of `list`'s objects, from the first addition to a
+    /// list of [`INDEX_FROM`] or more. The list holds each object, so no
+    /// address is reused while it is a member.
     index: Option<Box<FastHashSet<*const ()>>>,
 }
 
 impl Members {
     /// The collection of `list` (as loaded: each object once).
     pub(crate) fn new(list: Vec<Rc<dyn AnyObj>>) -> Self {
-        let mut members = Members { list, index: None };
-        members.index_if_long();
-        members
+        Members { list, index: None }
     }
 
     /// Whether `obj` is a member.
@@ -49,6 +48,9 @@ impl Members {
     /// Adds `obj` at the end unless it is already a member; whether it was
     /// added.
     pub(crate) fn insert(&mut self, obj: Rc<dyn AnyObj>) -> bool {
+        if self.index.is_none() && self.list.len() >= INDEX_FROM {
+            self.index = Some(Box::new(self.list.iter().map(addr).collect()));
+        }
         if self.contains(&obj) {
             return false;
         }
@@ -56,7 +58,6 @@ impl Members {
             index.insert(addr(&obj));
         }
         self.list.push(obj);
-        self.index_if_long();
         true
     }
 
@@ -70,12 +71,6 @@ impl Members {
         let before = self.list.len();
         self.list.retain(|o| addr(o) != addr(obj));
         self.list.len() != before
-    }
-
-    fn index_if_long(&mut self) {
-        if self.index.is_none() && self.list.len() >= INDEX_FROM {
-            self.index = Some(Box::new(self.list.iter().map(addr).collect()));
-        }
     }
 }
 
