@@ -162,6 +162,7 @@ impl Meta {
     }
 
     /// A persistent object just loaded in `session` under `key`.
+    #[inline]
     pub fn loaded(session: Weak<SessionInner>, key: Key) -> Meta {
         Meta {
             state: ObjState::Persistent,
@@ -222,7 +223,8 @@ impl<M> ObjCell<M> {
     /// The cell of an object just loaded into `session` from its row on
     /// `shard` (`None` unsharded): persistent, with its identity key. The
     /// one constructor of the loaders (`load_rows_on`, `stream_rows`,
-    /// `map_joined`).
+    /// `map_joined`). Inlined: built in place in the loaders' row loop.
+    #[inline]
     pub(crate) fn loaded(
         value: M,
         session: Weak<SessionInner>,
