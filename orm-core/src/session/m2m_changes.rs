@@ -33,8 +33,13 @@ fn link_id(rel: usize, target: &Rc<dyn AnyObj>) -> LinkId {
 }
 
 /// An object's pending many-to-many changes, each link at most once.
+/// Boxed, so that the links of the many objects that never change a
+/// many-to-many relationship carry one word for it.
 #[derive(Default)]
-pub(crate) struct M2mChanges {
+pub(crate) struct M2mChanges(Option<Box<Changes>>);
+
+#[derive(Default)]
+struct Changes {
     list: Vec<M2mChange>,
     /// Each change's position in `list`, once it has [`INDEX_FROM`] of
     /// them; dropped when a cancellation shifts the positions, and built
@@ -47,6 +52,24 @@ impl M2mChanges {
     /// new change, nothing if the same one is pending, or the end of the
     /// opposite pending one.
     pub(crate) fn note(&mut self, rel: usize, target: &Rc<dyn AnyObj>, add: bool) {
+        self.0
+            .get_or_insert_with(Default::default)
+            .note(rel, target, add);
+    }
+
+    /// The pending changes, in order.
+    pub(crate) fn to_vec(&self) -> Vec<M2mChange> {
+        self.0.as_ref().map(|c| c.list.clone()).unwrap_or_default()
+    }
+
+    /// Forgets every change (flushed).
+    pub(crate) fn clear(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Changes {
+    fn note(&mut self, rel: usize, target: &Rc<dyn AnyObj>, add: bool) {
         let id = link_id(rel, target);
         if self.index.is_none() && self.list.len() >= INDEX_FROM {
             let index = self
@@ -81,16 +104,5 @@ impl M2mChanges {
                 });
             }
         }
-    }
-
-    /// The pending changes, in order.
-    pub(crate) fn to_vec(&self) -> Vec<M2mChange> {
-        self.list.clone()
-    }
-
-    /// Forgets every change (flushed).
-    pub(crate) fn clear(&mut self) {
-        self.list.clear();
-        self.index = None;
     }
 }
