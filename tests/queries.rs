@@ -202,6 +202,45 @@ fn for_each_streams_one_statement_with_a_flat_identity_map() {
     );
 }
 
+/// A stream that starts with none of its model's objects in the session
+/// skips the identity-map lookup per row; an object that enters the map
+/// during the stream (merge_no_load needs no SQL) is still the one a later
+/// row of its key hands out (SQLAlchemy: the identity map's object wins
+/// over the row, without populate_existing).
+#[test]
+fn an_object_entering_the_identity_map_during_a_stream_is_the_one_its_row_hands_out() {
+    let (_db, _engine, factory) = setup("q_stream_merge", 100);
+    let s = factory.session();
+    assert_eq!(s.identity_count().unwrap(), 0);
+    let mut merged = None;
+    let mut handed = None;
+    let rows = s
+        .query::<Job>()
+        .order_by(Job::ID.asc())
+        .for_each(|job| {
+            let id = job.read()?.id;
+            if id == 10 {
+                merged = Some(s.merge_no_load(&Job {
+                    id: 50,
+                    state: "merged".into(),
+                    priority: 7,
+                })?);
+            }
+            if id == 50 {
+                handed = Some(job.clone());
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(rows, 100);
+    let (merged, handed) = (merged.unwrap(), handed.unwrap());
+    assert!(
+        handed.ptr_eq(&merged),
+        "row 50 handed out the merged object"
+    );
+    assert_eq!(handed.read().unwrap().state, "merged");
+}
+
 #[test]
 fn for_each_refuses_sql_inside_the_loop_and_the_session_carries_on() {
     let (db, _engine, factory) = setup("q_stream_busy", 100);

@@ -189,6 +189,11 @@ impl ModelMap {
 #[derive(Default)]
 pub(crate) struct IdentityMap {
     models: HashMap<(TypeId, Option<u16>), ModelMap, Hasher>,
+    /// How many times a model's map was handed out for change
+    /// ([`model_mut`](Self::model_mut), the only way in for an object): a
+    /// reader that found a model's map empty knows it still is while this
+    /// count has not moved.
+    opened: u64,
 }
 
 impl IdentityMap {
@@ -196,7 +201,18 @@ impl IdentityMap {
     /// loader that looks up many keys of the model (one hash of the model
     /// per query instead of per row).
     pub fn model_mut(&mut self, model: TypeId, shard: Option<u16>) -> &mut ModelMap {
+        self.opened += 1;
         self.models.entry((model, shard)).or_default()
+    }
+
+    /// See [`IdentityMap::opened`](Self).
+    pub fn opened(&self) -> u64 {
+        self.opened
+    }
+
+    /// One model's objects (on one shard), to read.
+    pub fn model(&self, model: TypeId, shard: Option<u16>) -> Option<&ModelMap> {
+        self.models.get(&(model, shard))
     }
 
     pub fn get(&self, identity: &Identity) -> Option<&Rc<dyn AnyObj>> {

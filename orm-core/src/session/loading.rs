@@ -222,11 +222,16 @@ pub(crate) fn stream_rows<M: Model>(
     let on_load = super::events::listens::<M>(session, super::ModelEvent::OnLoad);
     let mut rows = 0u64;
     let model = TypeId::of::<M>();
+    // Whether the identity map may hold objects of `M`, and the map's
+    // `opened()` count when that was last asked: while the count stands,
+    // no object can have entered, so an empty map (the usual stream) costs
+    // no lookup per row.
+    let mut may_hold: Option<(u64, bool)> = None;
     // The backend refills one `Row` (see `load_rows`).
     let mut per_row = |row: &mut Row| -> Result<()> {
         let key = row_key(table.primary_key, row)?;
         let existing = {
-            let mut st = session.state()?;
+            let st = session.state_ref()?;
             if !st.tx.lent {
                 return Err(Error::invalid(
                     "the session's transaction ended while for_each() was streaming \
@@ -235,10 +240,23 @@ pub(crate) fn stream_rows<M: Model>(
             }
             // With none of the model's objects loaded (the usual stream),
             // the key need not be looked up.
-            let objects = st.map.model_mut(model, shard);
-            match objects.is_empty() {
-                true => None,
-                false => match objects.get(&key).cloned() {
+            let opened = st.map.opened();
+            let holds = match may_hold {
+                Some((at, holds)) if at == opened => holds,
+                _ => {
+                    let holds = st.map.model(model, shard).is_some_and(|m| !m.is_empty());
+                    may_hold = Some((opened, holds));
+                    holds
+                }
+            };
+            match holds {
+                false => None,
+                true => match st
+                    .map
+                    .model(model, shard)
+                    .and_then(|m| m.get(&key))
+                    .cloned()
+                {
                     Some(obj) => {
                         let refreshed = refresh_if_expired(&obj, row)?;
                         Some((obj, refreshed))
