@@ -1088,23 +1088,29 @@ fn large_collections_keep_each_member_once_and_write_what_they_hold() {
         sorted,
         "b25 is not the author's (removed), b05 is, once"
     );
-    let linked = f.db.rows(
-        "SELECT b.title FROM book_tags bt JOIN books b ON b.id = bt.book_id \
-         JOIN tags t ON t.id = bt.tag_id WHERE t.label = 'bulk' ORDER BY b.title",
-    );
+    // The titles linked to the tag in the database, and those expected:
+    // books `0..end` but b11.
+    let linked = || -> Vec<String> {
+        f.db.rows(
+            "SELECT b.title FROM book_tags bt JOIN books b ON b.id = bt.book_id \
+             JOIN tags t ON t.id = bt.tag_id WHERE t.label = 'bulk' ORDER BY b.title",
+        )
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect()
+    };
+    let all_but_b11 = |end: usize| -> Vec<String> {
+        (0..end)
+            .filter(|&i| i != 11)
+            .map(|i| format!("b{i:02}"))
+            .collect()
+    };
     // b25, expunged as the author's orphan, came back through the tag's
     // save-update cascade: written, without an author, and linked.
-    let expected_links: Vec<String> = (0..40)
-        .filter(|&i| i != 11)
-        .map(|i| format!("b{i:02}"))
-        .collect();
     let orphans =
         f.db.rows("SELECT title FROM books WHERE author_id IS NULL ORDER BY title");
     assert_eq!(orphans, vec![vec!["b25".to_string()]]);
-    assert_eq!(
-        linked.into_iter().map(|r| r[0].clone()).collect::<Vec<_>>(),
-        expected_links
-    );
+    assert_eq!(linked(), all_but_b11(40));
 
     // On persistent objects: 20 links broken, 5 made again, in one flush.
     for b in &books[20..40] {
@@ -1114,16 +1120,5 @@ fn large_collections_keep_each_member_once_and_write_what_they_hold() {
         tag_obj.push(Tag::BOOKS, b).unwrap();
     }
     s.commit().unwrap();
-    let linked = f.db.rows(
-        "SELECT b.title FROM book_tags bt JOIN books b ON b.id = bt.book_id \
-         JOIN tags t ON t.id = bt.tag_id WHERE t.label = 'bulk' ORDER BY b.title",
-    );
-    let expected_links: Vec<String> = (0..25)
-        .filter(|&i| i != 11)
-        .map(|i| format!("b{i:02}"))
-        .collect();
-    assert_eq!(
-        linked.into_iter().map(|r| r[0].clone()).collect::<Vec<_>>(),
-        expected_links
-    );
+    assert_eq!(linked(), all_but_b11(25));
 }
