@@ -336,3 +336,84 @@ fn inserts_hand_their_values_over_and_still_write_back_keys_defaults_and_foreign
         "{seen:?}"
     );
 }
+
+#[derive(Debug, Clone, PartialEq, Model)]
+#[orm(table = "memos")]
+struct Memo {
+    #[orm(primary_key)]
+    id: i64,
+    #[orm(sql_type = "VARCHAR(200)")]
+    body: String,
+    note: Option<String>,
+    big: i64,
+    ratio: f64,
+}
+
+/// A batched UPDATE sends the new values of many rows in one statement
+/// (a derived table of them): every row's value arrives whole, whatever
+/// the first row's length or kind (a shorter string, a NULL, a small
+/// number first), as one UPDATE per row would write them.
+#[test]
+fn a_batched_update_writes_every_rows_values_whatever_the_first_rows_are() {
+    let db = TestDb::new("p_batch_types");
+    let engine = orm::create_engine(&db.url_with("")).unwrap();
+    orm::schema::create_all(&engine, &[Memo::table()]).unwrap();
+    let s = SessionFactory::new(engine.clone()).session();
+    for id in 1..=30 {
+        s.add(Memo {
+            id,
+            body: "x".into(),
+            note: None,
+            big: 0,
+            ratio: 0.0,
+        })
+        .unwrap();
+    }
+    s.commit().unwrap();
+    let expected = |id: i64, grow: bool| -> (String, Option<String>, i64, f64) {
+        let len = if grow { id } else { 31 - id } as usize;
+        (
+            "b".repeat(len),
+            (id % 3 != 1).then(|| "n".repeat(len * 2)),
+            if grow { id * 1_000_000_000_000 } else { id },
+            if grow {
+                id as f64 + 0.125
+            } else {
+                1.0 / id as f64
+            },
+        )
+    };
+    for grow in [true, false] {
+        let memos = s.query::<Memo>().order_by(Memo::ID.asc()).all().unwrap();
+        for m in &memos {
+            let mut w = m.write().unwrap();
+            let (body, note, big, ratio) = expected(w.id, grow);
+            w.body = body;
+            w.note = note;
+            w.big = big;
+            w.ratio = ratio;
+        }
+        let capture = engine.capture_statements();
+        s.commit().expect("the batched UPDATE");
+        let updates = capture
+            .take()
+            .iter()
+            .filter(|q| q.starts_with("UPDATE"))
+            .count();
+        assert!(updates < 30, "batched: {updates} UPDATEs");
+        let rows = db.rows("SELECT id, body, note, big, ratio FROM memos ORDER BY id");
+        assert_eq!(rows.len(), 30);
+        for row in rows {
+            let id: i64 = row[0].parse().unwrap();
+            let (body, note, big, ratio) = expected(id, grow);
+            assert_eq!(row[1], body, "body of {id}");
+            assert_eq!(
+                row[2],
+                note.unwrap_or_else(|| "NULL".into()),
+                "note of {id}"
+            );
+            assert_eq!(row[3], big.to_string(), "big of {id}");
+            assert_eq!(row[4].parse::<f64>().unwrap(), ratio, "ratio of {id}");
+        }
+    }
+}

@@ -311,9 +311,68 @@ fn zero_dates_are_decode_errors_for_the_built_in_types() {
     }
 }
 
+/// One batched UPDATE of every column of three rows, the first row's
+/// values the shortest (empty strings and blob, NULLs, one microsecond)
+/// and the later rows' the longest and most precise: each row reads back
+/// whole. MariaDB types a `UNION ALL VALUES` derived table from its first
+/// row alone, which had failed the later strings ("Data too long") and
+/// would have dropped the later rows' microseconds.
+fn a_batched_update_writes_every_type_whole(b: Backend) {
+    let db = TestDb::on(b, "types_batch");
+    let engine = orm::create_engine(&db.url).unwrap();
+    orm::schema::create_all(&engine, &[AllTypes::table()]).unwrap();
+    let factory = SessionFactory::new(engine.clone());
+    let max = |id| {
+        let mut row = max_row(id);
+        if b == Backend::Sqlite {
+            row.u64_ = i64::MAX as u64;
+        }
+        row
+    };
+    factory
+        .begin(|s| {
+            s.add(max(1))?;
+            s.add(min_row(2))?;
+            s.add(min_row(3))?;
+            Ok(())
+        })
+        .unwrap();
+    let wanted = [min_row(1), max(2), max(3)];
+    let s = factory.session();
+    let rows = s
+        .query::<AllTypes>()
+        .order_by(AllTypes::ID.asc())
+        .all()
+        .unwrap();
+    for (row, new) in rows.iter().zip(&wanted) {
+        *row.write().unwrap() = new.clone();
+    }
+    let capture = engine.capture_statements();
+    s.commit().expect("the batched UPDATE");
+    let updates = capture
+        .take()
+        .iter()
+        .filter(|q| q.starts_with("UPDATE"))
+        .count();
+    assert_eq!(updates, 1, "one statement for the three rows");
+    let s = factory.session();
+    let read: Vec<AllTypes> = s
+        .query::<AllTypes>()
+        .order_by(AllTypes::ID.asc())
+        .all()
+        .unwrap()
+        .iter()
+        .map(|o| o.value().unwrap())
+        .collect();
+    for (w, r) in wanted.iter().zip(&read) {
+        assert_eq!(w, r, "row {} did not come back whole", w.id);
+    }
+}
+
 backend_tests!(
     every_type_round_trips_through_a_session,
     values_that_do_not_fit_are_errors_naming_table_and_column,
+    a_batched_update_writes_every_type_whole,
 );
 
 /// A column type with neither `PartialEq` nor its own `same_as`: change

@@ -681,9 +681,14 @@ fn key_condition(ctx: &Ctx<'_>, table: &TableDef, sql: &mut String) {
 /// joined on the key, so the server does one key lookup per row:
 ///
 /// ```sql
-/// UPDATE `t` JOIN (SELECT ? AS `k0`, ? AS `c0` UNION ALL VALUES (?, ?), ...) AS `b`
+/// UPDATE `t` JOIN (SELECT ? AS `k0`, ? AS `c0` UNION ALL SELECT ?, ? ...) AS `b`
 ///   ON `t`.`id` = `b`.`k0` SET `t`.`score` = `b`.`c0`
 /// ```
+///
+/// On MariaDB the rows after the first are `VALUES (?, ?), ...` when
+/// [`first_row_types_all`] allows it: the server reads those about a third
+/// faster (1,000-row UPDATEs of a DOUBLE: ~70 against ~105 ms per 10,000
+/// rows), but it types the derived table's columns from the first row alone.
 fn update_many(
     ctx: &mut Ctx<'_>,
     table: &'static TableDef,
@@ -704,22 +709,44 @@ fn update_many(
     if versioned {
         aliases.push("v0".to_string());
     }
+    // A parameter is text in the connection's character set: bytes that
+    // are not valid there would fail to enter a derived table's text column
+    // ("Incorrect string value"), so a column that carries bytes is typed
+    // binary (`CAST(? AS BINARY)`: no length, so no padding).
+    let binary: Vec<bool> = (0..per_row)
+        .map(|c| {
+            params
+                .iter()
+                .skip(c)
+                .step_by(per_row)
+                .any(|v| matches!(v, Value::Bytes(_)))
+        })
+        .collect();
+    let placeholder = |c: usize| if binary[c] { "CAST(? AS BINARY)" } else { "?" };
     for (n, alias) in aliases.iter().enumerate() {
         if n > 0 {
             sql.push_str(", ");
         }
-        sql.push_str("? AS ");
+        sql.push_str(placeholder(n));
+        sql.push_str(" AS ");
         ctx.ident(alias, &mut sql);
     }
-    let values_rows = ctx.server.kind == ServerKind::MariaDb;
+    let values_rows =
+        ctx.server.kind == ServerKind::MariaDb && first_row_types_all(params, per_row);
     for n in 1..batch.len() {
         if values_rows {
+            // Numbers only (see `first_row_types_all`): no binary column.
             sql.push_str(if n == 1 { " UNION ALL VALUES (" } else { ", (" });
             push_placeholders(&mut sql, per_row);
             sql.push(')');
         } else {
             sql.push_str(" UNION ALL SELECT ");
-            push_placeholders(&mut sql, per_row);
+            for c in 0..per_row {
+                if c > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(placeholder(c));
+            }
         }
     }
     sql.push_str(") AS `__b` ON ");
@@ -754,6 +781,34 @@ fn update_many(
     }
     let outcome = ctx.conn.execute(&sql, params)?;
     check_batch(ctx, table, cols, batch, params, outcome.affected_rows)
+}
+
+/// Whether the first row's parameters give every column of a derived table
+/// a type that holds all its rows' values, as MariaDB (10.11) requires of
+/// `SELECT ? AS c0 UNION ALL VALUES (?), ...`: it types each column as the
+/// first row's parameter and does not widen it for the VALUES rows. A
+/// later row's longer string then fails ("Data too long for column 'c0'"),
+/// a first NULL types the column too narrow for anything, and a DATETIME
+/// column typed from a value without fractional seconds silently drops
+/// the later rows' microseconds. So: only numbers (integers, booleans,
+/// floats), every row's of the same kind as the first row's. `UNION ALL
+/// SELECT` rows are typed from all rows.
+fn first_row_types_all(params: &[Value], per_row: usize) -> bool {
+    let Some(first) = params.get(..per_row) else {
+        return false;
+    };
+    first.iter().enumerate().all(|(c, head)| {
+        let fixed = matches!(
+            head,
+            Value::Int(_) | Value::UInt(_) | Value::Bool(_) | Value::Float(_) | Value::Double(_)
+        );
+        fixed
+            && params
+                .iter()
+                .skip(c)
+                .step_by(per_row)
+                .all(|v| std::mem::discriminant(v) == std::mem::discriminant(head))
+    })
 }
 
 /// After a batched UPDATE that matched `affected` rows: every row must have
