@@ -453,6 +453,10 @@ impl Session {
             ..
         } = st;
         let record = tx.current();
+        // The pending objects that took over a deleted row (a scan of the
+        // switches per updated row made a flush of n switches cost n²).
+        let switched_new: FastHashSet<*const ()> =
+            switched.iter().map(|sw| addr(&sw.new)).collect();
         for (table, work) in plan.tables {
             let (server_defaults, server_on_update) = super::defaults::server_columns(table);
             let inserted = work.inserts.iter().map(Vec::len).sum::<usize>();
@@ -495,7 +499,7 @@ impl Session {
                 let obj = row.obj;
                 obj.meta().borrow_mut().snapshot = None;
                 let new_key = obj.current_key().ok().flatten();
-                let switched_row = switched.iter().any(|sw| Rc::ptr_eq(&sw.new, &obj));
+                let switched_row = switched_new.contains(&addr(&obj));
                 // The identity key is the row's key until here.
                 let old_key = match (switched_row, &new_key) {
                     (false, Some(_)) => {
