@@ -227,6 +227,10 @@ pub(crate) fn stream_rows<M: Model>(
     // no object can have entered, so an empty map (the usual stream) costs
     // no lookup per row.
     let mut may_hold: Option<(u64, bool)> = None;
+    // The cell of the last row's object when nobody kept it: the next new
+    // row's object is built in it, one allocation for the whole stream
+    // instead of one per row. No handle on it is left, so no one can tell.
+    let mut spare: Option<Rc<ObjCell<M>>> = None;
     // The backend refills one `Row` (see `load_rows`).
     let mut per_row = |row: &mut Row| -> Result<()> {
         let key = row_key(table.primary_key, row)?;
@@ -283,7 +287,18 @@ pub(crate) fn stream_rows<M: Model>(
         // stream, so no flush can have recorded it). An object never kept
         // costs no map insert and removal.
         let value = M::from_row_taking(row)?;
-        let cell = ObjCell::loaded(value, weak.clone(), key, shard);
+        let cell = match spare.take() {
+            Some(mut cell) if Rc::strong_count(&cell) == 1 && Rc::weak_count(&cell) == 0 => {
+                match Rc::get_mut(&mut cell) {
+                    Some(unshared) => {
+                        unshared.refill(value, weak.clone(), key, shard);
+                        cell
+                    }
+                    None => ObjCell::loaded(value, weak.clone(), key, shard),
+                }
+            }
+            _ => ObjCell::loaded(value, weak.clone(), key, shard),
+        };
         let obj = Obj::from_cell(cell.clone());
         if on_load {
             super::events::fire(super::ModelEvent::OnLoad, session, &obj)?;
@@ -300,6 +315,8 @@ pub(crate) fn stream_rows<M: Model>(
                     objects.insert_new(hash, cell);
                 }
             }
+        } else {
+            spare = Some(cell);
         }
         Ok(())
     };

@@ -172,6 +172,14 @@ impl Meta {
         }
     }
 
+    /// [`loaded`](Self::loaded), from `shard` (`None` unsharded).
+    #[inline]
+    fn loaded_on(session: Weak<SessionInner>, key: Key, shard: Option<u16>) -> Meta {
+        let mut meta = Meta::loaded(session, key);
+        meta.set_shard(shard);
+        meta
+    }
+
     /// The session holding the object, as an address to compare (`None`:
     /// no session). The `Weak` keeps the session's allocation, so while the
     /// object points at it no other session can have that address: the
@@ -231,12 +239,25 @@ impl<M> ObjCell<M> {
         key: Key,
         shard: Option<u16>,
     ) -> Rc<Self> {
-        let mut meta = Meta::loaded(session, key);
-        meta.set_shard(shard);
         Rc::new(ObjCell {
             value: RefCell::new(value),
-            meta: RefCell::new(meta),
+            meta: RefCell::new(Meta::loaded_on(session, key, shard)),
         })
+    }
+
+    /// Makes this cell, which no handle shares, the cell of another object
+    /// just loaded: what [`loaded`](Self::loaded) builds, in place (the
+    /// stream reuses the cell of a row nobody kept).
+    #[inline]
+    pub(crate) fn refill(
+        &mut self,
+        value: M,
+        session: Weak<SessionInner>,
+        key: Key,
+        shard: Option<u16>,
+    ) {
+        *self.value.get_mut() = value;
+        *self.meta.get_mut() = Meta::loaded_on(session, key, shard);
     }
 }
 
