@@ -395,11 +395,7 @@ fn a_batched_update_writes_every_rows_values_whatever_the_first_rows_are() {
         }
         let capture = engine.capture_statements();
         s.commit().expect("the batched UPDATE");
-        let updates = capture
-            .take()
-            .iter()
-            .filter(|q| q.starts_with("UPDATE"))
-            .count();
+        let updates = common::starting_with(capture.take(), "UPDATE").len();
         assert!(updates < 30, "batched: {updates} UPDATEs");
         let rows = db.rows("SELECT id, body, note, big, ratio FROM memos ORDER BY id");
         assert_eq!(rows.len(), 30);

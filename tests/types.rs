@@ -349,11 +349,7 @@ fn a_batched_update_writes_every_type_whole(b: Backend) {
     }
     let capture = engine.capture_statements();
     s.commit().expect("the batched UPDATE");
-    let updates = capture
-        .take()
-        .iter()
-        .filter(|q| q.starts_with("UPDATE"))
-        .count();
+    let updates = common::starting_with(capture.take(), "UPDATE").len();
     assert_eq!(updates, 1, "one statement for the three rows");
     let s = factory.session();
     let read: Vec<AllTypes> = s
