@@ -287,17 +287,16 @@ pub(crate) fn stream_rows<M: Model>(
         // stream, so no flush can have recorded it). An object never kept
         // costs no map insert and removal.
         let value = M::from_row_taking(row)?;
+        // `Rc::get_mut` is the check that no handle on the spare is left.
         let cell = match spare.take() {
-            Some(mut cell) if Rc::strong_count(&cell) == 1 && Rc::weak_count(&cell) == 0 => {
-                match Rc::get_mut(&mut cell) {
-                    Some(unshared) => {
-                        unshared.refill(value, weak.clone(), key, shard);
-                        cell
-                    }
-                    None => ObjCell::loaded(value, weak.clone(), key, shard),
+            Some(mut cell) => match Rc::get_mut(&mut cell) {
+                Some(unshared) => {
+                    unshared.refill(value, weak.clone(), key, shard);
+                    cell
                 }
-            }
-            _ => ObjCell::loaded(value, weak.clone(), key, shard),
+                None => ObjCell::loaded(value, weak.clone(), key, shard),
+            },
+            None => ObjCell::loaded(value, weak.clone(), key, shard),
         };
         let obj = Obj::from_cell(cell.clone());
         if on_load {
