@@ -694,19 +694,15 @@ fn push(owner: &Rc<dyn AnyObj>, index: usize, child: Rc<dyn AnyObj>) -> Result<(
 }
 
 fn remove(owner: &Rc<dyn AnyObj>, index: usize, child: &Rc<dyn AnyObj>) -> Result<()> {
-    // In place when the collection is loaded (no copy of it per removal).
-    let in_place = with_links(owner, |l| l.loaded_mut(index).map(|m| m.remove(child)));
-    let removed = match in_place {
-        Some(removed) => removed,
-        None => {
-            let mut members = related(owner, index)?;
-            let before = members.len();
-            members.retain(|o| !same(o, child));
-            let removed = members.len() != before;
-            with_links(owner, |l| l.set_loaded(index, members));
-            removed
-        }
-    };
+    // The collection loaded first (one SELECT when it is not), then the
+    // child removed from it in place (no copy of it per removal).
+    if loaded_contains(owner, index, child).is_none() {
+        let members = related(owner, index)?;
+        with_links(owner, |l| l.set_loaded(index, members));
+    }
+    let removed = with_links(owner, |l| {
+        l.loaded_mut(index).is_some_and(|m| m.remove(child))
+    });
     if !removed {
         return Ok(());
     }
