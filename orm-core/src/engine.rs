@@ -24,6 +24,7 @@ use crate::backend::{Connector, Dialect};
 use crate::error::Result;
 use crate::pool::queue::Pool;
 use crate::pool::{PoolOptions, PoolStatus};
+use crate::sql_texts::SqlKey;
 
 pub use crate::pool::{EngineStats, PooledConnection, StatementCapture};
 
@@ -60,6 +61,18 @@ impl Engine {
     /// The SQL dialect of the backend.
     pub fn dialect(&self) -> &dyn Dialect {
         self.pool.connector.dialect()
+    }
+
+    /// The text of the statement `key`, built with this engine's dialect
+    /// by `build` the first time and kept (see [`crate::sql_texts::SqlTexts`]).
+    pub(crate) fn sql_text(
+        &self,
+        key: SqlKey,
+        build: impl FnOnce(&dyn Dialect) -> String,
+    ) -> Arc<str> {
+        self.pool
+            .sql_texts
+            .get_or_build(key, self.pool.connector.dialect(), build)
     }
 
     /// The backend's connector.

@@ -25,6 +25,7 @@ pub mod schema;
 pub mod select;
 pub mod session;
 pub mod source;
+pub(crate) mod sql_texts;
 pub(crate) mod trace;
 pub mod types;
 pub mod value;

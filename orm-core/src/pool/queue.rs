@@ -23,6 +23,7 @@ use crate::pool::instrument::{bump, Instruments};
 use crate::pool::observe::Observer;
 use crate::pool::options::{PoolClass, PoolOptions};
 use crate::pool::PoolStatus;
+use crate::sql_texts::SqlTexts;
 use crate::trace;
 
 /// An open connection and what the pool knows about it.
@@ -49,6 +50,8 @@ pub(crate) struct Pool {
     pub connector: Arc<dyn Connector>,
     pub options: PoolOptions,
     pub instruments: Arc<Instruments>,
+    /// The engine's reused statement texts ([`SqlTexts`]).
+    pub sql_texts: SqlTexts,
     state: Mutex<State>,
     available: Condvar,
     next_serial: AtomicU64,
@@ -65,6 +68,7 @@ impl Pool {
             connector,
             options,
             instruments,
+            sql_texts: SqlTexts::default(),
             state: Mutex::new(State {
                 idle: VecDeque::new(),
                 open: 0,

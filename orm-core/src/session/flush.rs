@@ -378,6 +378,7 @@ impl Session {
                     *bind,
                     persistence::Ctx {
                         conn,
+                        engine: binds.engine(*bind),
                         dialect: binds.engine(*bind).dialect(),
                         server,
                     },

@@ -18,6 +18,7 @@ use std::rc::Rc;
 use crate::error::{Error, Result};
 use crate::model::{Key, Model};
 use crate::relationship::{Cascade, Lazy, LoadedRows, Many, One, RelKind, RelationshipDef};
+use crate::sql_texts::SqlKey;
 use crate::value::Value;
 
 use super::identity_map::Identity;
@@ -371,7 +372,11 @@ pub(crate) fn related(owner: &Rc<dyn AnyObj>, index: usize) -> Result<Vec<Rc<dyn
                 return Err(raise_error(owner, rel));
             }
             session.autoflush()?;
-            let sql = persistence::select_by_key_sql(session.engine().dialect(), target);
+            let sql = session
+                .engine()
+                .sql_text(SqlKey::select_by_key(target), |dialect| {
+                    persistence::select_by_key_sql(dialect, target)
+                });
             Ok(session
                 .loading_on(shard, || (rel.load)(&session, &sql, &[value]))?
                 .0)
@@ -400,21 +405,24 @@ pub(crate) fn related(owner: &Rc<dyn AnyObj>, index: usize) -> Result<Vec<Rc<dyn
             }
             let session = session_of(owner).ok_or(Error::DetachedInstance { table: table.name })?;
             let target = (rel.target)();
-            let dialect = session.engine().dialect();
-            let sql = if rel.kind == RelKind::ManyToMany {
+            let engine = session.engine();
+            let sql: std::sync::Arc<str> = if rel.kind == RelKind::ManyToMany {
                 let sec = secondary_of(owner, rel)?;
+                let dialect = engine.dialect();
                 let mut sql = many_to_many_select(dialect, target, sec);
                 sql.push_str(" WHERE s.");
                 dialect.quote_ident(sec.local, &mut sql);
                 sql.push_str(" = ?");
-                sql
+                sql.into()
             } else {
                 let column = fk_column(owner, rel)?;
-                let mut sql = persistence::select_sql(dialect, target);
-                sql.push_str(" WHERE ");
-                dialect.quote_ident(target.columns[column].name, &mut sql);
-                sql.push_str(" = ?");
-                sql
+                engine.sql_text(SqlKey::select_where(target, column), |dialect| {
+                    let mut sql = persistence::select_sql(dialect, target);
+                    sql.push_str(" WHERE ");
+                    dialect.quote_ident(target.columns[column].name, &mut sql);
+                    sql.push_str(" = ?");
+                    sql
+                })
             };
             let shard = owner.meta().borrow().shard();
             let mut objs =

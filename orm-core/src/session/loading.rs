@@ -6,6 +6,7 @@ use std::rc::Rc;
 use crate::error::{Error, Result};
 use crate::model::{Key, Model};
 use crate::row::Row;
+use crate::sql_texts::SqlKey;
 use crate::value::Value;
 
 use super::identity_map::{Identity, IdentityMap};
@@ -27,18 +28,20 @@ pub(crate) fn get<M: Model>(session: &Session, key: Key) -> Result<Option<Obj<M>
     }
     // The shards to try, in order (one `None` outside a sharded session).
     let binds = &session.inner.binds;
-    let shards: Vec<Option<u16>> = match &binds.rules {
-        None => vec![None],
+    let sharded: Vec<Option<u16>>;
+    let shards: &[Option<u16>] = match &binds.rules {
+        None => &[None],
         Some(rules) => {
             let ids = rules
                 .for_key
                 .as_ref()
                 .map(|choose| choose(table, &key))
                 .unwrap_or_default();
-            binds.shard_indexes(ids)?.into_iter().map(Some).collect()
+            sharded = binds.shard_indexes(ids)?.into_iter().map(Some).collect();
+            &sharded
         }
     };
-    for &shard in &shards {
+    for &shard in shards {
         let identity = Identity {
             model: TypeId::of::<M>(),
             key: key.clone(),
@@ -57,9 +60,13 @@ pub(crate) fn get<M: Model>(session: &Session, key: Key) -> Result<Option<Obj<M>
         }
     }
     session.autoflush()?;
-    for shard in shards {
+    for &shard in shards {
         let bind = binds.for_table(table.name, shard);
-        let sql = persistence::select_by_key_sql(binds.engine(bind).dialect(), table);
+        let sql = binds
+            .engine(bind)
+            .sql_text(SqlKey::select_by_key(table), |dialect| {
+                persistence::select_by_key_sql(dialect, table)
+            });
         let mut found = load_rows_on::<M>(session, bind, shard, &sql, key.values())?;
         if let Some(obj) = found.pop() {
             return Ok(Some(obj));
@@ -130,9 +137,11 @@ pub(crate) fn load_rows_on<M: Model>(
         super::events::fire(super::ModelEvent::OnLoad, session, obj)?;
     }
     // The list grew by doubling (the row count is not known up front);
-    // the caller keeps it as long as the objects, so without the slack.
+    // the caller keeps it as long as the objects, so without the slack
+    // (a short list's few slots are not worth a reallocation: a `get`'s
+    // one object sits in a list of 4).
     let mut out = out;
-    if out.capacity() - out.len() > out.len() / 8 {
+    if out.capacity() > 16 && out.capacity() - out.len() > out.len() / 8 {
         out.shrink_to_fit();
     }
     Ok(out)
@@ -393,7 +402,13 @@ pub(crate) fn load_expired(session: &Session, obj: &Rc<dyn AnyObj>) -> Result<()
         .ok_or(Error::DetachedInstance { table: table.name })?;
     let shard = obj.meta().borrow().shard();
     let bind = session.inner.binds.for_table(table.name, shard);
-    let sql = persistence::select_by_key_sql(session.inner.binds.engine(bind).dialect(), table);
+    let sql = session
+        .inner
+        .binds
+        .engine(bind)
+        .sql_text(SqlKey::select_by_key(table), |dialect| {
+            persistence::select_by_key_sql(dialect, table)
+        });
     let mut st = session.state()?;
     let found = session.with_reader(&mut st, bind, |_, conn| {
         let mut found: Option<Row> = None;

@@ -6,10 +6,11 @@
 use std::rc::Rc;
 
 use crate::backend::{Dialect, ServerInfo, ServerKind, UpdateBatch};
-use crate::engine::PooledConnection;
+use crate::engine::{Engine, PooledConnection};
 use crate::error::{Error, Result};
 use crate::expr::push_placeholders;
 use crate::model::{Key, TableDef};
+use crate::sql_texts::SqlKey;
 use crate::value::Value;
 
 use super::binds::{BindIdx, Binds};
@@ -20,6 +21,8 @@ use super::unit_of_work::InsertRow;
 /// Everything the statements need to know about the connection.
 pub(crate) struct Ctx<'a> {
     pub conn: &'a mut PooledConnection,
+    /// The connection's engine (its reused statement texts).
+    pub engine: &'a Engine,
     pub dialect: &'a dyn Dialect,
     pub server: ServerInfo,
 }
@@ -626,31 +629,11 @@ fn update_one(
     row: &UpdateRow,
     params: &mut [Value],
 ) -> Result<()> {
-    let mut sql = String::with_capacity(128);
-    sql.push_str("UPDATE ");
-    ctx.ident(table.name, &mut sql);
-    sql.push_str(" SET ");
-    for (n, &c) in cols.iter().enumerate() {
-        if n > 0 {
-            sql.push_str(", ");
-        }
-        ctx.ident(table.columns[c].name, &mut sql);
-        sql.push_str(" = ?");
-    }
-    if let Some(v) = table.version {
-        sql.push_str(", ");
-        ctx.ident(table.columns[v].name, &mut sql);
-        sql.push_str(" = ");
-        ctx.ident(table.columns[v].name, &mut sql);
-        sql.push_str(" + 1");
-    }
-    sql.push_str(" WHERE ");
-    key_condition(ctx, table, &mut sql);
-    if let Some(v) = table.version {
-        sql.push_str(" AND ");
-        ctx.ident(table.columns[v].name, &mut sql);
-        sql.push_str(" = ?");
-    }
+    let build = |dialect: &dyn Dialect| update_by_key_sql(dialect, table, cols);
+    let sql = match SqlKey::update_by_key(table, cols) {
+        Some(key) => ctx.engine.sql_text(key, build),
+        None => build(ctx.dialect).into(),
+    };
     // key, values, version -> values, key, version (the SET comes first).
     params[..table.primary_key.len() + cols.len()].rotate_left(table.primary_key.len());
     let outcome = ctx.conn.execute(&sql, params)?;
@@ -666,13 +649,43 @@ fn update_one(
     Ok(())
 }
 
+/// `UPDATE t SET c1 = ?, c2 = ? [, v = v + 1] WHERE pk = ? [AND v = ?]`
+fn update_by_key_sql(dialect: &dyn Dialect, table: &TableDef, cols: &[usize]) -> String {
+    let mut sql = String::with_capacity(128);
+    sql.push_str("UPDATE ");
+    dialect.quote_ident(table.name, &mut sql);
+    sql.push_str(" SET ");
+    for (n, &c) in cols.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(", ");
+        }
+        dialect.quote_ident(table.columns[c].name, &mut sql);
+        sql.push_str(" = ?");
+    }
+    if let Some(v) = table.version {
+        sql.push_str(", ");
+        dialect.quote_ident(table.columns[v].name, &mut sql);
+        sql.push_str(" = ");
+        dialect.quote_ident(table.columns[v].name, &mut sql);
+        sql.push_str(" + 1");
+    }
+    sql.push_str(" WHERE ");
+    key_condition(dialect, table, &mut sql);
+    if let Some(v) = table.version {
+        sql.push_str(" AND ");
+        dialect.quote_ident(table.columns[v].name, &mut sql);
+        sql.push_str(" = ?");
+    }
+    sql
+}
+
 /// `pk1 = ? AND pk2 = ?`
-fn key_condition(ctx: &Ctx<'_>, table: &TableDef, sql: &mut String) {
+fn key_condition(dialect: &dyn Dialect, table: &TableDef, sql: &mut String) {
     for (n, &k) in table.primary_key.iter().enumerate() {
         if n > 0 {
             sql.push_str(" AND ");
         }
-        ctx.ident(table.columns[k].name, sql);
+        dialect.quote_ident(table.columns[k].name, sql);
         sql.push_str(" = ?");
     }
 }
