@@ -926,11 +926,13 @@ impl Session {
                     }
                 }
                 let mut targets: FastHashMap<Value, Rc<dyn AnyObj>> = FastHashMap::default();
+                // The targets to load, in first-seen order, each once.
                 let mut missing: Vec<Value> = Vec::new();
+                let mut seen: FastHashSet<&Value> = FastHashSet::default();
                 {
                     let st = self.state()?;
                     for (_, r) in &pairs {
-                        if targets.contains_key(r) || missing.contains(r) {
+                        if !seen.insert(r) {
                             continue;
                         }
                         let identity = Identity {
