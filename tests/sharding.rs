@@ -418,6 +418,69 @@ fn the_same_key_on_two_shards_is_two_objects_each_flushed_to_its_shard() {
     assert!(err.to_string().contains("east, west"), "{err}");
 }
 
+/// SQLAlchemy's row switch (a deleted object's key taken by a new object:
+/// one UPDATE instead of DELETE + INSERT) pairs objects of one shard only:
+/// the same key on another shard is another row.
+#[test]
+fn a_row_switch_pairs_objects_of_one_shard_only() {
+    let s = Setup::new("shard_switch");
+    let factory = s.factory();
+    let session = factory.session();
+    session.add(location(200, "Asia", "Tokyo")).unwrap();
+    session.add(location(300, "Europe", "Oslo")).unwrap();
+    session.commit().unwrap();
+
+    // Deleted on east, the key taken by a new object on west: a DELETE on
+    // east and an INSERT on west.
+    let session = factory.session();
+    let tokyo = session.get::<Location>(200).unwrap().unwrap();
+    session.delete(&tokyo).unwrap();
+    session.add(location(200, "America", "Lima")).unwrap();
+    let east_capture = s.east.capture_statements();
+    let west_capture = s.west_engine.capture_statements();
+    session.commit().unwrap();
+    let kinds = |sent: Vec<String>| -> Vec<String> {
+        sent.into_iter()
+            .filter_map(|s| s.split(' ').next().map(str::to_owned))
+            .filter(|k| ["INSERT", "UPDATE", "DELETE"].contains(&k.as_str()))
+            .collect()
+    };
+    assert_eq!(kinds(east_capture.take()), ["DELETE"]);
+    assert_eq!(kinds(west_capture.take()), ["INSERT"]);
+    assert_eq!(
+        s.east_rows("SELECT id, city FROM weather_locations ORDER BY id"),
+        [["300", "Oslo"]]
+    );
+    assert_eq!(
+        s.west_rows("SELECT id, city FROM weather_locations ORDER BY id"),
+        [["200", "Lima"]]
+    );
+
+    // On one shard it is still a row switch: one UPDATE on east.
+    let session = factory.session();
+    let oslo = session
+        .query::<Location>()
+        .on_shard("east")
+        .filter(Location::ID.eq(300))
+        .one()
+        .unwrap();
+    session.delete(&oslo).unwrap();
+    session.add(location(300, "Europe", "Bergen")).unwrap();
+    let east_capture = s.east.capture_statements();
+    let west_capture = s.west_engine.capture_statements();
+    session.commit().unwrap();
+    assert_eq!(kinds(east_capture.take()), ["UPDATE"]);
+    assert!(kinds(west_capture.take()).is_empty());
+    assert_eq!(
+        s.east_rows("SELECT id, city FROM weather_locations ORDER BY id"),
+        [["300", "Bergen"]]
+    );
+    assert_eq!(
+        s.west_rows("SELECT id, city FROM weather_locations ORDER BY id"),
+        [["200", "Lima"]]
+    );
+}
+
 #[test]
 fn a_fan_out_query_merges_by_order_by_then_applies_offset_and_limit() {
     let s = Setup::new("shard_merge");

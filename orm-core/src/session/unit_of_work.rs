@@ -720,10 +720,13 @@ pub(crate) fn row_switches(new: &[Rc<dyn AnyObj>], deleted: &[Rc<dyn AnyObj>]) -
     if new.is_empty() || deleted.is_empty() {
         return Ok((new.to_vec(), deleted.to_vec(), Vec::new()));
     }
-    let mut by_identity: FastHashMap<(TypeId, Key), usize> = FastHashMap::default();
+    // A row is its model, key and shard (in a sharded session the same key
+    // on two shards is two rows: no switch between them).
+    let mut by_identity: FastHashMap<(TypeId, Key, Option<u16>), usize> = FastHashMap::default();
     for (i, obj) in deleted.iter().enumerate() {
-        if let Some(key) = obj.meta().borrow().key.clone() {
-            by_identity.insert((obj.model_type(), key), i);
+        let meta = obj.meta().borrow();
+        if let Some(key) = meta.key.clone() {
+            by_identity.insert((obj.model_type(), key, meta.shard()), i);
         }
     }
     let mut taken = vec![false; deleted.len()];
@@ -732,7 +735,7 @@ pub(crate) fn row_switches(new: &[Rc<dyn AnyObj>], deleted: &[Rc<dyn AnyObj>]) -
     for obj in new {
         let hit = match obj.current_key()? {
             Some(key) => by_identity
-                .get(&(obj.model_type(), key.clone()))
+                .get(&(obj.model_type(), key.clone(), obj.meta().borrow().shard()))
                 .filter(|&&i| !taken[i])
                 .map(|&i| (i, key)),
             None => None,
