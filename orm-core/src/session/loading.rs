@@ -9,7 +9,7 @@ use crate::row::Row;
 use crate::sql_texts::SqlKey;
 use crate::value::Value;
 
-use super::identity_map::{Identity, IdentityMap};
+use super::identity_map::{Entry, Identity, IdentityMap};
 use super::object::{addr, downcast, AnyObj, Obj, ObjCell, ObjState};
 use super::persistence;
 use super::transaction;
@@ -110,19 +110,22 @@ pub(crate) fn load_rows_on<M: Model>(
         let mut each = |row: &mut Row| -> Result<()> {
             let key = row_key(table.primary_key, row)?;
             let hash = objects.hash(&key);
-            if let Some(existing) = objects.find(hash, &key) {
-                let refreshed = refresh_if_expired(existing, row)?;
-                if let Some(obj) = downcast::<M>(existing.clone()) {
-                    if refreshed && on_load {
-                        loaded.push(obj.clone());
+            let place = match objects.entry(hash, &key) {
+                Entry::Found(existing) => {
+                    let refreshed = refresh_if_expired(existing, row)?;
+                    if let Some(obj) = downcast::<M>(existing.clone()) {
+                        if refreshed && on_load {
+                            loaded.push(obj.clone());
+                        }
+                        out.push(obj);
                     }
-                    out.push(obj);
+                    return Ok(());
                 }
-                return Ok(());
-            }
+                Entry::Vacant(place) => place,
+            };
             let value = M::from_row_taking(row)?;
             let cell = ObjCell::loaded(value, weak.clone(), key, shard);
-            objects.insert_new(hash, cell.clone());
+            place.insert(cell.clone());
             if on_load {
                 loaded.push(Obj::from_cell(cell.clone()));
             }
@@ -319,8 +322,8 @@ pub(crate) fn stream_rows<M: Model>(
                 let mut st = session.state()?;
                 let objects = st.map.model_mut(model, shard);
                 let hash = objects.hash(&key);
-                if objects.find(hash, &key).is_none() {
-                    objects.insert_new(hash, cell);
+                if let Entry::Vacant(place) = objects.entry(hash, &key) {
+                    place.insert(cell);
                 }
             }
         } else {
@@ -473,13 +476,16 @@ pub(crate) fn map_joined<T: Model>(
     // Joined loads are not shard-aware: the joined rows are taken as unsharded.
     let objects = map.model_mut(TypeId::of::<T>(), None);
     let hash = objects.hash(&key);
-    if let Some(existing) = objects.find(hash, &key) {
-        refresh_if_expired(existing, &mut row)?;
-        return Ok(Some(existing.clone()));
-    }
+    let place = match objects.entry(hash, &key) {
+        Entry::Found(existing) => {
+            refresh_if_expired(existing, &mut row)?;
+            return Ok(Some(existing.clone()));
+        }
+        Entry::Vacant(place) => place,
+    };
     let value = T::from_row_taking(&mut row)?;
     let cell: Rc<dyn AnyObj> = ObjCell::loaded(value, weak.clone(), key, None);
-    objects.insert_new(hash, cell.clone());
+    place.insert(cell.clone());
     Ok(Some(cell))
 }
 
