@@ -26,7 +26,7 @@ use super::m2m_changes::{M2mChange, M2mChanges};
 use super::members::Members;
 use super::object::{addr, downcast, AnyObj, Obj, ObjState};
 use super::short_list::ShortList;
-use super::{persistence, Session};
+use super::{in_list, persistence, Session};
 
 /// An object's relationship state.
 #[derive(Default)]
@@ -168,19 +168,20 @@ fn secondary_of<'r>(
     })
 }
 
-/// `sql` followed by ` WHERE column IN (?, ...)` with `n` placeholders.
+/// `sql` followed by ` WHERE <name> IN (...)` for `values` (runs of
+/// consecutive integer keys as ranges where `column`, the model's column
+/// of that name, allows: [`in_list::push_in`]), and its parameters.
 fn where_in(
     dialect: &dyn crate::backend::Dialect,
     mut sql: String,
-    column: &str,
-    n: usize,
-) -> String {
+    name: &str,
+    column: Option<&crate::model::ColumnDef>,
+    values: &[Value],
+) -> (String, Vec<Value>) {
     sql.push_str(" WHERE ");
-    dialect.quote_ident(column, &mut sql);
-    sql.push_str(" IN (");
-    crate::expr::push_placeholders(&mut sql, n);
-    sql.push(')');
-    sql
+    let mut params = Vec::with_capacity(values.len());
+    in_list::push_in(dialect, "", name, column, values, &mut sql, &mut params);
+    (sql, params)
 }
 
 /// `SELECT t.cols FROM target AS t JOIN secondary AS s ON s.remote = t.pk`.
@@ -894,14 +895,15 @@ impl Session {
                     }
                 }
                 for chunk in wanted.chunks(BATCH) {
-                    let pk = target.columns[target.primary_key[0]].name;
-                    let sql = where_in(
+                    let pk = &target.columns[target.primary_key[0]];
+                    let (sql, params) = where_in(
                         dialect,
                         persistence::select_sql(dialect, target),
-                        pk,
-                        chunk.len(),
+                        pk.name,
+                        Some(pk),
+                        chunk,
                     );
-                    out.extend(self.query_erased(rel, &sql, chunk)?);
+                    out.extend(self.query_erased(rel, &sql, &params)?);
                 }
             }
             RelKind::ManyToMany => {
@@ -917,8 +919,9 @@ impl Session {
                     dialect.quote_ident(sec.remote, &mut sql);
                     sql.push_str(" FROM ");
                     dialect.quote_ident(sec.table, &mut sql);
-                    let sql = where_in(dialect, sql, sec.local, chunk.len());
-                    for row in self.query_rows(&sql, chunk)? {
+                    // An association table has no column definitions: a plain list.
+                    let (sql, params) = where_in(dialect, sql, sec.local, None, chunk);
+                    for row in self.query_rows(&sql, &params)? {
                         let mut values = row.into_values().into_iter();
                         if let (Some(l), Some(r)) = (values.next(), values.next()) {
                             pairs.push((l, r));
@@ -950,13 +953,14 @@ impl Session {
                 }
                 let pk = target.primary_key[0];
                 for chunk in missing.chunks(BATCH) {
-                    let sql = where_in(
+                    let (sql, params) = where_in(
                         dialect,
                         persistence::select_sql(dialect, target),
                         target.columns[pk].name,
-                        chunk.len(),
+                        Some(&target.columns[pk]),
+                        chunk,
                     );
-                    for obj in self.query_erased(rel, &sql, chunk)? {
+                    for obj in self.query_erased(rel, &sql, &params)? {
                         targets.insert(obj.column_value(pk)?, obj);
                     }
                 }
@@ -980,13 +984,14 @@ impl Session {
                     FastHashMap::with_capacity_and_hasher(todo.len(), Default::default());
                 let keys: Vec<Value> = todo.iter().map(|(k, _)| k.clone()).collect();
                 for chunk in keys.chunks(BATCH) {
-                    let sql = where_in(
+                    let (sql, params) = where_in(
                         dialect,
                         persistence::select_sql(dialect, target),
                         target.columns[column].name,
-                        chunk.len(),
+                        Some(&target.columns[column]),
+                        chunk,
                     );
-                    for child in self.query_erased(rel, &sql, chunk)? {
+                    for child in self.query_erased(rel, &sql, &params)? {
                         let fk = child.column_value(column)?;
                         by_key.entry(fk).or_default().push(child);
                     }

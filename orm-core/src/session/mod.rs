@@ -34,6 +34,7 @@ mod dependency;
 mod events;
 mod flush;
 mod identity_map;
+mod in_list;
 mod links;
 mod loading;
 mod m2m_changes;

@@ -1077,7 +1077,8 @@ pub(crate) fn bumped(version: &Value) -> Value {
     }
 }
 
-/// `pk IN (?, ...)` or `(k1, k2) IN ((?, ?), ...)`
+/// `pk IN (?, ...)` (runs of consecutive integer keys as ranges:
+/// [`super::in_list::push_in`]) or `(k1, k2) IN ((?, ?), ...)`
 fn key_in(
     ctx: &Ctx<'_>,
     table: &TableDef,
@@ -1086,17 +1087,27 @@ fn key_in(
     params: &mut Vec<Value>,
 ) {
     if let [k] = table.primary_key {
-        ctx.ident(table.columns[*k].name, sql);
-        sql.push_str(" IN (");
-        push_placeholders(sql, keys.len());
-        sql.push(')');
-    } else {
-        sql.push('(');
-        push_columns(ctx, table, table.primary_key, sql);
-        sql.push_str(") IN (");
-        push_row_placeholders(sql, keys.len(), table.primary_key.len());
-        sql.push(')');
+        let column = &table.columns[*k];
+        let values: Vec<Value> = keys
+            .iter()
+            .flat_map(|key| key.values().iter().cloned())
+            .collect();
+        super::in_list::push_in(
+            ctx.dialect,
+            "",
+            column.name,
+            Some(column),
+            &values,
+            sql,
+            params,
+        );
+        return;
     }
+    sql.push('(');
+    push_columns(ctx, table, table.primary_key, sql);
+    sql.push_str(") IN (");
+    push_row_placeholders(sql, keys.len(), table.primary_key.len());
+    sql.push(')');
     for key in keys {
         params.extend(key.values().iter().cloned());
     }
