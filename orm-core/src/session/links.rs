@@ -33,7 +33,9 @@ use super::{in_list, persistence, Session};
 pub(crate) struct Links {
     /// Related objects known for a relationship, by index: a loaded
     /// collection, or a loaded one-to-one target (zero or one element).
-    pub loaded: Vec<(usize, Members)>,
+    /// Most objects have one collection loaded, kept inline (an eager
+    /// load's parents paid an allocation and a free each for a list).
+    pub loaded: ShortList<(usize, Members)>,
     /// Foreign-key columns of this object to set at the next flush, one
     /// entry per column: nearly always one (a child's parent).
     pub fks: ShortList<FkSync>,
@@ -66,17 +68,11 @@ impl Links {
 
     fn set_loaded(&mut self, rel: usize, objs: Vec<Rc<dyn AnyObj>>) {
         let objs = Members::new(objs);
-        match self.loaded.iter_mut().find(|(i, _)| *i == rel) {
-            Some((_, v)) => *v = objs,
-            None => {
-                if self.loaded.capacity() == 0 {
-                    // Most objects have one collection loaded: room for
-                    // one, not the four a first push reserves.
-                    self.loaded.reserve_exact(1);
-                }
-                self.loaded.push((rel, objs))
-            }
+        if let Some((_, v)) = self.loaded.iter_mut().find(|(i, _)| *i == rel) {
+            *v = objs;
+            return;
         }
+        self.loaded.push((rel, objs));
     }
 
     /// Sets the assignment of `column`, replacing the one it had.
@@ -217,7 +213,7 @@ pub(crate) fn reachable(obj: &Rc<dyn AnyObj>, cascade: Cascade) -> Vec<Rc<dyn An
         return Vec::new();
     };
     let mut out = Vec::new();
-    for (rel, objs) in &links.loaded {
+    for (rel, objs) in links.loaded.iter() {
         if table.relationships[*rel].cascade.contains(cascade) {
             out.extend(objs.iter().cloned());
         }
