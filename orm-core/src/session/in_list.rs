@@ -31,56 +31,120 @@ const MIN_RUN: u64 = 4;
 /// Lists shorter than this stay plain `IN` lists.
 const MIN_VALUES: usize = 16;
 
-/// Appends the condition that `column` (of a table's `ColumnDef`, `None`
-/// when the column is not a model's, e.g. an association table's) is one
-/// of `values` to `sql`, and its parameters to `params`. `qualifier` is
-/// put before the quoted column name (`"s."`, or `""`).
+/// Which column a condition is on: `qualifier` (`"s."`, or `""`) and the
+/// quoted `name`; `column` is the model's definition of it (`None` when
+/// the column is not a model's, e.g. an association table's: a plain list).
+pub(crate) struct InColumn<'a> {
+    pub dialect: &'a dyn Dialect,
+    pub qualifier: &'a str,
+    pub name: &'a str,
+    pub column: Option<&'a ColumnDef>,
+}
+
+/// Appends the condition that the column is one of `values` to `sql`, and
+/// its parameters to `params`.
 pub(crate) fn push_in(
-    dialect: &dyn Dialect,
-    qualifier: &str,
-    name: &str,
-    column: Option<&ColumnDef>,
+    on: &InColumn<'_>,
     values: &[Value],
     sql: &mut String,
     params: &mut Vec<Value>,
 ) {
-    let push_column = |sql: &mut String| {
-        sql.push_str(qualifier);
-        dialect.quote_ident(name, sql);
+    match runs_of(on, values) {
+        Some(Runs { ranges, singles }) => push_parts(on, &ranges, &singles, sql, params),
+        None => push_parts(on, &[], values, sql, params),
+    }
+}
+
+/// The conditions that together select `values`, each with at most
+/// `max_params` parameters (one statement each). The values are split
+/// after their runs are found, so that a run of any length costs two
+/// parameters: 100,000 consecutive keys are one range, not ten ranges of
+/// 10,000 (the server scanned the table once per statement).
+pub(crate) fn batches(
+    on: &InColumn<'_>,
+    values: &[Value],
+    max_params: usize,
+) -> Vec<(String, Vec<Value>)> {
+    let max_params = max_params.max(2);
+    let mut out = Vec::new();
+    let mut emit = |ranges: &[(Value, Value)], singles: &[Value]| {
+        let mut sql = String::new();
+        let mut params = Vec::with_capacity(ranges.len() * 2 + singles.len());
+        push_parts(on, ranges, singles, &mut sql, &mut params);
+        out.push((sql, params));
     };
-    let runs = column
+    match runs_of(on, values) {
+        None => {
+            for chunk in values.chunks(max_params) {
+                emit(&[], chunk);
+            }
+        }
+        Some(Runs { ranges, singles }) => {
+            // Ranges first, then the single keys, in statements of at most
+            // `max_params` parameters.
+            let per_statement = max_params / 2;
+            let mut ranges = ranges.chunks(per_statement).peekable();
+            let mut singles: &[Value] = &singles;
+            while let Some(chunk) = ranges.next() {
+                let room = if ranges.peek().is_none() {
+                    max_params - chunk.len() * 2
+                } else {
+                    0
+                };
+                let (now, later) = singles.split_at(room.min(singles.len()));
+                emit(chunk, now);
+                singles = later;
+            }
+            for chunk in singles.chunks(max_params) {
+                emit(&[], chunk);
+            }
+        }
+    }
+    out
+}
+
+/// The runs of `values` when the column and the values allow ranges.
+fn runs_of(on: &InColumn<'_>, values: &[Value]) -> Option<Runs> {
+    on.column
         .filter(|c| integer_column(c) && values.len() >= MIN_VALUES)
-        .and_then(|_| integer_runs(values));
-    let Some(Runs { ranges, singles }) = runs else {
-        push_column(sql);
-        sql.push_str(" IN (");
-        crate::expr::push_placeholders(sql, values.len());
-        sql.push(')');
-        params.extend_from_slice(values);
-        return;
+        .and_then(|_| integer_runs(values))
+}
+
+/// `column BETWEEN ? AND ?` per range and `column IN (...)` for the
+/// singles, joined by `OR` (in parentheses when more than one).
+fn push_parts(
+    on: &InColumn<'_>,
+    ranges: &[(Value, Value)],
+    singles: &[Value],
+    sql: &mut String,
+    params: &mut Vec<Value>,
+) {
+    let push_column = |sql: &mut String| {
+        sql.push_str(on.qualifier);
+        on.dialect.quote_ident(on.name, sql);
     };
     let parts = ranges.len() + usize::from(!singles.is_empty());
     if parts > 1 {
         sql.push('(');
     }
-    for (n, (low, high)) in ranges.into_iter().enumerate() {
+    for (n, (low, high)) in ranges.iter().enumerate() {
         if n > 0 {
             sql.push_str(" OR ");
         }
         push_column(sql);
         sql.push_str(" BETWEEN ? AND ?");
-        params.push(low);
-        params.push(high);
+        params.push(low.clone());
+        params.push(high.clone());
     }
-    if !singles.is_empty() {
-        if parts > 1 {
+    if !singles.is_empty() || parts == 0 {
+        if !ranges.is_empty() {
             sql.push_str(" OR ");
         }
         push_column(sql);
         sql.push_str(" IN (");
         crate::expr::push_placeholders(sql, singles.len());
         sql.push(')');
-        params.extend(singles);
+        params.extend_from_slice(singles);
     }
     if parts > 1 {
         sql.push(')');
@@ -183,10 +247,19 @@ mod tests {
 
     const ID: ColumnDef = ColumnDef::new("id", "id", ColumnType::BigInt { unsigned: false }, false);
 
+    fn on(column: Option<&ColumnDef>) -> InColumn<'_> {
+        InColumn {
+            dialect: &Backticks,
+            qualifier: "",
+            name: "id",
+            column,
+        }
+    }
+
     fn render(column: Option<&ColumnDef>, values: &[Value]) -> (String, Vec<Value>) {
         let mut sql = String::new();
         let mut params = Vec::new();
-        push_in(&Backticks, "", "id", column, values, &mut sql, &mut params);
+        push_in(&on(column), values, &mut sql, &mut params);
         (sql, params)
     }
 
@@ -286,5 +359,40 @@ mod tests {
         let (sql, params) = render(Some(&ID), &mixed);
         plain(&sql, 41);
         assert_eq!(params, mixed);
+    }
+
+    #[test]
+    fn a_run_longer_than_a_batch_is_still_one_range() {
+        let keys: Vec<Value> = (1..=100_000).map(Value::Int).collect();
+        let got = batches(&on(Some(&ID)), &keys, 10_000);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, "`id` BETWEEN ? AND ?");
+        assert_eq!(got[0].1, [Value::Int(1), Value::Int(100_000)]);
+    }
+
+    #[test]
+    fn batches_keep_to_their_parameters_and_together_match_every_value() {
+        // 30 runs of 5 and 45 single keys, 10 parameters a statement.
+        let mut keys: Vec<i64> = (0..30).flat_map(|r| r * 100..r * 100 + 5).collect();
+        keys.extend((0..45).map(|i| 10_000 + i * 3));
+        let values: Vec<Value> = keys.iter().copied().map(Value::Int).collect();
+        let got = batches(&on(Some(&ID)), &values, 10);
+        let mut all = Vec::new();
+        for (sql, params) in &got {
+            assert!(params.len() <= 10, "{sql}");
+            assert_eq!(sql.matches('?').count(), params.len(), "{sql}");
+            all.extend(matched(sql, params, -1..20_000));
+        }
+        all.sort();
+        let mut expected = keys.clone();
+        expected.sort();
+        assert_eq!(all, expected, "each key in exactly one statement");
+        // Plain lists are split by the same limit.
+        let plain: Vec<Value> = (0..25).map(|i| Value::Int(i * 2)).collect();
+        let got = batches(&on(Some(&ID)), &plain, 10);
+        assert_eq!(
+            got.iter().map(|(_, p)| p.len()).collect::<Vec<_>>(),
+            [10, 10, 5]
+        );
     }
 }

@@ -164,21 +164,35 @@ fn secondary_of<'r>(
     })
 }
 
-/// `sql` followed by ` WHERE <name> IN (...)` for `values` (runs of
-/// consecutive integer keys as ranges where `column`, the model's column
-/// of that name, allows: [`in_list::push_in`]), and its parameters.
+/// The statements `head WHERE <name> IN (...)` that together select the
+/// rows whose `name` is one of `values`, at most [`EAGER_BATCH`] parameters
+/// each, with their parameters. Runs of consecutive integer keys go as
+/// ranges where `column`, the model's column of that name, allows
+/// ([`in_list`]).
 fn where_in(
     dialect: &dyn crate::backend::Dialect,
-    mut sql: String,
+    head: &str,
     name: &str,
     column: Option<&crate::model::ColumnDef>,
     values: &[Value],
-) -> (String, Vec<Value>) {
-    sql.push_str(" WHERE ");
-    let mut params = Vec::with_capacity(values.len());
-    in_list::push_in(dialect, "", name, column, values, &mut sql, &mut params);
-    (sql, params)
+) -> Vec<(String, Vec<Value>)> {
+    let on = in_list::InColumn {
+        dialect,
+        qualifier: "",
+        name,
+        column,
+    };
+    in_list::batches(&on, values, EAGER_BATCH)
+        .into_iter()
+        .map(|(condition, params)| (format!("{head} WHERE {condition}"), params))
+        .collect()
 }
+
+/// Parameters per eager-load statement: 10,000 stays far below every
+/// backend's placeholder limit (MySQL 65,535, SQLite 32,766) and makes
+/// 1,000 or 10,000 parents one statement (SQLAlchemy's 500 costs a round
+/// trip per 500 parents).
+const EAGER_BATCH: usize = 10_000;
 
 /// `SELECT t.cols FROM target AS t JOIN secondary AS s ON s.remote = t.pk`.
 fn many_to_many_select(
@@ -845,11 +859,6 @@ impl Session {
         parents: &[Rc<dyn AnyObj>],
         index: usize,
     ) -> Result<Vec<Rc<dyn AnyObj>>> {
-        // Keys per `IN (...)`: 10,000 stays far below every backend's
-        // placeholder limit (MySQL 65,535, SQLite 32,766) and makes 1,000 or
-        // 10,000 parents one statement (SQLAlchemy's 500 costs a round trip
-        // per 500 parents).
-        const BATCH: usize = 10_000;
         let Some(first) = parents.first() else {
             return Ok(Vec::new());
         };
@@ -890,15 +899,9 @@ impl Session {
                         }
                     }
                 }
-                for chunk in wanted.chunks(BATCH) {
-                    let pk = &target.columns[target.primary_key[0]];
-                    let (sql, params) = where_in(
-                        dialect,
-                        persistence::select_sql(dialect, target),
-                        pk.name,
-                        Some(pk),
-                        chunk,
-                    );
+                let pk = &target.columns[target.primary_key[0]];
+                let head = persistence::select_sql(dialect, target);
+                for (sql, params) in where_in(dialect, &head, pk.name, Some(pk), &wanted) {
                     out.extend(self.query_erased(rel, &sql, &params)?);
                 }
             }
@@ -908,15 +911,14 @@ impl Session {
                 // The association rows, then the targets not in the identity map.
                 let mut pairs: Vec<(Value, Value)> = Vec::new();
                 let keys: Vec<Value> = todo.iter().map(|(k, _)| k.clone()).collect();
-                for chunk in keys.chunks(BATCH) {
-                    let mut sql = String::from("SELECT ");
-                    dialect.quote_ident(sec.local, &mut sql);
-                    sql.push_str(", ");
-                    dialect.quote_ident(sec.remote, &mut sql);
-                    sql.push_str(" FROM ");
-                    dialect.quote_ident(sec.table, &mut sql);
-                    // An association table has no column definitions: a plain list.
-                    let (sql, params) = where_in(dialect, sql, sec.local, None, chunk);
+                let mut head = String::from("SELECT ");
+                dialect.quote_ident(sec.local, &mut head);
+                head.push_str(", ");
+                dialect.quote_ident(sec.remote, &mut head);
+                head.push_str(" FROM ");
+                dialect.quote_ident(sec.table, &mut head);
+                // An association table has no column definitions: plain lists.
+                for (sql, params) in where_in(dialect, &head, sec.local, None, &keys) {
                     for row in self.query_rows(&sql, &params)? {
                         let mut values = row.into_values().into_iter();
                         if let (Some(l), Some(r)) = (values.next(), values.next()) {
@@ -948,14 +950,11 @@ impl Session {
                     }
                 }
                 let pk = target.primary_key[0];
-                for chunk in missing.chunks(BATCH) {
-                    let (sql, params) = where_in(
-                        dialect,
-                        persistence::select_sql(dialect, target),
-                        target.columns[pk].name,
-                        Some(&target.columns[pk]),
-                        chunk,
-                    );
+                let head = persistence::select_sql(dialect, target);
+                let pk_column = &target.columns[pk];
+                for (sql, params) in
+                    where_in(dialect, &head, pk_column.name, Some(pk_column), &missing)
+                {
                     for obj in self.query_erased(rel, &sql, &params)? {
                         targets.insert(obj.column_value(pk)?, obj);
                     }
@@ -979,14 +978,11 @@ impl Session {
                 let mut by_key: FastHashMap<Value, Vec<Rc<dyn AnyObj>>> =
                     FastHashMap::with_capacity_and_hasher(todo.len(), Default::default());
                 let keys: Vec<Value> = todo.iter().map(|(k, _)| k.clone()).collect();
-                for chunk in keys.chunks(BATCH) {
-                    let (sql, params) = where_in(
-                        dialect,
-                        persistence::select_sql(dialect, target),
-                        target.columns[column].name,
-                        Some(&target.columns[column]),
-                        chunk,
-                    );
+                let head = persistence::select_sql(dialect, target);
+                let parent_key = &target.columns[column];
+                for (sql, params) in
+                    where_in(dialect, &head, parent_key.name, Some(parent_key), &keys)
+                {
                     for child in self.query_erased(rel, &sql, &params)? {
                         let fk = child.column_value(column)?;
                         by_key.entry(fk).or_default().push(child);

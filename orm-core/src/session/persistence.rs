@@ -1092,15 +1092,13 @@ fn key_in(
             .iter()
             .flat_map(|key| key.values().iter().cloned())
             .collect();
-        super::in_list::push_in(
-            ctx.dialect,
-            "",
-            column.name,
-            Some(column),
-            &values,
-            sql,
-            params,
-        );
+        let on = super::in_list::InColumn {
+            dialect: ctx.dialect,
+            qualifier: "",
+            name: column.name,
+            column: Some(column),
+        };
+        super::in_list::push_in(&on, &values, sql, params);
         return;
     }
     sql.push('(');
