@@ -416,4 +416,4 @@ fn run(engine: &Engine, statements: Vec<String>) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -126,24 +126,7 @@ mod tests {
     use crate::model::ColumnDef;
     use std::cell::Cell;
 
-    struct Backticks;
-
-    impl Dialect for Backticks {
-        fn quote_ident(&self, name: &str, out: &mut String) {
-            out.push('`');
-            out.push_str(name);
-            out.push('`');
-        }
-        fn column_type_sql(&self, _: crate::value::ColumnType) -> String {
-            String::new()
-        }
-        fn auto_increment_sql(&self) -> &'static str {
-            ""
-        }
-        fn create_table_suffix(&self) -> &'static str {
-            ""
-        }
-    }
+    use crate::schema::tests::TestDialect;
 
     static USERS: TableDef = TableDef {
         name: "users",
@@ -171,7 +154,7 @@ mod tests {
         let texts = SqlTexts::default();
         let builds = Cell::new(0);
         let text = |key: SqlKey, what: &str| {
-            texts.get_or_build(key, &Backticks, |_| {
+            texts.get_or_build(key, &TestDialect, |_| {
                 builds.set(builds.get() + 1);
                 what.to_owned()
             })
@@ -201,15 +184,15 @@ mod tests {
     fn past_the_bound_texts_are_built_per_use() {
         let texts = SqlTexts::default();
         for c in 0..MAX_TEXTS + 10 {
-            texts.get_or_build(SqlKey::select_where(&USERS, c), &Backticks, |_| {
+            texts.get_or_build(SqlKey::select_where(&USERS, c), &TestDialect, |_| {
                 c.to_string()
             });
         }
         assert_eq!(texts.len(), MAX_TEXTS);
         let late = SqlKey::select_where(&USERS, MAX_TEXTS + 5);
-        let text = texts.get_or_build(late, &Backticks, |_| "built".to_owned());
+        let text = texts.get_or_build(late, &TestDialect, |_| "built".to_owned());
         assert_eq!(&*text, "built");
-        let text = texts.get_or_build(late, &Backticks, |_| "built again".to_owned());
+        let text = texts.get_or_build(late, &TestDialect, |_| "built again".to_owned());
         assert_eq!(&*text, "built again");
     }
 }

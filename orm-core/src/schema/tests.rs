@@ -2,8 +2,8 @@ use super::*;
 use crate::model::ColumnDef;
 use crate::value::ColumnType;
 
-/// Backtick quoting and MySQL's type names.
-struct TestDialect;
+/// Backtick quoting and MySQL's type names (the core's unit tests' dialect).
+pub(crate) struct TestDialect;
 
 impl Dialect for TestDialect {
     fn quote_ident(&self, name: &str, out: &mut String) {

@@ -226,30 +226,13 @@ fn integer_runs(values: &[Value]) -> Option<Runs> {
 mod tests {
     use super::*;
 
-    struct Backticks;
-
-    impl Dialect for Backticks {
-        fn quote_ident(&self, name: &str, out: &mut String) {
-            out.push('`');
-            out.push_str(name);
-            out.push('`');
-        }
-        fn column_type_sql(&self, _: ColumnType) -> String {
-            String::new()
-        }
-        fn auto_increment_sql(&self) -> &'static str {
-            ""
-        }
-        fn create_table_suffix(&self) -> &'static str {
-            ""
-        }
-    }
+    use crate::schema::tests::TestDialect;
 
     const ID: ColumnDef = ColumnDef::new("id", "id", ColumnType::BigInt { unsigned: false }, false);
 
     fn on(column: Option<&ColumnDef>) -> InColumn<'_> {
         InColumn {
-            dialect: &Backticks,
+            dialect: &TestDialect,
             qualifier: "",
             name: "id",
             column,
