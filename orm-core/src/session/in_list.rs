@@ -31,12 +31,11 @@ const MIN_RUN: u64 = 4;
 /// Lists shorter than this stay plain `IN` lists.
 const MIN_VALUES: usize = 16;
 
-/// Which column a condition is on: `qualifier` (`"s."`, or `""`) and the
-/// quoted `name`; `column` is the model's definition of it (`None` when
-/// the column is not a model's, e.g. an association table's: a plain list).
+/// Which column a condition is on: its `name` (quoted by `dialect`) and
+/// the model's definition of it (`None` when the column is not a model's,
+/// e.g. an association table's: a plain list).
 pub(crate) struct InColumn<'a> {
     pub dialect: &'a dyn Dialect,
-    pub qualifier: &'a str,
     pub name: &'a str,
     pub column: Option<&'a ColumnDef>,
 }
@@ -119,10 +118,7 @@ fn push_parts(
     sql: &mut String,
     params: &mut Vec<Value>,
 ) {
-    let push_column = |sql: &mut String| {
-        sql.push_str(on.qualifier);
-        on.dialect.quote_ident(on.name, sql);
-    };
+    let push_column = |sql: &mut String| on.dialect.quote_ident(on.name, sql);
     let parts = ranges.len() + usize::from(!singles.is_empty());
     if parts > 1 {
         sql.push('(');
@@ -233,7 +229,6 @@ mod tests {
     fn on(column: Option<&ColumnDef>) -> InColumn<'_> {
         InColumn {
             dialect: &TestDialect,
-            qualifier: "",
             name: "id",
             column,
         }

@@ -178,7 +178,6 @@ fn where_in(
 ) -> Vec<(String, Vec<Value>)> {
     let on = in_list::InColumn {
         dialect,
-        qualifier: "",
         name,
         column,
     };

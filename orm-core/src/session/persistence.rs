@@ -1094,7 +1094,6 @@ fn key_in(
             .collect();
         let on = super::in_list::InColumn {
             dialect: ctx.dialect,
-            qualifier: "",
             name: column.name,
             column: Some(column),
         };
