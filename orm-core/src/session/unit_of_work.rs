@@ -28,6 +28,7 @@ use crate::model::{Key, TableDef};
 use crate::value::Value;
 
 use super::column_set::ColumnSet;
+use super::identity_map::Identity;
 use super::object::{addr, AnyObj, ObjState};
 use super::persistence::{self, Conns, UpdateRow};
 
@@ -720,13 +721,18 @@ pub(crate) fn row_switches(new: &[Rc<dyn AnyObj>], deleted: &[Rc<dyn AnyObj>]) -
     if new.is_empty() || deleted.is_empty() {
         return Ok((new.to_vec(), deleted.to_vec(), Vec::new()));
     }
-    // A row is its model, key and shard (in a sharded session the same key
-    // on two shards is two rows: no switch between them).
-    let mut by_identity: FastHashMap<(TypeId, Key, Option<u16>), usize> = FastHashMap::default();
+    // A row is its identity: model, key and shard (in a sharded session the
+    // same key on two shards is two rows: no switch between them).
+    let mut by_identity: FastHashMap<Identity, usize> = FastHashMap::default();
     for (i, obj) in deleted.iter().enumerate() {
         let meta = obj.meta().borrow();
         if let Some(key) = meta.key.clone() {
-            by_identity.insert((obj.model_type(), key, meta.shard()), i);
+            let identity = Identity {
+                model: obj.model_type(),
+                key,
+                shard: meta.shard(),
+            };
+            by_identity.insert(identity, i);
         }
     }
     let mut taken = vec![false; deleted.len()];
@@ -735,7 +741,11 @@ pub(crate) fn row_switches(new: &[Rc<dyn AnyObj>], deleted: &[Rc<dyn AnyObj>]) -
     for obj in new {
         let hit = match obj.current_key()? {
             Some(key) => by_identity
-                .get(&(obj.model_type(), key.clone(), obj.meta().borrow().shard()))
+                .get(&Identity {
+                    model: obj.model_type(),
+                    key: key.clone(),
+                    shard: obj.meta().borrow().shard(),
+                })
                 .filter(|&&i| !taken[i])
                 .map(|&i| (i, key)),
             None => None,
