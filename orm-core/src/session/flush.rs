@@ -379,7 +379,6 @@ impl Session {
                     persistence::Ctx {
                         conn,
                         engine: binds.engine(*bind),
-                        dialect: binds.engine(*bind).dialect(),
                         server,
                     },
                 ));

@@ -21,9 +21,8 @@ use super::unit_of_work::InsertRow;
 /// Everything the statements need to know about the connection.
 pub(crate) struct Ctx<'a> {
     pub conn: &'a mut PooledConnection,
-    /// The connection's engine (its reused statement texts).
+    /// The connection's engine: its dialect and reused statement texts.
     pub engine: &'a Engine,
-    pub dialect: &'a dyn Dialect,
     pub server: ServerInfo,
 }
 
@@ -72,9 +71,14 @@ pub(crate) fn shard_runs<T>(
     out
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// The engine's SQL dialect.
+    pub fn dialect(&self) -> &'a dyn Dialect {
+        self.engine.dialect()
+    }
+
     fn ident(&self, name: &str, sql: &mut String) {
-        self.dialect.quote_ident(name, sql);
+        self.dialect().quote_ident(name, sql);
     }
 
     /// The bytes of parameters a statement may carry: the server's packet
@@ -608,7 +612,7 @@ fn update_batch(
     params: &mut [Value],
 ) -> Result<()> {
     let per_row = params.len() / batch.len().max(1);
-    match ctx.dialect.update_batch() {
+    match ctx.dialect().update_batch() {
         UpdateBatch::Join if batch.len() > 1 => update_many(ctx, table, cols, batch, params),
         UpdateBatch::FromValues if batch.len() > 1 => {
             update_from_values(ctx, table, cols, batch, params)
@@ -632,7 +636,7 @@ fn update_one(
     let build = |dialect: &dyn Dialect| update_by_key_sql(dialect, table, cols);
     let sql = match SqlKey::update_by_key(table, cols) {
         Some(key) => ctx.engine.sql_text(key, build),
-        None => build(ctx.dialect).into(),
+        None => build(ctx.dialect()).into(),
     };
     // key, values, version -> values, key, version (the SET comes first).
     params[..table.primary_key.len() + cols.len()].rotate_left(table.primary_key.len());
@@ -1093,7 +1097,7 @@ fn key_in(
             .flat_map(|key| key.values().iter().cloned())
             .collect();
         let on = super::in_list::InColumn {
-            dialect: ctx.dialect,
+            dialect: ctx.dialect(),
             name: column.name,
             column: Some(column),
         };

@@ -373,12 +373,12 @@ impl Plan {
             };
             let key = patched(generated, &pu.obj)?;
             let mut sql = String::from("UPDATE ");
-            ctx.dialect.quote_ident(table.name, &mut sql);
+            ctx.dialect().quote_ident(table.name, &mut sql);
             sql.push_str(" SET ");
-            ctx.dialect
+            ctx.dialect()
                 .quote_ident(table.columns[pu.column].name, &mut sql);
             sql.push_str(" = ? WHERE ");
-            ctx.dialect
+            ctx.dialect()
                 .quote_ident(table.columns[table.primary_key[0]].name, &mut sql);
             sql.push_str(" = ?");
             ctx.conn.execute(&sql, &[value.clone(), key])?;
@@ -430,13 +430,13 @@ impl Plan {
                 let rows = chunk.len() / 2;
                 // `(local, remote)` and `(?, ?), (?, ?), ...`
                 let mut columns = String::from("(");
-                ctx.dialect.quote_ident(sec.local, &mut columns);
+                ctx.dialect().quote_ident(sec.local, &mut columns);
                 columns.push_str(", ");
-                ctx.dialect.quote_ident(sec.remote, &mut columns);
+                ctx.dialect().quote_ident(sec.remote, &mut columns);
                 columns.push(')');
                 let tuples = vec!["(?, ?)"; rows].join(", ");
                 let mut table = String::new();
-                ctx.dialect.quote_ident(sec.table, &mut table);
+                ctx.dialect().quote_ident(sec.table, &mut table);
                 let sql = if add {
                     format!("INSERT INTO {table} {columns} VALUES {tuples}")
                 } else {
