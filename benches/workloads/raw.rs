@@ -441,8 +441,6 @@ pub fn w7_delete(raw: &mut Raw) -> (u64, usize) {
 }
 
 const SELECT_POSTS_OF: &str =
-    "SELECT `id`, `user_id`, `title`, `body` FROM `posts` WHERE `user_id` IN ";
-const SELECT_POSTS_OF_HEAD: &str =
     "SELECT `id`, `user_id`, `title`, `body` FROM `posts` WHERE `user_id`";
 
 /// `(first, last)` when `ids` are consecutive ascending integers (keys
@@ -468,26 +466,31 @@ pub fn w8_eager(raw: &mut Raw) -> Vec<(RawUser, Vec<RawPost>)> {
     let mut ids = Vec::with_capacity(users.len());
     for u in users {
         index.insert(u.id, out.len());
-        ids.push(MyValue::Int(u.id));
+        ids.push(u.id);
         out.push((u, Vec::new()));
     }
-    let keys: Vec<i64> = out.iter().map(|(u, _)| u.id).collect();
-    // Consecutive keys: one range (as the ORM's selectin sends them).
-    let ranged = one_run(&keys).map(|(first, last)| vec![MyValue::Int(first), MyValue::Int(last)]);
-    let chunks: Vec<&[MyValue]> = match &ranged {
-        Some(bounds) => vec![bounds.as_slice()],
-        None => ids.chunks(MAX_PLACEHOLDERS).collect(),
+    // Consecutive keys: one range (as the ORM's selectin sends them);
+    // otherwise IN lists.
+    let statements: Vec<(String, Vec<MyValue>)> = match one_run(&ids) {
+        Some((first, last)) => vec![(
+            format!("{SELECT_POSTS_OF} BETWEEN ? AND ?"),
+            vec![MyValue::Int(first), MyValue::Int(last)],
+        )],
+        None => ids
+            .chunks(MAX_PLACEHOLDERS)
+            .map(|chunk| {
+                let head = format!("{SELECT_POSTS_OF} IN ");
+                let params = chunk.iter().map(|&id| MyValue::Int(id)).collect();
+                (values_sql(&head, 1, chunk.len(), ""), params)
+            })
+            .collect(),
     };
-    for chunk in chunks {
-        let sql = match ranged {
-            Some(_) => format!("{SELECT_POSTS_OF_HEAD} BETWEEN ? AND ?"),
-            None => values_sql(SELECT_POSTS_OF, 1, chunk.len(), ""),
-        };
+    for (sql, params) in statements {
         let statement = raw.prepared.get(&mut raw.conn, &sql);
         raw.conn
             .exec_fold(
                 &statement,
-                chunk.to_vec(),
+                params,
                 (),
                 |(), (id, user_id, title, body): (i64, i64, String, String)| {
                     if let Some(&k) = index.get(&user_id) {
